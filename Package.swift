@@ -1,0 +1,100 @@
+// swift-tools-version:6.0
+// Prism: a multi-modal AI gateway. The package builds the RPC runtime, the media core,
+// the services, the daemon (`prism-server`) and the CLI (`prism`); see README.md.
+import PackageDescription
+
+let package = Package(
+    name: "Prism",
+    platforms: [.macOS(.v13)],
+    products: [
+        .executable(name: "prism-server", targets: ["prism-server"]),
+        .executable(name: "prism", targets: ["prism"]),
+        .library(name: "PrismRPC", targets: ["PrismRPC"]),
+        .library(name: "PrismMedia", targets: ["PrismMedia"]),
+    ],
+    dependencies: [
+        .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
+        .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
+        .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+    ],
+    targets: [
+        // System libraries, found with pkg-config.
+        .systemLibrary(name: "CNGHTTP2", pkgConfig: "libnghttp2", providers: [.apt(["libnghttp2-dev"])]),
+        .systemLibrary(name: "COpenSSL", pkgConfig: "openssl", providers: [.apt(["libssl-dev"])]),
+        .systemLibrary(name: "CProtobufC", pkgConfig: "libprotobuf-c", providers: [.apt(["libprotobuf-c-dev"])]),
+        .systemLibrary(name: "CZlib", pkgConfig: "zlib", providers: [.apt(["zlib1g-dev"])]),
+
+        // protoc-c output and the serialized FileDescriptorSet; made by tools/gen-proto.sh, never by hand.
+        .target(
+            name: "PrismProtoC",
+            dependencies: ["CProtobufC"],
+            exclude: ["generated/descriptor_set.pb"],
+            publicHeadersPath: "generated",
+            cSettings: [.headerSearchPath("generated")]
+        ),
+        // Swift face of the generated messages: decode, encode, ownership.
+        .target(
+            name: "PrismProto",
+            dependencies: ["PrismProtoC", "CProtobufC", .product(name: "NIOCore", package: "swift-nio")]
+        ),
+
+        // Transport and gRPC semantics: sockets, TLS, HTTP/2, framing, deadlines, a client.
+        .target(
+            name: "PrismRPC",
+            dependencies: [
+                "CNGHTTP2", "COpenSSL", "CZlib",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+
+        // --- media core (issue: media core) ---
+        // libvips, poppler-glib and FFmpeg through pkg-config; FFmpeg's headers all live in one folder,
+        // so one module covers libavformat/libavcodec/libavutil/libswresample/libswscale (its modulemap links each).
+        .systemLibrary(name: "CVips", pkgConfig: "vips", providers: [.apt(["libvips-dev"])]),
+        .systemLibrary(name: "CPoppler", pkgConfig: "poppler-glib", providers: [.apt(["libpoppler-glib-dev"])]),
+        .systemLibrary(
+            name: "CFFmpeg", pkgConfig: "libavformat",
+            providers: [.apt(["libavformat-dev", "libavcodec-dev", "libavutil-dev", "libswresample-dev", "libswscale-dev"])]
+        ),
+        // Thin C functions in front of the variadic and macro parts of libvips and FFmpeg; no logic lives here.
+        .target(
+            name: "CPrismMedia", dependencies: ["CVips", "CFFmpeg"],
+            linkerSettings: ["vips", "gobject-2.0", "glib-2.0", "avformat", "avcodec", "avutil", "swresample", "swscale"].map { .linkedLibrary($0) }
+        ),
+        // Decode, sniff, resize, re-encode, rasterize, resample, sample frames; limits against hostile input.
+        .target(
+            name: "PrismMedia",
+            dependencies: ["CPrismMedia", "CVips", "CPoppler", "CFFmpeg"]
+        ),
+        // --- end media core ---
+
+        // The services of prism.v1.Prism and the standard gRPC services.
+        .target(
+            name: "PrismServer",
+            dependencies: [
+                "PrismRPC", "PrismProto", "PrismMedia",
+                .product(name: "Logging", package: "swift-log"),
+            ]
+        ),
+        .executableTarget(
+            name: "prism-server",
+            dependencies: ["PrismServer", .product(name: "ArgumentParser", package: "swift-argument-parser")]
+        ),
+        .executableTarget(
+            name: "prism",
+            dependencies: [
+                "PrismRPC", "PrismProto", "PrismMedia",
+                .product(name: "ArgumentParser", package: "swift-argument-parser"),
+            ]
+        ),
+
+        .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
+        .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
+        .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
+    ],
+    swiftLanguageModes: [.v5]
+)

@@ -1,0 +1,2 @@
+// Umbrella header of the CProtobufC system library module.
+#include "protobuf-c/protobuf-c.h"

@@ -1,0 +1,2 @@
+// Umbrella header of the CZlib system library module.
+#include "zlib.h"

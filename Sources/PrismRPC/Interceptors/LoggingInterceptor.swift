@@ -1,0 +1,28 @@
+// Logs every finished call: method, status, duration and peer. Non-OK outcomes other than
+// the caller's own cancellations are logged at `notice` so they show at the default level.
+import Logging
+import NIOCore
+
+public struct LoggingInterceptor: ServerInterceptor {
+    private let logger: Logger
+
+    public init(logger: Logger) {
+        self.logger = logger
+    }
+
+    public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {
+        let ms = Double(elapsed.nanoseconds) / 1e6
+        let level: Logger.Level = status.code == .ok || status.code == .cancelled ? .debug : .notice
+        logger.log(level: level, "\(call.path) \(status.code) \(String(format2: ms)) ms",
+                   metadata: ["peer": "\(call.peer)", "message": "\(status.message)"])
+    }
+}
+
+extension String {
+    /// Two decimals, without Foundation.
+    init(format2 value: Double) {
+        let hundredths = Int((value * 100).rounded())
+        let fraction = hundredths % 100
+        self = "\(hundredths / 100).\(fraction < 10 ? "0" : "")\(fraction)"
+    }
+}

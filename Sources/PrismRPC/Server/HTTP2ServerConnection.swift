@@ -1,0 +1,316 @@
+// The server side of one HTTP/2 connection: feeds received bytes to nghttp2, turns request
+// streams into calls (validation, routing, deadlines, interceptors), and writes what nghttp2
+// produces. Lives on, and is only touched from, its channel's event loop.
+import CNGHTTP2
+import Logging
+import NIOCore
+
+final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
+    typealias InboundIn = ByteBuffer
+    typealias OutboundOut = ByteBuffer
+
+    let router: Router
+    let configuration: ServerConfiguration
+    let logger: Logger
+    private(set) var session: NGHTTP2Session!
+    private(set) var context: ChannelHandlerContext!
+    private var streams: [Int32: ServerStream] = [:]
+    private var flushScheduled = false
+    private var inRead = false
+    private var closing = false
+    private var draining = false
+    private var lastActivity = NIODeadline.now()
+    private var pingOutstanding: NIODeadline?
+    private var timer: RepeatedTask?
+    private(set) var peerDescription = ""
+    /// Usable from any thread (handler tasks frame their messages with it).
+    let allocator = ByteBufferAllocator()
+
+    init(router: Router, configuration: ServerConfiguration, logger: Logger) {
+        self.router = router
+        self.configuration = configuration
+        self.logger = logger
+    }
+
+    // MARK: - Channel events
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        self.context = context
+        peerDescription = context.channel.remoteAddress?.description ?? "unknown"
+        var settings = NGHTTP2Session.Settings()
+        settings.maxConcurrentStreams = configuration.maxConcurrentStreams
+        settings.initialWindowSize = configuration.initialStreamWindow
+        settings.connectionWindowSize = configuration.connectionWindow
+        settings.maxHeaderListSize = UInt32(configuration.maxHeaderListBytes)
+        session = NGHTTP2Session(server: true, delegate: self, settings: settings)
+        if context.channel.isActive { start(context: context) }
+    }
+
+    func channelActive(context: ChannelHandlerContext) {
+        start(context: context)
+        context.fireChannelActive()
+    }
+
+    private func start(context: ChannelHandlerContext) {
+        guard timer == nil else { return }
+        flushNow()
+        // One coarse timer drives idle and keepalive checks.
+        let tick = TimeAmount.seconds(1)
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [weak self] _ in
+            self?.checkTimers()
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        timer?.cancel()
+        for stream in streams.values { stream.streamClosed(reset: true) }
+        streams.removeAll()
+        self.context = nil
+    }
+
+    func channelInactive(context: ChannelHandlerContext) {
+        timer?.cancel()
+        for stream in streams.values { stream.streamClosed(reset: true) }
+        streams.removeAll()
+        context.fireChannelInactive()
+    }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        lastActivity = .now()
+        pingOutstanding = nil
+        inRead = true
+        let rc = session.receive(buffer)
+        inRead = false
+        if rc < 0 {
+            // Bad preface, a flood, a protocol error: nghttp2 has queued a GOAWAY where it can.
+            logger.info("closing connection from \(peerDescription): \(NGHTTP2Session.errorString(rc))")
+            flushNow()
+            close()
+            return
+        }
+        flushNow()
+    }
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable { flushNow() }
+        context.fireChannelWritabilityChanged()
+    }
+
+    func errorCaught(context: ChannelHandlerContext, error: Error) {
+        logger.debug("connection error from \(peerDescription): \(error)")
+        close()
+    }
+
+    func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
+        if event is ServerShutdownEvent { beginDrain() } else { context.fireUserInboundEventTriggered(event) }
+    }
+
+    // MARK: - Writing
+
+    /// Flushes at the end of the current event-loop tick, so writes from many tasks coalesce.
+    func scheduleFlush() {
+        guard !flushScheduled, !inRead, context != nil else { return }
+        flushScheduled = true
+        context.eventLoop.execute { self.flushNow() }
+    }
+
+    private func flushNow() {
+        flushScheduled = false
+        guard let context, !closing else { return }
+        // A channel that cannot take more keeps nghttp2's frames (and our per-stream
+        // buffers, bounded) until it drains.
+        guard context.channel.isWritable else { return }
+        var out = context.channel.allocator.buffer(capacity: 0)
+        let rc = session.drain(into: &out)
+        if out.readableBytes > 0 {
+            context.writeAndFlush(wrapOutboundOut(out), promise: nil)
+        }
+        if rc < 0 {
+            close()
+            return
+        }
+        if !session.wantsRead && !session.wantsWrite { close() }
+        if draining && streams.isEmpty { close() }
+    }
+
+    private func close() {
+        guard !closing, let context else { return }
+        closing = true
+        context.close(promise: nil)
+    }
+
+    // MARK: - Timers and shutdown
+
+    private func checkTimers() {
+        let now = NIODeadline.now()
+        if let sent = pingOutstanding, now - sent > configuration.keepaliveTimeout {
+            logger.info("closing connection from \(peerDescription): keepalive PING not acknowledged")
+            session.goAway()
+            flushNow()
+            close()
+            return
+        }
+        let quiet = now - lastActivity
+        if streams.isEmpty, quiet > configuration.idleTimeout {
+            logger.debug("closing idle connection from \(peerDescription)")
+            beginDrain()
+            return
+        }
+        if pingOutstanding == nil, quiet > configuration.keepaliveInterval {
+            pingOutstanding = now
+            session.ping()
+            flushNow()
+        }
+    }
+
+    /// GOAWAY: accepted streams finish, new ones are refused; the connection closes when idle.
+    func beginDrain() {
+        guard !draining else { return }
+        draining = true
+        session.goAway()
+        flushNow()
+    }
+
+    // MARK: - nghttp2 events
+
+    func beginHeaders(streamID: Int32, category: nghttp2_headers_category) {
+        guard category == NGHTTP2_HCAT_REQUEST else { return }
+        streams[streamID] = ServerStream(id: streamID, eventLoop: context.eventLoop, connection: self)
+    }
+
+    func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
+        guard let stream = streams[streamID], !stream.dispatched else { return true }  // client trailers: ignored
+        stream.headerBytes += name.count + value.count + 32
+        if stream.headerBytes > configuration.maxHeaderListBytes {
+            stream.headersTooLarge = true
+            stream.headers = []
+            return true
+        }
+        if !stream.headersTooLarge {
+            stream.headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
+        }
+        return true
+    }
+
+    func headersComplete(streamID: Int32, category: nghttp2_headers_category, endStream: Bool) {
+        guard let stream = streams[streamID] else { return }
+        if !stream.dispatched {
+            stream.dispatched = true
+            dispatch(stream)
+        }
+        if endStream { requestEnded(stream) }
+    }
+
+    func data(streamID: Int32, bytes: UnsafeRawBufferPointer) {
+        guard let stream = streams[streamID] else {
+            // DATA for a stream we already forgot: still give the connection window back.
+            nghttp2_session_consume_connection(session.session, bytes.count)
+            return
+        }
+        stream.unconsumedBytes += bytes.count
+        guard !stream.hasStatus, stream.deframer != nil else {
+            returnCredit(stream)
+            return
+        }
+        stream.deframer!.append(bytes, allocator: context.channel.allocator)
+        deliverMessages(stream)
+        returnCredit(stream)
+    }
+
+    func dataEndStream(streamID: Int32) {
+        if let stream = streams[streamID] { requestEnded(stream) }
+    }
+
+    func streamClosed(streamID: Int32, errorCode: UInt32) {
+        guard let stream = streams.removeValue(forKey: streamID) else { return }
+        stream.streamClosed(reset: errorCode != NGHTTP2_NO_ERROR.rawValue)
+        if draining && streams.isEmpty { scheduleFlush() }
+    }
+
+    func readData(streamID: Int32, into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataRead {
+        guard let stream = streams[streamID] else { return .end(count: 0, trailers: nil) }
+        return stream.readData(into: buffer)
+    }
+
+    func sentEndStream(streamID: Int32) {
+        // Our response is complete; if the client is still sending, tell it to stop (RFC 9113 8.1).
+        if let stream = streams[streamID], !stream.requestEnded, session.isRemoteOpen(streamID: streamID) {
+            session.resetStream(streamID: streamID, errorCode: NGHTTP2_NO_ERROR)
+        }
+    }
+
+    func pingAcknowledged() { pingOutstanding = nil }
+    func goawayReceived(lastStreamID: Int32) {}
+
+    // MARK: - Calls
+
+    /// Hands buffered whole messages to the call.
+    private func deliverMessages(_ stream: ServerStream) {
+        do {
+            while let message = try stream.deframer!.next(allocator: context.channel.allocator) {
+                if let requests = stream.requests {
+                    requests.yield(message)
+                } else {
+                    stream.unaryRequestCount += 1
+                    if stream.unaryRequestCount > 1 {
+                        throw RPCError(.internal, "a unary call received more than one request message")
+                    }
+                    stream.unaryRequest = message
+                    stream.context?.requestWasCompressed = stream.deframer!.lastWasCompressed
+                }
+            }
+        } catch {
+            stream.finish(ServerStream.status(for: error, connection: self))
+        }
+    }
+
+    /// Returns flow-control credit unless the handler has fallen behind on a streaming call.
+    private func returnCredit(_ stream: ServerStream) {
+        if let requests = stream.requests, !stream.hasStatus {
+            let buffered = requests.bufferedByteCount
+            if buffered > configuration.perStreamInboundBytes {
+                requests.wakeWhenBelow(configuration.perStreamInboundBytes)
+                return
+            }
+        }
+        session.consume(streamID: stream.id, bytes: stream.unconsumedBytes)
+        stream.unconsumedBytes = 0
+    }
+
+    /// The handler drained its backlog: return the credit we held back.
+    func resumeInbound(_ stream: ServerStream) {
+        guard streams[stream.id] === stream else { return }
+        session.consume(streamID: stream.id, bytes: stream.unconsumedBytes)
+        stream.unconsumedBytes = 0
+        scheduleFlush()
+    }
+
+    private func requestEnded(_ stream: ServerStream) {
+        guard !stream.requestEnded else { return }
+        stream.requestEnded = true
+        guard !stream.hasStatus, let deframer = stream.deframer else { return }
+        do {
+            try deframer.checkComplete()
+        } catch {
+            stream.finish(ServerStream.status(for: error, connection: self))
+            return
+        }
+        if let requests = stream.requests {
+            requests.finish()
+        } else {
+            startUnary(stream)
+        }
+    }
+
+    func callFinished(_ stream: ServerStream, status: Status) {
+        guard let head = stream.context?.head else { return }
+        let elapsed = NIODeadline.now() - stream.startTime
+        for interceptor in router.interceptors.prefix(stream.interceptorsEntered) {
+            interceptor.finished(head, status: status, elapsed: elapsed)
+        }
+    }
+}
+
+/// Sent down every connection's pipeline when the server begins a graceful shutdown.
+struct ServerShutdownEvent {}

@@ -1,0 +1,100 @@
+// The gRPC server: binds a socket on NIO event loops (one per core), builds each
+// connection's pipeline (TLS if configured, then HTTP/2 + gRPC), enforces the connection
+// limit, and shuts down gracefully (GOAWAY, let calls finish, then close).
+import Logging
+import NIOConcurrencyHelpers
+import NIOCore
+import NIOPosix
+
+public final class RPCServer: Sendable {
+    public let configuration: ServerConfiguration
+    private let router: Router
+    private let logger: Logger
+    private let group: MultiThreadedEventLoopGroup
+    private let tlsContext: TLSContext?
+    private let state = NIOLockedValueBox(State())
+
+    private struct State {
+        var listener: Channel?
+        var connections: [ObjectIdentifier: Channel] = [:]
+        var shuttingDown = false
+    }
+
+    public init(configuration: ServerConfiguration, router: Router, logger: Logger = Logger(label: "prism.rpc")) throws {
+        self.configuration = configuration
+        self.router = router
+        self.logger = logger
+        self.tlsContext = try configuration.tls.map { try TLSContext($0, server: true) }
+        self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
+    }
+
+    /// The bound address (useful with port 0).
+    public var localAddress: SocketAddress? {
+        state.withLockedValue { $0.listener?.localAddress }
+    }
+
+    public var isTLS: Bool { tlsContext != nil }
+
+    public func start() async throws {
+        let bootstrap = ServerBootstrap(group: group)
+            .serverChannelOption(.backlog, value: 1024)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelOption(.socketOption(.tcp_nodelay), value: 1)
+            .childChannelOption(.writeBufferWaterMark, value: .init(low: 64 << 10, high: 256 << 10))
+            .childChannelInitializer { channel in
+                self.initialize(channel)
+            }
+        let listener = try await bootstrap.bind(host: configuration.host, port: configuration.port).get()
+        state.withLockedValue { $0.listener = listener }
+    }
+
+    private func initialize(_ channel: Channel) -> EventLoopFuture<Void> {
+        let admitted: Bool = state.withLockedValue { state in
+            guard !state.shuttingDown, state.connections.count < configuration.maxConnections else { return false }
+            state.connections[ObjectIdentifier(channel)] = channel
+            return true
+        }
+        guard admitted else {
+            logger.warning("refusing connection from \(channel.remoteAddress?.description ?? "?"): connection limit \(configuration.maxConnections) reached or shutting down")
+            return channel.close()
+        }
+        channel.closeFuture.whenComplete { _ in
+            _ = self.state.withLockedValue { $0.connections.removeValue(forKey: ObjectIdentifier(channel)) }
+        }
+        do {
+            let sync = channel.pipeline.syncOperations
+            if let tlsContext {
+                try sync.addHandler(try OpenSSLHandler(context: tlsContext))
+            }
+            try sync.addHandler(HTTP2ServerConnection(router: router, configuration: configuration, logger: logger))
+            return channel.eventLoop.makeSucceededVoidFuture()
+        } catch {
+            logger.error("cannot set up connection: \(error)")
+            return channel.close()
+        }
+    }
+
+    /// Stops accepting, sends GOAWAY on every connection, waits up to the grace period for
+    /// calls in flight, then closes whatever is left and stops the event loops.
+    public func shutdown() async {
+        let (listener, connections): (Channel?, [Channel]) = state.withLockedValue { state in
+            state.shuttingDown = true
+            return (state.listener, Array(state.connections.values))
+        }
+        try? await listener?.close()
+        for channel in connections {
+            channel.pipeline.fireUserInboundEventTriggered(ServerShutdownEvent())
+        }
+        let deadline = NIODeadline.now() + configuration.shutdownGracePeriod
+        while NIODeadline.now() < deadline {
+            if state.withLockedValue({ $0.connections.isEmpty }) { break }
+            try? await Task.sleep(nanoseconds: 20_000_000)
+        }
+        let remaining = state.withLockedValue { Array($0.connections.values) }
+        if !remaining.isEmpty {
+            logger.warning("grace period over: closing \(remaining.count) connection(s) with calls in flight")
+        }
+        for channel in remaining { try? await channel.close() }
+        try? await group.shutdownGracefully()
+    }
+}

@@ -1,0 +1,88 @@
+// The method table: which handler serves which `/package.Service/Method`, in the four gRPC
+// call shapes, plus the interceptors every call passes through.
+import NIOCore
+
+/// A handler for one method, in one of gRPC's call shapes. Messages are serialized bytes;
+/// typed wrappers (see PrismServer) decode and encode them.
+public enum RPCHandler: Sendable {
+    /// One request, one response, computed in a task.
+    case unary(@Sendable (ByteBuffer, ServerCallContext) async throws -> ByteBuffer)
+    /// One request, one response, computed synchronously on the connection's event loop.
+    /// For cheap, non-blocking handlers only (health checks): it saves a task and two hops.
+    case unaryOnEventLoop(@Sendable (ByteBuffer, ServerCallContext) throws -> ByteBuffer)
+    case serverStreaming(@Sendable (ByteBuffer, ServerCallContext, ResponseWriter) async throws -> Void)
+    case clientStreaming(@Sendable (RequestStream, ServerCallContext) async throws -> ByteBuffer)
+    case bidirectional(@Sendable (RequestStream, ResponseWriter, ServerCallContext) async throws -> Void)
+
+    var isUnaryRequest: Bool {
+        switch self {
+        case .unary, .unaryOnEventLoop, .serverStreaming: return true
+        case .clientStreaming, .bidirectional: return false
+        }
+    }
+}
+
+/// Runs on the event loop around every call. `accept` may refuse a call by throwing an
+/// `RPCError` (auth); `finished` sees the outcome of every call whose `accept` it saw,
+/// including a refusal by itself or a later interceptor (metrics, logs).
+public protocol ServerInterceptor: Sendable {
+    func accept(_ call: CallHead) throws
+    func finished(_ call: CallHead, status: Status, elapsed: TimeAmount)
+}
+
+extension ServerInterceptor {
+    public func accept(_ call: CallHead) throws {}
+    public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {}
+}
+
+/// A gRPC service: its full name and handlers by method name.
+public struct ServiceDefinition: Sendable {
+    public let name: String
+    public private(set) var methods: [String: RPCHandler] = [:]
+
+    public init(name: String) {
+        self.name = name
+    }
+
+    public mutating func add(_ method: String, _ handler: RPCHandler) {
+        methods[method] = handler
+    }
+}
+
+/// The server's method table, fixed once the server starts.
+public struct Router: Sendable {
+    private var handlers: [String: RPCHandler] = [:]
+    private var services: Set<String> = []
+    public private(set) var interceptors: [any ServerInterceptor] = []
+
+    public init() {}
+
+    public mutating func register(_ service: ServiceDefinition) {
+        services.insert(service.name)
+        for (method, handler) in service.methods {
+            handlers["/\(service.name)/\(method)"] = handler
+        }
+    }
+
+    public mutating func intercept(with interceptor: any ServerInterceptor) {
+        interceptors.append(interceptor)
+    }
+
+    public var serviceNames: [String] { services.sorted() }
+
+    enum Lookup {
+        case found(RPCHandler)
+        case unknownService(String)
+        case unknownMethod(service: String, method: String)
+        case malformedPath
+    }
+
+    func lookup(path: String) -> Lookup {
+        if let handler = handlers[path] { return .found(handler) }
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else { return .malformedPath }
+        let service = String(parts[1])
+        if services.contains(service) { return .unknownMethod(service: service, method: String(parts[2])) }
+        return .unknownService(service)
+    }
+}

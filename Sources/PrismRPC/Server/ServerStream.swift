@@ -1,0 +1,222 @@
+// One RPC on a server connection: the request's headers and messages coming in, the
+// handler's task, and the response messages and status going out with backpressure.
+// Every stored property is owned by the connection's event loop; the async methods at the
+// bottom are the only entry points from the handler's task, and each hops to that loop.
+import CNGHTTP2
+import NIOCore
+
+final class ServerStream: @unchecked Sendable {
+    let id: Int32
+    let eventLoop: EventLoop
+    /// Strong: a handler's task may outlive the connection, and still reaches it here (the
+    /// cycle through `connection.streams` is broken when the stream closes).
+    let connection: HTTP2ServerConnection
+
+    // Request side.
+    var headers: [(String, String)] = []
+    var headerBytes = 0
+    var headersTooLarge = false
+    var dispatched = false
+    var requestEnded = false
+    var deframer: MessageDeframer?
+    var requests: RequestStream?
+    /// The single request of a unary-request call, once it has arrived.
+    var unaryRequest: ByteBuffer?
+    var unaryRequestCount = 0
+    /// Received DATA bytes not yet returned to the peer's flow-control window.
+    var unconsumedBytes = 0
+
+    // Call.
+    var handler: RPCHandler?
+    var context: ServerCallContext?
+    var task: Task<Void, Never>?
+    var deadlineTimer: Scheduled<Void>?
+    var startTime = NIODeadline.now()
+    /// Interceptors whose `accept` ran; each of them sees `finished`.
+    var interceptorsEntered = 0
+    /// The client listed gzip in `grpc-accept-encoding`.
+    var clientAcceptsGzip = false
+
+    // Response side.
+    var headersSent = false
+    var outbound = CircularBuffer<ByteBuffer>()
+    var outboundBytes = 0
+    var dataDeferred = false
+    /// The trailers to send once `outbound` is empty; set when the call has a status.
+    var pendingTrailers: [(String, String)]?
+    var finalStatus: Status?
+    /// Our side is done (trailers or trailers-only sent, or the stream reset).
+    var closed = false
+    var writeWaiters: [CheckedContinuation<Void, Error>] = []
+
+    init(id: Int32, eventLoop: EventLoop, connection: HTTP2ServerConnection) {
+        self.id = id
+        self.eventLoop = eventLoop
+        self.connection = connection
+    }
+
+    var hasStatus: Bool { finalStatus != nil }
+
+    // MARK: - Response side, on the event loop
+
+    /// Queues a framed message; sends the response headers first if they are still due.
+    func enqueue(_ framed: ByteBuffer) {
+        guard !hasStatus, !closed else { return }
+        outbound.append(framed)
+        outboundBytes += framed.readableBytes
+        if !headersSent {
+            headersSent = true
+            connection.session.submitHeaders(streamID: id, responseHeaders(), withBody: true)
+        } else if dataDeferred {
+            dataDeferred = false
+            connection.session.resumeData(streamID: id)
+        }
+        connection.scheduleFlush()
+    }
+
+    /// Ends the call with `status`. The first status wins; later ones (a handler finishing
+    /// after its deadline fired) are ignored.
+    func finish(_ status: Status, trailers extra: Metadata = Metadata()) {
+        guard !hasStatus, !closed else { return }
+        finalStatus = status
+        deadlineTimer?.cancel()
+        var trailers = context?.responseTrailers ?? Metadata()
+        for entry in extra.entries {
+            switch entry.value {
+            case .text(let t): trailers.add(entry.name, t)
+            case .binary(let b): trailers.add(entry.name, binary: b)
+            }
+        }
+        var fields = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { fields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+        fields += trailers.wireHeaders()
+
+        if !headersSent {
+            // Trailers-only response: one HEADERS frame with END_STREAM.
+            headersSent = true
+            connection.session.submitHeaders(streamID: id, responseHeaders() + fields, withBody: false)
+        } else {
+            pendingTrailers = fields
+            if dataDeferred {
+                dataDeferred = false
+                connection.session.resumeData(streamID: id)
+            }
+        }
+        if status.code != .ok { task?.cancel() }
+        requests?.finish(RPCError(.cancelled, "call already finished"))
+        connection.callFinished(self, status: status)
+        connection.scheduleFlush()
+    }
+
+    private func responseHeaders() -> [(String, String)] {
+        var fields = [(":status", "200"), ("content-type", "application/grpc")]
+        let encoding = responseEncoding()
+        if encoding != .identity { fields.append(("grpc-encoding", encoding.rawValue)) }
+        fields.append(("grpc-accept-encoding", MessageEncoding.acceptHeader))
+        if let context { fields += context.responseHeaders.wireHeaders() }
+        return fields
+    }
+
+    /// nghttp2 pulls body bytes for the DATA frames it is about to send.
+    func readData(into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataRead {
+        var written = 0
+        while written < buffer.count, var head = outbound.first {
+            let n = min(head.readableBytes, buffer.count - written)
+            head.withUnsafeReadableBytes { bytes in
+                UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + n])
+                    .copyMemory(from: UnsafeRawBufferPointer(rebasing: bytes[0..<n]))
+            }
+            head.moveReaderIndex(forwardBy: n)
+            written += n
+            if head.readableBytes == 0 { outbound.removeFirst() } else { outbound[outbound.startIndex] = head }
+        }
+        outboundBytes -= written
+        if outboundBytes < connection.configuration.perStreamBufferBytes / 2, !writeWaiters.isEmpty {
+            let waiters = writeWaiters
+            writeWaiters = []
+            for waiter in waiters { waiter.resume() }
+        }
+        if outbound.isEmpty, let trailers = pendingTrailers {
+            pendingTrailers = nil
+            return .end(count: written, trailers: trailers)
+        }
+        if written == 0 {
+            dataDeferred = true
+            return .deferred
+        }
+        return .bytes(written)
+    }
+
+    /// The stream is gone (reset by the peer, or fully closed): stop everything.
+    func streamClosed(reset: Bool) {
+        closed = true
+        deadlineTimer?.cancel()
+        if finalStatus == nil {
+            finalStatus = Status(.cancelled, "the client cancelled the call")
+            connection.callFinished(self, status: finalStatus!)
+        }
+        task?.cancel()
+        requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
+        let waiters = writeWaiters
+        writeWaiters = []
+        for waiter in waiters { waiter.resume(throwing: RPCError(.cancelled, "the call has ended")) }
+        outbound.removeAll()
+    }
+
+    /// Thread-safe: decided once per call by the context.
+    func responseEncoding() -> MessageEncoding {
+        context?.responseEncoding(clientAcceptsGzip: clientAcceptsGzip,
+                                  serverDefault: connection.configuration.compressResponses) ?? .identity
+    }
+
+    // MARK: - Entry points from the handler's task
+
+    func write(_ message: ByteBuffer) async throws {
+        let framed = MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator)
+        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
+            eventLoop.execute {
+                guard !self.hasStatus, !self.closed else {
+                    continuation.resume(throwing: RPCError(.cancelled, "the call has ended"))
+                    return
+                }
+                self.enqueue(framed)
+                if self.outboundBytes > self.connection.configuration.perStreamBufferBytes {
+                    self.writeWaiters.append(continuation)
+                } else {
+                    continuation.resume()
+                }
+            }
+        }
+    }
+
+    /// Called when the handler's task ends, with its response (unary) or nil (streaming).
+    func handlerCompleted(response: ByteBuffer?, error: Error?) {
+        eventLoop.execute {
+            self.complete(response: response, error: error)
+        }
+    }
+
+    /// On the event loop: send the handler's outcome.
+    func complete(response: ByteBuffer?, error: Error?) {
+        if let error {
+            finish(Self.status(for: error, connection: connection), trailers: (error as? RPCError)?.trailers ?? Metadata())
+            return
+        }
+        if let response {
+            enqueue(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator))
+        }
+        finish(.ok)
+    }
+
+    static func status(for error: Error, connection: HTTP2ServerConnection) -> Status {
+        switch error {
+        case let rpc as RPCError:
+            return rpc.status
+        case is CancellationError:
+            return Status(.cancelled, "the call was cancelled")
+        default:
+            connection.logger.error("handler failed: \(error)")
+            return Status(.internal, "internal error")
+        }
+    }
+}

@@ -1,0 +1,55 @@
+// Assembles the gateway: the method table (prism.v1.Prism, health, reflection, and the
+// interop service when asked), the interceptors (auth, metrics, logging) and the RPC server.
+import Logging
+import PrismProto
+import PrismRPC
+
+public final class PrismGateway: Sendable {
+    public let server: RPCServer
+    public let health: HealthStatusStore
+    public let metrics: MetricsInterceptor
+
+    public init(settings: ServerSettings, logger: Logger) throws {
+        let health = HealthStatusStore()
+        let metrics = MetricsInterceptor()
+        let index = try DescriptorIndex.embedded()
+
+        var router = Router()
+        router.register(PrismService.definition())
+        router.register(HealthService.definition(store: health))
+        if settings.interop { router.register(InteropService.definition()) }
+        let names = RouterNames()
+        for definition in ReflectionService.definitions(index: index, services: { names.value }) {
+            router.register(definition)
+        }
+        names.value = router.serviceNames
+
+        if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
+        router.intercept(with: metrics)
+        router.intercept(with: LoggingInterceptor(logger: logger))
+
+        health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
+        for name in router.serviceNames {
+            health.set(name, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
+        }
+        self.server = try RPCServer(configuration: settings.rpc, router: router, logger: logger)
+        self.health = health
+        self.metrics = metrics
+    }
+
+    public func start() async throws {
+        try await server.start()
+    }
+
+    /// Reports NOT_SERVING first, then drains and stops the server.
+    public func shutdown() async {
+        health.setAllNotServing()
+        await server.shutdown()
+    }
+}
+
+/// The registered service names, filled in once the router is complete (reflection lists them).
+private final class RouterNames: @unchecked Sendable {
+    // Written once before the server starts, read only afterwards.
+    var value: [String] = []
+}

@@ -1,0 +1,131 @@
+// The daemon's settings: embedded defaults, then the config file (`--config`, JSON), then
+// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`), then command-line flags, each overriding
+// the one before. Produces the RPC layer's ServerConfiguration and the auth decision.
+import Foundation
+import PrismRPC
+
+/// The config file's shape. Every field is optional; absent means "keep the default".
+public struct ConfigFile: Codable, Sendable {
+    public struct TLS: Codable, Sendable {
+        public var cert: String?
+        public var key: String?
+        /// PEM CA bundle: when set, clients must present a certificate it signed.
+        public var client_ca: String?
+    }
+
+    public struct Auth: Codable, Sendable {
+        /// "auto" (default: on unless listening on loopback), "on" or "off".
+        public var mode: String?
+        public var api_keys: [String]?
+    }
+
+    public struct Limits: Codable, Sendable {
+        public var max_receive_message_bytes: Int?
+        public var max_concurrent_streams: Int?
+        public var max_connections: Int?
+        public var max_header_list_bytes: Int?
+        public var per_stream_buffer_bytes: Int?
+        public var idle_timeout_seconds: Int?
+        public var keepalive_interval_seconds: Int?
+        public var shutdown_grace_seconds: Int?
+    }
+
+    public var listen: String?
+    public var tls: TLS?
+    public var auth: Auth?
+    public var limits: Limits?
+    public var compress_responses: Bool?
+    public var interop: Bool?
+
+    public init() {}
+
+    public static func load(_ path: String) throws -> ConfigFile {
+        let data: Data
+        do {
+            data = try Data(contentsOf: URL(fileURLWithPath: path))
+        } catch {
+            throw SettingsError("cannot read config file \(path): \(error.localizedDescription)")
+        }
+        do {
+            return try JSONDecoder().decode(ConfigFile.self, from: data)
+        } catch {
+            throw SettingsError("config file \(path) is not valid: \(error)")
+        }
+    }
+}
+
+public struct SettingsError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Everything the daemon needs to start.
+public struct ServerSettings: Sendable {
+    public var rpc = ServerConfiguration()
+    public var apiKeys: [String] = []
+    public var authMode = "auto"
+    public var interop = false
+
+    public init() {}
+
+    /// Applies a config file over the current settings.
+    public mutating func apply(_ file: ConfigFile) throws {
+        if let listen = file.listen { try setListen(listen) }
+        if let tls = file.tls {
+            rpc.tls = TLSConfiguration(certificateChainFile: tls.cert, privateKeyFile: tls.key, trustRootsFile: tls.client_ca)
+        }
+        if let auth = file.auth {
+            if let mode = auth.mode { authMode = mode }
+            if let keys = auth.api_keys { apiKeys += keys }
+        }
+        if let l = file.limits {
+            if let v = l.max_receive_message_bytes { rpc.maxReceiveMessageBytes = v }
+            if let v = l.max_concurrent_streams { rpc.maxConcurrentStreams = UInt32(v) }
+            if let v = l.max_connections { rpc.maxConnections = v }
+            if let v = l.max_header_list_bytes { rpc.maxHeaderListBytes = v }
+            if let v = l.per_stream_buffer_bytes { rpc.perStreamBufferBytes = v }
+            if let v = l.idle_timeout_seconds { rpc.idleTimeout = .seconds(Int64(v)) }
+            if let v = l.keepalive_interval_seconds { rpc.keepaliveInterval = .seconds(Int64(v)) }
+            if let v = l.shutdown_grace_seconds { rpc.shutdownGracePeriod = .seconds(Int64(v)) }
+        }
+        if let v = file.compress_responses { rpc.compressResponses = v }
+        if let v = file.interop { interop = v }
+    }
+
+    /// Applies `PRISM_LISTEN` and `PRISM_API_KEYS` (comma-separated).
+    public mutating func applyEnvironment(_ environment: [String: String]) throws {
+        if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
+        if let keys = environment["PRISM_API_KEYS"] {
+            apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+        }
+    }
+
+    /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
+    public mutating func setListen(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
+            throw SettingsError("listen address '\(text)' must be HOST:PORT")
+        }
+        var host = String(text[..<colon])
+        if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
+        rpc.host = host.isEmpty ? "0.0.0.0" : host
+        rpc.port = port
+    }
+
+    public var listensOnLoopbackOnly: Bool {
+        ["127.0.0.1", "::1", "localhost"].contains(rpc.host) || rpc.host.hasPrefix("127.")
+    }
+
+    /// Whether API-key auth applies, after the mode and the address are known.
+    public func authEnabled() throws -> Bool {
+        switch authMode {
+        case "on": break
+        case "off": return false
+        case "auto": if listensOnLoopbackOnly { return false }
+        default: throw SettingsError("auth mode '\(authMode)' must be auto, on or off")
+        }
+        guard !apiKeys.isEmpty else {
+            throw SettingsError("API-key auth is on (listening on \(rpc.host)) but no keys are configured: set auth.api_keys in the config file, PRISM_API_KEYS, or --api-key; or turn auth off explicitly with --auth off")
+        }
+        return true
+    }
+}

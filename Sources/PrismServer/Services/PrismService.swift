@@ -1,0 +1,39 @@
+// prism.v1.Prism, the gateway's own API. Every method is routed; those whose layers have not
+// landed yet answer UNIMPLEMENTED saying what is missing, never a fake result.
+import PrismRPC
+
+enum PrismService {
+    static let name = "prism.v1.Prism"
+
+    /// Method name, call shape, and the capability it waits for.
+    private static let methods: [(String, Shape, String)] = [
+        ("Generate", .serverStreaming, "provider plugins and routing"),
+        ("Extract", .unary, "provider plugins and routing"),
+        ("Converse", .bidirectional, "provider plugins and routing"),
+        ("Transcribe", .bidirectional, "a transcribe-capable provider plugin"),
+        ("Synthesize", .serverStreaming, "a synthesize-capable provider plugin"),
+        ("ListProviders", .unary, "the plugin host"),
+        ("SubmitBatch", .unary, "durable batches"),
+        ("GetBatch", .unary, "durable batches"),
+        ("CancelBatch", .unary, "durable batches"),
+        ("StreamBatchResults", .serverStreaming, "durable batches"),
+        ("IndexDocument", .clientStreaming, "the document index"),
+        ("Query", .serverStreaming, "the document index"),
+    ]
+
+    private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
+
+    static func definition() -> ServiceDefinition {
+        var service = ServiceDefinition(name: name)
+        for (method, shape, needs) in methods {
+            let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
+            switch shape {
+            case .unary: service.add(method, .unary { _, _ in throw error })
+            case .serverStreaming: service.add(method, .serverStreaming { _, _, _ in throw error })
+            case .clientStreaming: service.add(method, .clientStreaming { _, _ in throw error })
+            case .bidirectional: service.add(method, .bidirectional { _, _, _ in throw error })
+            }
+        }
+        return service
+    }
+}

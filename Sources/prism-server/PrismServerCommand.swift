@@ -1,0 +1,111 @@
+// prism-server: the Prism gateway daemon. Reads settings (defaults < --config file <
+// environment < flags), serves gRPC until SIGTERM/SIGINT, then shuts down gracefully.
+import ArgumentParser
+import Dispatch
+import Foundation
+import Logging
+import PrismServer
+
+@main
+struct PrismServerCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "prism-server",
+        abstract: "The Prism multi-modal AI gateway (gRPC over HTTP/2).")
+
+    @Option(help: "JSON config file.") var config: String?
+    @Option(help: "Address to listen on, HOST:PORT (default 127.0.0.1:50051, or PRISM_LISTEN).") var listen: String?
+    @Flag(help: "Also serve grpc.testing.TestService, gRPC's interop test service.") var interop = false
+    @Option(help: "PEM certificate chain; with --tls-key, serves TLS (ALPN h2).") var tlsCert: String?
+    @Option(help: "PEM private key.") var tlsKey: String?
+    @Option(help: "PEM CA bundle; clients must present a certificate it signed.") var tlsClientCa: String?
+    @Option(help: "An accepted API key (repeatable; also PRISM_API_KEYS).") var apiKey: [String] = []
+    @Option(help: "API-key auth: auto (on unless on loopback), on, off.") var auth: String?
+    @Option(help: "Largest request message, in bytes.") var maxReceiveMessageBytes: Int?
+    @Option(help: "Concurrent streams per connection.") var maxConcurrentStreams: Int?
+    @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+
+    func run() async throws {
+        var settings = ServerSettings()
+        do {
+            if let config { try settings.apply(try ConfigFile.load(config)) }
+            try settings.applyEnvironment(ProcessInfo.processInfo.environment)
+            if let listen { try settings.setListen(listen) }
+            if interop { settings.interop = true }
+            if tlsCert != nil || tlsKey != nil {
+                var tls = settings.rpc.tls ?? .init()
+                tls.certificateChainFile = tlsCert ?? tls.certificateChainFile
+                tls.privateKeyFile = tlsKey ?? tls.privateKeyFile
+                settings.rpc.tls = tls
+            }
+            if let tlsClientCa { settings.rpc.tls?.trustRootsFile = tlsClientCa }
+            settings.apiKeys += apiKey
+            if let auth { settings.authMode = auth }
+            if let v = maxReceiveMessageBytes { settings.rpc.maxReceiveMessageBytes = v }
+            if let v = maxConcurrentStreams { settings.rpc.maxConcurrentStreams = UInt32(v) }
+        } catch {
+            throw ValidationError("\(error)")
+        }
+
+        let level = Logger.Level(rawValue: logLevel) ?? .info
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level
+            return handler
+        }
+        let logger = Logger(label: "prism")
+
+        let gateway: PrismGateway
+        do {
+            gateway = try PrismGateway(settings: settings, logger: logger)
+            try await gateway.start()
+        } catch {
+            logger.critical("cannot start: \(error)")
+            throw ExitCode(1)
+        }
+        let address = gateway.server.localAddress
+        let shown = "\(settings.rpc.host.contains(":") ? "[\(settings.rpc.host)]" : settings.rpc.host):\(address?.port ?? settings.rpc.port)"
+        print("prism-server listening on \(shown) (\(gateway.server.isTLS ? "tls" : "h2c"))")
+        fflush(stdout)
+
+        await waitForTerminationSignal()
+        logger.info("shutting down: draining calls in flight")
+        await gateway.shutdown()
+        logger.info("stopped")
+    }
+}
+
+/// Suspends until SIGTERM or SIGINT arrives.
+func waitForTerminationSignal() async {
+    signal(SIGTERM, SIG_IGN)
+    signal(SIGINT, SIG_IGN)
+    let queue = DispatchQueue(label: "prism.signals")
+    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+        let once = Once(continuation)
+        var sources: [DispatchSourceSignal] = []
+        for sig in [SIGTERM, SIGINT] {
+            let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
+            source.setEventHandler { once.fire() }
+            source.resume()
+            sources.append(source)
+        }
+        once.keep(sources)
+    }
+}
+
+private final class Once: @unchecked Sendable {
+    private var continuation: CheckedContinuation<Void, Never>?
+    private var sources: [DispatchSourceSignal] = []
+    private let lock = NSLock()
+    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
+    func keep(_ sources: [DispatchSourceSignal]) { lock.withLock { self.sources = sources } }
+    func fire() {
+        let c: CheckedContinuation<Void, Never>? = lock.withLock {
+            let c = continuation
+            continuation = nil
+            return c
+        }
+        c?.resume()
+    }
+}
+
+
