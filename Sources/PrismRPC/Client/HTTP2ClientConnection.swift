@@ -67,7 +67,7 @@ final class HTTP2ClientConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
                       ("grpc-accept-encoding", MessageEncoding.acceptHeader), ("user-agent", "prism-rpc/1")]
         if let timeout { fields.append(("grpc-timeout", GRPCTimeout.encode(timeout))) }
         fields += metadata.wireHeaders()
-        let id = session.submitHeaders(streamID: -1, fields, withBody: true)
+        let id = session.submitHeaders(streamID: -1, HeaderBlock(nil, fields), withBody: true)
         guard id > 0 else {
             call.complete(Status(.unavailable, "cannot open stream: \(NGHTTP2Session.errorString(Int(id)))"), trailers: Metadata())
             return

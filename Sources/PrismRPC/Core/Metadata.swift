@@ -33,6 +33,10 @@ public struct Metadata: Sendable, Sequence {
         entries.append((name.lowercased(), .binary(binary)))
     }
 
+    public mutating func append(contentsOf other: Metadata) {
+        entries += other.entries
+    }
+
     /// The first text value for `name`.
     public subscript(name: String) -> String? {
         let name = name.lowercased()

@@ -29,7 +29,7 @@ final class NGHTTP2Session {
     enum DataRead {
         case bytes(Int)
         /// `count` bytes and the end of the body; `trailers` are submitted as the final HEADERS.
-        case end(count: Int, trailers: [(String, String)]?)
+        case end(count: Int, trailers: HeaderBlock?)
         case deferred
     }
 
@@ -117,7 +117,7 @@ final class NGHTTP2Session {
     /// Submits response or request headers, optionally followed by a body pulled through
     /// `readData`. Without a body, the HEADERS frame ends the stream.
     @discardableResult
-    func submitHeaders(streamID: Int32, _ headers: [(String, String)], withBody: Bool) -> Int32 {
+    func submitHeaders(streamID: Int32, _ headers: HeaderBlock, withBody: Bool) -> Int32 {
         withNameValues(headers) { nva, count in
             var provider = nghttp2_data_provider()
             provider.read_callback = NGHTTP2Session.readCallback
@@ -131,7 +131,7 @@ final class NGHTTP2Session {
         }
     }
 
-    func submitTrailers(streamID: Int32, _ trailers: [(String, String)]) {
+    func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) {
         withNameValues(trailers) { nva, count in
             _ = nghttp2_submit_trailer(session, streamID, nva, count)
         }
@@ -242,14 +242,49 @@ private func from(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session {
     Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
 }
 
-/// Calls `body` with an nghttp2_nv array for `headers`. nghttp2 copies names and values
+/// The header fields of one HEADERS frame: an optional pre-encoded prefix shared by every
+/// call (the usual response headers, `grpc-status: 0`), then per-call fields.
+struct HeaderBlock {
+    var fixed: FixedHeaders?
+    var fields: [(String, String)]
+
+    init(_ fixed: FixedHeaders? = nil, _ fields: [(String, String)] = []) {
+        self.fixed = fixed
+        self.fields = fields
+    }
+}
+
+/// Header fields encoded once for nghttp2 and kept for the life of the process, so the
+/// fields every response carries cost no allocation per call.
+final class FixedHeaders: @unchecked Sendable {
+    // Immutable after init; nghttp2 only reads (and copies) them.
+    let nva: UnsafeMutableBufferPointer<nghttp2_nv>
+
+    init(_ pairs: [(String, String)]) {
+        nva = .allocate(capacity: pairs.count)
+        for (i, (name, value)) in pairs.enumerated() {
+            let n = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: name.utf8.count)
+            _ = n.initialize(from: name.utf8)
+            let v = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: max(1, value.utf8.count))
+            _ = v.initialize(from: value.utf8)
+            nva[i] = nghttp2_nv(name: n.baseAddress, value: v.baseAddress, namelen: name.utf8.count,
+                                valuelen: value.utf8.count, flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        }
+    }
+}
+
+/// Calls `body` with an nghttp2_nv array for `block`. nghttp2 copies names and values
 /// during submit, so the storage only has to live for the call.
-private func withNameValues<T>(_ headers: [(String, String)], _ body: (UnsafePointer<nghttp2_nv>, Int) -> T) -> T {
+private func withNameValues<T>(_ block: HeaderBlock, _ body: (UnsafePointer<nghttp2_nv>, Int) -> T) -> T {
+    let fixed = block.fixed.map { UnsafeBufferPointer($0.nva) } ?? UnsafeBufferPointer(start: nil, count: 0)
+    if block.fields.isEmpty, let base = fixed.baseAddress {
+        return body(base, fixed.count)
+    }
     var storage: [UInt8] = []
-    storage.reserveCapacity(headers.reduce(0) { $0 + $1.0.utf8.count + $1.1.utf8.count })
+    storage.reserveCapacity(block.fields.reduce(1) { $0 + $1.0.utf8.count + $1.1.utf8.count })
     var ranges: [(Int, Int, Int, Int)] = []
-    ranges.reserveCapacity(headers.count)
-    for (name, value) in headers {
+    ranges.reserveCapacity(block.fields.count)
+    for (name, value) in block.fields {
         let n = storage.count
         storage.append(contentsOf: name.utf8)
         let v = storage.count
@@ -259,9 +294,11 @@ private func withNameValues<T>(_ headers: [(String, String)], _ body: (UnsafePoi
     storage.append(0)  // never empty, so the buffer always has a base address
     return storage.withUnsafeMutableBufferPointer { bytes in
         let base = bytes.baseAddress!
-        var nva = ranges.map { r in
-            nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3,
-                       flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue))
+        var nva = Array(fixed)
+        nva.reserveCapacity(fixed.count + ranges.count)
+        for r in ranges {
+            nva.append(nghttp2_nv(name: base + r.0, value: base + r.2, namelen: r.1, valuelen: r.3,
+                                  flags: UInt8(NGHTTP2_NV_FLAG_NONE.rawValue)))
         }
         return nva.withUnsafeMutableBufferPointer { body($0.baseAddress!, $0.count) }
     }

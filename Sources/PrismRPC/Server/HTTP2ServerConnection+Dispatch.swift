@@ -30,9 +30,9 @@ extension HTTP2ServerConnection {
             stream.reject(Status(.invalidArgument, "content-type '\(contentType)' is not gRPC; expected application/grpc"), httpStatus: 415)
             return
         }
-        let handler: RPCHandler
+        let route: Router.Route
         switch router.lookup(path: path) {
-        case .found(let h): handler = h
+        case .found(let r): route = r
         case .unknownService(let service):
             stream.reject(Status(.unimplemented, "unknown service \(service)"))
             return
@@ -60,8 +60,8 @@ extension HTTP2ServerConnection {
             deadline = .now() + amount
         }
 
-        let parts = path.split(separator: "/")
-        let head = CallHead(path: path, service: String(parts[0]), method: String(parts[1]),
+        let handler = route.handler
+        let head = CallHead(path: path, service: route.service, method: route.method,
                             metadata: Metadata.fromWire(stream.headers), peer: peerDescription, deadline: deadline)
         stream.headers = []
         stream.context = ServerCallContext(head: head, eventLoop: context.eventLoop)
@@ -171,7 +171,7 @@ extension ServerStream {
         var fields = [(":status", String(httpStatus)), ("content-type", "application/grpc"),
                       ("grpc-status", String(status.code.rawValue))]
         fields.append(("grpc-message", PercentEncoding.encode(status.message)))
-        connection.session.submitHeaders(streamID: id, fields, withBody: false)
+        connection.session.submitHeaders(streamID: id, HeaderBlock(nil, fields), withBody: false)
         connection.scheduleFlush()
     }
 }

@@ -51,7 +51,14 @@ public struct ServiceDefinition: Sendable {
 
 /// The server's method table, fixed once the server starts.
 public struct Router: Sendable {
-    private var handlers: [String: RPCHandler] = [:]
+    /// A registered method, with its names split once at registration.
+    struct Route: Sendable {
+        let handler: RPCHandler
+        let service: String
+        let method: String
+    }
+
+    private var routes: [String: Route] = [:]
     private var services: Set<String> = []
     public private(set) var interceptors: [any ServerInterceptor] = []
 
@@ -60,7 +67,7 @@ public struct Router: Sendable {
     public mutating func register(_ service: ServiceDefinition) {
         services.insert(service.name)
         for (method, handler) in service.methods {
-            handlers["/\(service.name)/\(method)"] = handler
+            routes["/\(service.name)/\(method)"] = Route(handler: handler, service: service.name, method: method)
         }
     }
 
@@ -71,14 +78,14 @@ public struct Router: Sendable {
     public var serviceNames: [String] { services.sorted() }
 
     enum Lookup {
-        case found(RPCHandler)
+        case found(Route)
         case unknownService(String)
         case unknownMethod(service: String, method: String)
         case malformedPath
     }
 
     func lookup(path: String) -> Lookup {
-        if let handler = handlers[path] { return .found(handler) }
+        if let route = routes[path] { return .found(route) }
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
         guard parts.count == 3, parts[0].isEmpty, !parts[1].isEmpty, !parts[2].isEmpty else { return .malformedPath }
         let service = String(parts[1])

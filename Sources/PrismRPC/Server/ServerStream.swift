@@ -43,7 +43,7 @@ final class ServerStream: @unchecked Sendable {
     var outboundBytes = 0
     var dataDeferred = false
     /// The trailers to send once `outbound` is empty; set when the call has a status.
-    var pendingTrailers: [(String, String)]?
+    var pendingTrailers: HeaderBlock?
     var finalStatus: Status?
     /// Our side is done (trailers or trailers-only sent, or the stream reset).
     var closed = false
@@ -81,22 +81,20 @@ final class ServerStream: @unchecked Sendable {
         finalStatus = status
         deadlineTimer?.cancel()
         var trailers = context?.responseTrailers ?? Metadata()
-        for entry in extra.entries {
-            switch entry.value {
-            case .text(let t): trailers.add(entry.name, t)
-            case .binary(let b): trailers.add(entry.name, binary: b)
-            }
-        }
-        var fields = [("grpc-status", String(status.code.rawValue))]
-        if !status.message.isEmpty { fields.append(("grpc-message", PercentEncoding.encode(status.message))) }
-        fields += trailers.wireHeaders()
+        trailers.append(contentsOf: extra)
+        var statusFields = [("grpc-status", String(status.code.rawValue))]
+        if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
+        let trailerFields = trailers.wireHeaders()
 
         if !headersSent {
             // Trailers-only response: one HEADERS frame with END_STREAM.
             headersSent = true
-            connection.session.submitHeaders(streamID: id, responseHeaders() + fields, withBody: false)
+            var headers = responseHeaders()
+            headers.fields += statusFields + trailerFields
+            connection.session.submitHeaders(streamID: id, headers, withBody: false)
         } else {
-            pendingTrailers = fields
+            let plainOK = status.code == .ok && status.message.isEmpty
+            pendingTrailers = plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields)
             if dataDeferred {
                 dataDeferred = false
                 connection.session.resumeData(streamID: id)
@@ -108,13 +106,9 @@ final class ServerStream: @unchecked Sendable {
         connection.scheduleFlush()
     }
 
-    private func responseHeaders() -> [(String, String)] {
-        var fields = [(":status", "200"), ("content-type", "application/grpc")]
-        let encoding = responseEncoding()
-        if encoding != .identity { fields.append(("grpc-encoding", encoding.rawValue)) }
-        fields.append(("grpc-accept-encoding", MessageEncoding.acceptHeader))
-        if let context { fields += context.responseHeaders.wireHeaders() }
-        return fields
+    private func responseHeaders() -> HeaderBlock {
+        let fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
+        return HeaderBlock(fixed, context?.responseHeaders.wireHeaders() ?? [])
     }
 
     /// nghttp2 pulls body bytes for the DATA frames it is about to send.
@@ -219,4 +213,12 @@ final class ServerStream: @unchecked Sendable {
             return Status(.internal, "internal error")
         }
     }
+}
+
+extension FixedHeaders {
+    static let identityResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc"),
+                                                ("grpc-accept-encoding", MessageEncoding.acceptHeader)])
+    static let gzipResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc"),
+                                            ("grpc-encoding", "gzip"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)])
+    static let okTrailers = FixedHeaders([("grpc-status", "0")])
 }

@@ -58,13 +58,19 @@ public final class HealthStatusStore: Sendable {
 enum HealthService {
     static func definition(store: HealthStatusStore) -> ServiceDefinition {
         var service = ServiceDefinition(name: "grpc.health.v1.Health")
+        // Probes call Check often: an empty request (service "") skips decoding, and the
+        // four possible answers are encoded once.
+        let answers = Dictionary(uniqueKeysWithValues: allStatuses.map { ($0.rawValue, response($0)) })
         service.add("Check", .unaryOnEventLoop { body, _ in
-            let request = try decodeRequest(grpc__health__v1__health_check_request__init, body)
-            let name = String(protoC: request.pointee.service)
+            var name = ""
+            if body.readableBytes > 0 {
+                let request = try decodeRequest(grpc__health__v1__health_check_request__init, body)
+                name = String(protoC: request.pointee.service)
+            }
             guard let status = store.status(of: name) else {
                 throw RPCError(.notFound, "unknown service '\(name)'")
             }
-            return response(status)
+            return answers[status.rawValue]!
         })
         service.add("Watch", .serverStreaming { body, _, writer in
             let request = try decodeRequest(grpc__health__v1__health_check_request__init, body)
@@ -75,6 +81,13 @@ enum HealthService {
         })
         return service
     }
+
+    private static let allStatuses = [
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__UNKNOWN,
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING,
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING,
+        GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVICE_UNKNOWN,
+    ]
 
     private static func response(_ status: HealthStatusStore.ServingStatus) -> ByteBuffer {
         let builder = ProtoBuilder()
