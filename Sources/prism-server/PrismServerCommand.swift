@@ -53,6 +53,7 @@ struct PrismServerCommand: AsyncParsableCommand {
             return handler
         }
         let logger = Logger(label: "prism")
+        let signals = TerminationSignals()
 
         let gateway: PrismGateway
         do {
@@ -67,45 +68,51 @@ struct PrismServerCommand: AsyncParsableCommand {
         print("prism-server listening on \(shown) (\(gateway.server.isTLS ? "tls" : "h2c"))")
         fflush(stdout)
 
-        await waitForTerminationSignal()
+        await signals.wait()
         logger.info("shutting down: draining calls in flight")
         await gateway.shutdown()
         logger.info("stopped")
     }
 }
 
-/// Suspends until SIGTERM or SIGINT arrives.
-func waitForTerminationSignal() async {
-    signal(SIGTERM, SIG_IGN)
-    signal(SIGINT, SIG_IGN)
-    let queue = DispatchQueue(label: "prism.signals")
-    await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
-        let once = Once(continuation)
-        var sources: [DispatchSourceSignal] = []
+/// SIGTERM and SIGINT, caught from the moment this is created (so a signal that arrives while
+/// the server starts is not lost, nor fatal) and awaited with `wait()`.
+final class TerminationSignals: @unchecked Sendable {
+    private let lock = NSLock()
+    private var received = false
+    private var waiter: CheckedContinuation<Void, Never>?
+    private var sources: [DispatchSourceSignal] = []
+
+    init() {
+        let queue = DispatchQueue(label: "prism.signals")
         for sig in [SIGTERM, SIGINT] {
+            signal(sig, SIG_IGN)  // the dispatch source sees it; the default action must not run
             let source = DispatchSource.makeSignalSource(signal: sig, queue: queue)
-            source.setEventHandler { once.fire() }
+            source.setEventHandler { [unowned self] in self.fire() }
             source.resume()
             sources.append(source)
         }
-        once.keep(sources)
     }
-}
 
-private final class Once: @unchecked Sendable {
-    private var continuation: CheckedContinuation<Void, Never>?
-    private var sources: [DispatchSourceSignal] = []
-    private let lock = NSLock()
-    init(_ continuation: CheckedContinuation<Void, Never>) { self.continuation = continuation }
-    func keep(_ sources: [DispatchSourceSignal]) { lock.withLock { self.sources = sources } }
-    func fire() {
-        let c: CheckedContinuation<Void, Never>? = lock.withLock {
-            let c = continuation
-            continuation = nil
-            return c
+    private func fire() {
+        let waiter: CheckedContinuation<Void, Never>? = lock.withLock {
+            received = true
+            let w = self.waiter
+            self.waiter = nil
+            return w
         }
-        c?.resume()
+        waiter?.resume()
+    }
+
+    /// Returns once SIGTERM or SIGINT has arrived (at once if one already did).
+    func wait() async {
+        await withCheckedContinuation { (continuation: CheckedContinuation<Void, Never>) in
+            let ready: Bool = lock.withLock {
+                if received { return true }
+                waiter = continuation
+                return false
+            }
+            if ready { continuation.resume() }
+        }
     }
 }
-
-

@@ -172,7 +172,7 @@ final class NGHTTP2Session {
 
     private static let readCallback: nghttp2_data_source_read_callback = { _, streamID, buf, length, flags, _, userData in
         let me = from(userData)
-        switch me.delegate.readData(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length)) {
+        switch withDelegate(userData, { $0.readData(streamID: streamID, into: UnsafeMutableRawBufferPointer(start: buf, count: length)) }) {
         case .bytes(let n):
             return n
         case .deferred:
@@ -190,56 +190,63 @@ final class NGHTTP2Session {
     private static func install(_ callbacks: OpaquePointer) {
         nghttp2_session_callbacks_set_on_begin_headers_callback(callbacks) { _, frame, userData in
             let frame = frame!.pointee
-            from(userData).delegate.beginHeaders(streamID: frame.hd.stream_id, category: frame.headers.cat)
+            withDelegate(userData) { $0.beginHeaders(streamID: frame.hd.stream_id, category: frame.headers.cat) }
             return 0
         }
         nghttp2_session_callbacks_set_on_header_callback(callbacks) { _, frame, name, namelen, value, valuelen, _, userData in
-            let ok = from(userData).delegate.header(
-                streamID: frame!.pointee.hd.stream_id,
-                name: UnsafeRawBufferPointer(start: name, count: namelen),
-                value: UnsafeRawBufferPointer(start: value, count: valuelen))
+            let ok = withDelegate(userData) {
+                $0.header(streamID: frame!.pointee.hd.stream_id,
+                          name: UnsafeRawBufferPointer(start: name, count: namelen),
+                          value: UnsafeRawBufferPointer(start: value, count: valuelen))
+            }
             return ok ? 0 : Int32(NGHTTP2_ERR_TEMPORAL_CALLBACK_FAILURE.rawValue)
         }
         nghttp2_session_callbacks_set_on_frame_recv_callback(callbacks) { _, frame, userData in
-            let me = from(userData)
             let hd = frame!.pointee.hd
             let endStream = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
-            switch UInt32(hd.type) {
-            case NGHTTP2_HEADERS.rawValue:
-                me.delegate.headersComplete(streamID: hd.stream_id, category: frame!.pointee.headers.cat, endStream: endStream)
-            case NGHTTP2_DATA.rawValue:
-                if endStream { me.delegate.dataEndStream(streamID: hd.stream_id) }
-            case NGHTTP2_PING.rawValue:
-                if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { me.delegate.pingAcknowledged() }
-            case NGHTTP2_GOAWAY.rawValue:
-                me.delegate.goawayReceived(lastStreamID: frame!.pointee.goaway.last_stream_id)
-            default:
-                break
+            withDelegate(userData) { delegate in
+                switch UInt32(hd.type) {
+                case NGHTTP2_HEADERS.rawValue:
+                    delegate.headersComplete(streamID: hd.stream_id, category: frame!.pointee.headers.cat, endStream: endStream)
+                case NGHTTP2_DATA.rawValue:
+                    if endStream { delegate.dataEndStream(streamID: hd.stream_id) }
+                case NGHTTP2_PING.rawValue:
+                    if hd.flags & UInt8(NGHTTP2_FLAG_ACK.rawValue) != 0 { delegate.pingAcknowledged() }
+                case NGHTTP2_GOAWAY.rawValue:
+                    delegate.goawayReceived(lastStreamID: frame!.pointee.goaway.last_stream_id)
+                default:
+                    break
+                }
             }
             return 0
         }
         nghttp2_session_callbacks_set_on_data_chunk_recv_callback(callbacks) { _, _, streamID, data, len, userData in
-            from(userData).delegate.data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: len))
+            withDelegate(userData) { $0.data(streamID: streamID, bytes: UnsafeRawBufferPointer(start: data, count: len)) }
             return 0
         }
         nghttp2_session_callbacks_set_on_stream_close_callback(callbacks) { _, streamID, errorCode, userData in
-            from(userData).delegate.streamClosed(streamID: streamID, errorCode: errorCode)
+            withDelegate(userData) { $0.streamClosed(streamID: streamID, errorCode: errorCode) }
             return 0
         }
         nghttp2_session_callbacks_set_on_frame_send_callback(callbacks) { _, frame, userData in
             let hd = frame!.pointee.hd
             let ends = hd.flags & UInt8(NGHTTP2_FLAG_END_STREAM.rawValue) != 0
             if ends && (UInt32(hd.type) == NGHTTP2_HEADERS.rawValue || UInt32(hd.type) == NGHTTP2_DATA.rawValue) {
-                from(userData).delegate.sentEndStream(streamID: hd.stream_id)
+                withDelegate(userData) { $0.sentEndStream(streamID: hd.stream_id) }
             }
             return 0
         }
     }
 }
 
-/// The session a C callback belongs to (its user_data).
+/// The session a C callback belongs to (its user_data). The session outlives every
+/// callback it makes, so no retain is needed to use it.
 private func from(_ userData: UnsafeMutableRawPointer?) -> NGHTTP2Session {
     Unmanaged<NGHTTP2Session>.fromOpaque(userData!).takeUnretainedValue()
+}
+
+private func withDelegate<T>(_ userData: UnsafeMutableRawPointer?, _ body: (NGHTTP2SessionDelegate) -> T) -> T {
+    Unmanaged<NGHTTP2Session>.fromOpaque(userData!)._withUnsafeGuaranteedRef { body($0.delegate) }
 }
 
 /// The header fields of one HEADERS frame: an optional pre-encoded prefix shared by every

@@ -15,6 +15,8 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     private(set) var session: NGHTTP2Session!
     private(set) var context: ChannelHandlerContext!
     private var streams: [Int32: ServerStream] = [:]
+    /// The stream whose header block is arriving: saves a lookup per header field.
+    private var headerStream: ServerStream?
     private var flushScheduled = false
     private var inRead = false
     private var closing = false
@@ -54,24 +56,30 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     private func start(context: ChannelHandlerContext) {
         guard timer == nil else { return }
         flushNow()
-        // One coarse timer drives idle and keepalive checks.
+        // One coarse timer drives idle and keepalive checks. It holds the connection strongly
+        // (a weak reference would slow every retain and release of it) until it is cancelled
+        // when the channel goes away.
         let tick = TimeAmount.seconds(1)
-        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { [weak self] _ in
-            self?.checkTimers()
+        timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
+            self.checkTimers()
         }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         for stream in streams.values { stream.streamClosed(reset: true) }
         streams.removeAll()
+        headerStream = nil
         self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {
         timer?.cancel()
+        timer = nil
         for stream in streams.values { stream.streamClosed(reset: true) }
         streams.removeAll()
+        headerStream = nil
         context.fireChannelInactive()
     }
 
@@ -176,24 +184,26 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
 
     func beginHeaders(streamID: Int32, category: nghttp2_headers_category) {
         guard category == NGHTTP2_HCAT_REQUEST else { return }
-        streams[streamID] = ServerStream(id: streamID, eventLoop: context.eventLoop, connection: self)
+        let stream = ServerStream(id: streamID, eventLoop: context.eventLoop, connection: self)
+        streams[streamID] = stream
+        headerStream = stream
     }
 
     func header(streamID: Int32, name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) -> Bool {
-        guard let stream = streams[streamID], !stream.dispatched else { return true }  // client trailers: ignored
+        let stream = headerStream?.id == streamID ? headerStream : streams[streamID]
+        guard let stream, !stream.dispatched else { return true }  // client trailers: ignored
         stream.headerBytes += name.count + value.count + 32
         if stream.headerBytes > configuration.maxHeaderListBytes {
             stream.headersTooLarge = true
-            stream.headers = []
+            stream.request = RequestHeaders()
             return true
         }
-        if !stream.headersTooLarge {
-            stream.headers.append((String(decoding: name, as: UTF8.self), String(decoding: value, as: UTF8.self)))
-        }
+        if !stream.headersTooLarge { stream.request.add(name: name, value: value) }
         return true
     }
 
     func headersComplete(streamID: Int32, category: nghttp2_headers_category, endStream: Bool) {
+        headerStream = nil
         guard let stream = streams[streamID] else { return }
         if !stream.dispatched {
             stream.dispatched = true

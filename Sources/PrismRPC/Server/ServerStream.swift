@@ -4,6 +4,9 @@
 // bottom are the only entry points from the handler's task, and each hops to that loop.
 import CNGHTTP2
 import NIOCore
+#if canImport(Glibc)
+import Glibc
+#endif
 
 final class ServerStream: @unchecked Sendable {
     let id: Int32
@@ -13,7 +16,7 @@ final class ServerStream: @unchecked Sendable {
     let connection: HTTP2ServerConnection
 
     // Request side.
-    var headers: [(String, String)] = []
+    var request = RequestHeaders()
     var headerBytes = 0
     var headersTooLarge = false
     var dispatched = false
@@ -151,6 +154,8 @@ final class ServerStream: @unchecked Sendable {
         }
         task?.cancel()
         requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
+        requests = nil  // breaks stream → requests → drain callback → stream
+        deadlineTimer = nil
         let waiters = writeWaiters
         writeWaiters = []
         for waiter in waiters { waiter.resume(throwing: RPCError(.cancelled, "the call has ended")) }
@@ -221,4 +226,36 @@ extension FixedHeaders {
     static let gzipResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc"),
                                             ("grpc-encoding", "gzip"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)])
     static let okTrailers = FixedHeaders([("grpc-status", "0")])
+}
+
+/// The request header fields the runtime acts on, picked out as they arrive; the rest are
+/// kept for the handler's metadata.
+struct RequestHeaders {
+    var method = ""
+    var path = ""
+    var contentType = ""
+    var encoding = ""
+    var acceptEncoding = ""
+    var timeout: String?
+    var metadata: [(String, String)] = []
+
+    /// Files one field; gRPC's own and HTTP's hop-by-hop fields never reach the metadata.
+    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
+        func text() -> String { String(decoding: value, as: UTF8.self) }
+        func named(_ literal: StaticString) -> Bool {
+            name.count == literal.utf8CodeUnitCount
+                && memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
+        }
+        guard let first = name.first else { return }
+        if first == UInt8(ascii: ":") {
+            if named(":method") { method = text() } else if named(":path") { path = text() }
+            return
+        }
+        if named("content-type") { contentType = text() }
+        else if named("grpc-encoding") { encoding = text() }
+        else if named("grpc-accept-encoding") { acceptEncoding = text() }
+        else if named("grpc-timeout") { timeout = text() }
+        else if named("te") || named("user-agent") || named("content-length") { return }
+        else { metadata.append((String(decoding: name, as: UTF8.self), text())) }
+    }
 }

@@ -40,7 +40,9 @@ final class OpenSSLHandler: ChannelDuplexHandler {
         } else {
             SSL_set_connect_state(ssl)
             if let host = serverHostname {
-                SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: host))
+                _ = host.withCString { name in  // SNI; OpenSSL copies the name
+                    SSL_ctrl(ssl, SSL_CTRL_SET_TLSEXT_HOSTNAME, Int(TLSEXT_NAMETYPE_host_name), UnsafeMutableRawPointer(mutating: name))
+                }
                 let param = SSL_get0_param(ssl)
                 if X509_VERIFY_PARAM_set1_ip_asc(param, host) != 1 {
                     SSL_set1_host(ssl, host)
@@ -128,7 +130,7 @@ final class OpenSSLHandler: ChannelDuplexHandler {
             let n = scratch.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
             if n > 0 {
                 if plaintext == nil { plaintext = context.channel.allocator.buffer(capacity: Int(n)) }
-                scratch.withUnsafeBytes { plaintext!.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<Int(n)])) }
+                _ = scratch.withUnsafeBytes { plaintext!.writeBytes(UnsafeRawBufferPointer(rebasing: $0[0..<Int(n)])) }
                 continue
             }
             let error = SSL_get_error(ssl, n)
