@@ -266,15 +266,17 @@ class PrismServer:
         with the name `localhost` (the certificate has both localhost and 127.0.0.1)."""
         import grpc
 
-        opts = [
-            ("grpc.enable_http_proxy", 0),  # never route loopback tests through a proxy from the env
-            ("grpc.enable_retries", 0),     # a failure must show, not be retried away
-            *options,
-        ]
+        merged = {
+            "grpc.enable_http_proxy": 0,  # never route loopback tests through a proxy from the env
+            "grpc.enable_retries": 0,     # a failure must show, not be retried away
+        }
+        merged.update(dict(options))      # the caller's choice wins
         if self.tls:
             if credentials is None:
                 credentials = grpc.ssl_channel_credentials(root_certificates=self.ca_cert.read_bytes())
-            opts.append(("grpc.ssl_target_name_override", "localhost"))
+            merged["grpc.ssl_target_name_override"] = "localhost"
+        opts = list(merged.items())
+        if self.tls:
             return grpc.secure_channel(self.target, credentials, options=opts, compression=compression)
         return grpc.insecure_channel(self.target, options=opts, compression=compression)
 

@@ -83,10 +83,9 @@ def test_prism_service_is_behind_auth(auth_channel):
     assert_status(err, StatusCode.UNAUTHENTICATED, "ListProviders without a key")
 
 
-def test_standard_access_token_credentials(auth_server):
-    """The way a grpcio user passes a bearer token (only allowed over TLS by grpcio)."""
-    if not auth_server.tls:
-        pytest.skip("grpcio sends call credentials only over a secure channel")
+def test_standard_access_token_credentials(servers):
+    """The way a grpcio user passes a bearer token (grpcio sends call credentials over TLS only)."""
+    auth_server = servers.get("auth", "tls")
     credentials = grpc.composite_channel_credentials(
         grpc.ssl_channel_credentials(root_certificates=auth_server.ca_cert.read_bytes()),
         grpc.access_token_call_credentials(API_KEY))

@@ -4,6 +4,7 @@ fresh connection. These tests get a server of their own so a flood never disturb
 
 from __future__ import annotations
 
+import socket
 import struct
 
 import grpc
@@ -149,11 +150,8 @@ def test_garbage_instead_of_the_preface(abuse_server):
     assert_serving(abuse_server)
 
 
-def test_garbage_instead_of_a_tls_client_hello(abuse_server):
-    if not abuse_server.tls:
-        pytest.skip("TLS only")
-    import socket
-
+def test_garbage_instead_of_a_tls_client_hello(servers):
+    abuse_server = servers.get("abuse", "tls")
     with socket.create_connection((abuse_server.host, abuse_server.port), timeout=CLOSE_WITHIN_S) as s:
         s.sendall(b"\x16\x03\x01\x00\x10 not a client hello at all " * 8)
         s.settimeout(CLOSE_WITHIN_S)
@@ -256,7 +254,9 @@ def test_many_small_continuation_frames(conn):
     frames.append(h2raw.frame(h2raw.CONTINUATION, h2raw.END_HEADERS, 1, block[-1:]))
     conn.pump(b"".join(frames), timeout=60)
     stream = conn.response(1, timeout=10) if not conn.closed else conn.stream(1)
-    assert refused_or_failed(stream, conn) or stream.grpc_status is not None, conn.summary()
+    # Refused (the header list is over any sane limit) or answered normally; never a hang.
+    assert refused_or_failed(stream, conn) or stream.grpc_status == 0, \
+        f"the stream ended without a gRPC status; {conn.summary()}"
 
 
 def test_unknown_frame_types_are_ignored(conn):

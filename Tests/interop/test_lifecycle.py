@@ -10,6 +10,7 @@ import grpc
 import pytest
 from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
 
+import h2raw
 from harness import RPC_TIMEOUT_S, SHUTDOWN_TIMEOUT_S, PrismServer
 
 StatusCode = grpc.StatusCode
@@ -61,14 +62,29 @@ def test_sigterm_lets_in_flight_rpcs_finish(own_server):
     assert took < SHUTDOWN_TIMEOUT_S, f"shutdown took {took:.1f}s"
 
 
-def test_no_new_connections_after_shutdown(own_server):
+def test_sigterm_sends_goaway_and_lets_the_stream_finish_on_the_wire(own_server):
     server = own_server()
-    assert server.stop() == 0
-    with server.channel() as channel:
-        stub = test_pb2_grpc.TestServiceStub(channel)
-        with pytest.raises(grpc.RpcError) as info:
-            stub.EmptyCall(empty_pb2.Empty(), timeout=2)
-        assert info.value.code() in (StatusCode.UNAVAILABLE, StatusCode.DEADLINE_EXCEEDED)
+    request = messages_pb2.StreamingOutputCallRequest(response_parameters=[
+        messages_pb2.ResponseParameters(size=100, interval_us=200_000) for _ in range(5)])
+    with server.raw() as conn:
+        conn.handshake()
+        conn.request(1, h2raw.grpc_request_headers("/grpc.testing.TestService/StreamingOutputCall"),
+                     h2raw.grpc_message(request.SerializeToString()))
+        conn.read_until(lambda: len(conn.stream(1).data) > 0, 5, "the first response message")
+        server.proc.send_signal(signal.SIGTERM)
+        stream = conn.response(1, timeout=SHUTDOWN_TIMEOUT_S)
+        assert conn.goaway is not None, f"no GOAWAY after SIGTERM; {conn.summary()}"
+        assert conn.goaway[1] == h2raw.NO_ERROR and conn.goaway[0] >= 1, f"GOAWAY {conn.goaway}"
+        assert stream.grpc_status == 0 and len(stream.messages()) == 5, \
+            f"the in-flight stream should finish all 5 messages with OK; {conn.summary()}"
+    assert server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+
+
+def test_sigint_is_graceful_too(own_server):
+    server = own_server()
+    server.proc.send_signal(signal.SIGINT)
+    code = server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S)
+    assert code == 0, f"exit code {code} after SIGINT"
 
 
 def test_prism_listen_environment_variable(own_server):

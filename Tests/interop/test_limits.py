@@ -110,12 +110,18 @@ def test_streams_over_the_limit_are_refused(limits_server):
     assert_serving(limits_server, "after a client opened more streams than allowed")
 
 
-def test_grpcio_client_over_the_limit_just_waits(limits_stub):
-    # A well-behaved client queues calls beyond MAX_CONCURRENT_STREAMS; all of them complete.
-    def call(i: int) -> int:
-        request = messages_pb2.StreamingOutputCallRequest(
-            response_parameters=[messages_pb2.ResponseParameters(size=10, interval_us=50_000)])
-        return sum(len(r.payload.body) for r in limits_stub.FullDuplexCall(iter([request]), timeout=RPC_TIMEOUT_S))
+def test_grpcio_client_over_the_limit_just_waits(limits_server):
+    # A well-behaved client queues calls beyond MAX_CONCURRENT_STREAMS; all of them complete. The
+    # first call lets the client learn the limit from SETTINGS (before that it may open more streams
+    # and see REFUSED_STREAM, which a default grpcio channel retries transparently, as here).
+    with limits_server.channel(options=[("grpc.enable_retries", 1)]) as channel:
+        stub = test_pb2_grpc.TestServiceStub(channel)
+        assert len(unary(stub, 10).payload.body) == 10
 
-    with ThreadPoolExecutor(max_workers=12) as pool:
-        assert list(pool.map(call, range(12))) == [10] * 12
+        def call(i: int) -> int:
+            request = messages_pb2.StreamingOutputCallRequest(
+                response_parameters=[messages_pb2.ResponseParameters(size=10, interval_us=50_000)])
+            return sum(len(r.payload.body) for r in stub.FullDuplexCall(iter([request]), timeout=RPC_TIMEOUT_S))
+
+        with ThreadPoolExecutor(max_workers=12) as pool:
+            assert list(pool.map(call, range(12))) == [10] * 12
