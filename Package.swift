@@ -11,6 +11,11 @@ let package = Package(
         .executable(name: "prism", targets: ["prism"]),
         .library(name: "PrismRPC", targets: ["PrismRPC"]),
         .library(name: "PrismMedia", targets: ["PrismMedia"]),
+        // Provider plugins, each its own shared object; the host loads only libprism-plugin-*.so.
+        .library(name: "prism-plugin-example", type: .dynamic, targets: ["PrismPluginExample"]),
+        // Plugins for the host's tests; their libprismtest-plugin-*.so names are never loaded by default.
+        .library(name: "prismtest-plugin-testkit", type: .dynamic, targets: ["PrismPluginTestkit"]),
+        .library(name: "prismtest-plugin-badabi", type: .dynamic, targets: ["PrismPluginBadABI"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -71,11 +76,25 @@ let package = Package(
         ),
         // --- end media core ---
 
+        // --- provider plugins (issue 4) ---
+        // The plugin ABI header, plugins/include/prism_plugin.h, as a module for the host and the plugins.
+        .target(name: "CPrismPlugin", path: "plugins/include", publicHeadersPath: "."),
+        // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
+        .target(
+            name: "PrismProviders",
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", .product(name: "Logging", package: "swift-log")]
+        ),
+        // The example plugin (local/mediainfo) and the test plugins: C, the ABI header and protobuf-c only.
+        .target(name: "PrismPluginExample", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/example", exclude: ["Makefile"], publicHeadersPath: "."),
+        .target(name: "PrismPluginTestkit", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/tests/testkit", publicHeadersPath: "."),
+        .target(name: "PrismPluginBadABI", dependencies: ["CPrismPlugin"], path: "plugins/tests/badabi", publicHeadersPath: "."),
+        // --- end provider plugins ---
+
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -95,6 +114,7 @@ let package = Package(
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
+        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -13,5 +13,5 @@ bash tools/setup.sh
 if ! command -v swift >/dev/null 2>&1 && [[ -x /opt/swift/usr/bin/swift ]]; then
   export PATH="/opt/swift/usr/bin:$PATH"
 fi
-swift build -c release --product prism-server
+swift build -c release
 exec .build/release/prism-server "$@"

@@ -24,6 +24,8 @@ PRISM_APT_PACKAGES=(
   libswresample-dev
   libswscale-dev
   libavfilter-dev
+  ffmpeg
+  libvips-tools
   libtesseract-dev
   tesseract-ocr-eng
   libpocketsphinx-dev

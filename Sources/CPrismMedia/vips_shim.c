@@ -34,6 +34,18 @@ int prism_vips_thumbnail_image(VipsImage *in, VipsImage **out, int width, int he
     return vips_thumbnail_image(in, out, width, "height", height, "size", VIPS_SIZE_DOWN, NULL);
 }
 
+int prism_vips_shrink(VipsImage *in, VipsImage **out, double factor) {
+    return vips_shrink(in, out, factor, factor, NULL);
+}
+
+int prism_vips_band_min(VipsImage *in, int band, double *out) {
+    VipsImage *extracted = NULL;
+    if (vips_extract_band(in, &extracted, band, NULL)) return -1;
+    int result = vips_min(extracted, out, NULL);
+    g_object_unref(extracted);
+    return result;
+}
+
 int prism_vips_flatten_white(VipsImage *in, VipsImage **out) {
     double white[] = { 255.0, 255.0, 255.0 };
     int n = vips_image_get_bands(in) >= 3 ? 3 : 1;

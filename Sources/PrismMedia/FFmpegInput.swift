@@ -77,7 +77,8 @@ final class AVStreamDecoder {
     private let frame: UnsafeMutablePointer<AVFrame>
     private let packet: UnsafeMutablePointer<AVPacket>
 
-    init(input: AVInput, streamIndex: Int32, kind: MediaFormat) throws {
+    /// `maxPixels` is handed to FFmpeg's own check (`max_pixels`), a second line behind ours.
+    init(input: AVInput, streamIndex: Int32, kind: MediaFormat, maxPixels: Int? = nil) throws {
         let stream = input.stream(streamIndex)
         guard let codec = avcodec_find_decoder(stream.pointee.codecpar.pointee.codec_id) else {
             throw MediaError.notSupported("no decoder for codec \(String(cString: avcodec_get_name(stream.pointee.codecpar.pointee.codec_id)))")
@@ -94,6 +95,7 @@ final class AVStreamDecoder {
         context.pointee.pkt_timebase = stream.pointee.time_base
         // Decoding threads would multiply memory per request; the gateway parallelises across requests.
         context.pointee.thread_count = 1
+        if let maxPixels { context.pointee.max_pixels = Int64(maxPixels) }
         let rc = avcodec_open2(context, codec, nil)
         guard rc >= 0 else { throw MediaError.corrupt(kind, detail: "opening decoder: \(avErrorText(rc))") }
     }

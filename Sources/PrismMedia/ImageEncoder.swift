@@ -19,14 +19,16 @@ struct ImageEncoder {
     }
 
     let target: ImageTarget
-    /// Format of the source; lossless sources (screenshots, diagrams) prefer a lossless output.
-    let sourceFormat: MediaFormat
     let budget: TimeBudget
 
     private var strip: Bool { !target.keepMetadata }
 
-    /// Output formats to try, best first.
-    func candidateFormats(hasAlpha: Bool, animated: Bool) throws -> [MediaFormat] {
+    /// Output formats to try, best first, and why that order.
+    ///
+    /// Lossless comes first for transparency and for graphics (few colours: text, diagrams, UI),
+    /// where PNG is sharper and usually smaller; photographs and renders go lossy first, whatever
+    /// format they arrived in (a photo saved as PNG is still a photo).
+    func candidateFormats(for image: VipsImageRef, animated: Bool) throws -> (formats: [MediaFormat], reason: String?) {
         let accepted = target.encodableFormats
         guard !accepted.isEmpty else {
             throw MediaError.invalidTarget("none of the accepted formats (\(target.acceptedFormats.map(\.rawValue))) can be written")
@@ -35,17 +37,19 @@ struct ImageEncoder {
             guard accepted.contains(forced) else {
                 throw MediaError.invalidTarget("preferred format \(forced.rawValue) is not an accepted, writable format")
             }
-            return [forced]
+            return ([forced], nil)
         }
-        let order: [MediaFormat]
+        let order: [MediaFormat], reason: String
         if animated {
-            order = [.webp, .gif, .png, .jpeg]
-        } else if hasAlpha || [.png, .gif, .bmp, .tiff].contains(sourceFormat) {
-            order = [.png, .webp, .jpeg, .heic, .avif, .gif]
+            (order, reason) = ([.webp, .gif, .png, .jpeg], "animation")
+        } else if image.hasAlpha {
+            (order, reason) = ([.png, .webp, .jpeg, .heic, .avif, .gif], "transparency: lossless first")
+        } else if ImageContent.isGraphics(image) {
+            (order, reason) = ([.png, .webp, .jpeg, .heic, .avif, .gif], "few colours (graphics): lossless first")
         } else {
-            order = [.jpeg, .webp, .heic, .avif, .png, .gif]
+            (order, reason) = ([.jpeg, .webp, .heic, .avif, .png, .gif], "photographic: lossy first")
         }
-        return order.filter(accepted.contains)
+        return (order.filter(accepted.contains), reason)
     }
 
     static func isLossy(_ format: MediaFormat) -> Bool { [.jpeg, .webp, .heic, .avif].contains(format) }
@@ -54,7 +58,8 @@ struct ImageEncoder {
     func encode(_ image: VipsImageRef, animated: Bool) throws -> Result {
         var steps: [String] = []
         var attempts = 0
-        let formats = try candidateFormats(hasAlpha: image.hasAlpha, animated: animated)
+        let (formats, reason) = try candidateFormats(for: image, animated: animated)
+        if let reason { steps.append(reason) }
         let ladder = target.maxBytes == nil ? [EncodingPolicy.startQuality] : EncodingPolicy.qualityLadder
         var smallest: (bytes: Int, format: MediaFormat)?
 

@@ -31,12 +31,14 @@ public enum ImageFitter {
             // libvips reads the buffer lazily: it must stay alive until the last encode, so all
             // the work happens inside this closure.
             let base = raw.baseAddress!, length = raw.count
-            let header = try header(base, length, format: verdict.format)
+            // BMP has no trusted libvips loader: FFmpeg decodes it (uncompressed, so no shrink-on-load to miss).
+            let bmp = verdict.format == .bmp ? try StillImageDecoder.decode(bytes, format: .bmp, limits: limits) : nil
+            let header = try bmp ?? self.header(base, length, format: verdict.format)
             let frames = max(1, header.pageCount)
             let frameHeight = frames > 1 && header.pageHeight > 0 ? header.pageHeight : header.height
             try checkSize(width: header.width, height: frameHeight, frames: 1, limits: limits)
 
-            let encoder = ImageEncoder(target: target, sourceFormat: verdict.format, budget: budget)
+            let encoder = ImageEncoder(target: target, budget: budget)
             let canAnimate = !Set(target.encodableFormats).isDisjoint(with: [.gif, .webp]) && target.preferredFormat.map { [.gif, .webp].contains($0) } ?? true
             let keepAnimation = frames > 1 && [.gif, .webp].contains(verdict.format) && target.allowsAnimation && canAnimate
             if keepAnimation {
@@ -54,8 +56,17 @@ public enum ImageFitter {
             let boxHeight = max(1, Int((Double(shownHeight) * scale).rounded(.down)))
             // fail_on=truncated: a cut-off JPEG is refused instead of sent half grey.
             let options = keepAnimation ? "fail_on=truncated,n=-1" : "fail_on=truncated"
-            var image = try decode(verdict.format, budget: budget) {
-                try Vips.make("decoding") { prism_vips_thumbnail_buffer(base, length, $0, Int32(boxWidth), Int32(boxHeight), options, 0) }
+            var image: VipsImageRef
+            if let bmp {
+                image = try Vips.make("resizing") { prism_vips_thumbnail_image(bmp.pointer, $0, Int32(boxWidth), Int32(boxHeight)) }.materialized()
+            } else if !keepAnimation, header.hasAlpha, let opaque = try opaqueShrink(base, length, format: verdict.format, scale: scale,
+                                                                               box: (boxWidth, boxHeight), budget: budget) {
+                image = opaque
+                steps.append("alpha channel is opaque (≥ \(EncodingPolicy.nearlyOpaqueAlpha)/255 everywhere): removed")
+            } else {
+                image = try decode(verdict.format, budget: budget) {
+                    try Vips.make("decoding") { prism_vips_thumbnail_buffer(base, length, $0, Int32(boxWidth), Int32(boxHeight), options, 0) }
+                }
             }
             if header.orientation != 1 { steps.append("auto-oriented (EXIF orientation \(header.orientation))") }
             steps.append(scale < 1 ? "shrink-on-load \(shownWidth)×\(shownHeight) → \(image.width)×\(image.height / (keepAnimation ? frames : 1))"
@@ -87,15 +98,47 @@ public enum ImageFitter {
         }
     }
 
+    /// Fast path for large images with an alpha channel and no shrink-on-load (PNG, TIFF, GIF).
+    ///
+    /// libvips' thumbnail premultiplies alpha in float at full size, which costs more than the
+    /// decode itself; most such images (wallpapers, exports) have an alpha channel that is opaque
+    /// everywhere. So: box-shrink by the integer part of the scale while decoding (uchar, streaming),
+    /// look at the alpha of that small image, and if it is (nearly) opaque everywhere drop it (or
+    /// composite onto white) and finish from there; averaging without premultiplying is then exact
+    /// (or off by at most the few percent of transparency).
+    /// Otherwise return nil and the caller takes the exact, premultiplied path.
+    static func opaqueShrink(_ base: UnsafeRawPointer, _ length: Int, format: MediaFormat, scale: Double,
+                             box: (Int, Int), budget: TimeBudget) throws -> VipsImageRef? {
+        let factor = (1 / scale).rounded(.down)
+        guard [.png, .tiff, .gif].contains(format), factor >= 2 else { return nil }
+        let shrunk = try decode(format, budget: budget) {
+            guard let lazy = prism_vips_header_from_buffer(base, length, "fail_on=truncated") else {
+                throw MediaError.corrupt(format, detail: Vips.takeError())
+            }
+            let source = VipsImageRef(lazy)
+            return try Vips.make("shrinking") { prism_vips_shrink(source.pointer, $0, factor) }
+        }
+        var minimum = 0.0
+        guard prism_vips_band_min(shrunk.pointer, Int32(shrunk.bands - 1), &minimum) == 0 else {
+            throw MediaError.libraryFailure("reading alpha: \(Vips.takeError())")
+        }
+        guard minimum >= Double(EncodingPolicy.nearlyOpaqueAlpha) else { return nil }
+        // All 255: drop the band. Nearly opaque: composite onto white, which then changes little.
+        let opaque = minimum >= 255
+            ? try Vips.make("dropping alpha") { prism_vips_extract_bands(shrunk.pointer, $0, 0, Int32(shrunk.bands - 1)) }
+            : try Vips.make("flattening alpha") { prism_vips_flatten_white(shrunk.pointer, $0) }
+        return try Vips.make("resizing") { prism_vips_thumbnail_image(opaque.pointer, $0, Int32(box.0), Int32(box.1)) }.materialized()
+    }
+
     /// Refuses what the image path cannot or must not decode, before libvips sees it.
     static func requireDecodableImage(_ format: MediaFormat) throws {
         switch format {
         case .jpeg, .png, .gif, .webp, .heic, .avif, .tiff:
             return
+        case .bmp:
+            return // through FFmpeg: libvips 8.14 reads BMP only with ImageMagick, which is blocked
         case .svg:
             throw MediaError.blockedDecoder(.svg, reason: "SVG renders through librsvg, which libvips marks untrusted")
-        case .bmp:
-            throw MediaError.blockedDecoder(.bmp, reason: "libvips 8.14 reads BMP only through ImageMagick, which is blocked as untrusted")
         case .unknown:
             throw MediaError.unrecognizedFormat
         default:

@@ -100,6 +100,10 @@ enum EncodingPolicy {
     static let shrinkQuality = 65
     /// Shrink steps (each to ~90% of the size the byte ratio predicts) before giving up.
     static let maxShrinkSteps = 8
-    /// PNG zlib level: 6 is libpng's default and within 10% of 9's size at a third of the time.
-    static let pngCompression = 6
+    /// Alpha at or above this everywhere (at most 2% see-through) counts as opaque: compositing onto
+    /// white then moves no colour by more than 2%, and the image takes the fast, unpremultiplied path.
+    static let nearlyOpaqueAlpha = 250
+    /// PNG zlib level: 3 gives files ~20% larger than libpng's default 6 at under half its CPU
+    /// (measured on a 1.15 MP photo: 0.08 s vs 0.18 s); a byte budget still steps formats and sizes.
+    static let pngCompression = 3
 }

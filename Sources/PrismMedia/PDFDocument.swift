@@ -102,26 +102,25 @@ public final class PDFDocument: @unchecked Sendable {
             throw MediaError.limitExceeded(.pdfPagePixels, actual: pixels, allowed: Int64(limits.maxPDFPagePixels))
         }
         try Vips.start()
-        let result: ImageEncoder.Result = try lock.withLock {
-            try data.withUnsafeBytes { raw in
-                var image = try ImageFitter.decode(.pdf, budget: budget) {
-                    try Vips.make("rendering page \(index + 1)") {
-                        prism_vips_pdfload_page(raw.baseAddress!, raw.count, $0, Int32(index), chosenDPI)
-                    }
+        // libvips renders with its own poppler document, so pages may render in parallel: no lock.
+        let result: ImageEncoder.Result = try data.withUnsafeBytes { raw in
+            var image = try ImageFitter.decode(.pdf, budget: budget) {
+                try Vips.make("rendering page \(index + 1)") {
+                    prism_vips_pdfload_page(raw.baseAddress!, raw.count, $0, Int32(index), chosenDPI)
                 }
-                // pdfload gives RGBA on a white background: drop the (opaque) alpha.
-                if image.hasAlpha { image = try Vips.make("flattening page") { prism_vips_flatten_white(image.pointer, $0) } }
-                image = try ImageFitter.srgb8(image)
-                if !target.admits(width: image.width, height: image.height) {
-                    let scale = target.scale(width: image.width, height: image.height)
-                    let source = image
-                    image = try Vips.make("fitting page") {
-                        prism_vips_thumbnail_image(source.pointer, $0, Int32(max(1, Double(source.width) * scale)), Int32(max(1, Double(source.height) * scale)))
-                    }.materialized()
-                }
-                let encoder = ImageEncoder(target: target, sourceFormat: .png, budget: budget)
-                return try encoder.encode(image, animated: false)
             }
+            // pdfload gives RGBA on a white background: drop the (opaque) alpha.
+            if image.hasAlpha { image = try Vips.make("flattening page") { prism_vips_flatten_white(image.pointer, $0) }.materialized() }
+            image = try ImageFitter.srgb8(image)
+            if !target.admits(width: image.width, height: image.height) {
+                let scale = target.scale(width: image.width, height: image.height)
+                let source = image
+                image = try Vips.make("fitting page") {
+                    prism_vips_thumbnail_image(source.pointer, $0, Int32(max(1, Double(source.width) * scale)), Int32(max(1, Double(source.height) * scale)))
+                }.materialized()
+            }
+            let encoder = ImageEncoder(target: target, budget: budget)
+            return try encoder.encode(image, animated: false)
         }
         let steps = ["page \(index + 1) of \(pageCount) rendered at \(String(format: "%.1f", chosenDPI)) DPI (\(width)×\(height))"] + result.steps
         let report = ImageFitReport(

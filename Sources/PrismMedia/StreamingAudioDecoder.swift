@@ -9,6 +9,7 @@ import Foundation
 /// slow decoder slows the sender; call it off any event loop. `onPCM` runs on the decoder's thread.
 /// Containers that need seeking (an MP4/M4A whose index is at the end) cannot be streamed and fail
 /// with `.corrupt`; WAV, MP3, FLAC, Ogg/Opus, ADTS AAC, WebM and raw PCM stream fine.
+/// Always end with ``finish()`` or ``cancel()``: until then the decoder thread waits for bytes.
 public final class StreamingAudioDecoder: @unchecked Sendable {
     /// What the stream turned out to be, and how much was decoded.
     public struct Summary: Sendable {

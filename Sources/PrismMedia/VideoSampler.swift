@@ -76,9 +76,9 @@ public enum VideoSampler {
             throw MediaError.limitExceeded(.videoFramePixels, actual: pixels, allowed: Int64(limits.maxVideoFramePixels))
         }
         try Vips.start()
-        let decoder = try AVStreamDecoder(input: input, streamIndex: index, kind: format)
+        let decoder = try AVStreamDecoder(input: input, streamIndex: index, kind: format, maxPixels: limits.maxVideoFramePixels)
         let scaler = FrameScaler(info: info, target: target)
-        let encoder = ImageEncoder(target: scaler.target, sourceFormat: .jpeg, budget: budget)
+        let encoder = ImageEncoder(target: scaler.target, budget: budget)
         var frames: [SampledFrame] = []
         func keep(_ frame: UnsafeMutablePointer<AVFrame>, time: Double, score: Double?) throws {
             try budget.check()

@@ -2,20 +2,27 @@
 // interop service when asked), the interceptors (auth, metrics, logging) and the RPC server.
 import Logging
 import PrismProto
+import PrismProviders
 import PrismRPC
 
 public final class PrismGateway: Sendable {
     public let server: RPCServer
     public let health: HealthStatusStore
     public let metrics: MetricsInterceptor
+    /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
+    public let plugins: PluginHost
 
     public init(settings: ServerSettings, logger: Logger) throws {
+        var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
+        pluginOptions.pluginConfig = settings.pluginConfig
+        let plugins = try PluginHost(options: pluginOptions, logger: logger)
+        let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference), logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
-        router.register(PrismService.definition())
+        router.register(PrismService.definition(generator: generator))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -35,9 +42,11 @@ public final class PrismGateway: Sendable {
         self.server = try RPCServer(configuration: settings.rpc, router: router, logger: logger)
         self.health = health
         self.metrics = metrics
+        self.plugins = plugins
     }
 
     public func start() async throws {
+        plugins.start()
         try await server.start()
     }
 
@@ -45,6 +54,7 @@ public final class PrismGateway: Sendable {
     public func shutdown() async {
         health.setAllNotServing()
         await server.shutdown()
+        plugins.shutdown()
     }
 }
 

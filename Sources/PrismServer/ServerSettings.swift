@@ -1,6 +1,7 @@
 // The daemon's settings: embedded defaults, then the config file (`--config`, JSON), then
-// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`), then command-line flags, each overriding
-// the one before. Produces the RPC layer's ServerConfiguration and the auth decision.
+// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`), then command-line flags,
+// each overriding the one before. Produces the RPC layer's ServerConfiguration, the auth
+// decision and the plugin host's folders.
 import Foundation
 import PrismRPC
 
@@ -30,7 +31,18 @@ public struct ConfigFile: Codable, Sendable {
         public var shutdown_grace_seconds: Int?
     }
 
+    /// Provider plugins: where to find them, their init configs, and routing preference.
+    public struct Plugins: Codable, Sendable {
+        /// Folders searched for libprism-plugin-*.so (PRISM_PLUGIN_PATH overrides).
+        public var path: [String]?
+        /// Each plugin's init config (a JSON object), keyed by NAME of libprism-plugin-NAME.so.
+        public var config: [String: JSONValue]?
+        /// Providers or provider/models the planner prefers, best first.
+        public var preference: [String]?
+    }
+
     public var listen: String?
+    public var plugins: Plugins?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -54,6 +66,47 @@ public struct ConfigFile: Codable, Sendable {
     }
 }
 
+/// Any JSON value, so that a plugin's config can be written inline in the config file.
+public struct JSONValue: Codable, Sendable {
+    private let text: String
+
+    public init(from decoder: Decoder) throws {
+        let value = try decoder.singleValueContainer()
+        // Decode into Foundation's JSON model and keep it as text for the plugin.
+        if let object = try? value.decode([String: JSONValue].self) {
+            text = "{" + object.sorted { $0.key < $1.key }.map { "\(Self.quote($0.key)):\($0.value.text)" }.joined(separator: ",") + "}"
+        } else if let array = try? value.decode([JSONValue].self) {
+            text = "[" + array.map(\.text).joined(separator: ",") + "]"
+        } else if let bool = try? value.decode(Bool.self) {
+            text = bool ? "true" : "false"
+        } else if let number = try? value.decode(Double.self) {
+            text = number == number.rounded() && abs(number) < 1e15 ? String(Int64(number)) : String(number)
+        } else if let string = try? value.decode(String.self) {
+            text = Self.quote(string)
+        } else if value.decodeNil() {
+            text = "null"
+        } else {
+            throw DecodingError.dataCorruptedError(in: value, debugDescription: "not a JSON value")
+        }
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var container = encoder.singleValueContainer()
+        try container.encode(text)
+    }
+
+    /// The value as JSON text; a plugin's config must be an object.
+    func jsonText() throws -> String {
+        guard text.hasPrefix("{") else { throw SettingsError("plugins.config values must be JSON objects") }
+        return text
+    }
+
+    private static func quote(_ string: String) -> String {
+        let data = (try? JSONEncoder().encode(string)) ?? Data("\"\"".utf8)
+        return String(decoding: data, as: UTF8.self)
+    }
+}
+
 public struct SettingsError: Error, CustomStringConvertible {
     public let description: String
     public init(_ description: String) { self.description = description }
@@ -65,8 +118,19 @@ public struct ServerSettings: Sendable {
     public var apiKeys: [String] = []
     public var authMode = "auto"
     public var interop = false
+    /// Plugin folders; the default is the folder of the running executable, where `swift build`
+    /// puts the plugin products next to prism-server.
+    public var pluginPath: [String] = ServerSettings.defaultPluginPath
+    public var pluginConfig: [String: String] = [:]
+    public var providerPreference: [String] = []
 
     public init() {}
+
+    /// The folder holding the running executable (SwiftPM's .build/<configuration>).
+    public static var defaultPluginPath: [String] {
+        let executable = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+        return [(executable as NSString).deletingLastPathComponent]
+    }
 
     /// Applies a config file over the current settings.
     public mutating func apply(_ file: ConfigFile) throws {
@@ -88,6 +152,13 @@ public struct ServerSettings: Sendable {
             if let v = l.keepalive_interval_seconds { rpc.keepaliveInterval = .seconds(Int64(v)) }
             if let v = l.shutdown_grace_seconds { rpc.shutdownGracePeriod = .seconds(Int64(v)) }
         }
+        if let plugins = file.plugins {
+            if let path = plugins.path { pluginPath = path }
+            if let config = plugins.config {
+                for (name, value) in config { pluginConfig[name] = try value.jsonText() }
+            }
+            if let preference = plugins.preference { providerPreference = preference }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
@@ -95,6 +166,9 @@ public struct ServerSettings: Sendable {
     /// Applies `PRISM_LISTEN` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
+        if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
+            pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

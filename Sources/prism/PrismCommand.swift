@@ -7,5 +7,6 @@ struct PrismCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "prism",
         abstract: "Client of the Prism multi-modal AI gateway.",
-        subcommands: [HealthCommand.self, ServicesCommand.self])
+        subcommands: [HealthCommand.self, ServicesCommand.self, ProvidersCommand.self, GenerateCommand.self,
+                      MediaCommand.self])
 }

@@ -72,9 +72,11 @@ final class Fixtures {
         try vips("xyz", path(name + "-xyz.v"), String(width), String(height))
         try vips("extract_band", path(name + "-xyz.v"), path(name + "-x.v"), "0")
         try vips("linear", path(name + "-x.v"), path(name + "-grad.v"), String(255.0 / Double(width)), "0", "--uchar")
-        try vips("gaussnoise", path(name + "-noise.v"), String(width), String(height), "--sigma", "24", "--mean", "0")
-        try vips("add", path(name + "-grad.v"), path(name + "-noise.v"), path(name + "-sum.v"))
-        try vips("bandjoin", "\(path(name + "-sum.v")) \(path(name + "-grad.v")) \(path(name + "-sum.v"))", path(name + "-rgb.v"))
+        for channel in 0 ..< 3 {
+            try vips("gaussnoise", path(name + "-noise\(channel).v"), String(width), String(height), "--sigma", "24", "--mean", "0")
+            try vips("add", path(name + "-grad.v"), path(name + "-noise\(channel).v"), path(name + "-sum\(channel).v"))
+        }
+        try vips("bandjoin", (0 ..< 3).map { path(name + "-sum\($0).v") }.joined(separator: " "), path(name + "-rgb.v"))
         try vips("cast", path(name + "-rgb.v"), base, "uchar")
         try vips("copy", base, path(name) + "[Q=\(quality)]")
         return path(name)

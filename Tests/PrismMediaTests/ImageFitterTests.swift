@@ -137,6 +137,70 @@ final class ImageFitterTests: XCTestCase {
         XCTAssertEqual(try ImageFitter.fit(try f.data("src.heic"), target: .anthropic).format, .jpeg)
     }
 
+    func testBMPIsDecodedThroughFFmpegAndItsHeaderChecked() throws {
+        let f = try Fixtures()
+        try f.ffmpeg("-f", "lavfi", "-i", "smptebars=size=320x240", "-frames:v", "1", f.path("t.bmp"))
+        let bmp = try f.data("t.bmp")
+        XCTAssertEqual(MediaSniffer.sniff(bmp), .bmp)
+        let fitted = try ImageFitter.fit(bmp, declaredMime: "image/bmp", target: .anthropic)
+        XCTAssertEqual(fitted.width, 320)
+        XCTAssertEqual(fitted.height, 240)
+        XCTAssertEqual(fitted.format, .png, "colour bars are graphics: kept lossless")
+        // Header patched to claim 15,000 × 15,000 (225 MP): refused from the header.
+        var bomb = [UInt8](bmp)
+        for (offset, value) in [(18, 15_000), (22, 15_000)] {
+            for i in 0 ..< 4 { bomb[offset + i] = UInt8(value >> (8 * i) & 0xFF) }
+        }
+        XCTAssertThrowsError(try ImageFitter.fit(Data(bomb), target: .anthropic)) { error in
+            guard case MediaError.limitExceeded(.imagePixels, 225_000_000, _) = error else { return XCTFail("\(error)") }
+        }
+    }
+
+    func testGraphicsStayLosslessAndPhotosGoLossyWhateverTheirSourceFormat() throws {
+        let f = try Fixtures()
+        try f.vips("text", f.path("text.png"), "Quarterly report: revenue 4.2M, costs 3.1M", "--width", "1200", "--dpi", "150")
+        let text = try ImageFitter.fit(try f.data("text.png"), target: .anthropic)
+        XCTAssertEqual(text.format, .png)
+        XCTAssertTrue(text.report.steps.contains { $0.contains("graphics") })
+        // A photograph saved as PNG is still a photograph: it goes out as JPEG, far smaller.
+        _ = try f.photoJPEG("photo.jpg", width: 2000, height: 1500)
+        try f.vips("copy", f.path("photo.jpg"), f.path("photo.png"))
+        let photo = try ImageFitter.fit(try f.data("photo.png"), target: .anthropic)
+        XCTAssertEqual(photo.format, .jpeg)
+        XCTAssertTrue(photo.report.steps.contains { $0.contains("photographic") })
+        var pngOnly = ImageTarget.anthropic
+        pngOnly.acceptedFormats = [.png]
+        XCTAssertGreaterThan(try ImageFitter.fit(try f.data("photo.png"), target: pngOnly).data.count, photo.data.count * 2)
+    }
+
+    func testOpaqueAlphaIsDroppedAndRealAlphaKept() throws {
+        let f = try Fixtures()
+        // 4000×2000 RGBA: once with alpha 255 everywhere, once fully transparent.
+        try f.vips("black", f.path("rgb.v"), "4000", "2000", "--bands", "3")
+        try f.vips("linear", f.path("rgb.v"), f.path("grey.v"), "1", "128", "--uchar")
+        try f.vips("bandjoin_const", f.path("grey.v"), f.path("opaque.png"), "255")
+        try f.vips("bandjoin_const", f.path("grey.v"), f.path("clear.png"), "0")
+        let opaque = try ImageFitter.fit(try f.data("opaque.png"), target: .anthropic)
+        XCTAssertTrue(opaque.report.steps.contains { $0.contains("is opaque") }, "\(opaque.report.steps)")
+        XCTAssertEqual(opaque.format, .png)
+        XCTAssertLessThanOrEqual(opaque.width * opaque.height, 1_150_000)
+        XCTAssertEqual(opaque.width, 1516)
+        let opaqueFile = try f.write(opaque.data, "o.png")
+        XCTAssertEqual(try f.dimensions(opaqueFile).bands, 3)
+        XCTAssertEqual(try f.pixel(opaqueFile, 100, 100), [128, 128, 128])
+
+        // Alpha 252 everywhere is composited onto white on the fast path: 128·252/255 + 255·3/255 ≈ 129.5.
+        try f.vips("bandjoin_const", f.path("grey.v"), f.path("nearly.png"), "252")
+        let nearly = try f.write(try ImageFitter.fit(try f.data("nearly.png"), target: .anthropic).data, "n.png")
+        XCTAssertEqual(try f.dimensions(nearly).bands, 3)
+        XCTAssertEqual(try f.pixel(nearly, 100, 100)[0], 129.5, accuracy: 1)
+
+        let clear = try ImageFitter.fit(try f.data("clear.png"), target: .anthropic)
+        XCTAssertFalse(clear.report.steps.contains { $0.contains("is opaque") })
+        XCTAssertEqual(clear.width, 1516)
+        XCTAssertEqual(try f.dimensions(try f.write(clear.data, "c.png")).bands, 4, "real transparency is kept in PNG")
+    }
+
     // MARK: Hostile input
 
     func testPNGHeaderClaiming50000SquaredIsRefusedBeforeDecoding() throws {

@@ -29,6 +29,10 @@ int prism_vips_thumbnail_buffer(const void *buf, size_t len, VipsImage **out,
                                 int width, int height, const char *options, int no_rotate);
 /// vips_thumbnail_image into a width x height box, never upsizing (for images already in memory).
 int prism_vips_thumbnail_image(VipsImage *in, VipsImage **out, int width, int height);
+/// Integer box shrink (averaging `factor` x `factor` blocks): cheap, streams, no premultiplication.
+int prism_vips_shrink(VipsImage *in, VipsImage **out, double factor);
+/// The smallest value in band `band` (e.g. to learn whether an alpha channel is fully opaque).
+int prism_vips_band_min(VipsImage *in, int band, double *out);
 /// Flattens an alpha channel onto white.
 int prism_vips_flatten_white(VipsImage *in, VipsImage **out);
 /// Converts to 8-bit sRGB (or 8-bit greyscale when `keep_grey` and the input is one band).

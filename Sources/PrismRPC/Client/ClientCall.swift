@@ -41,13 +41,20 @@ public final class ClientCall: @unchecked Sendable {
 
     // MARK: - API
 
-    /// Sends one request message; waits while more than 1 MiB is unsent.
+    /// Sends one request message; waits while more than 1 MiB is unsent. After the call has
+    /// ended the message is dropped: read `responses` or `status()` for the outcome.
     public func send(_ message: ByteBuffer) async throws {
         let framed = MessageFramer.frame(message, encoding: .identity, allocator: ByteBufferAllocator())
         try await withCheckedThrowingContinuation { (waiter: CheckedContinuation<Void, Error>) in
             eventLoop.execute {
-                guard !self.done, !self.requestEnded else {
-                    waiter.resume(throwing: RPCError(.cancelled, "the call has ended"))
+                guard !self.requestEnded else {
+                    waiter.resume(throwing: RPCError(.failedPrecondition, "send after end() on \(self.path)"))
+                    return
+                }
+                guard !self.done else {
+                    // The server already answered (often a trailers-only error): the message has
+                    // nowhere to go, and `responses` / `status()` carry the outcome.
+                    waiter.resume()
                     return
                 }
                 self.outbound.append(framed)

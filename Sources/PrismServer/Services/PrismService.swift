@@ -1,5 +1,7 @@
 // prism.v1.Prism, the gateway's own API. Every method is routed; those whose layers have not
-// landed yet answer UNIMPLEMENTED saying what is missing, never a fake result.
+// landed yet answer UNIMPLEMENTED saying what is missing, never a fake result. Generate and
+// ListProviders are served by the plugin host (GenerateService, ProvidersService).
+import PrismProviders
 import PrismRPC
 
 enum PrismService {
@@ -23,7 +25,8 @@ enum PrismService {
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
-    static func definition() -> ServiceDefinition {
+    /// The method table; with a `generator`, Generate and ListProviders are served by its plugin host.
+    static func definition(generator: Generator? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -33,6 +36,10 @@ enum PrismService {
             case .clientStreaming: service.add(method, .clientStreaming { _, _ in throw error })
             case .bidirectional: service.add(method, .bidirectional { _, _, _ in throw error })
             }
+        }
+        if let generator {
+            service.add("Generate", GenerateService.handler(generator))
+            service.add("ListProviders", ProvidersService.handler(generator.host))
         }
         return service
     }

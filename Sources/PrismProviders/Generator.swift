@@ -1,0 +1,148 @@
+// Generate, from the host's side: plan, adapt, call the plugin and stream its events, with
+// retries and fallbacks for failures before any content and a non-OK end for failures after.
+// Every attempt is announced with a `routed` output first, as API.md requires.
+import CPrismPlugin
+import Foundation
+import Logging
+
+/// Where a request went and what was done to it (prism.v1.RouteInfo).
+public struct RouteInfo: Sendable, Equatable {
+    public var provider: String
+    public var model: String
+    public var adaptations: [String]
+    /// 1 for the first try; each retry or fallback counts up.
+    public var attempt: Int
+}
+
+/// What the generator hands the service, in order: `routed`, then events, per attempt.
+public enum GenerationOutput: Sendable {
+    case routed(RouteInfo)
+    case event(ProviderEvent)
+}
+
+/// Serves generation requests through the loaded plugins.
+public final class Generator: Sendable {
+    public let host: PluginHost
+    public let planner: Planner
+    public let health: ProviderHealth
+    private let logger: Logger
+
+    public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(), logger: Logger) {
+        self.host = host
+        self.planner = planner
+        self.health = health
+        self.logger = logger
+    }
+
+    /// Plans, adapts and runs `request`, passing every output to `emit` (which applies the
+    /// client's backpressure). Returns after a complete answer; throws `ProviderFailure` otherwise.
+    public func generate(_ request: GenerationRequest, emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+        var asked = request
+        // Generate routed to an engine that only does OCR or transcription runs that engine on
+        // the inputs (how `prism ocr` reaches local/tesseract): the answer is its text.
+        if request.operation == .generate, !request.route.model.isEmpty,
+           let named = host.capabilityMatrix().first(where: { $0.name == request.route.model }),
+           !named.operations.contains(.generate), let operation = named.operations.first(where: { $0 == .ocr || $0 == .transcribe }) {
+            asked.operation = operation
+        }
+        let request = asked
+        let needs = try await offload { try RequestNeeds.of(request) }
+        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), skipping: health.coolingDown())
+        let adapter = Adapter(host: host)
+        var attempt = 0
+        var lastFailure: ProviderFailure?
+
+        for (index, candidate) in candidates.enumerated() {
+            let model = candidate.model
+            let adapted: GenerationRequest, report: [String]
+            do {
+                (adapted, report) = try await adapter.adapt(request, for: candidate)
+            } catch let failure as ProviderFailure where index + 1 < candidates.count && [.resourceExhausted, .unavailable].contains(failure.code) {
+                // This model's limits cannot be met, or its helper is gone: another may do.
+                lastFailure = failure
+                continue
+            }
+
+            for retry in 0..<ProviderLimits.attemptsPerModel {
+                try Task.checkCancellation()
+                attempt += 1
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: report, attempt: attempt)))
+                let started = Date()
+                let end: PluginCall.End
+                var sentContent = false
+                do {
+                    let call = try host.startCall(model: model, operation: request.operation, request: adapted)
+                    end = try await stream(call, model: model, sentContent: &sentContent, emit: emit)
+                } catch let failure as ProviderFailure where failure.code == .unavailable || failure.code == .failedPrecondition {
+                    lastFailure = failure
+                    break
+                }
+                if end.isOK {
+                    health.succeeded(model.name, seconds: Date().timeIntervalSince(started))
+                    return
+                }
+                let failure = Self.failure(end, model: model, deadline: request.deadline)
+                if failure.code == .cancelled || failure.code == .deadlineExceeded || Task.isCancelled { throw failure }
+                health.failed(model.name)
+                // After content, a retry would repeat what the client already has.
+                if sentContent { throw failure }
+                logger.warning("\(model.name) failed before content (attempt \(attempt)): \(failure.message)")
+                lastFailure = failure
+                if [.invalidArgument, .resourceExhausted].contains(failure.code) { throw failure }
+                guard end.retryable, retry + 1 < ProviderLimits.attemptsPerModel else { break }
+                let backoff = ProviderLimits.retryDelaySeconds * pow(2, Double(retry))
+                let delay = min(ProviderLimits.maxRetryDelaySeconds, max(backoff, Double(end.retryAfterMilliseconds) / 1000))
+                try await Task.sleep(nanoseconds: UInt64(delay * 1_000_000_000))
+            }
+        }
+        throw lastFailure ?? ProviderFailure(.unavailable, "no provider could serve the request")
+    }
+
+    /// Reads a call to its end, passing events on; cancels the call if the client goes away.
+    private func stream(_ call: PluginCall, model: ModelCapability, sentContent: inout Bool,
+                        emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
+        do {
+            while true {
+                switch await call.next() {
+                case .event(var event):
+                    if event.isContent { sentContent = true }
+                    if case .usage(var usage) = event, usage.costUSDMicros == 0 {
+                        usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000
+                        event = .usage(usage)
+                    }
+                    try await emit(.event(event))
+                case .end(let end):
+                    return end
+                }
+            }
+        } catch {
+            call.cancel()
+            throw error
+        }
+    }
+
+    /// A plugin's failed end as the client should see it (API.md's status table).
+    static func failure(_ end: PluginCall.End, model: ModelCapability, deadline: Date?) -> ProviderFailure {
+        let message = end.message.isEmpty ? "no message" : end.message
+        if end.abandoned { return ProviderFailure(.cancelled, "the call was cancelled; \(model.name) ignored it and was abandoned") }
+        switch prism_status(rawValue: UInt32(bitPattern: end.status)) {
+        case PRISM_STATUS_CANCELLED:
+            return ProviderFailure(.cancelled, "the call to \(model.name) was cancelled")
+        case PRISM_STATUS_DEADLINE_EXCEEDED:
+            if let deadline, deadline <= Date() { return ProviderFailure(.deadlineExceeded, "deadline passed while \(model.name) was answering") }
+            return ProviderFailure(.unavailable, "\(model.name) timed out: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
+        case PRISM_STATUS_RATE_LIMITED, PRISM_STATUS_UNAVAILABLE:
+            return ProviderFailure(.unavailable, "\(model.name) is rate-limited or overloaded: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
+        case PRISM_STATUS_INVALID_ARGUMENT:
+            return ProviderFailure(.invalidArgument, "\(model.name) rejected the request: \(message)")
+        case PRISM_STATUS_RESOURCE_EXHAUSTED:
+            return ProviderFailure(.resourceExhausted, "the request is over a limit of \(model.name): \(message)")
+        case PRISM_STATUS_UNAUTHENTICATED:
+            return ProviderFailure(.failedPrecondition, "provider \(model.provider) rejected the gateway's own credentials: \(message)")
+        case PRISM_STATUS_FAILED_PRECONDITION, PRISM_STATUS_UNIMPLEMENTED:
+            return ProviderFailure(.failedPrecondition, "provider \(model.provider) cannot serve this: \(message)")
+        default:
+            return ProviderFailure(end.retryable ? .unavailable : .internalError, "plugin for \(model.name) failed (status \(end.status)): \(message)")
+        }
+    }
+}

@@ -1,0 +1,37 @@
+// The host's side of the C ABI: the prism_host_api table handed to every plugin, whose C
+// functions forward to the PluginCall behind a prism_call handle.
+import CPrismPlugin
+import Foundation
+import Logging
+
+enum HostCallbacks {
+    /// A host table for one plugin; `context` is released by the plugin's unload.
+    static func table(context: Unmanaged<PluginLogContext>) -> prism_host_api {
+        prism_host_api(
+            abi_major: UInt32(PRISM_PLUGIN_ABI_MAJOR),
+            abi_minor: UInt32(PRISM_PLUGIN_ABI_MINOR),
+            struct_size: MemoryLayout<prism_host_api>.size,
+            emit: { call, event, len in
+                guard let call = PluginCall.from(call) else { return PRISM_STATUS_INVALID_ARGUMENT }
+                return call.emit(UnsafeRawBufferPointer(start: event, count: event == nil ? 0 : len))
+            },
+            finish: { call, status, message in
+                PluginCall.from(call)?.finish(status: status, message: message.map { String(cString: $0) } ?? "")
+            },
+            is_cancelled: { call in
+                (PluginCall.from(call)?.isCancelled ?? true) ? 1 : 0
+            },
+            log: { host, call, level, message in
+                guard let host, let data = host.pointee.host_data, let message else { return }
+                let context = Unmanaged<PluginLogContext>.fromOpaque(data).takeUnretainedValue()
+                let levels: [prism_log_level: Logger.Level] = [
+                    PRISM_LOG_DEBUG: .debug, PRISM_LOG_INFO: .info, PRISM_LOG_WARNING: .warning, PRISM_LOG_ERROR: .error,
+                ]
+                var metadata: Logger.Metadata = ["plugin": "\(context.fileName)"]
+                if let call = PluginCall.from(call) { metadata["request"] = "\(call.requestID)" }
+                context.logger.log(level: levels[level] ?? .info, "\(String(cString: message))", metadata: metadata)
+            },
+            host_data: context.toOpaque()
+        )
+    }
+}

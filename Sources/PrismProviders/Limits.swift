@@ -1,0 +1,40 @@
+// Every bound the plugin host puts on plugins and calls, in one place, each with the reason for
+// its number; tests lower some of them through PluginHost.Options.
+import Foundation
+
+/// The plugin host's limits and timings. `PluginHost.Options` starts from these values.
+public enum ProviderLimits {
+    /// Plugin calls running at once. Calls block a thread each (a vendor HTTP request, an OCR
+    /// pass), so this bounds threads, not throughput: 32 covers a busy 2-core gateway.
+    public static let workerThreads = 32
+    /// Calls waiting for a worker before new ones are refused as UNAVAILABLE: a short queue
+    /// absorbs bursts; a long one only turns overload into timeouts.
+    public static let queuedCalls = 256
+    /// Events buffered per call before `emit` blocks the plugin: enough to smooth a network
+    /// hiccup, small enough that a thousand slow clients cost little memory.
+    public static let bufferedEventsPerCall = 64
+    /// Bytes buffered per call before `emit` blocks (media chunks are large).
+    public static let bufferedBytesPerCall = 1 << 20
+    /// How long a cancelled call may take to finish before it is abandoned and counted.
+    public static let cancelGraceSeconds = 2.0
+    /// Quiet time after a change in a plugin folder before it is rescanned, so that a file being
+    /// copied in is read once complete; well under the one second ListProviders promises.
+    public static let reloadDebounceSeconds = 0.15
+    /// Longest wait in the folder watcher's poll, which bounds how long stopping it takes.
+    public static let watcherPollMilliseconds: Int32 = 250
+    /// Bytes of a plugin's init failure reason that the host reads.
+    public static let initErrorBytes = 1024
+    /// Largest plugin file copied and loaded; a 256 MiB .so is not a provider plugin.
+    public static let maxPluginFileBytes = 256 << 20
+    /// Tries of one model before moving to the next candidate, for retryable failures.
+    public static let attemptsPerModel = 2
+    /// First retry delay, doubled each retry, capped by `maxRetryDelaySeconds`; a vendor's
+    /// retry-after wins when it is longer (up to the cap).
+    public static let retryDelaySeconds = 0.1
+    public static let maxRetryDelaySeconds = 2.0
+    /// Consecutive failures after which a provider/model is skipped for `cooldownSeconds`.
+    public static let failuresBeforeCooldown = 3
+    public static let cooldownSeconds = 30.0
+    /// Frames sampled from a video for a model without video input, when its image limit allows.
+    public static let videoFrames = 8
+}

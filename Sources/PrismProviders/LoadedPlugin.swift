@@ -1,0 +1,119 @@
+// A plugin library that loaded: its dlopen handle, function table, instance and description,
+// and its life after loading: calls in flight, draining when removed or replaced, and unloading
+// (shutdown, then dlclose) once the last call has ended.
+import CPrismPlugin
+import Foundation
+import Logging
+
+final class LoadedPlugin: @unchecked Sendable {
+    /// The plugin file as found in its folder, and its identity when it was loaded.
+    let path: String
+    let identity: PluginFileIdentity
+    let description: ProviderDescription
+    var fileName: String { (path as NSString).lastPathComponent }
+
+    private let handle: UnsafeMutableRawPointer
+    private let api: UnsafePointer<prism_plugin_api>
+    private let instance: OpaquePointer?
+    private let host: UnsafeMutablePointer<prism_host_api>
+    private let context: Unmanaged<PluginLogContext>
+    private let logger: Logger
+
+    private let lock = NSLock()
+    private var inFlight = 0
+    private var drainReason: String?
+    private var unloaded = false
+    /// Called once, after unloading, so the host can forget the plugin.
+    var onUnload: (@Sendable (LoadedPlugin) -> Void)?
+
+    init(path: String, identity: PluginFileIdentity, description: ProviderDescription, handle: UnsafeMutableRawPointer,
+         api: UnsafePointer<prism_plugin_api>, instance: OpaquePointer?, host: UnsafeMutablePointer<prism_host_api>,
+         context: Unmanaged<PluginLogContext>, logger: Logger) {
+        self.path = path
+        self.identity = identity
+        self.description = description
+        self.handle = handle
+        self.api = api
+        self.instance = instance
+        self.host = host
+        self.context = context
+        self.logger = logger
+    }
+
+    /// Why the plugin is draining, or nil while it takes new calls.
+    var draining: String? { lock.withLock { drainReason } }
+    var callsInFlight: Int { lock.withLock { inFlight } }
+
+    /// Counts a new call in; false once draining (the caller looks for the plugin's successor).
+    func beginCall() -> Bool {
+        lock.withLock {
+            guard drainReason == nil else { return false }
+            inFlight += 1
+            return true
+        }
+    }
+
+    /// Counts a call out (finished and returned from start_call); the last one of a draining
+    /// plugin unloads it.
+    func callEnded() {
+        let unload: Bool = lock.withLock {
+            inFlight -= 1
+            return drainReason != nil && inFlight == 0 && !unloaded
+        }
+        if unload { self.unload() }
+    }
+
+    /// Stops new calls; in-flight ones finish on this code, then the library is unloaded.
+    func drain(_ reason: String) {
+        let unload: Bool = lock.withLock {
+            guard drainReason == nil else { return false }
+            drainReason = reason
+            return inFlight == 0 && !unloaded
+        }
+        logger.info("draining \(fileName): \(reason)")
+        if unload { self.unload() }
+    }
+
+    /// Runs start_call on the current (worker) thread.
+    func run(_ call: PluginCall, request: [UInt8]) {
+        request.withUnsafeBufferPointer { bytes in
+            api.pointee.start_call(instance, call.handle, bytes.baseAddress, bytes.count)
+        }
+        call.startCallReturned()
+    }
+
+    /// Passes a cancel to the plugin, if it has a cancel function.
+    func cancel(_ call: PluginCall) {
+        api.pointee.cancel?(instance, call.handle)
+    }
+
+    func log(_ level: Logger.Level, _ message: String) {
+        logger.log(level: level, "\(message)", metadata: ["plugin": "\(fileName)"])
+    }
+
+    private func unload() {
+        let proceed: Bool = lock.withLock {
+            guard !unloaded else { return false }
+            unloaded = true
+            return true
+        }
+        guard proceed else { return }
+        api.pointee.shutdown?(instance)
+        dlclose(handle)
+        host.deallocate()
+        context.release()
+        logger.info("unloaded \(fileName) (\(description.name) \(description.version))")
+        onUnload?(self)
+    }
+}
+
+/// What the host's log callback needs to attribute a plugin's log line.
+final class PluginLogContext {
+    let logger: Logger
+    let fileName: String
+
+    init(logger: Logger, fileName: String) {
+        self.logger = logger
+        self.fileName = fileName
+    }
+}

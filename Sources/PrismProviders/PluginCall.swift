@@ -1,0 +1,249 @@
+// One call into a plugin, as both sides see it: the prism_call handle the plugin emits into and
+// finishes (from its worker thread), and the async sequence of events the service reads. The
+// bounded buffer between them is the backpressure: emit blocks while the reader is behind.
+import CPrismPlugin
+import Foundation
+import Logging
+
+/// A running plugin call. Read it with `next()` until it returns `.end`; cancel it with `cancel()`
+/// (the reading task's cancellation does that too).
+public final class PluginCall: @unchecked Sendable {
+    /// How a call ended.
+    public struct End: Sendable, Equatable {
+        /// The plugin's prism_status (gRPC numbering); PRISM_STATUS_OK for a complete answer.
+        public var status: Int32
+        public var message: String
+        /// Whether trying again (later, or elsewhere) may succeed.
+        public var retryable: Bool
+        public var retryAfterMilliseconds: UInt64
+        /// The host gave up waiting after a cancel: the plugin ignored it.
+        public var abandoned: Bool
+
+        public var isOK: Bool { status == Int32(PRISM_STATUS_OK.rawValue) && !abandoned }
+    }
+
+    /// One step of reading a call.
+    public enum Step: Sendable {
+        case event(ProviderEvent)
+        case end(End)
+    }
+
+    public let model: ModelCapability
+    public let requestID: String
+    let plugin: LoadedPlugin
+    private let maxEvents: Int
+    private let maxBytes: Int
+    private let cancelGrace: Double
+    private let onAbandon: @Sendable () -> Void
+    private let onPeak: @Sendable (Int) -> Void
+
+    // All below is guarded by `condition`.
+    private let condition = NSCondition()
+    private var buffer: [ProviderEvent] = []
+    private var head = 0
+    private var bufferedBytes = 0
+    private var waiter: CheckedContinuation<Step, Never>?
+    private var cancelled = false
+    private var finished: End?
+    private var abandoned = false
+    private var startReturned = false
+    private var released = false
+    private var errorDetail: (retryable: Bool, retryAfter: UInt64)?
+    private var malformedEvent = false
+    /// The host's own reference for the plugin's handle, dropped once the call is released.
+    private var keepAlive: Unmanaged<PluginCall>?
+
+    init(plugin: LoadedPlugin, model: ModelCapability, requestID: String, maxEvents: Int, maxBytes: Int, cancelGrace: Double,
+         onAbandon: @escaping @Sendable () -> Void, onPeak: @escaping @Sendable (Int) -> Void) {
+        self.plugin = plugin
+        self.model = model
+        self.requestID = requestID
+        self.maxEvents = max(1, maxEvents)
+        self.maxBytes = max(1, maxBytes)
+        self.cancelGrace = cancelGrace
+        self.onAbandon = onAbandon
+        self.onPeak = onPeak
+        self.keepAlive = Unmanaged.passRetained(self)
+    }
+
+    /// The opaque handle the plugin sees: this object, kept alive by the host until the call
+    /// has both finished and returned from start_call.
+    var handle: OpaquePointer { OpaquePointer(Unmanaged.passUnretained(self).toOpaque()) }
+
+    static func from(_ handle: OpaquePointer?) -> PluginCall? {
+        guard let handle else { return nil }
+        return Unmanaged<PluginCall>.fromOpaque(UnsafeRawPointer(handle)).takeUnretainedValue()
+    }
+
+    // MARK: - The plugin's side (any thread)
+
+    /// host->emit: decode, then wait for room unless the call was cancelled.
+    func emit(_ bytes: UnsafeRawBufferPointer) -> prism_status {
+        guard let event = ProviderEvent(serialized: bytes) else {
+            condition.lock()
+            if finished == nil { malformedEvent = true; cancelled = true }
+            condition.unlock()
+            condition.broadcast()
+            plugin.log(.error, "request \(requestID): emitted bytes that are not a prism.plugin.v1.ProviderEvent; the call fails as INTERNAL")
+            return PRISM_STATUS_INVALID_ARGUMENT
+        }
+        condition.lock()
+        defer { condition.unlock() }
+        guard finished == nil else { return PRISM_STATUS_FAILED_PRECONDITION }
+        if case let .error(_, retryable, retryAfter, _) = event {
+            errorDetail = (retryable, retryAfter)
+            return PRISM_STATUS_OK
+        }
+        // Backpressure: wait while the buffer is full. An oversized event still goes through
+        // when the buffer is empty, so it cannot block forever.
+        while !cancelled && (buffer.count - head >= maxEvents || (head < buffer.count && bufferedBytes + event.byteCount > maxBytes)) {
+            condition.wait()
+        }
+        if cancelled { return PRISM_STATUS_CANCELLED }
+        if let waiter {
+            self.waiter = nil
+            waiter.resume(returning: .event(event))
+        } else {
+            buffer.append(event)
+            bufferedBytes += event.byteCount
+            onPeak(buffer.count - head)
+        }
+        return PRISM_STATUS_OK
+    }
+
+    /// host->finish: record the outcome; the reader sees it after the buffered events.
+    func finish(status: prism_status, message: String) {
+        condition.lock()
+        guard finished == nil else {
+            condition.unlock()
+            plugin.log(.error, "request \(requestID): finish called twice; the second is ignored")
+            return
+        }
+        let code = Int32(status.rawValue)
+        var end = End(status: code, message: message, retryable: Self.isRetryable(code), retryAfterMilliseconds: 0, abandoned: false)
+        if let detail = errorDetail {
+            end.retryable = end.retryable || detail.retryable
+            end.retryAfterMilliseconds = detail.retryAfter
+        }
+        if malformedEvent {
+            end = End(status: Int32(PRISM_STATUS_INTERNAL.rawValue), message: "plugin emitted an event that is not a ProviderEvent",
+                      retryable: false, retryAfterMilliseconds: 0, abandoned: false)
+        } else if code == Int32(PRISM_STATUS_OK.rawValue) && cancelled && !abandoned {
+            end.status = Int32(PRISM_STATUS_CANCELLED.rawValue)
+        }
+        finished = end
+        deliverEndIfDue()
+        let release = startReturned && !released
+        if release { released = true }
+        condition.unlock()
+        condition.broadcast()
+        if release { releaseCall() }
+    }
+
+    /// host->is_cancelled.
+    var isCancelled: Bool { condition.withLock { cancelled } }
+
+    /// Called by the worker once start_call has returned.
+    func startCallReturned() {
+        condition.lock()
+        startReturned = true
+        let release = finished != nil && !released
+        if release { released = true }
+        condition.unlock()
+        if release { releaseCall() }
+    }
+
+    /// Both finish and start_call's return have happened: the plugin is done with the handle.
+    private func releaseCall() {
+        plugin.callEnded()
+        let keep = condition.withLock { () -> Unmanaged<PluginCall>? in
+            defer { keepAlive = nil }
+            return keepAlive
+        }
+        keep?.release()
+    }
+
+    // MARK: - The host's side
+
+    /// The next event, or the end. Cancelling the reading task cancels the call.
+    public func next() async -> Step {
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
+                condition.lock()
+                if head < buffer.count && !(cancelled && finished != nil) {
+                    let event = buffer[head]
+                    head += 1
+                    bufferedBytes -= event.byteCount
+                    if head > 64 && head * 2 > buffer.count {
+                        buffer.removeFirst(head)
+                        head = 0
+                    }
+                    condition.unlock()
+                    condition.broadcast()
+                    continuation.resume(returning: .event(event))
+                } else if let end = currentEnd() {
+                    condition.unlock()
+                    continuation.resume(returning: .end(end))
+                } else {
+                    waiter = continuation
+                    condition.unlock()
+                }
+            }
+        } onCancel: {
+            self.cancel()
+        }
+    }
+
+    /// Stops the call: emit starts failing, the plugin's cancel runs, and a plugin that has not
+    /// finished within the grace period is abandoned.
+    public func cancel() {
+        condition.lock()
+        guard !cancelled, finished == nil else {
+            condition.unlock()
+            return
+        }
+        cancelled = true
+        condition.unlock()
+        condition.broadcast()
+        plugin.cancel(self)
+        DispatchQueue.global().asyncAfter(deadline: .now() + cancelGrace) { [self] in abandonIfUnfinished() }
+    }
+
+    private func abandonIfUnfinished() {
+        condition.lock()
+        guard finished == nil, !abandoned else {
+            condition.unlock()
+            return
+        }
+        abandoned = true
+        buffer.removeAll()
+        head = 0
+        bufferedBytes = 0
+        deliverEndIfDue()
+        condition.unlock()
+        plugin.log(.warning, "request \(requestID): ignored cancellation for \(cancelGrace)s; abandoned (its result will be discarded)")
+        onAbandon()
+    }
+
+    /// The end the reader should see now, if any. Caller holds the lock.
+    private func currentEnd() -> End? {
+        if abandoned {
+            return End(status: Int32(PRISM_STATUS_CANCELLED.rawValue), message: "the plugin ignored cancellation and was abandoned",
+                       retryable: false, retryAfterMilliseconds: 0, abandoned: true)
+        }
+        guard let finished, head >= buffer.count || cancelled else { return nil }
+        return finished
+    }
+
+    /// Wakes a waiting reader with the end when it is due. Caller holds the lock.
+    private func deliverEndIfDue() {
+        guard let waiter, let end = currentEnd() else { return }
+        self.waiter = nil
+        waiter.resume(returning: .end(end))
+    }
+
+    /// Rate limits, overload and timeouts are worth another try.
+    static func isRetryable(_ status: Int32) -> Bool {
+        [PRISM_STATUS_RATE_LIMITED, PRISM_STATUS_UNAVAILABLE, PRISM_STATUS_DEADLINE_EXCEEDED].map { Int32($0.rawValue) }.contains(status)
+    }
+}

@@ -1,0 +1,90 @@
+// Turns an adapted GenerationRequest into the serialized prism.plugin.v1.ProviderRequest that
+// start_call receives; the only place the host builds plugin protobuf messages.
+import Foundation
+import PrismProto
+
+enum RequestEncoder {
+    /// The bytes of a ProviderRequest for `model` (the id without "provider/").
+    static func encode(_ request: GenerationRequest, operation: Operation, model: String) -> [UInt8] {
+        let b = ProtoBuilder()
+        let r = b.message(prism__plugin__v1__provider_request__init)
+        r.pointee.operation = Prism__Plugin__V1__Operation(rawValue: UInt32(operation.rawValue))
+        r.pointee.model = b.string(model)
+        let messages = request.messages.map { message -> UnsafeMutablePointer<Prism__Plugin__V1__Message> in
+            let m = b.message(prism__plugin__v1__message__init)
+            m.pointee.role = Prism__Plugin__V1__Role(rawValue: UInt32(message.role.rawValue))
+            let parts = message.parts.map { part($0, b) }
+            m.pointee.n_parts = parts.count
+            m.pointee.parts = b.array(parts)
+            return m
+        }
+        r.pointee.n_messages = messages.count
+        r.pointee.messages = b.array(messages)
+        r.pointee.system = b.string(request.system)
+        let tools = request.tools.map { tool -> UnsafeMutablePointer<Prism__Plugin__V1__Tool> in
+            let t = b.message(prism__plugin__v1__tool__init)
+            t.pointee.name = b.string(tool.name)
+            t.pointee.description = b.string(tool.description)
+            t.pointee.input_schema_json = b.string(tool.inputSchemaJSON)
+            return t
+        }
+        r.pointee.n_tools = tools.count
+        r.pointee.tools = b.array(tools)
+        r.pointee.tool_choice = b.string(request.toolChoice)
+        r.pointee.max_tokens = request.maxTokens
+        if let temperature = request.temperature {
+            r.pointee.has_temperature = 1
+            r.pointee.temperature = temperature
+        }
+        r.pointee.response_schema_json = b.string(request.responseSchemaJSON)
+        let outputs = request.outputs.sorted().map { Prism__Plugin__V1__Modality(rawValue: UInt32($0.rawValue)) }
+        r.pointee.n_outputs = outputs.count
+        r.pointee.outputs = b.array(outputs)
+        if let deadline = request.deadline {
+            r.pointee.deadline_unix_ms = Int64(deadline.timeIntervalSince1970 * 1000)
+        }
+        r.pointee.request_id = b.string(request.requestID)
+        let options = request.labels.sorted { $0.key < $1.key }.map { key, value -> UnsafeMutablePointer<Prism__Plugin__V1__ProviderRequest__OptionsEntry> in
+            let entry = b.message(prism__plugin__v1__provider_request__options_entry__init)
+            entry.pointee.key = b.string(key)
+            entry.pointee.value = b.string(value)
+            return entry
+        }
+        r.pointee.n_options = options.count
+        r.pointee.options = b.array(options)
+        return b.pack(r)
+    }
+
+    private static func part(_ part: ContentPart, _ b: ProtoBuilder) -> UnsafeMutablePointer<Prism__Plugin__V1__Part> {
+        let p = b.message(prism__plugin__v1__part__init)
+        switch part {
+        case .text(let text):
+            p.pointee.kind_case = PRISM__PLUGIN__V1__PART__KIND_TEXT
+            p.pointee.text = b.string(text)
+        case .media(let media):
+            let m = b.message(prism__plugin__v1__media__init)
+            m.pointee.mime_type = b.string(media.mimeType)
+            m.pointee.data = media.data.withUnsafeBytes { b.bytes($0) }
+            m.pointee.name = b.string(media.name)
+            p.pointee.kind_case = PRISM__PLUGIN__V1__PART__KIND_MEDIA
+            p.pointee.media = m
+        case let .toolCall(id, name, arguments):
+            let t = b.message(prism__plugin__v1__tool_call__init)
+            t.pointee.id = b.string(id)
+            t.pointee.name = b.string(name)
+            t.pointee.arguments_json = b.string(arguments)
+            p.pointee.kind_case = PRISM__PLUGIN__V1__PART__KIND_TOOL_CALL
+            p.pointee.tool_call = t
+        case let .toolResult(id, content, isError):
+            let t = b.message(prism__plugin__v1__tool_result__init)
+            t.pointee.tool_call_id = b.string(id)
+            let parts = content.map { self.part($0, b) }
+            t.pointee.n_content = parts.count
+            t.pointee.content = b.array(parts)
+            t.pointee.is_error = isError ? 1 : 0
+            p.pointee.kind_case = PRISM__PLUGIN__V1__PART__KIND_TOOL_RESULT
+            p.pointee.tool_result = t
+        }
+        return p
+    }
+}

@@ -1,0 +1,166 @@
+// prism.v1.Prism/Generate: decodes a GenerateRequest into the plugin host's values, runs it
+// through the Generator (plan → adapt → plugin) and streams GenerateEvents, `routed` first;
+// ProviderFailures become the gRPC statuses of API.md.
+import Foundation
+import NIOCore
+import PrismProto
+import PrismProviders
+import PrismRPC
+
+enum GenerateService {
+    /// The serverStreaming handler of Generate.
+    static func handler(_ generator: Generator) -> RPCHandler {
+        .serverStreaming { body, context, writer in
+            let message = try decodeRequest(prism__v1__generate_request__init, body)
+            var request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
+            if let deadline = context.deadline {
+                let remaining = Double((deadline - NIODeadline.now()).nanoseconds) / 1e9
+                request.deadline = Date().addingTimeInterval(remaining)
+            }
+            do {
+                try await generator.generate(request) { output in
+                    try await writer.write(encode(output))
+                }
+            } catch let failure as ProviderFailure {
+                throw rpcError(failure, context)
+            }
+        }
+    }
+
+    /// A ProviderFailure as the client's status; UNAVAILABLE carries `retry-after-ms` when known.
+    static func rpcError(_ failure: ProviderFailure, _ context: ServerCallContext) -> RPCError {
+        let code: StatusCode
+        switch failure.code {
+        case .invalidArgument: code = .invalidArgument
+        case .failedPrecondition: code = .failedPrecondition
+        case .resourceExhausted: code = .resourceExhausted
+        case .unavailable: code = .unavailable
+        case .deadlineExceeded: code = .deadlineExceeded
+        case .cancelled: code = .cancelled
+        case .internalError: code = .internal
+        case .unimplemented: code = .unimplemented
+        case .unknown: code = .unknown
+        }
+        if failure.retryAfterMilliseconds > 0 { context.addTrailer("retry-after-ms", "\(failure.retryAfterMilliseconds)") }
+        return RPCError(code, failure.message)
+    }
+
+    // MARK: - prism.v1 → host values
+
+    static func generationRequest(_ r: Prism__V1__GenerateRequest) throws -> GenerationRequest {
+        var request = GenerationRequest(messages: try elements(r.messages, r.n_messages).enumerated().map { index, m in
+            ChatMessage(role: Role(rawValue: Int(m.pointee.role.rawValue)) ?? .user,
+                        parts: try elements(m.pointee.parts, m.pointee.n_parts).map { try part($0.pointee, "messages[\(index)]") })
+        })
+        guard request.messages.contains(where: { !$0.parts.isEmpty }) else {
+            throw RPCError(.invalidArgument, "messages: the request has no content")
+        }
+        request.system = String(protoC: r.system)
+        request.tools = elements(r.tools, r.n_tools).map {
+            ToolSpec(name: String(protoC: $0.pointee.name), description: String(protoC: $0.pointee.description),
+                     inputSchemaJSON: String(protoC: $0.pointee.input_schema_json))
+        }
+        request.toolChoice = String(protoC: r.tool_choice)
+        request.maxTokens = r.max_tokens
+        request.temperature = r.temperature.map { $0.pointee.value }
+        request.responseSchemaJSON = String(protoC: r.response_schema_json)
+        request.outputs = Set(UnsafeBufferPointer(start: r.outputs, count: r.outputs == nil ? 0 : r.n_outputs).compactMap {
+            Modality(rawValue: Int($0.rawValue))
+        })
+        if let route = r.route?.pointee {
+            request.route = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                                         fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                                         nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+        }
+        for entry in elements(r.labels, r.n_labels) {
+            request.labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value)
+        }
+        return request
+    }
+
+    private static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
+        switch p.kind_case {
+        case PRISM__V1__PART__KIND_TEXT:
+            return .text(String(protoC: p.text))
+        case PRISM__V1__PART__KIND_MEDIA:
+            guard let m = p.media?.pointee else { throw RPCError(.invalidArgument, "\(field).parts.media is empty") }
+            if m.data.len == 0 {
+                if !String(protoC: m.uri).isEmpty {
+                    throw RPCError(.unimplemented, "\(field): Media.uri is not fetched by this build yet; send the bytes in Media.data")
+                }
+                throw RPCError(.invalidArgument, "\(field): Media has neither data nor uri")
+            }
+            return .media(MediaInput(mimeType: String(protoC: m.mime_type), data: Data([UInt8](protoC: m.data)), name: String(protoC: m.name)))
+        case PRISM__V1__PART__KIND_TOOL_CALL:
+            let t = p.tool_call!.pointee
+            return .toolCall(id: String(protoC: t.id), name: String(protoC: t.name), argumentsJSON: String(protoC: t.arguments_json))
+        case PRISM__V1__PART__KIND_TOOL_RESULT:
+            let t = p.tool_result!.pointee
+            return .toolResult(toolCallID: String(protoC: t.tool_call_id),
+                               content: try elements(t.content, t.n_content).map { try part($0.pointee, field + ".tool_result") },
+                               isError: t.is_error != 0)
+        default:
+            throw RPCError(.invalidArgument, "\(field): a Part with nothing set")
+        }
+    }
+
+    // MARK: - host values → prism.v1.GenerateEvent
+
+    static func encode(_ output: GenerationOutput) -> ByteBuffer {
+        let b = ProtoBuilder()
+        let e = b.message(prism__v1__generate_event__init)
+        switch output {
+        case .routed(let info):
+            let r = b.message(prism__v1__route_info__init)
+            r.pointee.provider = b.string(info.provider)
+            r.pointee.model = b.string(info.model)
+            r.pointee.n_adaptations = info.adaptations.count
+            r.pointee.adaptations = b.strings(info.adaptations)
+            r.pointee.attempt = UInt32(info.attempt)
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_ROUTED
+            e.pointee.routed = r
+        case .event(.text(let text)):
+            let t = b.message(prism__v1__text_delta__init)
+            t.pointee.text = b.string(text)
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_TEXT
+            e.pointee.text = t
+        case let .event(.toolCall(id, name, arguments)):
+            let t = b.message(prism__v1__tool_call__init)
+            t.pointee.id = b.string(id)
+            t.pointee.name = b.string(name)
+            t.pointee.arguments_json = b.string(arguments)
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_TOOL_CALL
+            e.pointee.tool_call = t
+        case let .event(.media(mimeType, data, last)):
+            let m = b.message(prism__v1__media_chunk__init)
+            m.pointee.mime_type = b.string(mimeType)
+            m.pointee.data = data.withUnsafeBytes { b.bytes($0) }
+            m.pointee.last = last ? 1 : 0
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_MEDIA
+            e.pointee.media = m
+        case .event(.usage(let usage)):
+            let u = b.message(prism__v1__usage__init)
+            u.pointee.input_tokens = usage.inputTokens
+            u.pointee.output_tokens = usage.outputTokens
+            u.pointee.image_tokens = usage.imageTokens
+            u.pointee.audio_seconds = usage.audioSeconds
+            u.pointee.cost_usd_micros = usage.costUSDMicros
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_USAGE
+            e.pointee.usage = u
+        case .event(.finished(let reason)):
+            let f = b.message(prism__v1__finish__init)
+            f.pointee.stop_reason = Prism__V1__StopReason(rawValue: UInt32(reason))
+            e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_FINISHED
+            e.pointee.finished = f
+        case .event(.error):
+            // Retry details stay inside the host; nothing to send.
+            break
+        }
+        return encodeResponse(b, e)
+    }
+}
+
+/// The non-NULL elements of a protobuf-c repeated message field.
+func elements<Element>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?, _ count: Int) -> [UnsafeMutablePointer<Element>] {
+    UnsafeBufferPointer(start: array, count: array == nil ? 0 : count).compactMap { $0 }
+}

@@ -1,0 +1,100 @@
+// The planner, table-driven over capability rows made by hand: which model is chosen, with which
+// adaptation steps, and the status and message when nothing can serve.
+import Foundation
+@testable import PrismProviders
+import XCTest
+
+final class PlannerTests: XCTestCase {
+    private static func limits(images: Int? = nil, pdfPages: Int? = nil) -> ModelLimits {
+        var l = ModelLimits()
+        l.maxImages = images
+        l.maxPDFPages = pdfPages
+        return l
+    }
+
+    // The rows: a full multi-modal model, a vision-only one, a text-only one, helpers.
+    private let full = ModelCapability(provider: "big", id: "omni", inputs: [.text, .image, .pdf, .audio, .video], limits: limits(images: 20, pdfPages: 100))
+    private let vision = ModelCapability(provider: "eye", id: "vision", inputs: [.text, .image], limits: limits(images: 4))
+    private let text = ModelCapability(provider: "plain", id: "text", inputs: [.text])
+    private let transcriber = ModelCapability(provider: "local", id: "whisper", operations: [.transcribe], inputs: [.audio])
+    private let ocr = ModelCapability(provider: "local", id: "tesseract", operations: [.ocr], inputs: [.image])
+
+    private let image = InputMedium(modality: .image, bytes: 1000, mimeType: "image/png")
+    private func pdf(_ pages: Int) -> InputMedium { InputMedium(modality: .pdf, bytes: 5000, mimeType: "application/pdf", pages: pages) }
+    private let audio = InputMedium(modality: .audio, bytes: 32000, mimeType: "audio/wav", seconds: 1)
+    private let video = InputMedium(modality: .video, bytes: 90000, mimeType: "video/mp4", seconds: 10, hasAudio: true)
+
+    private struct Row {
+        var name: String
+        var media: [InputMedium]
+        var matrix: [ModelCapability]
+        var route = RouteRequest()
+        /// Expected first candidate and its steps, or nil when planning must fail.
+        var model: String?
+        var steps: [AdaptationStep] = []
+        var error: ProviderFailure.Code?
+        var message: String?
+    }
+
+    func testTable() throws {
+        let rows: [Row] = [
+            Row(name: "native first in matrix order", media: [pdf(3)], matrix: [text, vision, full], model: "big/omni"),
+            Row(name: "PDF to a provider without PDF", media: [pdf(3)], matrix: [vision], model: "eye/vision",
+                steps: [.fitImages, .pdfToPages(medium: 0, pages: 3)]),
+            Row(name: "PDF to a text-only provider: text layer", media: [pdf(3)], matrix: [text], model: "plain/text", steps: [.pdfToText(medium: 0)]),
+            Row(name: "PDF pages over max_images", media: [pdf(5)], matrix: [vision], error: .resourceExhausted,
+                message: "the request has 5 images (PDF pages and video frames included), over its max_images of 4"),
+            Row(name: "video to a provider without video", media: [video], matrix: [vision, transcriber], model: "eye/vision",
+                steps: [.fitImages, .videoToFrames(medium: 0, frames: 4, transcriber: "local/whisper")]),
+            Row(name: "audio to a provider without audio", media: [audio], matrix: [vision, transcriber], model: "eye/vision",
+                steps: [.audioToTranscript(medium: 0, via: "local/whisper")]),
+            Row(name: "audio and no transcriber", media: [audio], matrix: [vision, text], error: .failedPrecondition,
+                message: "needs audio input; no provider accepts audio and no transcriber is loaded"),
+            Row(name: "image to a text-only model via OCR", media: [image], matrix: [text, ocr], model: "plain/text",
+                steps: [.imageToText(medium: 0, via: "local/tesseract")]),
+            Row(name: "too many images", media: Array(repeating: image, count: 5), matrix: [vision], error: .resourceExhausted,
+                message: "over its max_images of 4"),
+            Row(name: "nothing capable at all", media: [], matrix: [transcriber], error: .failedPrecondition, message: "no loaded provider can generate"),
+            Row(name: "no plugins", media: [], matrix: [], error: .failedPrecondition, message: "no provider plugin is loaded"),
+            Row(name: "native only refuses adaptation", media: [pdf(2)], matrix: [vision], route: RouteRequest(nativeOnly: true),
+                error: .failedPrecondition, message: "eye/vision: it has no PDF input (adaptation is off)"),
+            Row(name: "explicit model that cannot serve names why", media: [audio], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
+                error: .failedPrecondition, message: "eye/vision cannot serve this request: it has no audio input and no transcribe-capable provider is loaded"),
+            Row(name: "explicit model not loaded", media: [], matrix: [full], route: RouteRequest(model: "nope/x"),
+                error: .failedPrecondition, message: "model 'nope/x' is not loaded (loaded: big/omni)"),
+            Row(name: "explicit model wins over native", media: [pdf(1)], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
+                model: "eye/vision", steps: [.fitImages, .pdfToPages(medium: 0, pages: 1)]),
+            Row(name: "provider filter", media: [image], matrix: [full, vision], route: RouteRequest(provider: "eye"), model: "eye/vision", steps: [.fitImages]),
+        ]
+        for row in rows {
+            let needs = RequestNeeds(media: row.media)
+            do {
+                let plan = try Planner().plan(needs, route: row.route, matrix: row.matrix)
+                XCTAssertNil(row.error, "\(row.name): expected \(row.error!) but planned \(plan)")
+                XCTAssertEqual(plan.first?.model.name, row.model, row.name)
+                XCTAssertEqual(plan.first?.steps, row.steps, row.name)
+            } catch let failure as ProviderFailure {
+                XCTAssertEqual(failure.code, row.error, "\(row.name): \(failure)")
+                if let message = row.message { XCTAssertTrue(failure.message.contains(message), "\(row.name): \(failure.message)") }
+            }
+        }
+    }
+
+    func testNativeCandidatesComeBeforeAdaptedAndPreferenceOrders() throws {
+        let needs = RequestNeeds(media: [pdf(2)])
+        let plan = try Planner().plan(needs, route: RouteRequest(), matrix: [vision, full])
+        XCTAssertEqual(plan.map(\.model.name), ["big/omni", "eye/vision"])
+        XCTAssertTrue(plan[0].isNative)
+        XCTAssertFalse(plan[1].isNative)
+
+        let preferred = try Planner(preference: ["eye"]).plan(RequestNeeds(media: [image]), route: RouteRequest(), matrix: [full, vision])
+        XCTAssertEqual(preferred.map(\.model.name), ["eye/vision", "big/omni"])
+    }
+
+    func testFallbacksFollowTheExplicitModelAndCoolingModelsGoLast() throws {
+        let plan = try Planner().plan(RequestNeeds(), route: RouteRequest(model: "eye/vision", fallbacks: ["plain/text", "nope/x"]), matrix: [full, vision, text])
+        XCTAssertEqual(plan.map(\.model.name), ["eye/vision", "plain/text"])
+        let cooled = try Planner().plan(RequestNeeds(), route: RouteRequest(), matrix: [full, text], skipping: ["big/omni"])
+        XCTAssertEqual(cooled.map(\.model.name), ["plain/text", "big/omni"])
+    }
+}

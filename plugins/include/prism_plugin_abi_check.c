@@ -1,0 +1,7 @@
+/* Compiles prism_plugin.h on its own as C, so that a header that does not stand alone fails the
+ * build here and not in a third party's plugin; SwiftPM also needs one source for this target. */
+#include "prism_plugin.h"
+
+_Static_assert(PRISM_STATUS_UNAUTHENTICATED == 16, "prism_status uses gRPC's numbers");
+_Static_assert(offsetof(prism_plugin_api, abi_major) == 0, "tables start with the ABI version");
+_Static_assert(offsetof(prism_host_api, abi_major) == 0, "tables start with the ABI version");
