@@ -13,6 +13,10 @@ let package = Package(
         .library(name: "PrismMedia", targets: ["PrismMedia"]),
         // Provider plugins, each its own shared object; the host loads only libprism-plugin-*.so.
         .library(name: "prism-plugin-example", type: .dynamic, targets: ["PrismPluginExample"]),
+        // Local engines (issue 5): OCR, speech-to-text, text-to-speech, no network or key.
+        .library(name: "prism-plugin-tesseract", type: .dynamic, targets: ["PrismPluginTesseract"]),
+        .library(name: "prism-plugin-pocketsphinx", type: .dynamic, targets: ["PrismPluginPocketSphinx"]),
+        .library(name: "prism-plugin-espeak", type: .dynamic, targets: ["PrismPluginEspeak"]),
         // Plugins for the host's tests; their libprismtest-plugin-*.so names are never loaded by default.
         .library(name: "prismtest-plugin-testkit", type: .dynamic, targets: ["PrismPluginTestkit"]),
         .library(name: "prismtest-plugin-badabi", type: .dynamic, targets: ["PrismPluginBadABI"]),
@@ -89,6 +93,17 @@ let package = Package(
         .target(name: "PrismPluginTestkit", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/tests/testkit", publicHeadersPath: "."),
         .target(name: "PrismPluginBadABI", dependencies: ["CPrismPlugin"], path: "plugins/tests/badabi", publicHeadersPath: "."),
         // --- end provider plugins ---
+
+        // --- local engine plugins (issue 5): each engine's library through pkg-config ---
+        .systemLibrary(name: "CTesseract", path: "plugins/tesseract/system", pkgConfig: "tesseract", providers: [.apt(["libtesseract-dev", "tesseract-ocr-eng"])]),
+        .systemLibrary(name: "CPocketSphinx", path: "plugins/pocketsphinx/system", pkgConfig: "pocketsphinx", providers: [.apt(["libpocketsphinx-dev", "pocketsphinx-en-us"])]),
+        .systemLibrary(name: "CEspeakNG", path: "plugins/espeak/system", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev", "espeak-ng"])]),
+        .target(name: "PrismPluginTesseract", dependencies: ["CPrismPlugin", "PrismProtoC", "CTesseract"], path: "plugins/tesseract/src", publicHeadersPath: ".",
+                linkerSettings: [.linkedLibrary("lept")]),
+        .target(name: "PrismPluginPocketSphinx", dependencies: ["CPrismPlugin", "PrismProtoC", "CPocketSphinx"], path: "plugins/pocketsphinx/src", publicHeadersPath: ".",
+                linkerSettings: [.linkedLibrary("sphinxbase"), .linkedLibrary("m")]),
+        .target(name: "PrismPluginEspeak", dependencies: ["CPrismPlugin", "PrismProtoC", "CEspeakNG"], path: "plugins/espeak/src", publicHeadersPath: "."),
+        // --- end local engine plugins ---
 
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(

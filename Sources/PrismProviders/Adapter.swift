@@ -78,8 +78,8 @@ struct Adapter: Sendable {
             }
         }
         report.insert(contentsOf: fittedLines, at: 0)
-        if candidate.steps.contains(where: { if case .synthesizeAudio = $0 { return true }; return false }) {
-            throw ProviderFailure(.unimplemented, "audio output through a synthesize-capable provider is planned but not built yet; ask a model with audio output")
+        if let voice = SpeechOutput.voice(of: candidate) {
+            report.append("text→audio via \(voice)") // spoken by the Generator once the answer is complete
         }
 
         var adapted = request
@@ -188,7 +188,8 @@ struct Adapter: Sendable {
         var media = media
         let format = MediaSniffer.sniff(media.data)
         if format != .unknown { media.mimeType = format.mimeType }
-        if operation == .transcribe, let speech = try await offload({ try self.speechAudio(media, for: model, label: media.name) }) {
+        let sniffed = media
+        if operation == .transcribe, let speech = try await offload({ try self.speechAudio(sniffed, for: model, label: sniffed.name) }) {
             media = speech
         }
         var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(media)])])

@@ -70,14 +70,21 @@ public final class Generator: Sendable {
                 let started = Date()
                 let end: PluginCall.End
                 var sentContent = false
+                let answer = TextCollector()
                 do {
                     let call = try host.startCall(model: model, operation: request.operation, request: adapted)
-                    end = try await stream(call, model: model, sentContent: &sentContent, emit: emit)
+                    end = try await stream(call, model: model, sentContent: &sentContent) { output in
+                        if case .event(.text(let text)) = output { answer.append(text) }
+                        try await emit(output)
+                    }
                 } catch let failure as ProviderFailure where failure.code == .unavailable || failure.code == .failedPrecondition {
                     lastFailure = failure
                     break
                 }
                 if end.isOK {
+                    if let voice = SpeechOutput.voice(of: candidate) {
+                        try await SpeechOutput.speak(answer.text, via: voice, host: host, original: request, emit: emit)
+                    }
                     health.succeeded(model.name, seconds: Date().timeIntervalSince(started))
                     return
                 }

@@ -40,6 +40,8 @@ enum PrismService {
         if let generator {
             service.add("Generate", GenerateService.handler(generator))
             service.add("ListProviders", ProvidersService.handler(generator.host))
+            service.add("Transcribe", TranscribeService.handler(generator))
+            service.add("Synthesize", SynthesizeService.handler(generator))
         }
         return service
     }

@@ -1,0 +1,217 @@
+// prism.v1.Prism/Transcribe: a config message, then audio in chunks of any size. The audio is
+// decoded to 16 kHz mono PCM while it arrives (the media core's streaming decoder), then the
+// Generator plans a transcribe-capable provider (local/pocketsphinx by default), and its
+// segments are streamed back as the engine finds utterance ends, followed by the final transcript.
+import Foundation
+import NIOCore
+import PrismMedia
+import PrismProto
+import PrismProviders
+import PrismRPC
+
+enum TranscribeService {
+    /// 2 hours of audio per stream: longer recordings should be split by the client. At
+    /// 16 kHz mono s16 that is 230 MB of PCM held while the stream lasts.
+    static let maxAudioSeconds: Double = 7200
+    /// The MediaChunk type a speech plugin uses for one segment's detail (JSON); see plugins/README.md.
+    static let segmentMimeType = "application/vnd.prism.segment+json"
+
+    /// The handler; `maxSeconds` is a parameter so tests can reach the limit without 2 hours of audio.
+    static func handler(_ generator: Generator, maxSeconds: Double = maxAudioSeconds) -> RPCHandler {
+        .bidirectional { requests, writer, context in
+            var config: (mime: String, language: String, words: Bool, route: RouteRequest)?
+            var decoder: StreamingAudioDecoder?
+            let pcm = LockedBox(Data())
+            let tooLong = LockedBox(false)
+            let maxBytes = Int(maxSeconds * Double(PCMFormat.speech.bytesPerSecond))
+            defer { decoder?.cancel() }
+
+            for try await body in requests {
+                let message = try decodeRequest(prism__v1__transcribe_request__init, body)
+                let m = message.pointee
+                switch m.payload_case {
+                case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_CONFIG:
+                    guard config == nil, let c = m.config?.pointee else {
+                        throw RPCError(.invalidArgument, "config: sent twice; send it once, as the first message")
+                    }
+                    config = (String(protoC: c.mime_type), String(protoC: c.language), c.word_timestamps != 0, route(c.route))
+                    let raw = try rawFormat(config!.mime)
+                    decoder = StreamingAudioDecoder(output: .speech, raw: raw) { data in
+                        pcm.withLockedValue { buffer in
+                            if buffer.count + data.count > maxBytes { tooLong.withLockedValue { $0 = true } } else { buffer.append(data) }
+                        }
+                    }
+                case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO:
+                    guard let decoder else { throw RPCError(.invalidArgument, "config: the first TranscribeRequest must be the config, not audio") }
+                    let chunk = Data([UInt8](protoC: m.audio))
+                    do {
+                        try await feed(decoder, chunk)
+                    } catch let error as MediaError {
+                        throw mediaError(error)
+                    }
+                    if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+                default:
+                    throw RPCError(.invalidArgument, "payload: a TranscribeRequest with neither config nor audio")
+                }
+            }
+            guard let config, let decoder else { throw RPCError(.invalidArgument, "config: the stream ended without a config") }
+            do {
+                _ = try await offload { try decoder.finish() }
+            } catch let error as MediaError {
+                throw mediaError(error)
+            }
+            if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+            let audio = pcm.withLockedValue { $0 }
+            guard !audio.isEmpty else { throw RPCError(.invalidArgument, "audio: the stream held no audio samples") }
+            let duration = Double(audio.count) / Double(PCMFormat.speech.bytesPerSecond)
+
+            let wav = AudioEncoder.wavHeader(format: .speech, dataBytes: audio.count) + audio
+            var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(MediaInput(mimeType: "audio/wav", data: wav, name: "audio.wav"))])])
+            request.operation = .transcribe
+            request.route = config.route
+            if config.words { request.labels["word_timestamps"] = "true" }
+            if !config.language.isEmpty { request.labels["language"] = config.language }
+            if let deadline = context.deadline {
+                request.deadline = Date().addingTimeInterval(Double((deadline - NIODeadline.now()).nanoseconds) / 1e9)
+            }
+            let transcript = LockedBox("")
+            do {
+                try await generator.generate(request) { output in
+                    switch output {
+                    case .routed(let info):
+                        transcript.withLockedValue { $0 = "" } // a retry starts over
+                        try await writer.write(encodeRouted(info))
+                    case .event(.media(let mime, let data, _)) where mime == segmentMimeType:
+                        try await writer.write(encodeSegment(data))
+                    case .event(.text(let text)):
+                        transcript.withLockedValue { $0 += text }
+                    case .event:
+                        break
+                    }
+                }
+            } catch let failure as ProviderFailure {
+                throw GenerateService.rpcError(failure, context)
+            }
+            let b = ProtoBuilder()
+            let t = b.message(prism__v1__transcript__init)
+            t.pointee.text = b.string(transcript.withLockedValue { $0 }.trimmingCharacters(in: .whitespacesAndNewlines))
+            t.pointee.language = b.string(config.language.isEmpty ? "en-US" : config.language)
+            t.pointee.duration_seconds = duration
+            let e = b.message(prism__v1__transcribe_event__init)
+            e.pointee.event_case = PRISM__V1__TRANSCRIBE_EVENT__EVENT_FINAL
+            e.pointee.final = t
+            try await writer.write(encodeResponse(b, e))
+        }
+    }
+
+    /// Feeds the decoder off the event loop: `feed` blocks while its buffer is full.
+    private static func feed(_ decoder: StreamingAudioDecoder, _ chunk: Data) async throws {
+        try await offload { try decoder.feed(chunk) }
+    }
+
+    /// `audio/L16;rate=R[;channels=C]` describes raw PCM; anything else is sniffed.
+    static func rawFormat(_ mime: String) throws -> PCMFormat? {
+        let fields = mime.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let type = fields.first, type == "audio/l16" else { return nil }
+        var rate = 16_000, channels = 1
+        for field in fields.dropFirst() {
+            let kv = field.split(separator: "=", maxSplits: 1).map(String.init)
+            guard kv.count == 2, let value = Int(kv[1]) else { continue }
+            if kv[0] == "rate" { rate = value } else if kv[0] == "channels" { channels = value }
+        }
+        guard (8_000...192_000).contains(rate), (1...8).contains(channels) else {
+            throw RPCError(.invalidArgument, "config.mime_type: '\(mime)' has a rate or channel count out of range")
+        }
+        return PCMFormat(sampleRate: rate, channels: channels)
+    }
+
+    static func route(_ r: UnsafeMutablePointer<Prism__V1__Route>?) -> RouteRequest {
+        guard let route = r?.pointee else { return RouteRequest() }
+        return RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                            fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                            nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+    }
+
+    private static func overLimit(_ seconds: Double) -> RPCError {
+        RPCError(.resourceExhausted, "audio: the stream is longer than the limit of \(Int(seconds)) seconds")
+    }
+
+    static func mediaError(_ error: MediaError) -> RPCError {
+        switch error {
+        case .limitExceeded: return RPCError(.resourceExhausted, "audio: \(error)")
+        case .libraryFailure: return RPCError(.internal, "audio: \(error)")
+        default: return RPCError(.invalidArgument, "audio: not audio that can be decoded: \(error)")
+        }
+    }
+
+    // MARK: - Events
+
+    static func encodeRouted(_ info: RouteInfo) -> ByteBuffer {
+        let b = ProtoBuilder()
+        let r = b.message(prism__v1__route_info__init)
+        r.pointee.provider = b.string(info.provider)
+        r.pointee.model = b.string(info.model)
+        r.pointee.n_adaptations = info.adaptations.count
+        r.pointee.adaptations = b.strings(info.adaptations)
+        r.pointee.attempt = UInt32(info.attempt)
+        let e = b.message(prism__v1__transcribe_event__init)
+        e.pointee.event_case = PRISM__V1__TRANSCRIBE_EVENT__EVENT_ROUTED
+        e.pointee.routed = r
+        return encodeResponse(b, e)
+    }
+
+    /// The plugin's segment JSON as a Segment event.
+    private struct SegmentJSON: Decodable {
+        struct Word: Decodable { var word: String; var start: Double; var end: Double; var confidence: Double }
+        var start: Double
+        var end: Double
+        var confidence: Double
+        var text: String
+        var words: [Word]?
+    }
+
+    static func encodeSegment(_ json: Data) throws -> ByteBuffer {
+        guard let s = try? JSONDecoder().decode(SegmentJSON.self, from: json) else {
+            throw RPCError(.internal, "the speech plugin sent a segment that is not valid JSON")
+        }
+        let b = ProtoBuilder()
+        let segment = b.message(prism__v1__segment__init)
+        segment.pointee.start_seconds = s.start
+        segment.pointee.end_seconds = s.end
+        segment.pointee.text = b.string(s.text)
+        segment.pointee.confidence = Float(s.confidence)
+        let words = (s.words ?? []).map { w -> UnsafeMutablePointer<Prism__V1__Word> in
+            let word = b.message(prism__v1__word__init)
+            word.pointee.text = b.string(w.word)
+            word.pointee.start_seconds = w.start
+            word.pointee.end_seconds = w.end
+            word.pointee.confidence = Float(w.confidence)
+            return word
+        }
+        segment.pointee.n_words = words.count
+        segment.pointee.words = b.array(words)
+        let e = b.message(prism__v1__transcribe_event__init)
+        e.pointee.event_case = PRISM__V1__TRANSCRIBE_EVENT__EVENT_SEGMENT
+        e.pointee.segment = segment
+        return encodeResponse(b, e)
+    }
+}
+
+/// A value shared between a handler and callbacks on other threads (the decoder's, the generator's).
+final class LockedBox<Value>: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value: Value
+    init(_ value: Value) { self.value = value }
+    func withLockedValue<T>(_ body: (inout Value) throws -> T) rethrows -> T {
+        lock.lock()
+        defer { lock.unlock() }
+        return try body(&value)
+    }
+}
+
+/// Runs blocking work (decoding, encoding) off Swift's cooperative threads.
+func offload<T: Sendable>(_ work: @escaping @Sendable () throws -> T) async throws -> T {
+    try await withCheckedThrowingContinuation { continuation in
+        DispatchQueue.global(qos: .userInitiated).async { continuation.resume(with: Result { try work() }) }
+    }
+}

@@ -1,0 +1,333 @@
+/* local/pocketsphinx: speech-to-text with CMU PocketSphinx (5prealpha API, the en-us model of
+ * Debian's pocketsphinx-en-us). Operation `transcribe` on 16 kHz mono s16 audio (WAV or raw
+ * audio/L16;rate=16000; the host converts anything else with the media core). The audio is fed
+ * to the decoder in small chunks; at each utterance end (the decoder's voice activity detector
+ * says speech stopped) a segment is emitted at once: a MediaChunk of type
+ * PS_SEGMENT_MIME (JSON: start, end, text, confidence, words) followed by a TextDelta of the
+ * segment's text, so a host that only joins text gets the plain transcript.
+ *
+ * Decoders are reused across calls (decoder_pool.c). */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <pocketsphinx.h>
+
+#include "decoder_pool.h"
+#include "prism_plugin.h"
+#include "prism/plugin/v1/plugin.pb-c.h"
+
+/* Where Debian's pocketsphinx-en-us puts the model; PRISM_POCKETSPHINX_MODEL overrides the folder. */
+#define PS_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
+/* 0.1 s per decoder step: small enough that a segment follows its utterance's end closely. */
+#define PS_CHUNK_SAMPLES 1600
+/* 2 hours: a longer stream is refused with RESOURCE_EXHAUSTED before any decoding. */
+#define PS_MAX_AUDIO_SECONDS 7200
+/* The decoder drops the silence before an utterance but keeps this much of it (-vad_prespeech). */
+#define PS_PRESPEECH_SECONDS 0.2
+#define PS_SEGMENT_MIME "application/vnd.prism.segment+json"
+#define PS_JSON_CAP 65536
+
+struct prism_plugin {
+    const prism_host_api *host;
+    uint8_t *info;
+    size_t info_len;
+    struct decoder_pool pool;
+};
+
+/* ---------------------------------------------------------------------------------------------
+ * describe: one model, honest about what it takes.
+ * ------------------------------------------------------------------------------------------- */
+
+static uint8_t *pack_info(size_t *out_len) {
+    static Prism__Plugin__V1__Operation ops[] = { PRISM__PLUGIN__V1__OPERATION__OPERATION_TRANSCRIBE };
+    static Prism__Plugin__V1__Modality in[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_AUDIO };
+    static Prism__Plugin__V1__Modality out[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT };
+    static char *mimes[] = { "audio/wav", "audio/L16;rate=16000" };
+    Prism__Plugin__V1__Limits limits = PRISM__PLUGIN__V1__LIMITS__INIT;
+    limits.max_audio_seconds = PS_MAX_AUDIO_SECONDS;
+    limits.max_audio_bytes = (uint64_t)PS_MAX_AUDIO_SECONDS * PS_SAMPLE_RATE * 2 + 44;
+    limits.n_audio_mime_types = 2; limits.audio_mime_types = mimes;
+    Prism__Plugin__V1__Features features = PRISM__PLUGIN__V1__FEATURES__INIT;
+    features.streaming = 1;
+    Prism__Plugin__V1__ModelInfo model = PRISM__PLUGIN__V1__MODEL_INFO__INIT;
+    model.id = "pocketsphinx";
+    model.n_operations = 1; model.operations = ops;
+    model.n_inputs = 1; model.inputs = in;
+    model.n_outputs = 1; model.outputs = out;
+    model.limits = &limits; model.features = &features;
+    Prism__Plugin__V1__ModelInfo *models[] = { &model };
+    Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
+    info.name = "local";
+    info.version = "1.0.0";
+    info.description = "PocketSphinx speech-to-text (US English, 16 kHz mono), no network";
+    info.n_models = 1; info.models = models;
+    *out_len = prism__plugin__v1__provider_info__get_packed_size(&info);
+    uint8_t *bytes = malloc(*out_len ? *out_len : 1);
+    if (bytes) prism__plugin__v1__provider_info__pack(&info, bytes);
+    return bytes;
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Events.
+ * ------------------------------------------------------------------------------------------- */
+
+static prism_status emit(const prism_host_api *host, prism_call *call, const Prism__Plugin__V1__ProviderEvent *event) {
+    size_t len = prism__plugin__v1__provider_event__get_packed_size(event);
+    uint8_t *bytes = malloc(len ? len : 1);
+    if (bytes == NULL) return PRISM_STATUS_INTERNAL;
+    prism__plugin__v1__provider_event__pack(event, bytes);
+    prism_status status = host->emit(call, bytes, len);
+    free(bytes);
+    return status;
+}
+
+/* A word as the dictionary spells it: "read(2)" is the second pronunciation of "read". */
+static void clean_word(const char *word, char *out, size_t cap) {
+    size_t n = 0;
+    for (; word[n] && word[n] != '(' && n + 1 < cap; n++) out[n] = word[n];
+    out[n] = 0;
+}
+
+static int is_filler(const char *word) {
+    return word[0] == '<' || word[0] == '[' || word[0] == '+' || strcmp(word, "<sil>") == 0;
+}
+
+/* Emits the segment of the utterance just ended: JSON detail, then its text. */
+static prism_status emit_segment(ps_decoder_t *ps, const prism_host_api *host, prism_call *call,
+                                 double start, double end, int words_wanted, char *transcript_out) {
+    const char *hyp = ps_get_hyp(ps, NULL);
+    if (hyp == NULL || *hyp == 0) return PRISM_STATUS_OK;
+    logmath_t *lmath = ps_get_logmath(ps);
+    double confidence = logmath_exp(lmath, ps_get_prob(ps));
+    if (!(confidence >= 0 && confidence <= 1)) confidence = 0;
+
+    char *json = malloc(PS_JSON_CAP), text[4096] = "", word[256];
+    if (json == NULL) return PRISM_STATUS_INTERNAL;
+    size_t used = 0, tlen = 0;
+    int first_frame = -1;
+    used += snprintf(json + used, PS_JSON_CAP - used, "{\"start\":%.3f,\"end\":%.3f,\"confidence\":%.3f,\"words\":[",
+                     start, end, confidence);
+    int first = 1;
+    for (ps_seg_t *seg = ps_seg_iter(ps); seg != NULL; seg = ps_seg_next(seg)) {
+        const char *w = ps_seg_word(seg);
+        if (is_filler(w)) continue;
+        clean_word(w, word, sizeof word);
+        if (tlen + strlen(word) + 2 < sizeof text) tlen += snprintf(text + tlen, sizeof text - tlen, "%s%s", tlen ? " " : "", word);
+        if (!words_wanted || used + 512 > PS_JSON_CAP) continue;
+        int sf, ef;
+        ps_seg_frames(seg, &sf, &ef);
+        if (first_frame < 0) first_frame = sf;
+        double wconf = logmath_exp(lmath, ps_seg_prob(seg, NULL, NULL, NULL));
+        if (!(wconf >= 0 && wconf <= 1)) wconf = 0;
+        /* Frames are 10 ms, counted from the utterance's first kept frame. */
+        used += snprintf(json + used, PS_JSON_CAP - used, "%s{\"word\":\"%s\",\"start\":%.3f,\"end\":%.3f,\"confidence\":%.3f}",
+                         first ? "" : ",", word, start + sf / 100.0, start + (ef + 1) / 100.0, wconf);
+        first = 0;
+    }
+    if (tlen == 0) { free(json); return PRISM_STATUS_OK; } /* only noise */
+    snprintf(json + used, PS_JSON_CAP - used, "],\"text\":\"%s\"}", text); /* dictionary words need no escaping */
+
+    Prism__Plugin__V1__MediaChunk chunk = PRISM__PLUGIN__V1__MEDIA_CHUNK__INIT;
+    chunk.mime_type = PS_SEGMENT_MIME;
+    chunk.data.data = (uint8_t *)json; chunk.data.len = strlen(json);
+    chunk.last = 1;
+    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
+    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_MEDIA;
+    event.media = &chunk;
+    prism_status status = emit(host, call, &event);
+    free(json);
+    if (status != PRISM_STATUS_OK) return status;
+
+    char delta[4100];
+    snprintf(delta, sizeof delta, "%s%s", *transcript_out ? " " : "", text);
+    *transcript_out = 1;
+    Prism__Plugin__V1__TextDelta td = PRISM__PLUGIN__V1__TEXT_DELTA__INIT;
+    td.text = delta;
+    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_TEXT;
+    event.text = &td;
+    return emit(host, call, &event);
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * Finding the samples: a 16 kHz mono s16 WAV, or raw L16.
+ * ------------------------------------------------------------------------------------------- */
+
+
+static uint32_t le32(const uint8_t *p) { return p[0] | p[1] << 8 | p[2] << 16 | (uint32_t)p[3] << 24; }
+
+/* Sets *pcm/*n to the samples; returns NULL or why the audio cannot be used. */
+static const char *find_samples(const Prism__Plugin__V1__Media *m, const uint8_t **pcm, size_t *n) {
+    const uint8_t *d = m->data.data;
+    size_t len = m->data.len;
+    if (len == 0) return "the audio is empty";
+    if (len >= 12 && memcmp(d, "RIFF", 4) == 0 && memcmp(d + 8, "WAVE", 4) == 0) {
+        int fmt_ok = 0;
+        for (size_t i = 12; i + 8 <= len;) {
+            uint32_t size = le32(d + i + 4);
+            if (memcmp(d + i, "fmt ", 4) == 0 && i + 24 <= len) {
+                fmt_ok = le16(d + i + 8) == 1 && le16(d + i + 10) == 1 && le32(d + i + 12) == PS_SAMPLE_RATE && le16(d + i + 22) == 16;
+                if (!fmt_ok) return "the WAV is not 16 kHz mono 16-bit PCM (the host converts audio before calling)";
+            } else if (memcmp(d + i, "data", 4) == 0) {
+                if (!fmt_ok) return "the WAV has no fmt chunk before its data";
+                size_t avail = len - (i + 8);
+                *pcm = d + i + 8;
+                *n = (size < avail ? size : avail) / 2;
+                return *n ? NULL : "the audio is empty";
+            }
+            if (size > len) break;
+            i += 8 + size + (size & 1);
+        }
+        return "the WAV has no data chunk";
+    }
+    const char *type = m->mime_type ? m->mime_type : "";
+    if (strncmp(type, "audio/L16", 9) == 0 || strncmp(type, "audio/l16", 9) == 0) {
+        if (strstr(type, "rate=") && !strstr(type, "rate=16000")) return "raw audio must be audio/L16;rate=16000";
+        *pcm = d; *n = len / 2;
+        return *n ? NULL : "the audio is empty";
+    }
+    return "the input is not 16 kHz mono WAV or audio/L16 (the host converts audio before calling)";
+}
+
+/* ---------------------------------------------------------------------------------------------
+ * The ABI functions.
+ * ------------------------------------------------------------------------------------------- */
+
+static prism_status ps_plugin_init(const prism_host_api *host, const char *config_json, size_t config_len,
+                                   prism_plugin **out_plugin, char *error, size_t error_cap) {
+    (void)config_json; (void)config_len;
+    struct prism_plugin *p = calloc(1, sizeof *p);
+    if (p == NULL) { snprintf(error, error_cap, "out of memory"); return PRISM_STATUS_INTERNAL; }
+    p->host = host;
+    const char *dir = getenv("PRISM_POCKETSPHINX_MODEL");
+    /* One decoder now: proves the model loads, and serves the first call without delay. */
+    if (!pool_init(&p->pool, dir && *dir ? dir : PS_MODEL_DIR)) {
+        snprintf(error, error_cap, "cannot load the PocketSphinx model from %s (install pocketsphinx-en-us)", p->pool.model_dir);
+        free(p);
+        return PRISM_STATUS_FAILED_PRECONDITION;
+    }
+    p->info = pack_info(&p->info_len);
+    *out_plugin = p;
+    return PRISM_STATUS_OK;
+}
+
+static prism_status ps_plugin_describe(prism_plugin *p, const uint8_t **out, size_t *out_len) {
+    *out = p->info; *out_len = p->info_len;
+    return p->info ? PRISM_STATUS_OK : PRISM_STATUS_INTERNAL;
+}
+
+static const Prism__Plugin__V1__Media *first_audio(const Prism__Plugin__V1__ProviderRequest *req) {
+    for (size_t i = 0; i < req->n_messages; i++)
+        for (size_t j = 0; j < req->messages[i]->n_parts; j++)
+            if (req->messages[i]->parts[j]->kind_case == PRISM__PLUGIN__V1__PART__KIND_MEDIA) return req->messages[i]->parts[j]->media;
+    return NULL;
+}
+
+static int option_true(const Prism__Plugin__V1__ProviderRequest *req, const char *key) {
+    for (size_t i = 0; i < req->n_options; i++)
+        if (strcmp(req->options[i]->key, key) == 0) return strcmp(req->options[i]->value, "true") == 0 || strcmp(req->options[i]->value, "1") == 0;
+    return 0;
+}
+
+static void ps_plugin_start_call(prism_plugin *p, prism_call *call, const uint8_t *request, size_t len) {
+    const prism_host_api *host = p->host;
+    Prism__Plugin__V1__ProviderRequest *req = prism__plugin__v1__provider_request__unpack(NULL, len, request);
+    if (req == NULL) { host->finish(call, PRISM_STATUS_INTERNAL, "request is not a ProviderRequest"); return; }
+    if (req->operation != PRISM__PLUGIN__V1__OPERATION__OPERATION_TRANSCRIBE) {
+        prism__plugin__v1__provider_request__free_unpacked(req, NULL);
+        host->finish(call, PRISM_STATUS_UNIMPLEMENTED, "local/pocketsphinx only transcribes");
+        return;
+    }
+    const Prism__Plugin__V1__Media *media = first_audio(req);
+    const uint8_t *bytes = NULL;
+    size_t samples = 0;
+    const char *why = media ? find_samples(media, &bytes, &samples) : "the request has no audio";
+    if (why) {
+        prism__plugin__v1__provider_request__free_unpacked(req, NULL);
+        host->finish(call, PRISM_STATUS_INVALID_ARGUMENT, why);
+        return;
+    }
+    if (samples > (size_t)PS_MAX_AUDIO_SECONDS * PS_SAMPLE_RATE) {
+        char message[160];
+        snprintf(message, sizeof message, "the audio is %.0f seconds, over local/pocketsphinx's limit of %d seconds",
+                 (double)samples / PS_SAMPLE_RATE, PS_MAX_AUDIO_SECONDS);
+        prism__plugin__v1__provider_request__free_unpacked(req, NULL);
+        host->finish(call, PRISM_STATUS_RESOURCE_EXHAUSTED, message);
+        return;
+    }
+    int words = option_true(req, "word_timestamps");
+    struct decoder *decoder = pool_take(&p->pool);
+    ps_decoder_t *ps = decoder ? decoder->ps : NULL;
+    if (ps == NULL) {
+        prism__plugin__v1__provider_request__free_unpacked(req, NULL);
+        host->finish(call, PRISM_STATUS_INTERNAL, "cannot create a PocketSphinx decoder");
+        return;
+    }
+
+    pool_seed_cmn(decoder, bytes, samples);
+    int16_t chunk[PS_CHUNK_SAMPLES];
+    char any_text = 0;
+    int in_utt = 0;
+    double utt_start = 0;
+    prism_status status = PRISM_STATUS_OK;
+    ps_start_utt(ps);
+    for (size_t at = 0; at < samples && status == PRISM_STATUS_OK; at += PS_CHUNK_SAMPLES) {
+        if (host->is_cancelled(call)) { status = PRISM_STATUS_CANCELLED; break; }
+        size_t n = samples - at < PS_CHUNK_SAMPLES ? samples - at : PS_CHUNK_SAMPLES;
+        for (size_t k = 0; k < n; k++) chunk[k] = (int16_t)le16(bytes + 2 * (at + k)); /* WAV is little-endian; may be unaligned */
+        ps_process_raw(ps, chunk, n, FALSE, FALSE);
+        int speech = ps_get_in_speech(ps);
+        if (speech && !in_utt) {
+            in_utt = 1;
+            utt_start = (double)at / PS_SAMPLE_RATE - PS_PRESPEECH_SECONDS;
+            if (utt_start < 0) utt_start = 0;
+        } else if (!speech && in_utt) {
+            ps_end_utt(ps);
+            status = emit_segment(ps, host, call, utt_start, (double)(at + n) / PS_SAMPLE_RATE, words, &any_text);
+            ps_start_utt(ps);
+            in_utt = 0;
+        }
+    }
+    ps_end_utt(ps);
+    if (status == PRISM_STATUS_OK && in_utt)
+        status = emit_segment(ps, host, call, utt_start, (double)samples / PS_SAMPLE_RATE, words, &any_text);
+    pool_return(&p->pool, decoder);
+    prism__plugin__v1__provider_request__free_unpacked(req, NULL);
+    if (status != PRISM_STATUS_OK) { host->finish(call, status, status == PRISM_STATUS_CANCELLED ? "cancelled" : "stopped"); return; }
+
+    Prism__Plugin__V1__Usage usage = PRISM__PLUGIN__V1__USAGE__INIT;
+    usage.audio_seconds = (double)samples / PS_SAMPLE_RATE;
+    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
+    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE;
+    event.usage = &usage;
+    emit(host, call, &event);
+    Prism__Plugin__V1__Finish finished = PRISM__PLUGIN__V1__FINISH__INIT;
+    finished.stop_reason = PRISM__PLUGIN__V1__STOP_REASON__STOP_END_TURN;
+    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED;
+    event.finished = &finished;
+    emit(host, call, &event);
+    host->finish(call, PRISM_STATUS_OK, NULL);
+}
+
+static void ps_plugin_shutdown(prism_plugin *p) {
+    if (p == NULL) return;
+    pool_destroy(&p->pool);
+    free(p->info);
+    free(p);
+}
+
+static const prism_plugin_api api = {
+    .abi_major = PRISM_PLUGIN_ABI_MAJOR,
+    .abi_minor = PRISM_PLUGIN_ABI_MINOR,
+    .struct_size = sizeof(prism_plugin_api),
+    .init = ps_plugin_init,
+    .describe = ps_plugin_describe,
+    .start_call = ps_plugin_start_call,
+    .cancel = NULL, /* is_cancelled is polled every PS_CHUNK_SAMPLES (0.1 s of audio, ~10 ms of work) */
+    .shutdown = ps_plugin_shutdown,
+};
+
+PRISM_PLUGIN_EXPORT const prism_plugin_api *prism_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor) {
+    (void)host_abi_minor;
+    return host_abi_major == PRISM_PLUGIN_ABI_MAJOR ? &api : NULL;
+}
