@@ -42,20 +42,22 @@ final class ServerStream: @unchecked Sendable {
 
     // Response side.
     var headersSent = false
+    /// Framed messages ready for nghttp2, in order.
     var outbound = CircularBuffer<ByteBuffer>()
-    var outboundBytes = 0
+    /// Messages on their way from the handler's task, and the per-stream cap.
+    let responses: ResponseQueue
     var dataDeferred = false
     /// The trailers to send once `outbound` is empty; set when the call has a status.
     var pendingTrailers: HeaderBlock?
     var finalStatus: Status?
     /// Our side is done (trailers or trailers-only sent, or the stream reset).
     var closed = false
-    var writeWaiters: [CheckedContinuation<Void, Error>] = []
 
     init(id: Int32, eventLoop: EventLoop, connection: HTTP2ServerConnection) {
         self.id = id
         self.eventLoop = eventLoop
         self.connection = connection
+        self.responses = ResponseQueue(capacity: connection.configuration.perStreamBufferBytes)
     }
 
     var hasStatus: Bool { finalStatus != nil }
@@ -66,7 +68,6 @@ final class ServerStream: @unchecked Sendable {
     func enqueue(_ framed: ByteBuffer) {
         guard !hasStatus, !closed else { return }
         outbound.append(framed)
-        outboundBytes += framed.readableBytes
         if !headersSent {
             headersSent = true
             connection.session.submitHeaders(streamID: id, responseHeaders(), withBody: true)
@@ -103,6 +104,7 @@ final class ServerStream: @unchecked Sendable {
                 connection.session.resumeData(streamID: id)
             }
         }
+        responses.end(RPCError(.cancelled, "the call has ended"))
         if status.code != .ok { task?.cancel() }
         requests?.finish(RPCError(.cancelled, "call already finished"))
         connection.callFinished(self, status: status)
@@ -127,12 +129,7 @@ final class ServerStream: @unchecked Sendable {
             written += n
             if head.readableBytes == 0 { outbound.removeFirst() } else { outbound[outbound.startIndex] = head }
         }
-        outboundBytes -= written
-        if outboundBytes < connection.configuration.perStreamBufferBytes / 2, !writeWaiters.isEmpty {
-            let waiters = writeWaiters
-            writeWaiters = []
-            for waiter in waiters { waiter.resume() }
-        }
+        if written > 0 { responses.sent(written) }
         if outbound.isEmpty, let trailers = pendingTrailers {
             pendingTrailers = nil
             return .end(count: written, trailers: trailers)
@@ -156,9 +153,7 @@ final class ServerStream: @unchecked Sendable {
         requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
         requests = nil  // breaks stream → requests → drain callback → stream
         deadlineTimer = nil
-        let waiters = writeWaiters
-        writeWaiters = []
-        for waiter in waiters { waiter.resume(throwing: RPCError(.cancelled, "the call has ended")) }
+        responses.end(RPCError(.cancelled, "the call has ended"))
         outbound.removeAll()
     }
 
@@ -172,20 +167,16 @@ final class ServerStream: @unchecked Sendable {
 
     func write(_ message: ByteBuffer) async throws {
         let framed = MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator)
-        try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<Void, Error>) in
-            eventLoop.execute {
-                guard !self.hasStatus, !self.closed else {
-                    continuation.resume(throwing: RPCError(.cancelled, "the call has ended"))
-                    return
-                }
-                self.enqueue(framed)
-                if self.outboundBytes > self.connection.configuration.perStreamBufferBytes {
-                    self.writeWaiters.append(continuation)
-                } else {
-                    continuation.resume()
-                }
-            }
+        let (scheduleDrain, overCapacity) = try responses.push(framed)
+        if scheduleDrain {
+            eventLoop.execute { self.drainResponses() }
         }
+        if overCapacity { try await responses.waitForRoom() }
+    }
+
+    /// On the event loop: moves the handler's queued messages to nghttp2's queue.
+    private func drainResponses() {
+        for framed in responses.takeAll() { enqueue(framed) }
     }
 
     /// Called when the handler's task ends, with its response (unary) or nil (streaming).
@@ -202,7 +193,9 @@ final class ServerStream: @unchecked Sendable {
             return
         }
         if let response {
-            enqueue(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator))
+            let framed = MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator)
+            responses.added(framed.readableBytes)
+            enqueue(framed)
         }
         finish(.ok)
     }

@@ -74,14 +74,20 @@ enum InteropService {
     private static func respond(to request: ProtoMessage<Grpc__Testing__StreamingOutputCallRequest>,
                                 writer: ResponseWriter) async throws {
         let parameters = request.pointee
+        // Responses of one size are identical: encode each size once per call.
+        var encoded: [Int32: ByteBuffer] = [:]
         for i in 0..<parameters.n_response_parameters {
             let p = parameters.response_parameters[i]!.pointee
             if p.interval_us > 0 { try await Task.sleep(nanoseconds: UInt64(p.interval_us) * 1_000) }
             guard p.size >= 0 else { throw RPCError(.invalidArgument, "response size must not be negative") }
-            let builder = ProtoBuilder()
-            let response = builder.message(grpc__testing__streaming_output_call_response__init)
-            response.pointee.payload = payload(size: Int(p.size), builder)
-            try await writer.write(encodeResponse(builder, response))
+            let body = encoded[p.size] ?? {
+                let builder = ProtoBuilder()
+                let response = builder.message(grpc__testing__streaming_output_call_response__init)
+                response.pointee.payload = payload(size: Int(p.size), builder)
+                return encodeResponse(builder, response)
+            }()
+            encoded[p.size] = body
+            try await writer.write(body)
         }
         try throwEchoedStatus(parameters.response_status)
     }
