@@ -17,6 +17,10 @@ let package = Package(
         .library(name: "prism-plugin-tesseract", type: .dynamic, targets: ["PrismPluginTesseract"]),
         .library(name: "prism-plugin-pocketsphinx", type: .dynamic, targets: ["PrismPluginPocketSphinx"]),
         .library(name: "prism-plugin-espeak", type: .dynamic, targets: ["PrismPluginEspeak"]),
+        // Vendor providers (issue 6): Swift plugins on PrismPluginKit, HTTP through libcurl.
+        .library(name: "prism-plugin-openai", type: .dynamic, targets: ["PrismPluginOpenAI"]),
+        .library(name: "prism-plugin-anthropic", type: .dynamic, targets: ["PrismPluginAnthropic"]),
+        .library(name: "prism-plugin-gemini", type: .dynamic, targets: ["PrismPluginGemini"]),
         // Plugins for the host's tests; their libprismtest-plugin-*.so names are never loaded by default.
         .library(name: "prismtest-plugin-testkit", type: .dynamic, targets: ["PrismPluginTestkit"]),
         .library(name: "prismtest-plugin-badabi", type: .dynamic, targets: ["PrismPluginBadABI"]),
@@ -105,6 +109,16 @@ let package = Package(
         .target(name: "PrismPluginEspeak", dependencies: ["CPrismPlugin", "PrismProtoC", "CEspeakNG"], path: "plugins/espeak/src", publicHeadersPath: "."),
         // --- end local engine plugins ---
 
+        // --- vendor provider plugins (issue 6) ---
+        .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
+        // The support library for Swift plugins: the ABI entry plumbing, requests, events, HTTP, SSE.
+        .target(name: "CPrismPluginKit"),
+        .target(name: "PrismPluginKit", dependencies: ["CPrismPlugin", "CPrismPluginKit", "PrismProtoC", "CProtobufC", "CCurl"]),
+        .target(name: "PrismPluginOpenAI", dependencies: ["PrismPluginKit"], path: "plugins/openai"),
+        .target(name: "PrismPluginAnthropic", dependencies: ["PrismPluginKit"], path: "plugins/anthropic"),
+        .target(name: "PrismPluginGemini", dependencies: ["PrismPluginKit"], path: "plugins/gemini"),
+        // --- end vendor provider plugins ---
+
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
@@ -130,6 +144,7 @@ let package = Package(
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto"]),
+        .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,0 +1,232 @@
+// Blocking HTTP requests through libcurl for plugin calls: headers and body streamed to
+// closures as they arrive, HTTP/2 over TLS, deadlines, and cancellation that aborts at once
+// (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent).
+import CCurl
+import Foundation
+
+/// Bounds of one transfer, each with its reason.
+public enum HTTPLimits {
+    /// Connecting (DNS, TCP, TLS) longer than this means the vendor is unreachable.
+    public static let connectTimeoutMilliseconds = 10_000
+    /// A call with no deadline still ends: a streamed answer of 10 minutes is already extreme.
+    public static let defaultTimeoutMilliseconds = 600_000
+    /// Idle handles kept for reuse (each keeps its connections open to the vendor).
+    public static let idleHandles = 16
+    /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing.
+    public static let cancelPollMilliseconds: Int32 = 50
+    /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
+    public static let maxErrorBodyBytes = 64 * 1024
+}
+
+/// An HTTP request to make.
+public struct HTTPRequest: Sendable {
+    public var url: String
+    public var method = "POST"
+    /// Header lines as (name, value). Values may hold secrets: they are never logged.
+    public var headers: [(String, String)] = []
+    public var body = Data()
+    public var deadline: Date?
+
+    public init(url: String) { self.url = url }
+}
+
+/// The status line and headers (names lower-cased) of a response.
+public struct HTTPResponseHead: Sendable {
+    public var status: Int
+    public var headers: [String: String]
+}
+
+/// Why a transfer did not complete.
+public enum HTTPTransferError: Error, Sendable, CustomStringConvertible {
+    case cancelled
+    case timedOut
+    /// The body handler asked to stop.
+    case stopped
+    /// Connection refused, reset, cut mid-body, TLS failure: the curl message.
+    case transport(String)
+
+    public var description: String {
+        switch self {
+        case .cancelled: return "cancelled"
+        case .timedOut: return "timed out"
+        case .stopped: return "stopped by the reader"
+        case .transport(let message): return message
+        }
+    }
+}
+
+/// Makes transfers, reusing curl handles (and so connections) across calls. Thread-safe.
+public final class HTTPClient: @unchecked Sendable {
+    private let lock = NSLock()
+    /// A multi handle (which owns the connection cache) and its one easy handle.
+    private struct Slot {
+        let multi: UnsafeMutableRawPointer
+        let easy: UnsafeMutableRawPointer
+    }
+
+    private var idle: [Slot] = []
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    public init() { _ = Self.globalInit }
+
+    deinit { idle.forEach(Self.cleanup) }
+
+    /// Runs `request` to its end on this thread. `onBody` gets body bytes as they arrive, after
+    /// the head is known; returning false stops the transfer. Returns the head on completion.
+    public func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool,
+                        onBody: @escaping (HTTPResponseHead, Data) -> Bool) throws -> HTTPResponseHead {
+        let slot = checkout()
+        var keep = true
+        defer { checkin(slot, keep: keep) }
+        let transfer = Transfer(isCancelled: isCancelled, onBody: onBody)
+        let context = Unmanaged.passUnretained(transfer).toOpaque()
+        let h = slot.easy
+
+        prism_curl_set_string(h, CURLOPT_URL, request.url)
+        prism_curl_set_string(h, CURLOPT_CUSTOMREQUEST, request.method)
+        prism_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
+        prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
+        var timeout = HTTPLimits.defaultTimeoutMilliseconds
+        if let deadline = request.deadline { timeout = max(1, min(timeout, Int(deadline.timeIntervalSinceNow * 1000))) }
+        prism_curl_set_long(h, CURLOPT_TIMEOUT_MS, timeout)
+        if request.method == "POST" {
+            prism_curl_set_long(h, CURLOPT_POST, 1)
+            prism_curl_set_size(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
+            request.body.withUnsafeBytes { b in
+                _ = prism_curl_set_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: b.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+        }
+        var list: UnsafeMutablePointer<curl_slist>?
+        // Expect: 100-continue only adds a round trip for bodies the vendor will read anyway.
+        for line in request.headers.map({ "\($0.0): \($0.1)" }) + ["Expect:"] { list = curl_slist_append(list, line) }
+        defer { curl_slist_free_all(list) }
+        prism_curl_set_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
+        prism_curl_set_data_fn(h, CURLOPT_HEADERFUNCTION, headerCallback)
+        prism_curl_set_pointer(h, CURLOPT_HEADERDATA, context)
+        prism_curl_set_data_fn(h, CURLOPT_WRITEFUNCTION, bodyCallback)
+        prism_curl_set_pointer(h, CURLOPT_WRITEDATA, context)
+        prism_curl_set_long(h, CURLOPT_NOPROGRESS, 0)
+        prism_curl_set_progress_fn(h, progressCallback)
+        prism_curl_set_pointer(h, CURLOPT_XFERINFODATA, context)
+
+        let code = run(slot, transfer)
+        var status = 0
+        prism_curl_get_long(h, CURLINFO_RESPONSE_CODE, &status)
+        let head = HTTPResponseHead(status: status, headers: transfer.headers)
+        switch code {
+        case CURLE_OK:
+            return head
+        case CURLE_ABORTED_BY_CALLBACK:
+            keep = false
+            throw HTTPTransferError.cancelled
+        case CURLE_WRITE_ERROR where transfer.stopped:
+            keep = false
+            throw transfer.cancelledWhileWriting ? HTTPTransferError.cancelled : HTTPTransferError.stopped
+        case CURLE_OPERATION_TIMEDOUT:
+            keep = false
+            throw HTTPTransferError.timedOut
+        default:
+            keep = false
+            throw HTTPTransferError.transport(String(cString: curl_easy_strerror(code)))
+        }
+    }
+
+    /// Drives the transfer to its end, checking for cancellation between short polls.
+    private func run(_ slot: Slot, _ transfer: Transfer) -> CURLcode {
+        curl_multi_add_handle(slot.multi, slot.easy)
+        // Removing an unfinished transfer closes its connection: the vendor sees the abort.
+        defer { curl_multi_remove_handle(slot.multi, slot.easy) }
+        var running: Int32 = 1
+        while true {
+            guard curl_multi_perform(slot.multi, &running) == CURLM_OK else { return CURLE_FAILED_INIT }
+            if running == 0 { break }
+            if transfer.isCancelled() { return CURLE_ABORTED_BY_CALLBACK }
+            curl_multi_poll(slot.multi, nil, 0, HTTPLimits.cancelPollMilliseconds, nil)
+        }
+        var left: Int32 = 0
+        while let message = curl_multi_info_read(slot.multi, &left) {
+            if message.pointee.msg == CURLMSG_DONE { return message.pointee.data.result }
+        }
+        return CURLE_OK
+    }
+
+    private func checkout() -> Slot {
+        if let slot = lock.withLock({ idle.popLast() }) { return slot }
+        return Slot(multi: curl_multi_init()!, easy: curl_easy_init()!)
+    }
+
+    /// A slot whose transfer was aborted is dropped, so the aborted connection is closed now
+    /// (the vendor sees the cancellation) rather than kept in the cache.
+    private func checkin(_ slot: Slot, keep: Bool) {
+        guard keep else { return Self.cleanup(slot) }
+        curl_easy_reset(slot.easy)
+        let kept = lock.withLock { () -> Bool in
+            guard idle.count < HTTPLimits.idleHandles else { return false }
+            idle.append(slot)
+            return true
+        }
+        if !kept { Self.cleanup(slot) }
+    }
+
+    private static func cleanup(_ slot: Slot) {
+        curl_multi_cleanup(slot.multi)
+        curl_easy_cleanup(slot.easy)
+    }
+}
+
+/// The state of one transfer, reached from curl's callbacks through their context pointer.
+private final class Transfer {
+    let isCancelled: () -> Bool
+    let onBody: (HTTPResponseHead, Data) -> Bool
+    var status = 0
+    var headers: [String: String] = [:]
+    var stopped = false
+    var cancelledWhileWriting = false
+
+    init(isCancelled: @escaping () -> Bool, onBody: @escaping (HTTPResponseHead, Data) -> Bool) {
+        self.isCancelled = isCancelled
+        self.onBody = onBody
+    }
+}
+
+private func transfer(_ context: UnsafeMutableRawPointer?) -> Transfer {
+    Unmanaged<Transfer>.fromOpaque(context!).takeUnretainedValue()
+}
+
+private let headerCallback: prism_curl_data_fn = { data, size, count, context in
+    let t = transfer(context)
+    let n = size * count
+    guard let data, let line = String(bytes: UnsafeRawBufferPointer(start: data, count: n), encoding: .utf8)?
+        .trimmingCharacters(in: .whitespacesAndNewlines) else { return n }
+    if line.hasPrefix("HTTP/") {
+        // A new status line (after a 100 Continue or a redirect): forget the earlier headers.
+        t.headers = [:]
+        let fields = line.split(separator: " ")
+        t.status = fields.count > 1 ? Int(fields[1]) ?? 0 : 0
+    } else if let colon = line.firstIndex(of: ":") {
+        let name = line[..<colon].lowercased()
+        t.headers[name] = line[line.index(after: colon)...].trimmingCharacters(in: .whitespaces)
+    }
+    return n
+}
+
+private let bodyCallback: prism_curl_data_fn = { data, size, count, context in
+    let t = transfer(context)
+    let n = size * count
+    if t.isCancelled() {
+        t.stopped = true
+        t.cancelledWhileWriting = true
+        return 0
+    }
+    let chunk = data.map { Data(bytes: $0, count: n) } ?? Data()
+    guard t.onBody(HTTPResponseHead(status: t.status, headers: t.headers), chunk) else {
+        t.stopped = true
+        return 0
+    }
+    return n
+}
+
+private let progressCallback: prism_curl_progress_fn = { context, _, _, _, _ in
+    transfer(context).isCancelled() ? 1 : 0
+}

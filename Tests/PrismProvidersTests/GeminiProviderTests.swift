@@ -1,0 +1,107 @@
+// The Gemini plugin (libprism-plugin-gemini.so) inside a real gateway, against the fake Gemini
+// API: CRLF-framed streaming with running usage, inline media, whole functionCall parts, a 429
+// with RetryInfo, a wrong key (400 API_KEY_INVALID), a cut stream, and cancellation.
+import Foundation
+import NIOCore
+import PrismProto
+import PrismRPC
+import XCTest
+
+final class GeminiProviderTests: XCTestCase {
+    private var fake: OpenAIFake?
+    private var gateway: TestGateway?
+
+    static let plugin = "libprism-plugin-gemini.so"
+    static let model = "gemini/gemini-2.5-flash"
+
+    private func start(fakeKey: String = "gk-test", key: String = "gk-test") async throws -> TestGateway {
+        let fake = try OpenAIFake(key: fakeKey, script: "gemini_fake.py")
+        self.fake = fake
+        setenv("GEMINI_API_KEY", key, 1)
+        setenv("GEMINI_BASE_URL", "http://127.0.0.1:\(fake.port)/v1beta", 1)
+        let folder = try Plugins.folder()
+        try Plugins.install(Self.plugin, into: folder, as: Self.plugin)
+        let gateway = try await TestGateway(folder: folder, watch: false)
+        self.gateway = gateway
+        return gateway
+    }
+
+    override func tearDown() async throws {
+        await gateway?.stop()
+        fake?.stop()
+        unsetenv("GEMINI_API_KEY")
+        unsetenv("GEMINI_BASE_URL")
+    }
+
+    func testTextStreamsWithTheLastRunningUsage() async throws {
+        let gateway = try await start()
+        let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("hello").routed(to: Self.model))
+        XCTAssertEqual(status.code, .ok, status.message)
+        XCTAssertEqual(events, [.routed(model: Self.model, adaptations: [], attempt: 1), .text("You said: "), .text("hello"),
+                                .usage(input: 9, output: 4, cost: 0), .finished(1)])
+        let request = try XCTUnwrap(fake?.requests.first)
+        XCTAssertEqual(request["path"] as? String, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
+        XCTAssertEqual(request["auth"] as? String, "ok")
+    }
+
+    func testImageAndPDFGoInline() async throws {
+        let gateway = try await start()
+        let request = GenerateRequestBuilder("look").with(TestMedia.png(width: 300, height: 100), mime: "image/png", name: "small.png")
+            .with(TestMedia.pdf(pages: 1), name: "doc.pdf").routed(to: Self.model)
+        let (events, status) = try await gateway.generateAll(request)
+        XCTAssertEqual(status.code, .ok, status.message)
+        let media = try XCTUnwrap((fake?.requests.first?["body"] as? [String: Any])?["media"] as? [[String: Any]])
+        XCTAssertEqual(media.compactMap { $0["mime_type"] as? String }, ["image/png", "application/pdf"])
+        XCTAssertTrue(media.allSatisfy { $0["newlines"] as? Bool == false })
+        XCTAssertTrue(events.compactMap(\.text).joined().contains("[image/png 300x100]"))
+    }
+
+    func testFunctionCallArrivesWhole() async throws {
+        let gateway = try await start()
+        let call = try await gateway.generate(GenerateRequestBuilder("tool please").routed(to: Self.model))
+        var tools: [[String]] = []
+        for try await reply in call.responses {
+            let e = try ProtoMessage(prism__v1__generate_event__init, buffer: reply)
+            withExtendedLifetime(e) {
+                if e.pointee.event_case == PRISM__V1__GENERATE_EVENT__EVENT_TOOL_CALL, let t = e.pointee.tool_call?.pointee {
+                    tools.append([String(protoC: t.name), String(protoC: t.arguments_json)])
+                }
+            }
+        }
+        let status = await call.status()
+        XCTAssertEqual(status.code, .ok, status.message)
+        XCTAssertEqual(tools, [["get_weather", #"{"city":"Paris"}"#]])
+    }
+
+    func testQuotaIsRetriedAfterRetryInfo() async throws {
+        let gateway = try await start()
+        let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("once-429 hi").routed(to: Self.model))
+        XCTAssertEqual(status.code, .ok, status.message)
+        XCTAssertEqual(fake?.requests.count, 2)
+        XCTAssertEqual(events.compactMap(\.text).joined(), "You said: once-429 hi")
+    }
+
+    func testInvalidKeyIsFailedPreconditionNamingTheProvider() async throws {
+        let gateway = try await start(fakeKey: "gk-right", key: "gk-wrong-secret")
+        let (_, status) = try await gateway.generateAll(GenerateRequestBuilder("hi").routed(to: Self.model))
+        XCTAssertEqual(status.code, .failedPrecondition, status.message)
+        XCTAssertTrue(status.message.contains("provider gemini"), status.message)
+        XCTAssertFalse(status.message.contains("gk-wrong-secret"), status.message)
+    }
+
+    func testCutStreamIsNonOKAfterPartialOutputAndCancellationCloses() async throws {
+        let gateway = try await start()
+        let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("cut").routed(to: Self.model))
+        XCTAssertEqual(status.code, .unavailable, status.message)
+        XCTAssertEqual(events.compactMap(\.text), ["partial"])
+
+        let call = try await gateway.generate(GenerateRequestBuilder("slow").routed(to: Self.model))
+        var texts = 0
+        for try await reply in call.responses {
+            if case .text = try Event(reply) { texts += 1 }
+            if texts == 3 { call.cancel(); break }
+        }
+        let closed = try await fake!.waitForEntry(seconds: 3) { $0["event"] as? String == "disconnected" }
+        XCTAssertTrue(closed, "the fake never saw the connection close")
+    }
+}

@@ -1,0 +1,82 @@
+// The `anthropic` provider plugin: the Messages API with streaming behind the Prism plugin ABI,
+// with the key and base URL from the Anthropic SDK's environment variables. The request mapping
+// is in MessagesRequest.swift, the event stream in MessagesStream.swift.
+import Foundation
+import PrismPluginKit
+
+@_cdecl("prism_plugin_entry")
+public func prismPluginEntry(_ hostABIMajor: UInt32, _ hostABIMinor: UInt32) -> UnsafeRawPointer? {
+    PluginExport.entry(AnthropicProvider.self, hostABIMajor: hostABIMajor)
+}
+
+/// Defaults, each with its reason (limits from shared/vendor-apis.md).
+enum AnthropicDefaults {
+    static let baseURL = "https://api.anthropic.com"
+    static let version = "2023-06-01"
+    static let models = ["claude-sonnet-4-5", "claude-haiku-4-5", "claude-opus-4-1"]
+    /// The Messages API requires max_tokens; this is used when the client sets none.
+    static let maxTokens = 4096
+    /// 5 MB per image; a long edge over 1568 px is downscaled by the vendor anyway, so fit it here.
+    static let maxImageBytes: UInt64 = 5 * 1024 * 1024
+    static let maxImageLongEdge: UInt32 = 1568
+    /// 100 images per request for 200k-context models (the conservative figure).
+    static let maxImages: UInt32 = 100
+    /// 100 PDF pages for 200k-context models; the request cap is 32 MB.
+    static let maxPDFPages: UInt32 = 100
+    static let maxRequestBytes: UInt64 = 32 * 1024 * 1024
+}
+
+final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
+    let baseURL: String
+    let apiKey: String?
+    let models: [String]
+    let http = HTTPClient()
+
+    init(config: [String: Any], log: PluginLog) throws {
+        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
+        apiKey = env("ANTHROPIC_API_KEY")
+        baseURL = (env("ANTHROPIC_BASE_URL") ?? (config["base_url"] as? String) ?? AnthropicDefaults.baseURL)
+            .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        models = (config["models"] as? [String]) ?? AnthropicDefaults.models
+        if apiKey == nil { log(.info, "anthropic: not configured (set ANTHROPIC_API_KEY)") }
+    }
+
+    var info: ProviderInfo {
+        guard apiKey != nil else {
+            return ProviderInfo(name: "anthropic", version: "0.1.0", description: "not configured: set ANTHROPIC_API_KEY", models: [])
+        }
+        return ProviderInfo(name: "anthropic", version: "0.1.0", description: "Anthropic Messages API at \(baseURL)", models: models.map { id in
+            var m = ModelInfo(id: id)
+            m.inputs = [.text, .image, .pdf]
+            m.tools = true
+            m.batch = true
+            m.maxImages = AnthropicDefaults.maxImages
+            m.maxImageBytes = AnthropicDefaults.maxImageBytes
+            m.maxImageLongEdge = AnthropicDefaults.maxImageLongEdge
+            m.imageMimeTypes = ["image/jpeg", "image/png", "image/gif", "image/webp"]
+            m.maxPDFPages = AnthropicDefaults.maxPDFPages
+            m.maxPDFBytes = AnthropicDefaults.maxRequestBytes
+            m.maxRequestBytes = AnthropicDefaults.maxRequestBytes
+            return m
+        })
+    }
+
+    func serve(_ request: ProviderRequest, call: ProviderCall) throws {
+        guard request.operation == nil || request.operation == .generate else {
+            throw CallFailure(.unimplemented, "anthropic serves generate only")
+        }
+        guard let apiKey else { throw CallFailure(.failedPrecondition, "anthropic is not configured (no ANTHROPIC_API_KEY)") }
+        var http = HTTPRequest(url: baseURL + "/v1/messages")
+        http.headers = [("content-type", "application/json"), ("accept", "text/event-stream"),
+                        ("anthropic-version", AnthropicDefaults.version), ("x-api-key", apiKey)]
+        http.body = try MessagesRequest.body(for: request)
+        http.deadline = request.deadline
+        var stream = MessagesStream(call: call)
+        do {
+            let head = try self.http.perform(http, isCancelled: { call.isCancelled }) { head, chunk in stream.receive(head, chunk) }
+            try stream.end(head)
+        } catch let error as HTTPTransferError {
+            throw stream.failure(for: error)
+        }
+    }
+}

@@ -1,0 +1,72 @@
+// Maps a ProviderRequest to the JSON body of POST /v1/messages (streaming): text, base64 image
+// and PDF `document` blocks, tool_use / tool_result, tools, tool_choice and the system prompt.
+import Foundation
+import PrismPluginKit
+
+enum MessagesRequest {
+    static func body(for request: ProviderRequest) throws -> Data {
+        var messages: [[String: Any]] = []
+        for message in request.messages {
+            let role = message.role == .assistant ? "assistant" : "user"
+            let blocks = try message.parts.map(block)
+            guard !blocks.isEmpty else { continue }
+            // Consecutive turns of one role are merged: the API wants them alternating.
+            if let last = messages.last, last["role"] as? String == role {
+                messages[messages.count - 1]["content"] = (last["content"] as? [[String: Any]] ?? []) + blocks
+            } else {
+                messages.append(["role": role, "content": blocks])
+            }
+        }
+        var body: [String: Any] = [
+            "model": request.model,
+            "max_tokens": request.maxTokens > 0 ? Int(request.maxTokens) : AnthropicDefaults.maxTokens,
+            "messages": messages,
+            "stream": true,
+        ]
+        if !request.system.isEmpty { body["system"] = request.system }
+        if let t = request.temperature { body["temperature"] = Double(t) }
+        if !request.tools.isEmpty {
+            body["tools"] = try request.tools.map { tool -> [String: Any] in
+                var t: [String: Any] = ["name": tool.name, "input_schema": try json(tool.inputSchemaJSON, what: "tool \(tool.name) schema")]
+                if !tool.description.isEmpty { t["description"] = tool.description }
+                return t
+            }
+            switch request.toolChoice {
+            case "", "auto": break
+            case "any", "none": body["tool_choice"] = ["type": request.toolChoice]
+            case let name: body["tool_choice"] = ["type": "tool", "name": name]
+            }
+        }
+        return try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+    }
+
+    private static func block(_ part: ProviderRequest.Part) throws -> [String: Any] {
+        switch part {
+        case .text(let text):
+            return ["type": "text", "text": text]
+        case let .media(mime, data, name):
+            // base64EncodedString() has no line breaks, as the API requires.
+            let source: [String: Any] = ["type": "base64", "media_type": mime, "data": data.base64EncodedString()]
+            if mime.hasPrefix("image/") { return ["type": "image", "source": source] }
+            if mime == "application/pdf" {
+                var doc: [String: Any] = ["type": "document", "source": source]
+                if !name.isEmpty { doc["title"] = name }
+                return doc
+            }
+            throw CallFailure(.invalidArgument, "anthropic cannot take \(mime) media ('\(name)')")
+        case let .toolCall(id, name, arguments):
+            return ["type": "tool_use", "id": id, "name": name, "input": (try? json(arguments, what: "")) ?? [String: Any]()]
+        case let .toolResult(id, content, isError):
+            var r: [String: Any] = ["type": "tool_result", "tool_use_id": id, "content": try content.map(block)]
+            if isError { r["is_error"] = true }
+            return r
+        }
+    }
+
+    private static func json(_ text: String, what: String) throws -> Any {
+        guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
+            throw CallFailure(.invalidArgument, "\(what) is not valid JSON")
+        }
+        return value
+    }
+}

@@ -1,0 +1,120 @@
+// Reads a streamed Messages answer: message_start, content blocks (text_delta passed on at once,
+// input_json_delta joined per block), message_delta usage and stop_reason, message_stop, `ping`
+// and unknown events ignored, and `event: error` after the 200 surfaced as a failure.
+import Foundation
+import PrismPluginKit
+
+struct MessagesStream {
+    let call: ProviderCall
+    private var parser = ServerSentEventParser()
+    private var status = 0
+    private var errorBody = Data()
+    private var sawStop = false
+    /// tool_use blocks by index: id, name, and the partial_json fragments joined.
+    private var tools: [Int: (id: String, name: String, json: String)] = [:]
+    private var stopReason: String?
+    private var inputTokens: UInt64 = 0
+    private var outputTokens: UInt64 = 0
+    private var streamError: CallFailure?
+    private var emittedContent = false
+
+    init(call: ProviderCall) { self.call = call }
+
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
+        status = head.status
+        guard head.status == 200 else {
+            if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
+            return true
+        }
+        for event in parser.feed(chunk) where !handle(event) { return false }
+        return true
+    }
+
+    private mutating func handle(_ event: ServerSentEvent) -> Bool {
+        guard let e = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] else {
+            streamError = CallFailure(.internalError, "anthropic sent an event that is not JSON")
+            return false
+        }
+        let type = e["type"] as? String ?? event.event
+        switch type {
+        case "message_start":
+            let usage = (e["message"] as? [String: Any])?["usage"] as? [String: Any] ?? [:]
+            inputTokens = Self.number(usage["input_tokens"])
+            outputTokens = Self.number(usage["output_tokens"])
+        case "content_block_start":
+            if let block = e["content_block"] as? [String: Any], block["type"] as? String == "tool_use" {
+                tools[e["index"] as? Int ?? 0] = (block["id"] as? String ?? "", block["name"] as? String ?? "", "")
+            }
+        case "content_block_delta":
+            let delta = e["delta"] as? [String: Any] ?? [:]
+            let index = e["index"] as? Int ?? 0
+            switch delta["type"] as? String {
+            case "text_delta":
+                if let text = delta["text"] as? String, !text.isEmpty {
+                    emittedContent = true
+                    if !call.text(text) { return false }
+                }
+            case "input_json_delta":
+                tools[index]?.json += delta["partial_json"] as? String ?? ""
+            default:
+                break  // thinking, signature and citations deltas are not passed on
+            }
+        case "content_block_stop":
+            let index = e["index"] as? Int ?? 0
+            if let tool = tools.removeValue(forKey: index) {
+                emittedContent = true
+                if !call.toolCall(id: tool.id, name: tool.name, argumentsJSON: tool.json.isEmpty ? "{}" : tool.json) { return false }
+            }
+        case "message_delta":
+            if let reason = (e["delta"] as? [String: Any])?["stop_reason"] as? String { stopReason = reason }
+            // Cumulative: the last one counts.
+            if let usage = e["usage"] as? [String: Any] {
+                if usage["input_tokens"] != nil { inputTokens = Self.number(usage["input_tokens"]) }
+                outputTokens = Self.number(usage["output_tokens"])
+            }
+        case "message_stop":
+            sawStop = true
+        case "error":
+            let error = e["error"] as? [String: Any] ?? [:]
+            let kind = error["type"] as? String ?? "error"
+            streamError = CallFailure(.unavailable, "anthropic failed mid-stream (\(kind)): \(error["message"] as? String ?? "")", retryable: true)
+            return false
+        default:
+            break  // ping and events added later
+        }
+        return true
+    }
+
+    mutating func end(_ head: HTTPResponseHead) throws {
+        status = head.status
+        guard status == 200 else { throw AnthropicErrors.failure(status: status, headers: head.headers, body: errorBody) }
+        if let streamError { throw streamError }
+        guard sawStop else { throw CallFailure(.unavailable, "anthropic's stream ended before message_stop", retryable: !emittedContent) }
+        call.usage(input: inputTokens, output: outputTokens)
+        call.finished(Self.stopReason(stopReason))
+        if call.isCancelled { throw CallFailure(.cancelled, "cancelled") }
+        call.finishOK()
+    }
+
+    func failure(for error: HTTPTransferError) -> CallFailure {
+        if let streamError { return streamError }
+        switch error {
+        case .cancelled, .stopped: return CallFailure(.cancelled, "cancelled")
+        case .timedOut: return CallFailure(.deadlineExceeded, "anthropic did not answer in time")
+        case .transport(let message):
+            return CallFailure(.unavailable, status == 0 ? "cannot reach anthropic: \(message)" : "anthropic's stream broke: \(message)", retryable: true)
+        }
+    }
+
+    private static func stopReason(_ reason: String?) -> StopReason {
+        switch reason {
+        case "max_tokens", "model_context_window_exceeded": return .maxTokens
+        case "tool_use": return .toolUse
+        case "stop_sequence": return .sequence
+        case "refusal": return .refusal
+        default: return .endTurn
+        }
+    }
+
+    private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+}

@@ -1,0 +1,117 @@
+// Reads a streamed Chat Completions answer: `data:` frames up to `[DONE]`, text deltas passed on
+// at once, tool-call fragments joined by index, the usage chunk, and every way it can fail.
+import Foundation
+import PrismPluginKit
+
+/// The state of one streamed answer. `receive` is fed by the HTTP transfer; `end` closes it.
+struct ChatStream {
+    let call: ProviderCall
+    private var parser = ServerSentEventParser()
+    private var status = 0
+    private var errorBody = Data()
+    private var sawDone = false
+    /// Tool calls by their `index`: id and name from the first fragment, arguments concatenated.
+    private var tools: [Int: (id: String, name: String, arguments: String)] = [:]
+    private var finishReason: String?
+    private var usage: (input: UInt64, output: UInt64)?
+    private var streamError: CallFailure?
+    private var emittedContent = false
+
+    init(call: ProviderCall) { self.call = call }
+
+    /// Takes a body chunk; false stops the transfer (cancelled, or a mid-stream error).
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
+        status = head.status
+        guard head.status == 200 else {
+            if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
+            return true
+        }
+        for event in parser.feed(chunk) {
+            if !handle(event.data) { return false }
+        }
+        return true
+    }
+
+    /// One frame's data; false stops the stream.
+    private mutating func handle(_ data: String) -> Bool {
+        if data == "[DONE]" {
+            sawDone = true
+            return true
+        }
+        guard let chunk = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
+            streamError = CallFailure(.internalError, "openai sent a frame that is not JSON")
+            return false
+        }
+        if let error = chunk["error"] as? [String: Any] {
+            // An error after the 200: whatever was sent stays sent; the call ends non-OK.
+            let message = error["message"] as? String ?? "stream error"
+            streamError = CallFailure(.unavailable, "openai failed mid-stream: \(message)", retryable: true)
+            return false
+        }
+        if let u = chunk["usage"] as? [String: Any] {
+            usage = (Self.number(u["prompt_tokens"]), Self.number(u["completion_tokens"]))
+        }
+        for choice in chunk["choices"] as? [[String: Any]] ?? [] where (choice["index"] as? Int ?? 0) == 0 {
+            let delta = choice["delta"] as? [String: Any] ?? [:]
+            if let text = delta["content"] as? String, !text.isEmpty {
+                emittedContent = true
+                if !call.text(text) { return false }
+            }
+            for fragment in delta["tool_calls"] as? [[String: Any]] ?? [] {
+                let index = fragment["index"] as? Int ?? 0
+                let function = fragment["function"] as? [String: Any] ?? [:]
+                var tool = tools[index] ?? ("", "", "")
+                if let id = fragment["id"] as? String { tool.id = id }
+                if let name = function["name"] as? String { tool.name += name }
+                if let arguments = function["arguments"] as? String { tool.arguments += arguments }
+                tools[index] = tool
+            }
+            if let reason = choice["finish_reason"] as? String { finishReason = reason }
+        }
+        return true
+    }
+
+    /// The transfer completed: finish the call from what arrived.
+    mutating func end(_ head: HTTPResponseHead) throws {
+        status = head.status
+        guard status == 200 else { throw OpenAIErrors.failure(status: status, headers: head.headers, body: errorBody) }
+        if let streamError { throw streamError }
+        guard sawDone else {
+            throw CallFailure(.unavailable, "openai's stream ended before [DONE]", retryable: !emittedContent)
+        }
+        for index in tools.keys.sorted() {
+            let t = tools[index]!
+            if !call.toolCall(id: t.id, name: t.name, argumentsJSON: t.arguments.isEmpty ? "{}" : t.arguments) { break }
+        }
+        if let usage { call.usage(input: usage.input, output: usage.output) }
+        call.finished(Self.stopReason(finishReason))
+        if call.isCancelled { throw CallFailure(.cancelled, "cancelled") }
+        call.finishOK()
+    }
+
+    /// The transfer failed: the failure to finish with.
+    func failure(for error: HTTPTransferError) -> CallFailure {
+        if let streamError { return streamError }
+        switch error {
+        case .cancelled, .stopped:
+            return CallFailure(.cancelled, "cancelled")
+        case .timedOut:
+            return CallFailure(.deadlineExceeded, "openai did not answer in time")
+        case .transport(let message):
+            // Refused or reset before a status: the vendor is unreachable. Cut mid-body: the
+            // answer is partial, and the host ends the call non-OK after the content sent.
+            return CallFailure(.unavailable, status == 0 ? "cannot reach openai: \(message)" : "openai's stream broke: \(message)", retryable: true)
+        }
+    }
+
+    private static func stopReason(_ reason: String?) -> StopReason {
+        switch reason {
+        case "length": return .maxTokens
+        case "tool_calls", "function_call": return .toolUse
+        case "content_filter": return .refusal
+        default: return .endTurn
+        }
+    }
+
+    private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+}

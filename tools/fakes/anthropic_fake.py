@@ -1,0 +1,206 @@
+#!/usr/bin/env python3
+"""A fake Anthropic Messages API server speaking the wire format of shared/vendor-apis.md
+(`event:` + `data:` SSE frames from message_start to message_stop, `ping`, input_json_delta,
+`event: error`, error bodies with request_id), with scenarios picked by the last user text and a
+JSON-lines log of what it received for tests to read.
+
+Usage: anthropic_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
+Scenarios (a word in the last user text block): tool, slow, cut, midstream, status-NNN, overloaded
+(529 every time), once-429,
+otherwise an echo listing each image ("[image WxH mime]") and document ("[document N bytes]").
+"""
+import argparse
+import base64
+import json
+import os
+import signal
+import socket
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+from openai_fake import image_size
+
+SLOW_DELAY_SECONDS = 0.05
+SLOW_DELTAS = 200
+ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
+               404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
+               504: "timeout_error", 529: "overloaded_error"}
+LOG_LOCK = threading.Lock()
+SEEN_ONCE = set()
+
+
+def log(args, entry):
+    if args.log:
+        with LOG_LOCK, open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def summarize(body):
+    """The body with base64 data replaced by what a test asserts on."""
+    images, documents = [], []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for block in content:
+            source = block.get("source") or {}
+            if source.get("type") != "base64":
+                continue
+            data = source["data"]
+            raw = base64.b64decode(data)
+            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data}
+            if block["type"] == "image":
+                item["width"], item["height"] = image_size(raw)
+                images.append(item)
+            elif block["type"] == "document":
+                item["title"] = block.get("title")
+                documents.append(item)
+            source["data"] = "<%d bytes>" % len(raw)
+    body["images"], body["documents"] = images, documents
+    return body
+
+
+def last_user_text(body):
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return " ".join(b.get("text", "") for b in content if b.get("type") == "text")
+    return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    args = None
+
+    def log_message(self, *_):
+        pass
+
+    def do_POST(self):
+        raw = self.rfile.read(int(self.headers.get("content-length", "0")))
+        key = self.args.key
+        given = self.headers.get("x-api-key")
+        auth = "none" if given is None else ("ok" if given == key else "wrong")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self.error(400, "invalid JSON")
+        text = last_user_text(body)
+        entry = {"path": self.path, "auth": auth, "version": self.headers.get("anthropic-version"),
+                 "content_type": self.headers.get("content-type"), "text": text, "body": summarize(json.loads(raw))}
+        log(self.args, entry)
+        if self.path != "/v1/messages":
+            return self.error(404, "Not found")
+        if auth != "ok":
+            return self.error(401, "invalid x-api-key")
+        if self.headers.get("anthropic-version") != "2023-06-01":
+            return self.error(400, "anthropic-version header is required")
+        if "max_tokens" not in body:
+            return self.error(400, "max_tokens: Field required")
+        for word in text.split():
+            if word == "overloaded":
+                return self.error(529, "Overloaded")
+            if word.startswith("status-"):
+                return self.error(int(word[7:]), "fake failure %s" % word[7:])
+        if "once-429" in text and text not in SEEN_ONCE:
+            SEEN_ONCE.add(text)
+            return self.error(429, "Number of requests has exceeded your rate limit")
+        self.stream(body, text, entry)
+
+    def error(self, status, message):
+        payload = json.dumps({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
+                              "request_id": "req_fake"}).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.send_header("request-id", "req_fake")
+        if status in (429, 529) or status >= 500:
+            self.send_header("retry-after", "1")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def event(self, obj):
+        payload = ("event: %s\ndata: %s\n\n" % (obj["type"], json.dumps(obj, separators=(",", ":")))).encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        self.wfile.flush()
+
+    def stream(self, body, text, entry):
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("request-id", "req_fake")
+        self.end_headers()
+        words = text.split()
+        try:
+            self.event({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant",
+                        "model": body.get("model"), "content": [], "stop_reason": None, "stop_sequence": None,
+                        "usage": {"input_tokens": 12, "output_tokens": 1}}})
+            stop = "end_turn"
+            if "tool" in words:
+                stop = "tool_use"
+                self.text_block(0, ["Let me check."])
+                self.event({"type": "content_block_start", "index": 1,
+                            "content_block": {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {}}})
+                for piece in ["", '{"city": "Pa', 'ris"}']:
+                    self.event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}})
+                self.event({"type": "content_block_stop", "index": 1})
+            elif "slow" in words:
+                self.text_block(0, ["tick %d " % i for i in range(SLOW_DELTAS)], delay=SLOW_DELAY_SECONDS)
+            elif "cut" in words:
+                self.event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+                self.event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}})
+                log(self.args, {"event": "cut"})
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            elif "midstream" in words:
+                self.event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
+                self.event({"type": "content_block_delta", "index": 0, "delta": {"type": "text_delta", "text": "partial"}})
+                self.event({"type": "error", "error": {"type": "overloaded_error", "message": "Overloaded"}})
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            else:
+                pieces = ["You said: ", text]
+                pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["media_type"]) for i in entry["body"]["images"]]
+                pieces += [" [document %d bytes]" % d["bytes"] for d in entry["body"]["documents"]]
+                self.text_block(0, pieces)
+            self.event({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}})
+            self.event({"type": "message_stop"})
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            log(self.args, {"event": "completed", "text": text})
+        except (BrokenPipeError, ConnectionResetError):
+            log(self.args, {"event": "disconnected", "text": text})
+            self.close_connection = True
+
+    def text_block(self, index, pieces, delay=0):
+        self.event({"type": "content_block_start", "index": index, "content_block": {"type": "text", "text": ""}})
+        for n, piece in enumerate(pieces):
+            self.event({"type": "content_block_delta", "index": index, "delta": {"type": "text_delta", "text": piece}})
+            if n == 0:
+                self.event({"type": "ping"})  # as captured: a ping after the first block's start
+            if delay:
+                time.sleep(delay)
+        self.event({"type": "content_block_stop", "index": index})
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key")
+    parser.add_argument("--log")
+    args = parser.parse_args()
+    Handler.args = args
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("PORT %d" % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()

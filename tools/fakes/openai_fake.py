@@ -1,0 +1,254 @@
+#!/usr/bin/env python3
+"""A fake OpenAI Chat Completions server speaking the wire format of shared/vendor-apis.md (SSE
+`data:` frames, [DONE], include_usage, tool-call fragments, error bodies), with scenarios picked
+by the last user text, and a JSON-lines log of what it received for tests to read.
+
+Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
+
+Scenarios (a word in the last user text part):
+  tool          two tool calls, their arguments split over several fragments, joined by index
+  slow          200 deltas, 50 ms apart (cancellation tests watch for the disconnect)
+  cut           two deltas, then the connection is closed mid-body (no last chunk, no [DONE])
+  midstream     one delta, then `data: {"error":…}` and the end of the stream
+  status-NNN    that HTTP status with the vendor's error body (429/5xx carry retry-after: 1)
+  stall         no answer at all for 10 s (not even headers); logs "disconnected" as soon as the
+                client closes the connection, so tests see cancellation before the first byte
+  once-429      429 with retry-after: 1 the first time this exact text is seen, then a normal answer
+  (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
+"""
+import argparse
+import base64
+import json
+import os
+import random
+import select
+import signal
+import socket
+import string
+import struct
+import sys
+import threading
+import time
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+# Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
+SLOW_DELAY_SECONDS = 0.05
+SLOW_DELTAS = 200
+# How long the stall scenario keeps a request unanswered.
+STALL_SECONDS = 10
+ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
+               403: ("invalid_request_error", "unsupported_country_region_territory"),
+               404: ("invalid_request_error", "model_not_found"), 413: ("invalid_request_error", None),
+               429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None), 503: ("server_error", None)}
+
+LOG_LOCK = threading.Lock()
+SEEN_ONCE = set()
+
+
+def log(args, entry):
+    if args.log:
+        with LOG_LOCK, open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def image_size(data):
+    """(width, height) of a PNG or JPEG, or (0, 0)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w, h
+            i += 2 + seglen
+    return 0, 0
+
+
+def summarize(body):
+    """The request body with data URLs replaced by what a test asserts on."""
+    images = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if not isinstance(content, list):
+            continue
+        for part in content:
+            if part.get("type") == "image_url":
+                url = part["image_url"]["url"]
+                header, _, b64 = url.partition(",")
+                raw = base64.b64decode(b64)
+                w, h = image_size(raw)
+                images.append({"mime": header[5:].split(";")[0], "bytes": len(raw), "width": w, "height": h,
+                               "detail": part["image_url"].get("detail"), "newlines": "\n" in b64})
+                part["image_url"]["url"] = header + ",<%d bytes>" % len(raw)
+    body["images"] = images
+    return body
+
+
+def last_user_text(body):
+    for message in reversed(body.get("messages", [])):
+        if message.get("role") != "user":
+            continue
+        content = message.get("content")
+        if isinstance(content, str):
+            return content
+        return " ".join(p.get("text", "") for p in content if p.get("type") == "text")
+    return ""
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    args = None
+
+    def log_message(self, *_):
+        pass
+
+    def do_POST(self):
+        length = int(self.headers.get("content-length", "0"))
+        raw = self.rfile.read(length)
+        auth = self.headers.get("authorization")
+        key = self.args.key
+        auth_state = "none" if auth is None else ("ok" if key and auth == "Bearer " + key else "wrong")
+        try:
+            body = json.loads(raw)
+        except ValueError:
+            return self.error(400, "We could not parse the JSON body of your request.")
+        text = last_user_text(body)
+        entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth_state, "content_type": self.headers.get("content-type"),
+                 "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw))}
+        log(self.args, entry)
+        if self.path != "/v1/chat/completions":
+            return self.error(404, "Invalid URL (POST %s)" % self.path)
+        if key and auth_state != "ok":
+            return self.error(401, "Incorrect API key provided: sk-****. You can find your API key at https://platform.openai.com/account/api-keys.")
+        for word in text.split():
+            if word.startswith("status-"):
+                return self.error(int(word[7:]), "fake failure %s" % word[7:])
+        if "once-429" in text and text not in SEEN_ONCE:
+            SEEN_ONCE.add(text)
+            return self.error(429, "Rate limit reached for requests")
+        if "stall" in text.split():
+            return self.stall(text)
+        self.stream(body, text, entry)
+
+    def stall(self, text):
+        end = time.time() + STALL_SECONDS
+        while time.time() < end:
+            readable, _, _ = select.select([self.connection], [], [], 0.02)
+            if readable and self.connection.recv(1, socket.MSG_PEEK) == b"":
+                log(self.args, {"event": "disconnected", "text": text})
+                self.close_connection = True
+                return
+        self.error(500, "stalled")
+
+    def error(self, status, message):
+        etype, code = ERROR_TYPES.get(status, ("server_error", None))
+        payload = json.dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.send_header("x-request-id", "req_fake")
+        if status == 429 or status >= 500:
+            self.send_header("retry-after", "1")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    # --- streaming ---
+
+    def chunk(self, choices, usage=None, include_usage=False):
+        obj = {"id": "chatcmpl-fake", "object": "chat.completion.chunk", "created": int(time.time()), "model": self.model,
+               "service_tier": "default", "system_fingerprint": "fp_fake", "choices": choices}
+        if include_usage:
+            obj["usage"] = usage
+        obj["obfuscation"] = "".join(random.choice(string.ascii_letters) for _ in range(random.randint(1, 8)))
+        return obj
+
+    def frame(self, obj):
+        data = obj if isinstance(obj, str) else json.dumps(obj, separators=(",", ":"))
+        payload = ("data: %s\n\n" % data).encode()
+        self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
+        self.wfile.flush()
+
+    def stream(self, body, text, entry):
+        self.model = body.get("model", "")
+        include_usage = bool((body.get("stream_options") or {}).get("include_usage"))
+        self.send_response(200)
+        self.send_header("content-type", "text/event-stream; charset=utf-8")
+        self.send_header("transfer-encoding", "chunked")
+        self.send_header("x-request-id", "req_fake")
+        self.send_header("openai-processing-ms", "5")
+        self.send_header("openai-version", "2020-10-01")
+        self.end_headers()
+        u = include_usage
+
+        def delta(d, finish=None):
+            self.frame(self.chunk([{"index": 0, "delta": d, "logprobs": None, "finish_reason": finish}], None, u))
+
+        try:
+            delta({"role": "assistant", "content": "", "refusal": None})
+            finish = "stop"
+            words = text.split()
+            if "tool" in words:
+                finish = "tool_calls"
+                calls = [("call_a1", "get_weather", ['{"ci', 'ty":"Par', 'is"}']), ("call_b2", "get_time", ['{"tz":', '"CET"}'])]
+                for index, (cid, name, _) in enumerate(calls):
+                    delta({"tool_calls": [{"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]})
+                for index, (_, _, pieces) in enumerate(calls):
+                    for piece in pieces:
+                        delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
+            elif "slow" in words:
+                for i in range(SLOW_DELTAS):
+                    delta({"content": "tick %d " % i})
+                    time.sleep(SLOW_DELAY_SECONDS)
+            elif "cut" in words:
+                delta({"content": "partial "})
+                delta({"content": "answer"})
+                log(self.args, {"event": "cut"})
+                self.connection.shutdown(socket.SHUT_RDWR)
+                self.close_connection = True
+                return
+            elif "midstream" in words:
+                delta({"content": "partial"})
+                self.frame({"error": {"message": "The server had an error while processing your request.", "type": "server_error", "param": None, "code": None}})
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            else:
+                delta({"content": "You said: "})
+                delta({"content": text})
+                for image in entry["body"]["images"]:
+                    delta({"content": " [image %dx%d %s]" % (image["width"], image["height"], image["mime"])})
+            delta({}, finish)
+            if include_usage:
+                self.frame(self.chunk([], {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23}, True))
+            self.frame("[DONE]")
+            self.wfile.write(b"0\r\n\r\n")
+            self.wfile.flush()
+            log(self.args, {"event": "completed", "text": text})
+        except (BrokenPipeError, ConnectionResetError):
+            log(self.args, {"event": "disconnected", "text": text})
+            self.close_connection = True
+
+
+def main():
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key")
+    parser.add_argument("--log")
+    args = parser.parse_args()
+    Handler.args = args
+    # A parent may hand us SIGTERM blocked or ignored (test runners do): make it end us.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    server.daemon_threads = True
+    print("PORT %d" % server.server_address[1], flush=True)
+    server.serve_forever()
+
+
+if __name__ == "__main__":
+    main()
