@@ -92,9 +92,11 @@ let package = Package(
             name: "PrismProviders",
             dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", .product(name: "Logging", package: "swift-log")]
         ),
+        // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
+        .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
         // The example plugin (local/mediainfo) and the test plugins: C, the ABI header and protobuf-c only.
         .target(name: "PrismPluginExample", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/example", exclude: ["Makefile"], publicHeadersPath: "."),
-        .target(name: "PrismPluginTestkit", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/tests/testkit", publicHeadersPath: "."),
+        .target(name: "PrismPluginTestkit", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport"], path: "plugins/tests/testkit", publicHeadersPath: "."),
         .target(name: "PrismPluginBadABI", dependencies: ["CPrismPlugin"], path: "plugins/tests/badabi", publicHeadersPath: "."),
         // --- end provider plugins ---
 
@@ -102,11 +104,11 @@ let package = Package(
         .systemLibrary(name: "CTesseract", path: "plugins/tesseract/system", pkgConfig: "tesseract", providers: [.apt(["libtesseract-dev", "tesseract-ocr-eng"])]),
         .systemLibrary(name: "CPocketSphinx", path: "plugins/pocketsphinx/system", pkgConfig: "pocketsphinx", providers: [.apt(["libpocketsphinx-dev", "pocketsphinx-en-us"])]),
         .systemLibrary(name: "CEspeakNG", path: "plugins/espeak/system", pkgConfig: "espeak-ng", providers: [.apt(["libespeak-ng-dev", "espeak-ng"])]),
-        .target(name: "PrismPluginTesseract", dependencies: ["CPrismPlugin", "PrismProtoC", "CTesseract"], path: "plugins/tesseract/src", publicHeadersPath: ".",
+        .target(name: "PrismPluginTesseract", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport", "CTesseract"], path: "plugins/tesseract/src", publicHeadersPath: ".",
                 linkerSettings: [.linkedLibrary("lept")]),
-        .target(name: "PrismPluginPocketSphinx", dependencies: ["CPrismPlugin", "PrismProtoC", "CPocketSphinx"], path: "plugins/pocketsphinx/src", publicHeadersPath: ".",
+        .target(name: "PrismPluginPocketSphinx", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport", "CPocketSphinx"], path: "plugins/pocketsphinx/src", publicHeadersPath: ".",
                 linkerSettings: [.linkedLibrary("sphinxbase"), .linkedLibrary("m")]),
-        .target(name: "PrismPluginEspeak", dependencies: ["CPrismPlugin", "PrismProtoC", "CEspeakNG"], path: "plugins/espeak/src", publicHeadersPath: "."),
+        .target(name: "PrismPluginEspeak", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport", "CEspeakNG"], path: "plugins/espeak/src", publicHeadersPath: "."),
         // --- end local engine plugins ---
 
         // --- vendor provider plugins (issue 6) ---

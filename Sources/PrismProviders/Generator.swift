@@ -138,8 +138,10 @@ public final class Generator: Sendable {
         case PRISM_STATUS_DEADLINE_EXCEEDED:
             if let deadline, deadline <= Date() { return ProviderFailure(.deadlineExceeded, "deadline passed while \(model.name) was answering") }
             return ProviderFailure(.unavailable, "\(model.name) timed out: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
-        case PRISM_STATUS_RATE_LIMITED, PRISM_STATUS_UNAVAILABLE:
+        case PRISM_STATUS_RATE_LIMITED:
             return ProviderFailure(.unavailable, "\(model.name) is rate-limited or overloaded: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
+        case PRISM_STATUS_UNAVAILABLE:
+            return ProviderFailure(.unavailable, "\(model.name) is unavailable: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
         case PRISM_STATUS_INVALID_ARGUMENT:
             return ProviderFailure(.invalidArgument, "\(model.name) rejected the request: \(message)")
         case PRISM_STATUS_RESOURCE_EXHAUSTED:

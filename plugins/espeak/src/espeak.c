@@ -16,6 +16,7 @@
 
 #include "prism_plugin.h"
 #include "prism/plugin/v1/plugin.pb-c.h"
+#include "prism_plugin_support.h"
 
 /* Audio handed to the callback at a time: short enough to stream, long enough to be cheap. */
 #define ES_BUFFER_MS 200
@@ -47,16 +48,6 @@ struct synth_job {
     uint64_t samples;
 };
 
-static prism_status emit(const prism_host_api *host, prism_call *call, const Prism__Plugin__V1__ProviderEvent *event) {
-    size_t len = prism__plugin__v1__provider_event__get_packed_size(event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (bytes == NULL) return PRISM_STATUS_INTERNAL;
-    prism__plugin__v1__provider_event__pack(event, bytes);
-    prism_status status = host->emit(call, bytes, len);
-    free(bytes);
-    return status;
-}
-
 static prism_status emit_audio(struct synth_job *job, const short *pcm, int samples, int last) {
     Prism__Plugin__V1__MediaChunk chunk = PRISM__PLUGIN__V1__MEDIA_CHUNK__INIT;
     chunk.mime_type = (char *)job->mime;
@@ -66,7 +57,7 @@ static prism_status emit_audio(struct synth_job *job, const short *pcm, int samp
     Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
     event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_MEDIA;
     event.media = &chunk;
-    return emit(job->host, job->call, &event);
+    return prism_emit_event(job->host, job->call, &event);
 }
 
 /* Called by espeak_Synth on the calling thread for each buffer; returning 1 stops synthesis. */
@@ -101,10 +92,7 @@ static uint8_t *pack_info(struct prism_plugin *p, size_t *out_len) {
     info.version = "1.0.0";
     info.description = p->description;
     info.n_models = 1; info.models = models;
-    *out_len = prism__plugin__v1__provider_info__get_packed_size(&info);
-    uint8_t *bytes = malloc(*out_len ? *out_len : 1);
-    if (bytes) prism__plugin__v1__provider_info__pack(&info, bytes);
-    return bytes;
+    return prism_pack_provider_info(&info, out_len);
 }
 
 static prism_status es_init(const prism_host_api *host, const char *config_json, size_t config_len,
@@ -222,16 +210,7 @@ static void es_start_call(prism_plugin *p, prism_call *call, const uint8_t *requ
     Prism__Plugin__V1__Usage usage = PRISM__PLUGIN__V1__USAGE__INIT;
     usage.input_tokens = chars; /* characters, as the issue asks; there are no tokens here */
     usage.audio_seconds = (double)job.samples / p->sample_rate;
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE;
-    event.usage = &usage;
-    emit(host, call, &event);
-    Prism__Plugin__V1__Finish finished = PRISM__PLUGIN__V1__FINISH__INIT;
-    finished.stop_reason = PRISM__PLUGIN__V1__STOP_REASON__STOP_END_TURN;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED;
-    event.finished = &finished;
-    emit(host, call, &event);
-    host->finish(call, PRISM_STATUS_OK, NULL);
+    prism_finish_ok(host, call, &usage);
 }
 
 static void es_shutdown(prism_plugin *p) {

@@ -16,6 +16,7 @@
 #include "decoder_pool.h"
 #include "prism_plugin.h"
 #include "prism/plugin/v1/plugin.pb-c.h"
+#include "prism_plugin_support.h"
 
 /* Where Debian's pocketsphinx-en-us puts the model; PRISM_POCKETSPHINX_MODEL overrides the folder. */
 #define PS_MODEL_DIR "/usr/share/pocketsphinx/model/en-us"
@@ -62,25 +63,12 @@ static uint8_t *pack_info(size_t *out_len) {
     info.version = "1.0.0";
     info.description = "PocketSphinx speech-to-text (US English, 16 kHz mono), no network";
     info.n_models = 1; info.models = models;
-    *out_len = prism__plugin__v1__provider_info__get_packed_size(&info);
-    uint8_t *bytes = malloc(*out_len ? *out_len : 1);
-    if (bytes) prism__plugin__v1__provider_info__pack(&info, bytes);
-    return bytes;
+    return prism_pack_provider_info(&info, out_len);
 }
 
 /* ---------------------------------------------------------------------------------------------
  * Events.
  * ------------------------------------------------------------------------------------------- */
-
-static prism_status emit(const prism_host_api *host, prism_call *call, const Prism__Plugin__V1__ProviderEvent *event) {
-    size_t len = prism__plugin__v1__provider_event__get_packed_size(event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (bytes == NULL) return PRISM_STATUS_INTERNAL;
-    prism__plugin__v1__provider_event__pack(event, bytes);
-    prism_status status = host->emit(call, bytes, len);
-    free(bytes);
-    return status;
-}
 
 /* A word as the dictionary spells it: "read(2)" is the second pronunciation of "read". */
 static void clean_word(const char *word, char *out, size_t cap) {
@@ -135,7 +123,7 @@ static prism_status emit_segment(ps_decoder_t *ps, const prism_host_api *host, p
     Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
     event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_MEDIA;
     event.media = &chunk;
-    prism_status status = emit(host, call, &event);
+    prism_status status = prism_emit_event(host, call, &event);
     free(json);
     if (status != PRISM_STATUS_OK) return status;
 
@@ -146,7 +134,7 @@ static prism_status emit_segment(ps_decoder_t *ps, const prism_host_api *host, p
     td.text = delta;
     event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_TEXT;
     event.text = &td;
-    return emit(host, call, &event);
+    return prism_emit_event(host, call, &event);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -297,16 +285,7 @@ static void ps_plugin_start_call(prism_plugin *p, prism_call *call, const uint8_
 
     Prism__Plugin__V1__Usage usage = PRISM__PLUGIN__V1__USAGE__INIT;
     usage.audio_seconds = (double)samples / PS_SAMPLE_RATE;
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE;
-    event.usage = &usage;
-    emit(host, call, &event);
-    Prism__Plugin__V1__Finish finished = PRISM__PLUGIN__V1__FINISH__INIT;
-    finished.stop_reason = PRISM__PLUGIN__V1__STOP_REASON__STOP_END_TURN;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED;
-    event.finished = &finished;
-    emit(host, call, &event);
-    host->finish(call, PRISM_STATUS_OK, NULL);
+    prism_finish_ok(host, call, &usage);
 }
 
 static void ps_plugin_shutdown(prism_plugin *p) {

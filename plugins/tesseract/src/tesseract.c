@@ -17,6 +17,7 @@
 
 #include "prism_plugin.h"
 #include "prism/plugin/v1/plugin.pb-c.h"
+#include "prism_plugin_support.h"
 
 #define TS_DEFAULT_LANGUAGE "eng"
 #define TS_POOL_MAX 4
@@ -65,10 +66,7 @@ static uint8_t *pack_info(size_t *out_len) {
     info.version = "1.0.0";
     info.description = "Tesseract OCR (system language packs, eng by default), no network";
     info.n_models = 1; info.models = models;
-    *out_len = prism__plugin__v1__provider_info__get_packed_size(&info);
-    uint8_t *bytes = malloc(*out_len ? *out_len : 1);
-    if (bytes) prism__plugin__v1__provider_info__pack(&info, bytes);
-    return bytes;
+    return prism_pack_provider_info(&info, out_len);
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -106,25 +104,6 @@ static void return_engine(struct prism_plugin *p, struct engine *e) {
  * Events.
  * ------------------------------------------------------------------------------------------- */
 
-static prism_status emit(const prism_host_api *host, prism_call *call, const Prism__Plugin__V1__ProviderEvent *event) {
-    size_t len = prism__plugin__v1__provider_event__get_packed_size(event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    if (bytes == NULL) return PRISM_STATUS_INTERNAL;
-    prism__plugin__v1__provider_event__pack(event, bytes);
-    prism_status status = host->emit(call, bytes, len);
-    free(bytes);
-    return status;
-}
-
-static prism_status emit_text(const prism_host_api *host, prism_call *call, const char *text) {
-    Prism__Plugin__V1__TextDelta delta = PRISM__PLUGIN__V1__TEXT_DELTA__INIT;
-    delta.text = (char *)text;
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_TEXT;
-    event.text = &delta;
-    return emit(host, call, &event);
-}
-
 /* Appends `s` to `out` as a JSON string body. */
 static size_t json_escape(char *out, size_t cap, const char *s) {
     size_t n = 0;
@@ -151,8 +130,8 @@ static prism_status emit_line(const prism_host_api *host, prism_call *call, cons
     Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
     event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_MEDIA;
     event.media = &chunk;
-    prism_status status = emit(host, call, &event);
-    return status == PRISM_STATUS_OK ? emit_text(host, call, line) : status;
+    prism_status status = prism_emit_event(host, call, &event);
+    return status == PRISM_STATUS_OK ? prism_emit_text(host, call, line) : status;
 }
 
 /* ---------------------------------------------------------------------------------------------
@@ -279,16 +258,7 @@ static void ts_start_call(prism_plugin *p, prism_call *call, const uint8_t *requ
 
     Prism__Plugin__V1__Usage usage = PRISM__PLUGIN__V1__USAGE__INIT;
     usage.output_tokens = chars; /* characters recognised */
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE;
-    event.usage = &usage;
-    emit(host, call, &event);
-    Prism__Plugin__V1__Finish finished = PRISM__PLUGIN__V1__FINISH__INIT;
-    finished.stop_reason = PRISM__PLUGIN__V1__STOP_REASON__STOP_END_TURN;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED;
-    event.finished = &finished;
-    emit(host, call, &event);
-    host->finish(call, PRISM_STATUS_OK, NULL);
+    prism_finish_ok(host, call, &usage);
 }
 
 static void ts_shutdown(prism_plugin *p) {

@@ -10,6 +10,7 @@
 
 #include "prism_plugin.h"
 #include "prism/plugin/v1/plugin.pb-c.h"
+#include "prism_plugin_support.h"
 
 struct prism_plugin {
     const prism_host_api *host;
@@ -57,43 +58,13 @@ static uint8_t *pack_info(size_t *out_len) {
     Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
     info.name = "testkit"; info.version = "0.1.0"; info.description = "misbehaving models for tests";
     info.n_models = N; info.models = pointers;
-    size_t len = prism__plugin__v1__provider_info__get_packed_size(&info);
-    uint8_t *bytes = malloc(len);
-    *out_len = prism__plugin__v1__provider_info__pack(&info, bytes);
-    return bytes;
-}
-
-static prism_status emit(const prism_host_api *host, prism_call *call, Prism__Plugin__V1__ProviderEvent *event) {
-    size_t len = prism__plugin__v1__provider_event__get_packed_size(event);
-    uint8_t *bytes = malloc(len ? len : 1);
-    prism__plugin__v1__provider_event__pack(event, bytes);
-    prism_status status = host->emit(call, bytes, len);
-    free(bytes);
-    return status;
-}
-
-static prism_status emit_text(const prism_host_api *host, prism_call *call, const char *text) {
-    Prism__Plugin__V1__TextDelta delta = PRISM__PLUGIN__V1__TEXT_DELTA__INIT;
-    delta.text = (char *)text;
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_TEXT;
-    event.text = &delta;
-    return emit(host, call, &event);
+    return prism_pack_provider_info(&info, out_len);
 }
 
 static void finish_ok(const prism_host_api *host, prism_call *call) {
     Prism__Plugin__V1__Usage usage = PRISM__PLUGIN__V1__USAGE__INIT;
     usage.input_tokens = 10; usage.output_tokens = 5;
-    Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE;
-    event.usage = &usage;
-    emit(host, call, &event);
-    Prism__Plugin__V1__Finish finished = PRISM__PLUGIN__V1__FINISH__INIT;
-    finished.stop_reason = PRISM__PLUGIN__V1__STOP_REASON__STOP_END_TURN;
-    event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED;
-    event.finished = &finished;
-    emit(host, call, &event);
-    host->finish(call, PRISM_STATUS_OK, NULL);
+    prism_finish_ok(host, call, &usage);
 }
 
 /* The first text part of the last message: the test's instruction. */
@@ -116,12 +87,12 @@ static void run(const prism_host_api *host, prism_call *call, const Prism__Plugi
                 else if (p->kind_case == PRISM__PLUGIN__V1__PART__KIND_MEDIA)
                     snprintf(line, sizeof line, "[%s %zu bytes]\n", p->media->mime_type, p->media->data.len);
                 else continue;
-                if (emit_text(host, call, line) != PRISM_STATUS_OK) { host->finish(call, PRISM_STATUS_CANCELLED, NULL); return; }
+                if (prism_emit_text(host, call, line) != PRISM_STATUS_OK) { host->finish(call, PRISM_STATUS_CANCELLED, NULL); return; }
             }
         finish_ok(host, call);
     } else if (strcmp(model, "fail") == 0) {
         if (strcmp(say, "after-content") == 0) {
-            emit_text(host, call, "partial answer");
+            prism_emit_text(host, call, "partial answer");
             host->finish(call, PRISM_STATUS_UNAVAILABLE, "vendor connection reset mid-answer");
         } else if (strcmp(say, "invalid") == 0) {
             host->finish(call, PRISM_STATUS_INVALID_ARGUMENT, "the vendor says the request is invalid");
@@ -136,20 +107,20 @@ static void run(const prism_host_api *host, prism_call *call, const Prism__Plugi
             Prism__Plugin__V1__ProviderEvent event = PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT;
             event.event_case = PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_ERROR;
             event.error = &error;
-            emit(host, call, &event);
+            prism_emit_event(host, call, &event);
             host->finish(call, PRISM_STATUS_RATE_LIMITED, "429 Too Many Requests");
         }
     } else if (strcmp(model, "hang") == 0) {
         /* Ignores cancellation entirely for up to `say` seconds (default 5), then finishes. */
         long seconds = atol(say) > 0 ? atol(say) : 5;
         sleep_ms(seconds * 1000);
-        emit_text(host, call, "woke up");
+        prism_emit_text(host, call, "woke up");
         host->finish(call, PRISM_STATUS_OK, NULL);
     } else if (strcmp(model, "slow") == 0) {
         for (int i = 0; i < 400; i++) {
             if (host->is_cancelled(call)) { host->finish(call, PRISM_STATUS_CANCELLED, "cancelled"); return; }
             snprintf(line, sizeof line, "tick %d\n", i);
-            if (emit_text(host, call, line) != PRISM_STATUS_OK) { host->finish(call, PRISM_STATUS_CANCELLED, "cancelled"); return; }
+            if (prism_emit_text(host, call, line) != PRISM_STATUS_OK) { host->finish(call, PRISM_STATUS_CANCELLED, "cancelled"); return; }
             sleep_ms(25);
         }
         finish_ok(host, call);
@@ -158,7 +129,7 @@ static void run(const prism_host_api *host, prism_call *call, const Prism__Plugi
         char *chunk = malloc(1025);
         memset(chunk, 'x', 1024); chunk[1024] = 0;
         for (long i = 0; i < count; i++)
-            if (emit_text(host, call, chunk) != PRISM_STATUS_OK) { free(chunk); host->finish(call, PRISM_STATUS_CANCELLED, NULL); return; }
+            if (prism_emit_text(host, call, chunk) != PRISM_STATUS_OK) { free(chunk); host->finish(call, PRISM_STATUS_CANCELLED, NULL); return; }
         free(chunk);
         finish_ok(host, call);
     } else if (strcmp(model, "transcriber") == 0 || strcmp(model, "ocr") == 0) {
@@ -167,7 +138,7 @@ static void run(const prism_host_api *host, prism_call *call, const Prism__Plugi
                 const Prism__Plugin__V1__Part *p = req->messages[i]->parts[j];
                 if (p->kind_case != PRISM__PLUGIN__V1__PART__KIND_MEDIA) continue;
                 snprintf(line, sizeof line, "%s of %zu bytes of %s", model[0] == 't' ? "transcript" : "text", p->media->data.len, p->media->mime_type);
-                emit_text(host, call, line);
+                prism_emit_text(host, call, line);
             }
         finish_ok(host, call);
     } else {
