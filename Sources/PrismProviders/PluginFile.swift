@@ -101,7 +101,9 @@ enum PluginFile {
 
     /// A private folder (mode 0700) for the copies that get dlopened.
     static func makeShadowFolder() throws -> String {
-        var template = Array("\(NSTemporaryDirectory())/prism-plugins-XXXXXX".utf8CString)
+        // mkdtemp replaces the trailing six X's of its template with a unique suffix.
+        let uniqueSuffix = String(repeating: "X", count: 6)
+        var template = Array("\(NSTemporaryDirectory())/prism-plugins-\(uniqueSuffix)".utf8CString)
         guard let made = mkdtemp(&template) else { throw LoadError("cannot create a private folder for plugin copies: \(String(cString: strerror(errno)))") }
         return String(cString: made)
     }

@@ -9,31 +9,20 @@ Scenarios (a word in the last user text block): tool, slow, cut, midstream, stat
 (529 every time), once-429,
 otherwise an echo listing each image ("[image WxH mime]") and document ("[document N bytes]").
 """
-import argparse
 import base64
 import json
-import os
-import signal
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from fakeserver import FakeHandler, image_size, log, serve
 
-from openai_fake import image_size
 
 SLOW_DELAY_SECONDS = 0.05
 SLOW_DELTAS = 200
 ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "billing_error", 403: "permission_error",
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
                504: "timeout_error", 529: "overloaded_error"}
-LOG_LOCK = threading.Lock()
 SEEN_ONCE = set()
 
-
-def log(args, entry):
-    if args.log:
-        with LOG_LOCK, open(args.log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
 
 
 def summarize(body):
@@ -72,13 +61,7 @@ def last_user_text(body):
     return ""
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    args = None
-
-    def log_message(self, *_):
-        pass
-
+class Handler(FakeHandler):
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
         key = self.args.key
@@ -187,20 +170,5 @@ class Handler(BaseHTTPRequestHandler):
         self.event({"type": "content_block_stop", "index": index})
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--key")
-    parser.add_argument("--log")
-    args = parser.parse_args()
-    Handler.args = args
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    print("PORT %d" % server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

@@ -9,30 +9,19 @@ Usage: gemini_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" onc
 Scenarios (a word in the last user text part): tool, slow, cut, once-429, status-NNN; otherwise
 an echo listing each inline medium ("[image/png WxH]", "[application/pdf N bytes]").
 """
-import argparse
 import base64
 import json
-import os
-import signal
 import socket
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from fakeserver import FakeHandler, image_size, log, serve
 
-from openai_fake import image_size
 
 SLOW_DELAY_SECONDS = 0.05
 SLOW_DELTAS = 200
 STATUS_NAMES = {400: "INVALID_ARGUMENT", 403: "PERMISSION_DENIED", 404: "NOT_FOUND", 429: "RESOURCE_EXHAUSTED",
                 500: "INTERNAL", 503: "UNAVAILABLE", 504: "DEADLINE_EXCEEDED"}
-LOG_LOCK = threading.Lock()
 SEEN_ONCE = set()
 
-
-def log(args, entry):
-    if args.log:
-        with LOG_LOCK, open(args.log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
 
 
 def compact(obj):
@@ -40,13 +29,7 @@ def compact(obj):
     return json.dumps(obj, separators=(",", ": "))
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    args = None
-
-    def log_message(self, *_):
-        pass
-
+class Handler(FakeHandler):
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
         given = self.headers.get("x-goog-api-key")
@@ -136,20 +119,5 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--key")
-    parser.add_argument("--log")
-    args = parser.parse_args()
-    Handler.args = args
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    print("PORT %d" % server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

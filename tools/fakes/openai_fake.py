@@ -16,20 +16,14 @@ Scenarios (a word in the last user text part):
   once-429      429 with retry-after: 1 the first time this exact text is seen, then a normal answer
   (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
 """
-import argparse
 import base64
 import json
-import os
 import random
 import select
-import signal
 import socket
 import string
-import struct
-import sys
-import threading
 import time
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from fakeserver import FakeHandler, image_size, log, serve
 
 # Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
 SLOW_DELAY_SECONDS = 0.05
@@ -41,33 +35,9 @@ ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_erro
                404: ("invalid_request_error", "model_not_found"), 413: ("invalid_request_error", None),
                429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None), 503: ("server_error", None)}
 
-LOG_LOCK = threading.Lock()
 SEEN_ONCE = set()
 
 
-def log(args, entry):
-    if args.log:
-        with LOG_LOCK, open(args.log, "a") as f:
-            f.write(json.dumps(entry) + "\n")
-
-
-def image_size(data):
-    """(width, height) of a PNG or JPEG, or (0, 0)."""
-    if data[:8] == b"\x89PNG\r\n\x1a\n":
-        return struct.unpack(">II", data[16:24])
-    if data[:2] == b"\xff\xd8":
-        i = 2
-        while i + 9 < len(data):
-            if data[i] != 0xFF:
-                i += 1
-                continue
-            marker = data[i + 1]
-            seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
-            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
-                h, w = struct.unpack(">HH", data[i + 5:i + 9])
-                return w, h
-            i += 2 + seglen
-    return 0, 0
 
 
 def summarize(body):
@@ -101,13 +71,7 @@ def last_user_text(body):
     return ""
 
 
-class Handler(BaseHTTPRequestHandler):
-    protocol_version = "HTTP/1.1"
-    args = None
-
-    def log_message(self, *_):
-        pass
-
+class Handler(FakeHandler):
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         raw = self.rfile.read(length)
@@ -234,21 +198,5 @@ class Handler(BaseHTTPRequestHandler):
             self.close_connection = True
 
 
-def main():
-    parser = argparse.ArgumentParser()
-    parser.add_argument("--port", type=int, default=0)
-    parser.add_argument("--key")
-    parser.add_argument("--log")
-    args = parser.parse_args()
-    Handler.args = args
-    # A parent may hand us SIGTERM blocked or ignored (test runners do): make it end us.
-    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
-    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
-    server.daemon_threads = True
-    print("PORT %d" % server.server_address[1], flush=True)
-    server.serve_forever()
-
-
 if __name__ == "__main__":
-    main()
+    serve(Handler)

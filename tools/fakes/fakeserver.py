@@ -1,0 +1,64 @@
+"""What the three vendor fakes share: the JSON-lines request log, image sizes from the bytes, a base
+request handler, and serving on an ephemeral port that is printed as "PORT <n>" once listening."""
+
+import argparse
+import json
+import os
+import signal
+import struct
+import threading
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+_LOG_LOCK = threading.Lock()
+
+
+def log(args, entry):
+    """Appends one JSON line to --log, if given (tests read it to see what the adapter sent)."""
+    if args.log:
+        with _LOG_LOCK, open(args.log, "a") as f:
+            f.write(json.dumps(entry) + "\n")
+
+
+def image_size(data):
+    """(width, height) of a PNG or JPEG, or (0, 0)."""
+    if data[:8] == b"\x89PNG\r\n\x1a\n":
+        return struct.unpack(">II", data[16:24])
+    if data[:2] == b"\xff\xd8":
+        i = 2
+        while i + 9 < len(data):
+            if data[i] != 0xFF:
+                i += 1
+                continue
+            marker = data[i + 1]
+            seglen = struct.unpack(">H", data[i + 2:i + 4])[0]
+            if 0xC0 <= marker <= 0xCF and marker not in (0xC4, 0xC8, 0xCC):
+                h, w = struct.unpack(">HH", data[i + 5:i + 9])
+                return w, h
+            i += 2 + seglen
+    return 0, 0
+
+
+class FakeHandler(BaseHTTPRequestHandler):
+    """HTTP/1.1 with keep-alive, quiet; `args` holds the command line (--key, --log)."""
+    protocol_version = "HTTP/1.1"
+    args = None
+
+    def log_message(self, *_):
+        pass
+
+
+def serve(handler_class):
+    """Parses --port/--key/--log, serves `handler_class` on 127.0.0.1 until SIGTERM."""
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--port", type=int, default=0)
+    parser.add_argument("--key")
+    parser.add_argument("--log")
+    args = parser.parse_args()
+    handler_class.args = args
+    # A parent may hand us SIGTERM blocked or ignored (test runners do): make it end us.
+    signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
+    signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
+    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class)
+    server.daemon_threads = True
+    print("PORT %d" % server.server_address[1], flush=True)
+    server.serve_forever()
