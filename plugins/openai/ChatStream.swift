@@ -49,7 +49,7 @@ struct ChatStream {
             return false
         }
         if let u = chunk["usage"] as? [String: Any] {
-            usage = (Self.number(u["prompt_tokens"]), Self.number(u["completion_tokens"]))
+            usage = (OpenAIHTTP.number(u["prompt_tokens"]), OpenAIHTTP.number(u["completion_tokens"]))
         }
         for choice in chunk["choices"] as? [[String: Any]] ?? [] where (choice["index"] as? Int ?? 0) == 0 {
             let delta = choice["delta"] as? [String: Any] ?? [:]
@@ -89,19 +89,10 @@ struct ChatStream {
         call.finishOK()
     }
 
-    /// The transfer failed: the failure to finish with.
+    /// The transfer failed: the failure to finish with. Cut mid-body, the answer is partial, and
+    /// the host ends the call non-OK after the content sent.
     func failure(for error: HTTPTransferError) -> CallFailure {
-        if let streamError { return streamError }
-        switch error {
-        case .cancelled, .stopped:
-            return CallFailure(.cancelled, "cancelled")
-        case .timedOut:
-            return CallFailure(.deadlineExceeded, "openai did not answer in time")
-        case .transport(let message):
-            // Refused or reset before a status: the vendor is unreachable. Cut mid-body: the
-            // answer is partial, and the host ends the call non-OK after the content sent.
-            return CallFailure(.unavailable, status == 0 ? "cannot reach openai: \(message)" : "openai's stream broke: \(message)", retryable: true)
-        }
+        streamError ?? OpenAIHTTP.transportFailure(error, status: status)
     }
 
     private static func stopReason(_ reason: String?) -> StopReason {
@@ -112,6 +103,4 @@ struct ChatStream {
         default: return .endTurn
         }
     }
-
-    private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
 }

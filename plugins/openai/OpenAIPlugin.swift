@@ -1,6 +1,8 @@
 // The `openai` provider plugin: Chat Completions (and OpenAI-compatible local servers such as
-// vLLM, llama.cpp or Ollama) behind the Prism plugin ABI, with settings from the OpenAI SDK's
-// environment variables. The request mapping is in ChatRequest.swift, the stream in ChatStream.swift.
+// vLLM, llama.cpp or Ollama), transcriptions, speech and image generation behind the Prism plugin
+// ABI, with settings from the OpenAI SDK's environment variables. The chat mapping is in
+// ChatRequest.swift and ChatStream.swift, the model rows in OpenAIModels.swift, and each other
+// endpoint in its own file (Transcription, Speech, ImageGeneration).
 import Foundation
 import PrismPluginKit
 
@@ -11,9 +13,16 @@ public func prismPluginEntry(_ hostABIMajor: UInt32, _ hostABIMinor: UInt32) -> 
 
 /// Defaults, each with its reason.
 enum OpenAIDefaults {
+    static let version = "0.2.0"
     static let baseURL = "https://api.openai.com/v1"
     /// Models listed when the config names none: the vision-capable chat models most used.
     static let models = ["gpt-4o", "gpt-4o-mini", "gpt-4.1", "gpt-4.1-mini"]
+    /// The other endpoints' models, listed by default only with a key (api.openai.com has them; a
+    /// keyless local server rarely does, so its config must name them).
+    static let audioModels = ["gpt-4o-audio-preview"]
+    static let transcribeModels = ["whisper-1"]
+    static let speechModels = ["tts-1", "gpt-4o-mini-tts"]
+    static let imageModels = ["gpt-image-1"]
     /// The model a keyless local server is listed under when the config names none; such
     /// servers (vLLM, llama.cpp, Ollama) take any model name or the one they serve.
     static let localModel = "local"
@@ -32,8 +41,17 @@ struct OpenAISettings {
     var apiKey: String?
     /// Whether a base URL or a key was given at all; without either the provider is unconfigured.
     var configured: Bool
+    /// Chat models; chat models that also take audio (input_audio parts); transcription, speech
+    /// and image generation models. Config keys: models, audio_models, transcribe_models,
+    /// speech_models, image_models.
     var models: [String]
+    var audioModels: [String]
+    var transcribeModels: [String]
+    var speechModels: [String]
+    var imageModels: [String]
     var vision: Bool
+    /// Whether the chat models take PDFs as `file` parts; without, the host sends page images.
+    var pdf: Bool
 
     init(environment: [String: String], config: [String: Any]) {
         let key = environment["OPENAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
@@ -43,8 +61,14 @@ struct OpenAISettings {
         configured = key != nil || base != nil
         let local = key == nil
         models = (config["models"] as? [String]) ?? (local ? [OpenAIDefaults.localModel] : OpenAIDefaults.models)
-        // A keyless local server is text-only unless the config declares it can see.
+        func listed(_ key: String, _ defaults: [String]) -> [String] { (config[key] as? [String]) ?? (local ? [] : defaults) }
+        audioModels = listed("audio_models", OpenAIDefaults.audioModels)
+        transcribeModels = listed("transcribe_models", OpenAIDefaults.transcribeModels)
+        speechModels = listed("speech_models", OpenAIDefaults.speechModels)
+        imageModels = listed("image_models", OpenAIDefaults.imageModels)
+        // A keyless local server is text-only unless the config declares it can see (or read PDFs).
         vision = (config["vision"] as? Bool) ?? !local
+        pdf = (config["pdf"] as? Bool) ?? !local
     }
 }
 
@@ -64,37 +88,33 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
 
     var info: ProviderInfo {
         guard settings.configured else {
-            return ProviderInfo(name: "openai", version: "0.1.0",
+            return ProviderInfo(name: "openai", version: OpenAIDefaults.version,
                                 description: "not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a keyless local server", models: [])
         }
-        let where_ = settings.apiKey == nil ? "keyless server at \(settings.baseURL)" : "Chat Completions at \(settings.baseURL)"
-        return ProviderInfo(name: "openai", version: "0.1.0", description: "OpenAI \(where_)", models: settings.models.map(model))
-    }
-
-    private func model(_ id: String) -> ModelInfo {
-        var m = ModelInfo(id: id)
-        m.inputs = settings.vision ? [.text, .image] : [.text]
-        m.tools = true
-        m.jsonSchema = true
-        m.maxRequestBytes = OpenAIDefaults.maxRequestBytes
-        if settings.vision {
-            m.maxImages = OpenAIDefaults.maxImages
-            m.maxImageBytes = OpenAIDefaults.maxImageBytes
-            m.maxImageLongEdge = OpenAIDefaults.maxImageLongEdge
-            m.imageMimeTypes = ["image/jpeg", "image/png", "image/webp", "image/gif"]
-        }
-        return m
+        let where_ = settings.apiKey == nil ? "keyless server at \(settings.baseURL)" : "API at \(settings.baseURL)"
+        return ProviderInfo(name: "openai", version: OpenAIDefaults.version, description: "OpenAI \(where_)", models: OpenAIModels.rows(settings))
     }
 
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {
-        guard request.operation == nil || request.operation == .generate else {
-            throw CallFailure(.unimplemented, "openai serves generate only in this version")
+        switch request.operation ?? .generate {
+        case .generate:
+            try chat(request, call: call)
+        case .transcribe:
+            try Transcription.serve(request, settings: settings, client: http, call: call)
+        case .synthesize:
+            try Speech.serve(request, settings: settings, client: http, call: call)
+        case .imageGenerate:
+            try ImageGeneration.serve(request, settings: settings, client: http, call: call)
+        case let other:
+            throw CallFailure(.unimplemented, "openai does not serve the \(other) operation")
         }
-        var http = HTTPRequest(url: settings.baseURL + "/chat/completions")
-        http.headers = [("Content-Type", "application/json"), ("Accept", "text/event-stream")]
-        if let key = settings.apiKey { http.headers.append(("Authorization", "Bearer \(key)")) }
-        http.body = try ChatRequest.body(for: request)
-        http.deadline = request.deadline
+    }
+
+    /// Chat Completions, streamed.
+    private func chat(_ request: ProviderRequest, call: ProviderCall) throws {
+        var http = OpenAIHTTP.request(settings, "/chat/completions", contentType: "application/json",
+                                      body: try ChatRequest.body(for: request), deadline: request.deadline)
+        http.headers.append(("Accept", "text/event-stream"))
 
         var stream = ChatStream(call: call)
         do {

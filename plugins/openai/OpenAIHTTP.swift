@@ -1,0 +1,64 @@
+// The HTTP exchange the OpenAI endpoints share: building an authorised request, running it with
+// the call's cancellation, and turning statuses and transport failures into call failures. The
+// answers of transcriptions and image generations are one JSON document, read whole here.
+import Foundation
+import PrismPluginKit
+
+enum OpenAIHTTP {
+    /// A POST to `path` under the base URL, with the key (if any) and the call's deadline.
+    static func request(_ settings: OpenAISettings, _ path: String, contentType: String, body: Data,
+                        deadline: Date?) -> HTTPRequest {
+        var http = HTTPRequest(url: settings.baseURL + path)
+        http.headers = [("Content-Type", contentType)]
+        if let key = settings.apiKey { http.headers.append(("Authorization", "Bearer \(key)")) }
+        http.body = body
+        http.deadline = deadline
+        return http
+    }
+
+    /// Runs `request` and returns the body of a 200 answer. Throws the vendor's failure for any
+    /// other status, and a failure naming `what` when the answer is over `maxBytes`.
+    static func json(_ client: HTTPClient, _ request: HTTPRequest, call: ProviderCall, maxBytes: Int,
+                     what: String) throws -> [String: Any] {
+        var body = Data()
+        var tooLarge = false
+        var status = 0
+        let head: HTTPResponseHead
+        do {
+            head = try client.perform(request, isCancelled: { call.isCancelled }) { head, chunk in
+                status = head.status
+                let cap = head.status == 200 ? maxBytes : HTTPLimits.maxErrorBodyBytes
+                guard body.count + chunk.count <= cap else {
+                    tooLarge = head.status == 200
+                    return head.status != 200  // an error body is only cut short, not refused
+                }
+                body += chunk
+                return true
+            }
+        } catch let error as HTTPTransferError {
+            if tooLarge { throw CallFailure(.internalError, "openai's \(what) answer is over \(maxBytes) bytes") }
+            throw transportFailure(error, status: status)
+        }
+        guard head.status == 200 else { throw OpenAIErrors.failure(status: head.status, headers: head.headers, body: body) }
+        guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
+            throw CallFailure(.internalError, "openai's \(what) answer is not a JSON object")
+        }
+        return object
+    }
+
+    /// A transfer that did not complete, as a call failure. `status` is the HTTP status already
+    /// received (0 = none): a transfer cut after its head is partial, not unreachable.
+    static func transportFailure(_ error: HTTPTransferError, status: Int) -> CallFailure {
+        switch error {
+        case .cancelled, .stopped:
+            return CallFailure(.cancelled, "cancelled")
+        case .timedOut:
+            return CallFailure(.deadlineExceeded, "openai did not answer in time")
+        case .transport(let message):
+            return CallFailure(.unavailable, status == 0 ? "cannot reach openai: \(message)" : "openai's stream broke: \(message)", retryable: true)
+        }
+    }
+
+    /// A JSON number as UInt64 (0 when absent).
+    static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+}

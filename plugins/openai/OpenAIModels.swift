@@ -1,0 +1,76 @@
+// The openai plugin's rows of the capability matrix: chat models (text, images, PDFs as file
+// parts, audio for the audio models), transcription, speech and image generation models, with
+// the vendor's limits from shared/vendor-apis.md §2.
+import Foundation
+import PrismPluginKit
+
+enum OpenAIModels {
+    /// Transcriptions take files of at most 25 MiB (whisper-1).
+    static let maxTranscriptionBytes: UInt64 = 26_214_400
+    /// The formats /audio/transcriptions takes (flac, mp3, mp4, mpeg, mpga, m4a, ogg, wav, webm).
+    static let transcriptionMimeTypes = ["audio/flac", "audio/mpeg", "audio/mp4", "audio/ogg", "audio/wav", "audio/webm"]
+    /// The formats of an `input_audio` part.
+    static let chatAudioMimeTypes = ["audio/wav", "audio/mpeg"]
+
+    static func rows(_ settings: OpenAISettings) -> [ModelInfo] {
+        settings.models.map { chat($0, settings, audio: false) }
+            + settings.audioModels.map { chat($0, settings, audio: true) }
+            + settings.transcribeModels.map(transcriber)
+            + settings.speechModels.map(voice)
+            + settings.imageModels.map(imageGenerator)
+    }
+
+    /// A chat model; audio models take `input_audio` but no images or PDFs.
+    static func chat(_ id: String, _ settings: OpenAISettings, audio: Bool) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.tools = true
+        m.jsonSchema = true
+        m.maxRequestBytes = OpenAIDefaults.maxRequestBytes
+        if audio {
+            m.inputs = [.text, .audio]
+            m.audioMimeTypes = chatAudioMimeTypes
+            return m
+        }
+        m.inputs = [.text]
+        if settings.vision {
+            m.inputs.append(.image)
+            m.maxImages = OpenAIDefaults.maxImages
+            m.maxImageBytes = OpenAIDefaults.maxImageBytes
+            m.maxImageLongEdge = OpenAIDefaults.maxImageLongEdge
+            m.imageMimeTypes = ["image/jpeg", "image/png", "image/webp", "image/gif"]
+        }
+        if settings.pdf { m.inputs.append(.pdf) }
+        return m
+    }
+
+    static func transcriber(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.transcribe]
+        m.inputs = [.audio]
+        m.outputs = [.text]
+        m.maxAudioBytes = maxTranscriptionBytes
+        m.audioMimeTypes = transcriptionMimeTypes
+        m.streaming = false
+        m.systemPrompt = false
+        return m
+    }
+
+    static func voice(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.synthesize]
+        m.inputs = [.text]
+        m.outputs = [.audio]
+        m.systemPrompt = false
+        return m
+    }
+
+    static func imageGenerator(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.imageGenerate]
+        m.inputs = [.text]
+        m.outputs = [.image]
+        m.streaming = false
+        m.systemPrompt = false
+        return m
+    }
+}
