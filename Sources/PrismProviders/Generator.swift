@@ -72,7 +72,7 @@ public final class Generator: Sendable {
                 var sentContent = false
                 let answer = TextCollector()
                 do {
-                    let call = try host.startCall(model: model, operation: request.operation, request: adapted)
+                    let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
                     end = try await stream(call, model: model, sentContent: &sentContent) { output in
                         if case .event(.text(let text)) = output { answer.append(text) }
                         try await emit(output)

@@ -40,6 +40,9 @@ public enum AdaptationStep: Sendable, Equatable, CustomStringConvertible {
 public struct Candidate: Sendable, Equatable {
     public var model: ModelCapability
     public var steps: [AdaptationStep]
+    /// The operation the model is called with: the request's, or `imageGenerate` when a generate
+    /// request asking for image output goes to an image generator (see Planner.operation(of:for:)).
+    public var operation: Operation = .generate
     public var isNative: Bool { !steps.contains { $0.isAdaptation } }
 }
 
@@ -66,24 +69,24 @@ public struct Planner: Sendable {
             }
             var candidates: [Candidate]
             switch evaluate(model, needs, nativeOnly: route.nativeOnly, matrix: matrix) {
-            case .success(let steps): candidates = [Candidate(model: model, steps: steps)]
+            case .success(let steps): candidates = [candidate(model, steps, needs)]
             case .failure(let refusal): throw ProviderFailure(refusal.limit ? .resourceExhausted : .failedPrecondition, "\(model.name) cannot serve this request: \(refusal.reason)")
             }
             for name in route.fallbacks where name != model.name {
                 guard let fallback = matrix.first(where: { $0.name == name }),
                       case .success(let steps) = evaluate(fallback, needs, nativeOnly: route.nativeOnly, matrix: matrix) else { continue }
-                candidates.append(Candidate(model: fallback, steps: steps))
+                candidates.append(candidate(fallback, steps, needs))
             }
             return candidates
         }
 
         let pool = matrix.filter { route.provider.isEmpty || $0.provider == route.provider }
         var native: [Candidate] = [], adapted: [Candidate] = [], refusals: [(ModelCapability, Refusal)] = []
-        for model in ordered(pool) where model.operations.contains(needs.operation) {
+        for model in ordered(pool) where operation(of: model, for: needs) != nil {
             switch evaluate(model, needs, nativeOnly: route.nativeOnly, matrix: matrix) {
             case .success(let steps):
-                let candidate = Candidate(model: model, steps: steps)
-                if candidate.isNative { native.append(candidate) } else { adapted.append(candidate) }
+                let found = candidate(model, steps, needs)
+                if found.isNative { native.append(found) } else { adapted.append(found) }
             case .failure(let refusal):
                 refusals.append((model, refusal))
             }
@@ -95,7 +98,7 @@ public struct Planner: Sendable {
         for name in route.fallbacks where !candidates.contains(where: { $0.model.name == name }) {
             guard let fallback = matrix.first(where: { $0.name == name }),
                   case .success(let steps) = evaluate(fallback, needs, nativeOnly: route.nativeOnly, matrix: matrix) else { continue }
-            candidates.append(Candidate(model: fallback, steps: steps))
+            candidates.append(candidate(fallback, steps, needs))
         }
         guard candidates.isEmpty else { return candidates }
         throw noCandidate(needs, route: route, pool: pool, matrix: matrix, refusals: refusals)
@@ -109,6 +112,21 @@ public struct Planner: Sendable {
         return models.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
 
+    /// The operation `model` serves `needs` with, or nil if it cannot: the request's own, or
+    /// `imageGenerate` for a generate request that asks for image output (an image generator
+    /// such as openai/gpt-image-1 serves it; generate models with image output do too, as generate).
+    func operation(of model: ModelCapability, for needs: RequestNeeds) -> Operation? {
+        if model.operations.contains(needs.operation) { return needs.operation }
+        if needs.operation == .generate, needs.outputs.contains(.image), model.operations.contains(.imageGenerate) {
+            return .imageGenerate
+        }
+        return nil
+    }
+
+    private func candidate(_ model: ModelCapability, _ steps: [AdaptationStep], _ needs: RequestNeeds) -> Candidate {
+        Candidate(model: model, steps: steps, operation: operation(of: model, for: needs) ?? needs.operation)
+    }
+
     struct Refusal: Error, Equatable {
         var reason: String
         /// True when a limit (count, size) refused, not a missing capability.
@@ -117,8 +135,9 @@ public struct Planner: Sendable {
 
     /// The steps that make `needs` fit `model`, or why nothing can.
     func evaluate(_ model: ModelCapability, _ needs: RequestNeeds, nativeOnly: Bool, matrix: [ModelCapability]) -> Result<[AdaptationStep], Refusal> {
-        guard model.operations.contains(needs.operation) else {
-            return .failure(Refusal(reason: "it does not \(needs.operation)"))
+        guard operation(of: model, for: needs) != nil else {
+            let hint = needs.operation == .generate && model.operations.contains(.imageGenerate) ? " (ask for image output to generate an image)" : ""
+            return .failure(Refusal(reason: "it does not \(needs.operation)" + hint))
         }
         if needs.tools && !model.features.tools { return .failure(Refusal(reason: "it does not support tools")) }
         if needs.jsonSchema && !model.features.jsonSchema { return .failure(Refusal(reason: "it does not support a response JSON schema")) }
@@ -210,12 +229,15 @@ public struct Planner: Sendable {
     private func noCandidate(_ needs: RequestNeeds, route: RouteRequest, pool: [ModelCapability], matrix: [ModelCapability],
                              refusals: [(ModelCapability, Refusal)]) -> ProviderFailure {
         let scope = route.provider.isEmpty ? "" : " of provider '\(route.provider)'"
-        guard pool.contains(where: { $0.operations.contains(needs.operation) }) else {
+        if needs.outputs.contains(.image), !pool.contains(where: { $0.outputs.contains(.image) }) {
+            return ProviderFailure(.failedPrecondition, "needs image output; no loaded provider\(scope) generates images")
+        }
+        guard pool.contains(where: { operation(of: $0, for: needs) != nil }) else {
             return ProviderFailure(.failedPrecondition, "no loaded provider\(scope) can \(needs.operation)" + (pool.isEmpty && route.provider.isEmpty ? ": no provider plugin is loaded" : ""))
         }
         // What no adaptation can supply: a modality nothing takes, and no helper to convert it.
         var missing: [String] = []
-        let generators = pool.filter { $0.operations.contains(needs.operation) }
+        let generators = pool.filter { operation(of: $0, for: needs) != nil }
         for modality in needs.modalities.sorted() where !generators.contains(where: { $0.accepts(modality) }) {
             switch modality {
             case .audio where helper(.transcribe, accepting: .audio, matrix) == nil:
