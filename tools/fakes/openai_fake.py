@@ -1,7 +1,8 @@
 #!/usr/bin/env python3
-"""A fake OpenAI Chat Completions server speaking the wire format of shared/vendor-apis.md (SSE
+"""A fake OpenAI server speaking the wire format of shared/vendor-apis.md §2: Chat Completions (SSE
 `data:` frames, [DONE], include_usage, tool-call fragments, error bodies), with scenarios picked
-by the last user text, and a JSON-lines log of what it received for tests to read.
+by the last user text, and a JSON-lines log of what it received for tests to read. The audio
+transcription, speech and image generation endpoints are in openai_media.py.
 
 Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 
@@ -23,6 +24,7 @@ import select
 import socket
 import string
 import time
+import openai_media
 from fakeserver import FakeHandler, image_size, log, serve
 
 # Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
@@ -41,14 +43,28 @@ SEEN_ONCE = set()
 
 
 def summarize(body):
-    """The request body with data URLs replaced by what a test asserts on."""
-    images = []
+    """The request body with data URLs and base64 replaced by what a test asserts on: its images,
+    audio parts and files, each with its size and whether the base64 had line breaks."""
+    images, audio, files = [], [], []
     for message in body.get("messages", []):
         content = message.get("content")
         if not isinstance(content, list):
             continue
         for part in content:
-            if part.get("type") == "image_url":
+            if part.get("type") == "input_audio":
+                b64 = part["input_audio"].get("data", "")
+                raw = base64.b64decode(b64)
+                audio.append({"format": part["input_audio"].get("format"), "bytes": len(raw), "newlines": "\n" in b64,
+                              "riff": raw[:4] == b"RIFF", "wav": openai_media.wav_duration(raw)})
+                part["input_audio"]["data"] = "<%d bytes>" % len(raw)
+            elif part.get("type") == "file":
+                file_data = part["file"].get("file_data", "")
+                header, _, b64 = file_data.partition(",")
+                raw = base64.b64decode(b64)
+                files.append({"filename": part["file"].get("filename"), "header": header, "bytes": len(raw),
+                              "newlines": "\n" in b64, "pdf": raw[:5] == b"%PDF-"})
+                part["file"]["file_data"] = header + ",<%d bytes>" % len(raw)
+            elif part.get("type") == "image_url":
                 url = part["image_url"]["url"]
                 header, _, b64 = url.partition(",")
                 raw = base64.b64decode(b64)
@@ -57,6 +73,8 @@ def summarize(body):
                                "detail": part["image_url"].get("detail"), "newlines": "\n" in b64})
                 part["image_url"]["url"] = header + ",<%d bytes>" % len(raw)
     body["images"] = images
+    body["audio"] = audio
+    body["files"] = files
     return body
 
 
@@ -78,10 +96,16 @@ class Handler(FakeHandler):
         auth = self.headers.get("authorization")
         key = self.args.key
         auth_state = "none" if auth is None else ("ok" if key and auth == "Bearer " + key else "wrong")
+        if self.path == "/v1/audio/transcriptions":
+            return openai_media.transcriptions(self, raw, auth_state)
         try:
             body = json.loads(raw)
         except ValueError:
             return self.error(400, "We could not parse the JSON body of your request.")
+        if self.path == "/v1/audio/speech":
+            return openai_media.speech(self, body, auth_state)
+        if self.path == "/v1/images/generations":
+            return openai_media.images(self, body, auth_state)
         text = last_user_text(body)
         entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth_state, "content_type": self.headers.get("content-type"),
                  "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw))}
@@ -110,15 +134,25 @@ class Handler(FakeHandler):
                 return
         self.error(500, "stalled")
 
-    def error(self, status, message):
+    def error(self, status, message, param=None):
         etype, code = ERROR_TYPES.get(status, ("server_error", None))
-        payload = json.dumps({"error": {"message": message, "type": etype, "param": None, "code": code}}).encode()
+        payload = json.dumps({"error": {"message": message, "type": etype, "param": param, "code": code}}).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
         self.send_header("x-request-id", "req_fake")
         if status == 429 or status >= 500:
             self.send_header("retry-after", "1")
+        self.end_headers()
+        self.wfile.write(payload)
+
+    def send_json(self, status, obj):
+        payload = json.dumps(obj).encode()
+        self.send_response(status)
+        self.send_header("content-type", "application/json")
+        self.send_header("content-length", str(len(payload)))
+        self.send_header("x-request-id", "req_fake")
+        self.send_header("openai-version", "2020-10-01")
         self.end_headers()
         self.wfile.write(payload)
 
@@ -186,6 +220,10 @@ class Handler(FakeHandler):
                 delta({"content": text})
                 for image in entry["body"]["images"]:
                     delta({"content": " [image %dx%d %s]" % (image["width"], image["height"], image["mime"])})
+                for clip in entry["body"]["audio"]:
+                    delta({"content": " [audio %s %d bytes]" % (clip["format"], clip["bytes"])})
+                for file in entry["body"]["files"]:
+                    delta({"content": " [file %s %d bytes]" % (file["filename"], file["bytes"])})
             delta({}, finish)
             if include_usage:
                 self.frame(self.chunk([], {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23}, True))
