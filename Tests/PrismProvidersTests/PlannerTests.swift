@@ -97,4 +97,24 @@ final class PlannerTests: XCTestCase {
         let cooled = try Planner().plan(RequestNeeds(), route: RouteRequest(), matrix: [full, text], skipping: ["big/omni"])
         XCTAssertEqual(cooled.map(\.model.name), ["plain/text", "big/omni"])
     }
+
+    func testImageOutputGoesToImageGeneratorsCalledWithImageGenerate() throws {
+        let painter = ModelCapability(provider: "paint", id: "painter", operations: [.imageGenerate], outputs: [.image])
+        let multi = ModelCapability(provider: "multi", id: "both", inputs: [.text, .image], outputs: [.text, .image])
+        let wantsImage = RequestNeeds(outputs: [.image])
+        let plan = try Planner().plan(wantsImage, route: RouteRequest(), matrix: [text, painter, multi])
+        XCTAssertEqual(plan.map(\.model.name), ["paint/painter", "multi/both"])
+        XCTAssertEqual(plan.map(\.operation), [.imageGenerate, .generate])
+
+        // Text is still asked of text models; an image generator named for it says what to ask instead.
+        XCTAssertEqual(try Planner().plan(RequestNeeds(), route: RouteRequest(), matrix: [painter, text]).map(\.model.name), ["plain/text"])
+        XCTAssertThrowsError(try Planner().plan(RequestNeeds(), route: RouteRequest(model: "paint/painter"), matrix: [painter])) { error in
+            XCTAssertTrue((error as? ProviderFailure)?.message.contains("ask for image output") ?? false, "\(error)")
+        }
+        XCTAssertThrowsError(try Planner().plan(wantsImage, route: RouteRequest(), matrix: [text, vision])) { error in
+            let failure = error as? ProviderFailure
+            XCTAssertEqual(failure?.code, .failedPrecondition)
+            XCTAssertEqual(failure?.message, "needs image output; no loaded provider generates images")
+        }
+    }
 }
