@@ -1,6 +1,7 @@
 // The OpenAI plugin (libprism-plugin-openai.so, on PrismPluginKit) inside a real gateway, against
 // the fake OpenAI server: streaming, image fitting, tool calls, retries, key errors, broken
-// streams, cancellation reaching the vendor, and the keyless and unconfigured setups.
+// streams, cancellation reaching the vendor, the models listed with a key, and the keyless and
+// unconfigured setups. The media endpoints are tested from Python (Tests/interop/test_vendor_openai.py).
 import Foundation
 import NIOCore
 import PrismProto
@@ -168,6 +169,14 @@ final class OpenAIProviderTests: XCTestCase {
         XCTAssertEqual(status.code, .ok, status.message)
         XCTAssertEqual(events.compactMap(\.text).joined(), "You said: hi local")
         XCTAssertEqual(fake?.requests.first?["auth"] as? String, "none")
+    }
+
+    func testWithAKeyTheAudioTranscriptionSpeechAndImageModelsAreListed() async throws {
+        let gateway = try await start()
+        let providers = try await gateway.providers()
+        XCTAssertEqual(providers.first?.models, ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4.1", "openai/gpt-4.1-mini",
+                                                 "openai/gpt-4o-audio-preview", "openai/whisper-1", "openai/tts-1",
+                                                 "openai/gpt-4o-mini-tts", "openai/gpt-image-1"])
     }
 
     func testWithoutKeyOrBaseURLTheProviderIsNotConfiguredNotFailed() async throws {
