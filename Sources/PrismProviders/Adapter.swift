@@ -161,6 +161,9 @@ struct Adapter: Sendable {
         let accepted = model.limits.audioMimeTypes
         guard format.kind == .audio || format.kind == .video, !accepted.isEmpty else { return nil }
         if format == .wav, accepted.contains("audio/wav"), Self.isSpeechWAV(media.data) { return nil }
+        // A listed format other than WAV is sent as it is (an MP3 to openai's input_audio); a WAV
+        // is made speech WAV, which speech engines such as local/pocketsphinx require.
+        if format != .wav, accepted.contains(format.mimeType) { return nil }
         guard accepted.contains("audio/wav") else { return nil }
         do {
             let decoded = try AudioDecoder.decode(media.data, to: .speech, limits: mediaLimits)

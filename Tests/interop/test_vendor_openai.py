@@ -10,6 +10,7 @@ import hashlib
 import json
 import math
 import struct
+import subprocess
 import zlib
 from pathlib import Path
 
@@ -263,6 +264,15 @@ def test_generate_with_image_output_returns_the_generated_png(vendor_server, fak
     assert sent["keys"] == ["model", "n", "prompt", "size"], sent["keys"]
 
 
+def test_image_output_without_a_named_model_is_planned_to_the_image_generator(vendor_server, fakes):
+    prompt = "any model that draws will do"
+    events, err = generate(vendor_server, image_request(prompt, model=""))
+    ok(events, err, "planned image generation")
+    assert events[0].routed.model == IMAGE, events[0].routed
+    assert [m.mime_type for m in of_kind(events, "media")] == ["image/png"], kinds(events)
+    assert latest(fakes["openai"], "/v1/images/generations", text=prompt)["model"] == "gpt-image-1"
+
+
 def test_image_output_without_an_image_generator_is_refused_naming_it(vendor_server):
     events, err = generate(vendor_server, image_request("draw me a cat", model="", provider="anthropic"))
     assert err is not None and err.code() == grpc.StatusCode.FAILED_PRECONDITION, err and f"{err.code().name}: {err.details()}"
@@ -283,6 +293,19 @@ def test_chat_audio_part_is_sent_as_input_audio(vendor_server, fakes):
     assert len(audio) == 1 and audio[0]["format"] == "wav" and audio[0]["riff"] and not audio[0]["newlines"], audio
     assert audio[0]["bytes"] == len(clip.data), audio
     assert f"[audio wav {len(clip.data)} bytes]" in text_of(events), text_of(events)
+
+
+def test_chat_mp3_is_sent_as_mp3_input_audio(vendor_server, fakes, tmp_path):
+    source, mp3_path = tmp_path / "tone.wav", tmp_path / "tone.mp3"
+    source.write_bytes(wav(1.0, rate=22050))
+    subprocess.run(["ffmpeg", "-loglevel", "error", "-y", "-i", str(source), "-b:a", "64k", str(mp3_path)], check=True)
+    mp3 = mp3_path.read_bytes()
+    prompt = "what is in this mp3"
+    events, err = generate(vendor_server, request(prompt, AUDIO_CHAT, media=[prism_pb2.Media(mime_type="audio/mpeg", data=mp3, name="tone.mp3")]))
+    ok(events, err, "mp3 input_audio")
+    assert not events[0].routed.adaptations, f"an accepted MP3 is not converted: {list(events[0].routed.adaptations)}"
+    audio = fakes["openai"].requests(prompt)[0]["body"]["audio"]
+    assert audio == [{"format": "mp3", "bytes": len(mp3), "newlines": False, "riff": False, "wav": None}], audio
 
 
 def test_chat_pdf_is_sent_as_a_file_part(vendor_server, fakes):
