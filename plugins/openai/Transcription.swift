@@ -41,7 +41,7 @@ enum Transcription {
     }
 
     /// A file name whose extension says the format, as the vendor requires (flac, mp3, mp4, mpeg,
-    /// mpga, m4a, ogg, wav, webm); the client's name is kept when its extension agrees.
+    /// mpga, m4a, ogg, wav, webm): the medium's name (or "audio") with the extension of its type.
     static func filename(_ name: String, mime: String) throws -> String {
         let base = mime.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
         let extensions = ["audio/wav": "wav", "audio/x-wav": "wav", "audio/wave": "wav", "audio/mpeg": "mp3", "audio/mp3": "mp3",
