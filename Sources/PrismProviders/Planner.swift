@@ -52,6 +52,9 @@ public struct Planner: Sendable {
     /// in matrix order. From the config file.
     public var preference: [String]
 
+    /// The provider name of the engines that run on this machine (tesseract, pocketsphinx, espeak).
+    static let localProvider = "local"
+
     public init(preference: [String] = []) {
         self.preference = preference
     }
@@ -82,7 +85,7 @@ public struct Planner: Sendable {
 
         let pool = matrix.filter { route.provider.isEmpty || $0.provider == route.provider }
         var native: [Candidate] = [], adapted: [Candidate] = [], refusals: [(ModelCapability, Refusal)] = []
-        for model in ordered(pool) where operation(of: model, for: needs) != nil {
+        for model in ordered(pool, for: needs.operation) where operation(of: model, for: needs) != nil {
             switch evaluate(model, needs, nativeOnly: route.nativeOnly, matrix: matrix) {
             case .success(let steps):
                 let found = candidate(model, steps, needs)
@@ -104,10 +107,14 @@ public struct Planner: Sendable {
         throw noCandidate(needs, route: route, pool: pool, matrix: matrix, refusals: refusals)
     }
 
-    /// `models` with preferred ones first, each group in matrix order.
-    func ordered(_ models: [ModelCapability]) -> [ModelCapability] {
+    /// `models` with preferred ones first, each group in matrix order. Among models the preference
+    /// does not name, the local engines come before vendors for every operation but generate:
+    /// transcription, speech and OCR stay on this machine (no audio or scans sent out, no cost)
+    /// unless the config prefers a vendor for them.
+    func ordered(_ models: [ModelCapability], for operation: Operation) -> [ModelCapability] {
         func rank(_ m: ModelCapability) -> Int {
-            preference.firstIndex { $0 == m.name || $0 == m.provider } ?? preference.count
+            if let index = preference.firstIndex(where: { $0 == m.name || $0 == m.provider }) { return index }
+            return preference.count + (operation != .generate && m.provider == Self.localProvider ? 0 : 1)
         }
         return models.enumerated().sorted { (rank($0.element), $0.offset) < (rank($1.element), $1.offset) }.map(\.element)
     }
@@ -222,7 +229,7 @@ public struct Planner: Sendable {
 
     /// The first model that does `operation` on `input` (a transcriber, an OCR engine, a voice).
     func helper(_ operation: Operation, accepting input: Modality, _ matrix: [ModelCapability]) -> ModelCapability? {
-        ordered(matrix).first { $0.operations.contains(operation) && $0.inputs.contains(input) }
+        ordered(matrix, for: operation).first { $0.operations.contains(operation) && $0.inputs.contains(input) }
     }
 
     /// The error for a request nobody can serve: what it needs that nothing loaded provides.

@@ -91,6 +91,18 @@ final class PlannerTests: XCTestCase {
         XCTAssertEqual(preferred.map(\.model.name), ["eye/vision", "big/omni"])
     }
 
+    func testLocalEnginesServeSpeechAndOCRUnlessAVendorIsPreferred() throws {
+        let vendorTranscriber = ModelCapability(provider: "openai", id: "whisper-1", operations: [.transcribe], inputs: [.audio])
+        let transcribe = RequestNeeds(operation: .transcribe, media: [audio])
+        let plan = try Planner().plan(transcribe, route: RouteRequest(), matrix: [vendorTranscriber, transcriber])
+        XCTAssertEqual(plan.map(\.model.name), ["local/whisper", "openai/whisper-1"])
+        let preferred = try Planner(preference: ["openai"]).plan(transcribe, route: RouteRequest(), matrix: [vendorTranscriber, transcriber])
+        XCTAssertEqual(preferred.map(\.model.name), ["openai/whisper-1", "local/whisper"])
+        // The adaptation helper follows the same rule: audio to a text model goes through the local engine.
+        let adapted = try Planner().plan(RequestNeeds(media: [audio]), route: RouteRequest(), matrix: [text, vendorTranscriber, transcriber])
+        XCTAssertEqual(adapted.first?.steps, [.audioToTranscript(medium: 0, via: "local/whisper")])
+    }
+
     func testFallbacksFollowTheExplicitModelAndCoolingModelsGoLast() throws {
         let plan = try Planner().plan(RequestNeeds(), route: RouteRequest(model: "eye/vision", fallbacks: ["plain/text", "nope/x"]), matrix: [full, vision, text])
         XCTAssertEqual(plan.map(\.model.name), ["eye/vision", "plain/text"])
