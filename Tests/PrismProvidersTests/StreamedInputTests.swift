@@ -107,7 +107,7 @@ final class StreamedInputTests: XCTestCase {
     func testCancellingACallBlockedInReadInputEndsIt() async throws {
         let pocketsphinx = try model("local/pocketsphinx")
         // A small read-ahead: the last append returns only once the engine has read nearly all
-        // of the 0.5 s so far; it then waits in read_input for more (it wants 2 s to begin).
+        // of the 0.5 s so far; it then waits in read_input for more (it wants 3 s to begin).
         let audio = StreamedAudio(readAhead: 3200)
         let call = try host.startCall(model: pocketsphinx, operation: .transcribe,
                                       request: transcribeRequest([.media(MediaInput(mimeType: StreamedAudio.mimeType, data: Data()))], streamed: audio))

