@@ -59,6 +59,13 @@ def decoded_seconds(data: bytes, what: str) -> float:
 # --- Transcribe ---------------------------------------------------------------------------------
 
 
+def test_list_providers_says_which_models_take_streaming_input(prism):
+    reply = prism.ListProviders(prism_pb2.ListProvidersRequest(), timeout=RPC_TIMEOUT_S)
+    models = {m.id: m for p in reply.providers for m in p.models}
+    assert models["local/pocketsphinx"].features.streaming_input, models["local/pocketsphinx"]
+    assert not models["local/espeak"].features.streaming_input, models["local/espeak"]
+
+
 def test_segments_arrive_while_the_audio_is_still_being_sent(prism):
     speech = (TEST_DATA / "goforward.raw").read_bytes()
     # Two utterances: the first, with a pause long enough for the engine to hear it end, is sent;
