@@ -38,6 +38,9 @@ final class AVInput {
               let context = prism_av_format(opened) else {
             throw MediaError.corrupt(.unknown, detail: String(cString: error))
         }
+        // Audio arriving live (Transcribe) is decoded as it comes: FFmpeg's default 5 s of
+        // stream analysis would hold back the first seconds; half a second finds the parameters.
+        context.pointee.max_analyze_duration = Int64(AV_TIME_BASE) / 2
         raw = opened
         self.context = context
     }

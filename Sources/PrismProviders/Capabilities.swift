@@ -62,13 +62,17 @@ public struct ModelFeatures: Sendable, Equatable {
     public var jsonSchema = false
     public var batch = false
     public var systemPrompt = false
+    /// Reads its input while it arrives (host->read_input, ABI 1.1); see plugin.proto.
+    public var streamingInput = false
 
-    public init(streaming: Bool = false, tools: Bool = false, jsonSchema: Bool = false, batch: Bool = false, systemPrompt: Bool = false) {
+    public init(streaming: Bool = false, tools: Bool = false, jsonSchema: Bool = false, batch: Bool = false, systemPrompt: Bool = false,
+                streamingInput: Bool = false) {
         self.streaming = streaming
         self.tools = tools
         self.jsonSchema = jsonSchema
         self.batch = batch
         self.systemPrompt = systemPrompt
+        self.streamingInput = streamingInput
     }
 }
 
@@ -172,7 +176,7 @@ public struct ProviderDescription: Sendable, Equatable {
         var features = ModelFeatures()
         if let f = m.features?.pointee {
             features = ModelFeatures(streaming: f.streaming != 0, tools: f.tools != 0, jsonSchema: f.json_schema != 0,
-                                     batch: f.batch != 0, systemPrompt: f.system_prompt != 0)
+                                     batch: f.batch != 0, systemPrompt: f.system_prompt != 0, streamingInput: f.streaming_input != 0)
         }
         var pricing = ModelPricing()
         if let p = m.pricing?.pointee {

@@ -1,9 +1,11 @@
 // Generate, from the host's side: plan, adapt, call the plugin and stream its events, with
 // retries and fallbacks for failures before any content and a non-OK end for failures after.
-// Every attempt is announced with a `routed` output first, as API.md requires.
+// Every attempt is announced with a `routed` output first, as API.md requires. Audio that is still
+// arriving goes to a model that reads streamed input while it arrives, to any other whole.
 import CPrismPlugin
 import Foundation
 import Logging
+import PrismMedia
 
 /// Where a request went and what was done to it (prism.v1.RouteInfo).
 public struct RouteInfo: Sendable, Equatable {
@@ -46,7 +48,11 @@ public final class Generator: Sendable {
             asked.operation = operation
         }
         let request = asked
-        let needs = try await offload { try RequestNeeds.of(request) }
+        var needs = try await offload { try RequestNeeds.of(request) }
+        if request.streamedAudio != nil {
+            // Still arriving: planned on its kind alone (the producer enforces the length limit).
+            needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
+        }
         let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), skipping: health.coolingDown())
         let adapter = Adapter(host: host)
         var attempt = 0
@@ -54,9 +60,10 @@ public final class Generator: Sendable {
 
         for (index, candidate) in candidates.enumerated() {
             let model = candidate.model
-            let adapted: GenerationRequest, report: [String]
+            var adapted: GenerationRequest, report: [String] = []
             do {
-                (adapted, report) = try await adapter.adapt(request, for: candidate)
+                adapted = try await Self.input(of: request, for: model)
+                if adapted.streamedAudio == nil { (adapted, report) = try await adapter.adapt(adapted, for: candidate) }
             } catch let failure as ProviderFailure where index + 1 < candidates.count && [.resourceExhausted, .unavailable].contains(failure.code) {
                 // This model's limits cannot be met, or its helper is gone: another may do.
                 lastFailure = failure
@@ -103,6 +110,31 @@ public final class Generator: Sendable {
             }
         }
         throw lastFailure ?? ProviderFailure(.unavailable, "no provider could serve the request")
+    }
+
+    /// `request` as `model` takes its input. Streamed audio stays streamed for a model that reads
+    /// streamed input (shown to it as an empty Media of StreamedAudio.mimeType); any other model
+    /// waits for the end of the input and gets it whole as a WAV, as if the client had sent one.
+    ///
+    /// Retries and fallbacks (before any content) start over from the first sample: StreamedAudio
+    /// keeps what it has handed out, and each call reads it from the start.
+    static func input(of request: GenerationRequest, for model: ModelCapability) async throws -> GenerationRequest {
+        guard let audio = request.streamedAudio else { return request }
+        var adapted = request
+        let media: MediaInput
+        if model.features.streamingInput {
+            media = MediaInput(mimeType: StreamedAudio.mimeType, data: Data(), name: "audio.pcm")
+        } else {
+            guard let pcm = await audio.whole() else { throw ProviderFailure(.cancelled, "the audio stream was cancelled") }
+            media = MediaInput(mimeType: "audio/wav", data: AudioEncoder.wavHeader(format: .speech, dataBytes: pcm.count) + pcm, name: "audio.wav")
+            adapted.streamedAudio = nil
+        }
+        if let user = adapted.messages.lastIndex(where: { $0.role == .user }) {
+            adapted.messages[user].parts.append(.media(media))
+        } else {
+            adapted.messages.append(ChatMessage(role: .user, parts: [.media(media)]))
+        }
+        return adapted
     }
 
     /// Reads a call to its end, passing events on; cancels the call if the client goes away.

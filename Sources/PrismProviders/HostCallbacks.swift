@@ -31,7 +31,16 @@ enum HostCallbacks {
                 if let call = PluginCall.from(call) { metadata["request"] = "\(call.requestID)" }
                 context.logger.log(level: levels[level] ?? .info, "\(String(cString: message))", metadata: metadata)
             },
-            host_data: context.toOpaque()
+            host_data: context.toOpaque(),
+            read_input: { call, buffer, capacity, outLength in
+                guard let outLength else { return PRISM_STATUS_INVALID_ARGUMENT }
+                outLength.pointee = 0
+                guard let call = PluginCall.from(call) else { return PRISM_STATUS_INVALID_ARGUMENT }
+                var count = 0
+                let status = call.readInput(into: UnsafeMutableRawBufferPointer(start: buffer, count: buffer == nil ? 0 : capacity), count: &count)
+                outLength.pointee = count
+                return status
+            }
         )
     }
 }

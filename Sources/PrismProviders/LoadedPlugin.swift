@@ -31,6 +31,12 @@ final class LoadedPlugin: @unchecked Sendable {
          context: Unmanaged<PluginLogContext>, logger: Logger) {
         self.path = path
         self.identity = identity
+        // read_input exists from ABI 1.1: a plugin built against 1.0 never gets streamed input,
+        // whatever its description says.
+        var description = description
+        if api.pointee.abi_minor < 1 {
+            for index in description.models.indices { description.models[index].features.streamingInput = false }
+        }
         self.description = description
         self.handle = handle
         self.api = api

@@ -1,6 +1,7 @@
 // One call into a plugin, as both sides see it: the prism_call handle the plugin emits into and
 // finishes (from its worker thread), and the async sequence of events the service reads. The
 // bounded buffer between them is the backpressure: emit blocks while the reader is behind.
+// A call with streamed input also holds its reader of that input (host->read_input).
 import CPrismPlugin
 import Foundation
 import Logging
@@ -36,6 +37,8 @@ public final class PluginCall: @unchecked Sendable {
     private let cancelGrace: Double
     private let onAbandon: @Sendable () -> Void
     private let onPeak: @Sendable (Int) -> Void
+    /// This call's place in its streamed input; nil for a call whose input is all in the request.
+    private let input: StreamedAudio.Reader?
 
     // All below is guarded by `condition`.
     private let condition = NSCondition()
@@ -54,7 +57,8 @@ public final class PluginCall: @unchecked Sendable {
     private var keepAlive: Unmanaged<PluginCall>?
 
     init(plugin: LoadedPlugin, model: ModelCapability, requestID: String, maxEvents: Int, maxBytes: Int, cancelGrace: Double,
-         onAbandon: @escaping @Sendable () -> Void, onPeak: @escaping @Sendable (Int) -> Void) {
+         input: StreamedAudio? = nil, onAbandon: @escaping @Sendable () -> Void, onPeak: @escaping @Sendable (Int) -> Void) {
+        self.input = input?.reader()
         self.plugin = plugin
         self.model = model
         self.requestID = requestID
@@ -132,12 +136,33 @@ public final class PluginCall: @unchecked Sendable {
             end.status = Int32(PRISM_STATUS_CANCELLED.rawValue)
         }
         finished = end
+        // The plugin is done reading: the producer no longer waits for this call.
+        input?.close()
         deliverEndIfDue()
         let release = startReturned && !released
         if release { released = true }
         condition.unlock()
         condition.broadcast()
         if release { releaseCall() }
+    }
+
+    /// host->read_input: blocks the plugin's thread (never an event loop) until input arrives,
+    /// ends, or the call is cancelled; see prism_plugin.h for the statuses.
+    func readInput(into buffer: UnsafeMutableRawBufferPointer, count: inout Int) -> prism_status {
+        count = 0
+        let state = condition.withLock { (finished == nil, cancelled) }
+        guard state.0, let input else { return PRISM_STATUS_FAILED_PRECONDITION }
+        if state.1 { return PRISM_STATUS_CANCELLED }
+        guard buffer.count > 0, buffer.baseAddress != nil else { return PRISM_STATUS_INVALID_ARGUMENT }
+        switch input.read(into: buffer) {
+        case .bytes(let n):
+            count = n
+            return PRISM_STATUS_OK
+        case .ended:
+            return PRISM_STATUS_OK
+        case .cancelled:
+            return PRISM_STATUS_CANCELLED
+        }
     }
 
     /// host->is_cancelled.
@@ -205,6 +230,7 @@ public final class PluginCall: @unchecked Sendable {
         cancelled = true
         condition.unlock()
         condition.broadcast()
+        input?.cancel()
         plugin.cancel(self)
         DispatchQueue.global().asyncAfter(deadline: .now() + cancelGrace) { [self] in abandonIfUnfinished() }
     }
@@ -216,6 +242,7 @@ public final class PluginCall: @unchecked Sendable {
             return
         }
         abandoned = true
+        input?.close()
         buffer.removeAll()
         head = 0
         bufferedBytes = 0

@@ -234,6 +234,7 @@ public final class PluginHost: @unchecked Sendable {
             let call = PluginCall(
                 plugin: plugin, model: model, requestID: request.requestID,
                 maxEvents: options.bufferedEventsPerCall, maxBytes: options.bufferedBytesPerCall, cancelGrace: options.cancelGraceSeconds,
+                input: request.streamedAudio,
                 onAbandon: { [weak self] in self?.lock.withLock { self?.stats.abandonedCalls += 1 } },
                 onPeak: { [weak self] count in
                     self?.lock.withLock { if let s = self, count > s.stats.peakBufferedEvents { s.stats.peakBufferedEvents = count } }

@@ -44,6 +44,7 @@ enum RequestEncoder {
             r.pointee.deadline_unix_ms = Int64(deadline.timeIntervalSince1970 * 1000)
         }
         r.pointee.request_id = b.string(request.requestID)
+        r.pointee.input_streamed = request.streamedAudio != nil ? 1 : 0
         let options = request.labels.sorted { $0.key < $1.key }.map { key, value -> UnsafeMutablePointer<Prism__Plugin__V1__ProviderRequest__OptionsEntry> in
             let entry = b.message(prism__plugin__v1__provider_request__options_entry__init)
             entry.pointee.key = b.string(key)

@@ -1,8 +1,10 @@
 // `prism transcribe FILE`: streams an audio (or video) file to the Transcribe RPC and prints each
-// segment as it is recognised, then the final transcript; a progress bar on stderr for long files.
+// segment on stdout as it is recognised, while the upload goes on (as fast as flow control allows,
+// or at the audio's own pace with --realtime), then the final transcript; a progress bar on stderr.
 import ArgumentParser
 import Foundation
 import NIOCore
+import PrismMedia
 import PrismProto
 import PrismRPC
 
@@ -21,6 +23,7 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Flag(help: "Print word timings under each segment.") var words = false
     @Flag(help: "Print only the final transcript.") var quiet = false
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 3600
+    @Flag(help: "Send the audio at its own pace, as a live source would (default: as fast as the server takes it).") var realtime = false
 
     func run() async throws {
         let audio = try MediaIO.read(file)
@@ -41,11 +44,20 @@ struct TranscribeCommand: AsyncParsableCommand {
         b.pack(first, into: &body)
 
         let bar = audio.count > Self.progressBarBytes && isatty(2) != 0 ? ProgressBar(total: audio.count, label: "uploading") : nil
+        let bytesPerSecond = realtime ? try Self.bytesPerSecond(audio, mime: mime) : nil
         let sender = Task {
             try await call.send(body)
+            let started = Date()
+            // Live pacing sends a tenth of a second at a time, as a microphone would.
+            let chunkBytes = bytesPerSecond.map { max(1024, min(Self.chunkBytes, Int($0 / 10))) } ?? Self.chunkBytes
             var offset = 0
             while offset < audio.count {
-                let end = min(audio.count, offset + Self.chunkBytes)
+                if let bytesPerSecond {
+                    // Not before the audio sent so far would have been spoken.
+                    let due = Double(offset) / bytesPerSecond - Date().timeIntervalSince(started)
+                    if due > 0 { try await Task.sleep(nanoseconds: UInt64(due * 1e9)) }
+                }
+                let end = min(audio.count, offset + chunkBytes)
                 let pb = ProtoBuilder()
                 let m = pb.message(prism__v1__transcribe_request__init)
                 m.pointee.payload_case = PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO
@@ -62,7 +74,7 @@ struct TranscribeCommand: AsyncParsableCommand {
         do {
             for try await reply in call.responses {
                 let event = try ProtoMessage(prism__v1__transcribe_event__init, buffer: reply)
-                withExtendedLifetime(event) { show(event.pointee) }
+                withExtendedLifetime(event) { show(event.pointee, bar: bar) }
             }
             _ = try? await sender.value
             let status = await call.status()
@@ -73,7 +85,31 @@ struct TranscribeCommand: AsyncParsableCommand {
         }
     }
 
-    private func show(_ e: Prism__V1__TranscribeEvent) {
+    /// The file's bytes per second of audio, for --realtime: from the L16 type, else its duration.
+    static func bytesPerSecond(_ audio: Data, mime: String) throws -> Double {
+        let fields = mime.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        if fields.first == "audio/l16" {
+            var rate = 16_000, channels = 1
+            for field in fields.dropFirst() {
+                let kv = field.split(separator: "=", maxSplits: 1)
+                if kv.count == 2, let value = Int(kv[1]) { if kv[0] == "rate" { rate = value } else if kv[0] == "channels" { channels = value } }
+            }
+            return Double(rate * channels * 2)
+        }
+        let description = MediaInspector.inspect(audio, declaredMime: mime.isEmpty ? nil : mime)
+        guard let seconds = description.audio?.duration ?? description.video?.duration, seconds > 0 else {
+            throw ValidationError("--realtime: the file does not say how long it is")
+        }
+        return Double(audio.count) / seconds
+    }
+
+    /// Prints one event; `bar` (the upload's progress) is cleared first and redrawn after.
+    private func show(_ e: Prism__V1__TranscribeEvent, bar: ProgressBar?) {
+        bar?.clear()
+        defer {
+            fflush(stdout)
+            bar?.redraw()
+        }
         let stderr = FileHandle.standardError
         switch e.event_case {
         case PRISM__V1__TRANSCRIBE_EVENT__EVENT_ROUTED:
@@ -98,11 +134,15 @@ struct TranscribeCommand: AsyncParsableCommand {
     }
 }
 
-/// A one-line progress bar on stderr, redrawn in place.
+/// A one-line progress bar on stderr, redrawn in place; other output clears it first and redraws
+/// it after (the upload and the printing of segments run at once).
 final class ProgressBar: @unchecked Sendable {
     private let total: Int
     private let label: String
+    private let lock = NSLock()
+    // Guarded by `lock`.
     private var lastPercent = -1
+    private var finished = false
 
     init(total: Int, label: String) {
         self.total = max(1, total)
@@ -110,15 +150,34 @@ final class ProgressBar: @unchecked Sendable {
     }
 
     func update(_ done: Int) {
-        let percent = done * 100 / total
-        guard percent != lastPercent else { return }
-        lastPercent = percent
-        let filled = percent * 30 / 100
-        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
-        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(percent)%".utf8))
+        lock.withLock {
+            let percent = done * 100 / total
+            guard percent != lastPercent, !finished else { return }
+            lastPercent = percent
+            draw()
+        }
+    }
+
+    /// Erases the bar's line so that the next line printed starts clean.
+    func clear() {
+        lock.withLock { if !finished && lastPercent >= 0 { FileHandle.standardError.write(Data("\r\u{1B}[K".utf8)) } }
+    }
+
+    func redraw() {
+        lock.withLock { if !finished && lastPercent >= 0 { draw() } }
     }
 
     func done() {
-        FileHandle.standardError.write(Data("\n".utf8))
+        lock.withLock {
+            finished = true
+            FileHandle.standardError.write(Data("\n".utf8))
+        }
+    }
+
+    /// Caller holds the lock.
+    private func draw() {
+        let filled = lastPercent * 30 / 100
+        let bar = String(repeating: "#", count: filled) + String(repeating: "-", count: 30 - filled)
+        FileHandle.standardError.write(Data("\r\(label) [\(bar)] \(lastPercent)%".utf8))
     }
 }

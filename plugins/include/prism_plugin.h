@@ -39,6 +39,12 @@
  *   calls run at once on different threads. cancel is called from another host thread while
  *   the call may be running. Every function of prism_host_api may be called from any thread.
  *
+ * History
+ *
+ *   1.0  the first version.
+ *   1.1  prism_host_api.read_input (input that is still arriving, e.g. live audio to transcribe)
+ *        and ProviderRequest.input_streamed / Features.streaming_input in plugin.proto.
+ *
  * Errors
  *
  *   Functions that can fail return a prism_status: PRISM_STATUS_OK (0) or a failure; failures
@@ -56,7 +62,7 @@ extern "C" {
 #endif
 
 #define PRISM_PLUGIN_ABI_MAJOR 1
-#define PRISM_PLUGIN_ABI_MINOR 0
+#define PRISM_PLUGIN_ABI_MINOR 1
 
 /* The name of the one symbol a plugin exports (see prism_plugin_entry_fn). */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry"
@@ -159,7 +165,40 @@ typedef struct prism_host_api {
 
     /* Host-private; the plugin must not touch it. */
     void *host_data;
+
+    /* ---- Added in ABI 1.1: present only if struct_size covers it (check with
+     * PRISM_HOST_HAS(host, read_input) before calling). ---- */
+
+    /* Pulls the next bytes of a call's streamed input. A call has streamed input only when its
+     * ProviderRequest has input_streamed set, which the host does only for a model whose
+     * Features.streaming_input is set and a plugin built against ABI 1.1 or later; the request
+     * then holds one Media of the type the input has (e.g. "audio/L16;rate=16000", 16 kHz mono
+     * signed 16-bit little-endian PCM) with empty data, and the bytes come from here, in order,
+     * while the client is still sending them.
+     *
+     * Copies at most `capacity` bytes into `buffer` (owned by the plugin, written only during the
+     * call) and sets *out_len to their number. BLOCKS the calling thread until at least one byte
+     * is available, the input has ended, or the call is cancelled; call it from the call's own
+     * thread (start_call's, or one the plugin started for the call), one reader per call at a
+     * time. Data is never split inside a sample: *out_len is a multiple of the input's sample
+     * size (2 bytes for L16 mono) when `capacity` is.
+     *
+     * Returns PRISM_STATUS_OK with *out_len > 0 for data; PRISM_STATUS_OK with *out_len == 0 once
+     * the input has ended (and on every call after that); PRISM_STATUS_CANCELLED when the call
+     * was cancelled, also while blocked (stop and finish); PRISM_STATUS_INVALID_ARGUMENT when
+     * `buffer` or `out_len` is NULL or `capacity` is 0; PRISM_STATUS_FAILED_PRECONDITION, at
+     * once and with *out_len == 0, for a call without streamed input or after finish. The
+     * plugin may finish before the input has ended; the rest is then discarded.
+     *
+     * The host keeps the input it has handed out, so a call retried after a failure (before any
+     * content was emitted) reads it again from the start. */
+    prism_status (*read_input)(prism_call *call, uint8_t *buffer, size_t capacity, size_t *out_len);
 } prism_host_api;
+
+/* True when `host` (a const prism_host_api *) is new enough to have `field`: the plugin may
+ * call a function added in a later minor only when this holds. */
+#define PRISM_HOST_HAS(host, field) \
+    ((host)->struct_size >= offsetof(prism_host_api, field) + sizeof((host)->field) && (host)->field != NULL)
 
 /* ---------------------------------------------------------------------------------------------
  * The plugin's table, returned by the entry function. Owned by the plugin; it must stay valid

@@ -5,3 +5,6 @@
 _Static_assert(PRISM_STATUS_UNAUTHENTICATED == 16, "prism_status uses gRPC's numbers");
 _Static_assert(offsetof(prism_plugin_api, abi_major) == 0, "tables start with the ABI version");
 _Static_assert(offsetof(prism_host_api, abi_major) == 0, "tables start with the ABI version");
+_Static_assert(offsetof(prism_host_api, read_input) > offsetof(prism_host_api, host_data),
+               "functions added in 1.1 come after everything of 1.0 (append-only)");
+_Static_assert(PRISM_PLUGIN_ABI_MINOR >= 1, "read_input is ABI 1.1");

@@ -76,6 +76,7 @@ enum ProvidersService {
         f.pointee.json_schema = c.features.jsonSchema ? 1 : 0
         f.pointee.batch = c.features.batch ? 1 : 0
         f.pointee.system_prompt = c.features.systemPrompt ? 1 : 0
+        f.pointee.streaming_input = c.features.streamingInput ? 1 : 0
         m.pointee.features = f
 
         let p = b.message(prism__v1__pricing__init)

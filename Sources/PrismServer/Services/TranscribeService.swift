@@ -1,7 +1,8 @@
-// prism.v1.Prism/Transcribe: a config message, then audio in chunks of any size. The audio is
-// decoded to 16 kHz mono PCM while it arrives (the media core's streaming decoder), then the
-// Generator plans a transcribe-capable provider (local/pocketsphinx by default), and its
-// segments are streamed back as the engine finds utterance ends, followed by the final transcript.
+// prism.v1.Prism/Transcribe: a config message, then audio in chunks of any size. As soon as the
+// config arrives the Generator plans a transcribe-capable provider (local/pocketsphinx by default)
+// and starts it, while the audio is decoded to 16 kHz mono PCM as it arrives (the media core's
+// streaming decoder) and handed to the engine through StreamedAudio: segments stream back as the
+// engine finds utterance ends, before the upload is over, followed by the final transcript.
 import Foundation
 import NIOCore
 import PrismMedia
@@ -11,62 +12,47 @@ import PrismRPC
 
 enum TranscribeService {
     /// 2 hours of audio per stream: longer recordings should be split by the client. At
-    /// 16 kHz mono s16 that is 230 MB of PCM held while the stream lasts.
+    /// 16 kHz mono s16 that is 230 MB of PCM held while the stream lasts (kept so that a retry,
+    /// or a model that takes its input whole, gets all of it).
     static let maxAudioSeconds: Double = 7200
     /// The MediaChunk type a speech plugin uses for one segment's detail (JSON); see plugins/README.md.
     static let segmentMimeType = "application/vnd.prism.segment+json"
 
+    typealias Config = (mime: String, language: String, words: Bool, route: RouteRequest)
+
     /// The handler; `maxSeconds` is a parameter so tests can reach the limit without 2 hours of audio.
     static func handler(_ generator: Generator, maxSeconds: Double = maxAudioSeconds) -> RPCHandler {
         .bidirectional { requests, writer, context in
-            var config: (mime: String, language: String, words: Bool, route: RouteRequest)?
-            var decoder: StreamingAudioDecoder?
-            let pcm = LockedBox(Data())
-            let tooLong = LockedBox(false)
-            let maxBytes = Int(maxSeconds * Double(PCMFormat.speech.bytesPerSecond))
-            defer { decoder?.cancel() }
+            var incoming = requests.makeAsyncIterator()
+            guard let body = try await incoming.next() else { throw RPCError(.invalidArgument, "config: the stream ended without a config") }
+            let message = try decodeRequest(prism__v1__transcribe_request__init, body)
+            guard message.pointee.payload_case == PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_CONFIG, let c = message.pointee.config?.pointee else {
+                throw RPCError(.invalidArgument, "config: the first TranscribeRequest must be the config, not audio")
+            }
+            let config: Config = (String(protoC: c.mime_type), String(protoC: c.language), c.word_timestamps != 0, route(c.route))
+            let raw = try rawFormat(config.mime)
 
-            for try await body in requests {
-                let message = try decodeRequest(prism__v1__transcribe_request__init, body)
-                let m = message.pointee
-                switch m.payload_case {
-                case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_CONFIG:
-                    guard config == nil, let c = m.config?.pointee else {
-                        throw RPCError(.invalidArgument, "config: sent twice; send it once, as the first message")
-                    }
-                    config = (String(protoC: c.mime_type), String(protoC: c.language), c.word_timestamps != 0, route(c.route))
-                    let raw = try rawFormat(config!.mime)
-                    decoder = StreamingAudioDecoder(output: .speech, raw: raw) { data in
-                        pcm.withLockedValue { buffer in
-                            if buffer.count + data.count > maxBytes { tooLong.withLockedValue { $0 = true } } else { buffer.append(data) }
-                        }
-                    }
-                case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO:
-                    guard let decoder else { throw RPCError(.invalidArgument, "config: the first TranscribeRequest must be the config, not audio") }
-                    let chunk = Data([UInt8](protoC: m.audio))
-                    do {
-                        try await feed(decoder, chunk)
-                    } catch let error as MediaError {
-                        throw mediaError(error)
-                    }
-                    if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
-                default:
-                    throw RPCError(.invalidArgument, "payload: a TranscribeRequest with neither config nor audio")
+            // The rest of the stream is read by its own task, so that the engine runs meanwhile.
+            // A failure there (bad audio, over the limit) is kept and cancels the audio, which
+            // stops the engine; the handler then reports that failure rather than the engine's.
+            let audio = StreamedAudio()
+            let inputFailure = LockedBox<Error?>(nil)
+            let input = Task {
+                do {
+                    try await receive(requests, into: audio, raw: raw, maxSeconds: maxSeconds)
+                } catch {
+                    inputFailure.withLockedValue { $0 = error }
+                    audio.cancel()
+                    throw error
                 }
             }
-            guard let config, let decoder else { throw RPCError(.invalidArgument, "config: the stream ended without a config") }
-            do {
-                _ = try await offload { try decoder.finish() }
-            } catch let error as MediaError {
-                throw mediaError(error)
+            defer {
+                input.cancel()
+                audio.cancel()
             }
-            if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
-            let audio = pcm.withLockedValue { $0 }
-            guard !audio.isEmpty else { throw RPCError(.invalidArgument, "audio: the stream held no audio samples") }
-            let duration = Double(audio.count) / Double(PCMFormat.speech.bytesPerSecond)
 
-            let wav = AudioEncoder.wavHeader(format: .speech, dataBytes: audio.count) + audio
-            var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(MediaInput(mimeType: "audio/wav", data: wav, name: "audio.wav"))])])
+            var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [])])
+            request.streamedAudio = audio
             request.operation = .transcribe
             request.route = config.route
             if config.words { request.labels["word_timestamps"] = "true" }
@@ -89,9 +75,15 @@ enum TranscribeService {
                         break
                     }
                 }
-            } catch let failure as ProviderFailure {
-                throw GenerateService.rpcError(failure, context)
+            } catch {
+                if let cause = inputFailure.withLockedValue({ $0 }) { throw cause }
+                if let failure = error as? ProviderFailure { throw GenerateService.rpcError(failure, context) }
+                throw error
             }
+            // The engine may finish before the client does (e.g. on a model that stops early):
+            // the input's own checks still decide the outcome.
+            try await input.value
+            let duration = Double(audio.count) / Double(PCMFormat.speech.bytesPerSecond)
             let b = ProtoBuilder()
             let t = b.message(prism__v1__transcript__init)
             t.pointee.text = b.string(transcript.withLockedValue { $0 }.trimmingCharacters(in: .whitespacesAndNewlines))
@@ -102,6 +94,53 @@ enum TranscribeService {
             e.pointee.final = t
             try await writer.write(encodeResponse(b, e))
         }
+    }
+
+    /// Reads the audio messages after the config, decodes them as they come and appends the PCM
+    /// to `audio` (blocking the decoder's thread while the engine is behind, which in turn stops
+    /// reading the client); finishes `audio` when the client half-closes. Throws the RPC error
+    /// for audio that cannot be decoded, a second config, no samples at all, or over `maxSeconds`.
+    private static func receive(_ requests: RequestStream, into audio: StreamedAudio, raw: PCMFormat?, maxSeconds: Double) async throws {
+        let tooLong = LockedBox(false)
+        let maxBytes = Int(maxSeconds * Double(PCMFormat.speech.bytesPerSecond))
+        let decoder = StreamingAudioDecoder(output: .speech, raw: raw) { data in
+            // Runs on the decoder's thread, in order. Over the limit, the rest is dropped and
+            // the reading loop fails the call.
+            if tooLong.withLockedValue({ $0 }) || audio.count + data.count > maxBytes {
+                tooLong.withLockedValue { $0 = true }
+            } else {
+                audio.append(data)
+            }
+        }
+        defer { decoder.cancel() }
+        for try await body in requests {
+            let message = try decodeRequest(prism__v1__transcribe_request__init, body)
+            let m = message.pointee
+            switch m.payload_case {
+            case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_CONFIG:
+                throw RPCError(.invalidArgument, "config: sent twice; send it once, as the first message")
+            case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO:
+                let chunk = Data([UInt8](protoC: m.audio))
+                do {
+                    try await feed(decoder, chunk)
+                } catch let error as MediaError {
+                    if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+                    throw mediaError(error)
+                }
+                if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+            default:
+                throw RPCError(.invalidArgument, "payload: a TranscribeRequest with neither config nor audio")
+            }
+        }
+        do {
+            _ = try await offload { try decoder.finish() }
+        } catch let error as MediaError {
+            if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+            throw mediaError(error)
+        }
+        if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
+        guard audio.count > 0 else { throw RPCError(.invalidArgument, "audio: the stream held no audio samples") }
+        audio.finish()
     }
 
     /// Feeds the decoder off the event loop: `feed` blocks while its buffer is full.

@@ -4647,7 +4647,7 @@ const ProtobufCMessageDescriptor prism__v1__limits__descriptor =
   (ProtobufCMessageInit) prism__v1__limits__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__features__field_descriptors[5] =
+static const ProtobufCFieldDescriptor prism__v1__features__field_descriptors[6] =
 {
   {
     "streaming",
@@ -4709,18 +4709,31 @@ static const ProtobufCFieldDescriptor prism__v1__features__field_descriptors[5] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "streaming_input",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__Features, streaming_input),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__features__field_indices_by_name[] = {
   3,   /* field[3] = batch */
   2,   /* field[2] = json_schema */
   0,   /* field[0] = streaming */
+  5,   /* field[5] = streaming_input */
   4,   /* field[4] = system_prompt */
   1,   /* field[1] = tools */
 };
 static const ProtobufCIntRange prism__v1__features__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor prism__v1__features__descriptor =
 {
@@ -4730,7 +4743,7 @@ const ProtobufCMessageDescriptor prism__v1__features__descriptor =
   "Prism__V1__Features",
   "prism.v1",
   sizeof(Prism__V1__Features),
-  5,
+  6,
   prism__v1__features__field_descriptors,
   prism__v1__features__field_indices_by_name,
   1,  prism__v1__features__number_ranges,

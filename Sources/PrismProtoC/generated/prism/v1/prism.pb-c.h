@@ -910,10 +910,15 @@ struct  Prism__V1__Features
   protobuf_c_boolean json_schema;
   protobuf_c_boolean batch;
   protobuf_c_boolean system_prompt;
+  /*
+   * Works on its input while it is still arriving: Transcribe segments come back during the
+   * upload. Without it the model gets the audio once the client has sent all of it.
+   */
+  protobuf_c_boolean streaming_input;
 };
 #define PRISM__V1__FEATURES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__features__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0 }
 
 
 /*

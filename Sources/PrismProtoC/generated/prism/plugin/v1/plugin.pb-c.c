@@ -1184,7 +1184,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__limits__descriptor =
   (ProtobufCMessageInit) prism__plugin__v1__limits__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__features__field_descriptors[5] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__features__field_descriptors[6] =
 {
   {
     "streaming",
@@ -1246,18 +1246,31 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__features__field_descrip
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "streaming_input",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__Features, streaming_input),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__features__field_indices_by_name[] = {
   3,   /* field[3] = batch */
   2,   /* field[2] = json_schema */
   0,   /* field[0] = streaming */
+  5,   /* field[5] = streaming_input */
   4,   /* field[4] = system_prompt */
   1,   /* field[1] = tools */
 };
 static const ProtobufCIntRange prism__plugin__v1__features__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 6 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__features__descriptor =
 {
@@ -1267,7 +1280,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__features__descriptor =
   "Prism__Plugin__V1__Features",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__Features),
-  5,
+  6,
   prism__plugin__v1__features__field_descriptors,
   prism__plugin__v1__features__field_indices_by_name,
   1,  prism__plugin__v1__features__number_ranges,
@@ -1760,7 +1773,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__options_en
   (ProtobufCMessageInit) prism__plugin__v1__provider_request__options_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[14] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[15] =
 {
   {
     "operation",
@@ -1930,10 +1943,23 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "input_streamed",
+    15,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__ProviderRequest, input_streamed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__provider_request__field_indices_by_name[] = {
   11,   /* field[11] = deadline_unix_ms */
   7,   /* field[7] = has_temperature */
+  14,   /* field[14] = input_streamed */
   6,   /* field[6] = max_tokens */
   2,   /* field[2] = messages */
   1,   /* field[1] = model */
@@ -1950,7 +1976,7 @@ static const unsigned prism__plugin__v1__provider_request__field_indices_by_name
 static const ProtobufCIntRange prism__plugin__v1__provider_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 14 }
+  { 0, 15 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor =
 {
@@ -1960,7 +1986,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor
   "Prism__Plugin__V1__ProviderRequest",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__ProviderRequest),
-  14,
+  15,
   prism__plugin__v1__provider_request__field_descriptors,
   prism__plugin__v1__provider_request__field_indices_by_name,
   1,  prism__plugin__v1__provider_request__number_ranges,

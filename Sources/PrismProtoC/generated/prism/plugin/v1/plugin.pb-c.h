@@ -183,10 +183,16 @@ struct  Prism__Plugin__V1__Features
   protobuf_c_boolean json_schema;
   protobuf_c_boolean batch;
   protobuf_c_boolean system_prompt;
+  /*
+   * Takes its input while it is still arriving (ABI 1.1): for a streamed request the host sets
+   * ProviderRequest.input_streamed and the plugin pulls the bytes with host->read_input. Without
+   * it (or from a 1.0 plugin) the host waits for the whole input and sends it inline.
+   */
+  protobuf_c_boolean streaming_input;
 };
 #define PRISM__PLUGIN__V1__FEATURES__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__features__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -382,10 +388,16 @@ struct  Prism__Plugin__V1__ProviderRequest
    */
   size_t n_options;
   Prism__Plugin__V1__ProviderRequest__OptionsEntry **options;
+  /*
+   * ABI 1.1: the input is still arriving. The one Media of the request (e.g. mime_type
+   * "audio/L16;rate=16000") has empty data; read its bytes with host->read_input until it
+   * returns OK with length 0. Set only for models that declare Features.streaming_input.
+   */
+  protobuf_c_boolean input_streamed;
 };
 #define PRISM__PLUGIN__V1__PROVIDER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__provider_request__descriptor) \
-    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL }
+    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
 
 
 typedef enum {
