@@ -11,6 +11,7 @@ import json
 import math
 import struct
 import subprocess
+import time
 import urllib.error
 import urllib.request
 import wave
@@ -140,6 +141,28 @@ def test_gemini_medium_over_the_inline_limit_goes_through_the_files_api(small_in
     assert [(f["file"], f["mime_type"], f["state"], f["problem"]) for f in body["files"]] == [(file_id, "audio/wav", "ACTIVE", None)], body["files"]
     assert [(m["mime_type"], m["width"], m["height"]) for m in body["media"]] == [("image/png", 40, 30)], "the small image stays inline"
     assert f"[file audio/wav {len(recording)} bytes]" in text_of(events), text_of(events)
+
+
+def test_gemini_deadline_ends_the_wait_for_a_file_that_stays_processing(small_inline_server, fakes):
+    prompt = "listen to the stuck recording"
+    req = request(prompt, GEMINI_MODEL, media=[medium("audio/wav", wav(1.0), "stuck-recording.wav")])
+    with small_inline_server.channel() as channel:
+        with pytest.raises(grpc.RpcError) as ended:
+            list(prism_pb2_grpc.PrismStub(channel).Generate(req, timeout=1.5))
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (ended.value.code(), ended.value.details())
+
+    log = fakes["gemini"].entries()
+    started = [e for e in log if e.get("kind") == "upload-start" and e.get("display_name") == "stuck-recording.wav"]
+    assert len(started) == 1 and started[0]["file"], started
+
+    def polls():
+        return [e for e in fakes["gemini"].entries() if e.get("kind") == "poll" and e.get("file") == started[0]["file"]]
+    time.sleep(0.3)  # a poll already on the wire when the deadline passed may still land
+    before = len(polls())
+    assert before >= 1 and all(e["state"] == "PROCESSING" for e in polls()), polls()
+    time.sleep(0.5)  # 25 poll intervals of the plugin's config: any poll left running would show
+    assert len(polls()) == before, "the plugin kept polling after the deadline"
+    assert fakes["gemini"].requests(prompt) == [], "nothing was generated"
 
 
 # --- Gemini: response schemas --------------------------------------------------------------------

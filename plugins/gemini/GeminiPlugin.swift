@@ -36,6 +36,11 @@ enum GeminiDefaults {
     static let voice = "Kore"
 }
 
+/// A config the plugin cannot run with; the host lists the plugin as failed with this text.
+struct GeminiConfigError: Error, CustomStringConvertible {
+    var description: String
+}
+
 /// The plugin's config (the `gemini` object of the gateway config's plugins.config) over the
 /// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs.
 struct GeminiSettings {
@@ -62,7 +67,7 @@ struct GeminiSettings {
             uploadURL = url
         } else {
             guard var parts = URLComponents(string: baseURL), parts.host != nil else {
-                throw CallFailure(.invalidArgument, "gemini: base URL '\(baseURL)' is not an absolute URL")
+                throw GeminiConfigError(description: "gemini: base URL '\(baseURL)' is not an absolute URL")
             }
             parts.path = "/upload" + parts.path + "/files"
             uploadURL = parts.string ?? baseURL
@@ -72,7 +77,7 @@ struct GeminiSettings {
         inlineLimitBytes = try Self.positive(config, "inline_limit_bytes") ?? GeminiDefaults.inlineLimitBytes
         schemaField = (config["response_schema_field"] as? String) ?? "responseSchema"
         guard ["responseSchema", "responseJsonSchema"].contains(schemaField) else {
-            throw CallFailure(.invalidArgument, "gemini: response_schema_field must be responseSchema or responseJsonSchema, not '\(schemaField)'")
+            throw GeminiConfigError(description: "gemini: response_schema_field must be responseSchema or responseJsonSchema, not '\(schemaField)'")
         }
         filePollInterval = try Self.positive(config, "file_poll_interval_ms").map { Double($0) / 1000 } ?? GeminiDefaults.filePollInterval
         fileProcessingTimeout = try Self.positive(config, "file_processing_timeout_seconds").map(Double.init) ?? GeminiDefaults.fileProcessingTimeout
@@ -81,7 +86,7 @@ struct GeminiSettings {
     private static func positive(_ config: [String: Any], _ key: String) throws -> Int? {
         guard let value = config[key] else { return nil }
         guard let number = value as? NSNumber, number.doubleValue >= 1, number.doubleValue == number.doubleValue.rounded() else {
-            throw CallFailure(.invalidArgument, "gemini: \(key) must be a positive whole number, not \(value)")
+            throw GeminiConfigError(description: "gemini: \(key) must be a positive whole number, not \(value)")
         }
         return number.intValue
     }

@@ -7,7 +7,8 @@
   PCM (a 440 Hz sine, 0.1 s a word) in camelCase inlineData;
 - the Files API: POST /upload/v1beta/files (resumable start, X-Goog-Upload-* headers, answering an
   x-goog-upload-url), the upload URL ("upload, finalize"), GET /v1beta/files/{id} (PROCESSING, ACTIVE
-  from the second poll); a file_data part must name an uploaded ACTIVE file of its mime type;
+  from the second poll; a display name with "stuck" never leaves PROCESSING, one with "broken" turns
+  FAILED); a file_data part must name an uploaded ACTIVE file of its mime type;
 - generationConfig.responseSchema checked against the OpenAPI subset (an unknown keyword is a 400
   INVALID_ARGUMENT "Unknown name", as Gemini answers), responseMimeType required with a schema, and
   the answer then a JSON value that fits the schema;
@@ -137,7 +138,8 @@ class Handler(FakeHandler):
             f = FILES.get(file_id)
             if f and auth == "ok" and f["uploaded"]:
                 f["polls"] += 1
-                f["state"] = "ACTIVE" if f["polls"] >= 2 else "PROCESSING"
+                name = f["display_name"] or ""
+                f["state"] = "FAILED" if "broken" in name else "PROCESSING" if "stuck" in name or f["polls"] < 2 else "ACTIVE"
             state = f and f["state"]
         log(self.args, {"path": self.path, "kind": "poll", "auth": auth, "file": file_id, "state": state})
         if auth != "ok":
@@ -245,13 +247,17 @@ class Handler(FakeHandler):
                                                        "X-Goog-Upload-Header-Content-Length", "X-Goog-Upload-Header-Content-Type")}
         meta = json.loads(raw or b"{}").get("file") or {}
         display_name = field(meta, "display_name", "displayName")
-        log(self.args, {"path": self.path, "kind": "upload-start", "auth": auth, "headers": h, "display_name": display_name})
-        if auth != "ok":
-            return self.deny()
+        problem = None
         if h["X-Goog-Upload-Protocol"] != "resumable" or h["X-Goog-Upload-Command"] != "start" \
                 or not (h["X-Goog-Upload-Header-Content-Length"] or "").isdigit() or not h["X-Goog-Upload-Header-Content-Type"]:
-            return self.error(400, "fake: a resumable start needs X-Goog-Upload-Protocol, -Command: start and -Header-Content-Length/-Type")
-        file_id = "fake%d" % next(FILE_IDS)
+            problem = "fake: a resumable start needs X-Goog-Upload-Protocol, -Command: start and -Header-Content-Length/-Type"
+        file_id = "fake%d" % next(FILE_IDS) if auth == "ok" and not problem else None
+        log(self.args, {"path": self.path, "kind": "upload-start", "auth": auth, "headers": h, "display_name": display_name,
+                        "file": file_id, "problem": problem})
+        if auth != "ok":
+            return self.deny()
+        if problem:
+            return self.error(400, problem)
         with FILES_LOCK:
             FILES[file_id] = {"mime": h["X-Goog-Upload-Header-Content-Type"], "bytes": int(h["X-Goog-Upload-Header-Content-Length"]),
                               "display_name": display_name, "state": "PROCESSING", "polls": 0, "uploaded": False}
