@@ -214,6 +214,41 @@ def test_gemini_response_schema_is_the_openapi_subset_and_the_answer_is_json(ven
     assert answer["kind"] == "invoice" and isinstance(answer["lines"], list) and isinstance(answer["lines"][0]["qty"], int), answer
 
 
+def test_gemini_response_schema_conversion_of_unions_refs_and_unsupported_keywords(vendor_server, fakes):  # noqa: F811
+    prompt = "extract the ticket as json"
+    schema = {
+        "type": "object",
+        "properties": {
+            "id": {"type": ["string", "integer"]},
+            "note": {"anyOf": [{"$ref": "#/definitions/text"}, {"type": "null"}]},
+            "status": {"oneOf": [{"const": "open"}, {"const": "closed"}]},
+            "when": {"type": "string", "format": "date-time"},
+            "email": {"type": "string", "format": "email", "maxLength": 80},
+            "address": {"allOf": [{"$ref": "#/definitions/place"},
+                                  {"properties": {"zip": {"type": "string", "pattern": "^[0-9]{5}$"}}, "required": ["zip"]}]},
+            "score": {"type": "number", "multipleOf": 0.5, "maximum": 10},
+        },
+        "definitions": {"text": {"type": "string", "minLength": 1},
+                        "place": {"type": "object", "properties": {"city": {"type": "string"}}, "required": ["city"]}},
+    }
+    req = request(prompt, GEMINI_MODEL)
+    req.response_schema_json = json.dumps(schema)
+    events, err = generate(vendor_server, req)
+    ok(events, err, "gemini schema conversion")
+    sent = fakes["gemini"].requests(prompt)[0]["body"]["generationConfig"]["responseSchema"]
+    assert sent == {"type": "OBJECT", "properties": {
+        "id": {"anyOf": [{"type": "STRING"}, {"type": "INTEGER"}]},
+        "note": {"type": "STRING", "minLength": 1, "nullable": True},
+        "status": {"anyOf": [{"type": "STRING", "enum": ["open"]}, {"type": "STRING", "enum": ["closed"]}]},
+        "when": {"type": "STRING", "format": "date-time"},
+        "email": {"type": "STRING", "maxLength": 80},
+        "address": {"type": "OBJECT", "properties": {"city": {"type": "STRING"}, "zip": {"type": "STRING", "pattern": "^[0-9]{5}$"}},
+                    "required": ["city", "zip"]},
+        "score": {"type": "NUMBER", "maximum": 10},
+    }}, json.dumps(sent)
+    assert json.loads(text_of(events))["status"] == "open", text_of(events)
+
+
 def test_gemini_fake_refuses_json_schema_keywords_in_response_schema(fakes):  # noqa: F811
     """The fake is as strict as Gemini, so the conversion above is checked, not assumed."""
     body = {"contents": [{"role": "user", "parts": [{"text": "strictness check"}]}],
