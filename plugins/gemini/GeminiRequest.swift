@@ -29,6 +29,7 @@ enum GeminiRequest {
     }
 
     static func body(for request: ProviderRequest, files: [MediaPosition: UploadedFile], schemaField: String) throws -> Data {
+        var payload = JSONBody()
         var names: [String: String] = [:]  // tool call id → function name, for functionResponse
         var contents: [[String: Any]] = []
         for (m, message) in request.messages.enumerated() {
@@ -41,8 +42,7 @@ enum GeminiRequest {
                     if let file = files[MediaPosition(message: m, part: p)] {
                         parts.append(["file_data": ["mime_type": file.mimeType, "file_uri": file.uri]])
                     } else {
-                        // base64EncodedString() has no line breaks, as the API wants.
-                        parts.append(["inline_data": ["mime_type": mime, "data": data.base64EncodedString()]])
+                        parts.append(["inline_data": ["mime_type": mime, "data": payload.base64(of: data)]])
                     }
                 case let .toolCall(id, name, arguments):
                     names[id] = name
@@ -78,7 +78,7 @@ enum GeminiRequest {
                 body["toolConfig"] = ["functionCallingConfig": config]
             }
         }
-        return try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        return try payload.serialize(body)
     }
 
     static func json(_ text: String, what: String) throws -> Any {
