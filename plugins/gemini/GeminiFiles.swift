@@ -13,6 +13,8 @@ struct GeminiFiles {
 
     /// A file's JSON (the Files API's own answers) is a few hundred bytes.
     static let maxAnswerBytes = 64 * 1024
+    /// The wait before the first poll; it doubles up to the configured poll interval.
+    static let firstPollInterval: TimeInterval = 0.1
     /// How often a wait between polls looks at cancellation.
     static let cancelCheckInterval: TimeInterval = 0.05
 
@@ -54,12 +56,15 @@ struct GeminiFiles {
         var file = try Self.file(exchange(send, what: "uploading \(data.count) bytes").1)
         call.log(.info, "gemini: uploaded '\(name)' (\(mimeType), \(data.count) bytes) as \(file.name), \(file.state)")
 
-        // Poll until ACTIVE, within the call's deadline and the processing timeout.
+        // Poll until ACTIVE, within the call's deadline and the processing timeout. Small files are
+        // ready at once and video takes a while: the first poll comes soon, then ever less often.
         let giveUp = min(deadline ?? .distantFuture, Date().addingTimeInterval(settings.fileProcessingTimeout))
+        var interval = min(Self.firstPollInterval, settings.filePollInterval)
         var polls = 0
         while file.state != "ACTIVE" {
             guard file.state != "FAILED" else { throw CallFailure(.invalidArgument, "gemini could not process the uploaded '\(name)' (\(mimeType)): state FAILED") }
-            try wait(settings.filePollInterval, until: giveUp, file: file.name)
+            try wait(interval, until: giveUp, file: file.name)
+            interval = min(interval * 2, settings.filePollInterval)
             var poll = HTTPRequest(url: settings.baseURL + "/" + file.name)
             poll.method = "GET"
             poll.headers = [("x-goog-api-key", apiKey)]

@@ -28,8 +28,8 @@ enum GeminiDefaults {
     static let maxPDFPages: UInt32 = 1000
     static let maxPDFBytes: UInt64 = 50 * 1024 * 1024
     static let maxAudioSeconds: UInt32 = 34_200
-    /// Files poll: often enough that a small file is used as soon as it is ACTIVE, rarely
-    /// enough not to hammer the API; video can take minutes to process.
+    /// The longest wait between Files polls (they start at 0.1 s and double): rarely enough not
+    /// to hammer the API while a video takes minutes to process.
     static let filePollInterval: TimeInterval = 1
     static let fileProcessingTimeout: TimeInterval = 300
     /// The TTS voice when the request names none (the voice of the API's own examples).
