@@ -42,7 +42,11 @@ struct GeminiConfigError: Error, CustomStringConvertible {
 }
 
 /// The plugin's config (the `gemini` object of the gateway config's plugins.config) over the
-/// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs.
+/// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs. Keys: `base_url`,
+/// `upload_url`, `models`, `tts_models`, `inline_limit_bytes`, `response_schema_field`,
+/// `file_poll_interval_ms`, `file_processing_timeout_seconds`; e.g.
+///
+///     {"plugins": {"config": {"gemini": {"inline_limit_bytes": 5000000, "response_schema_field": "responseJsonSchema"}}}}
 struct GeminiSettings {
     var apiKey: String?
     var baseURL: String
@@ -52,10 +56,12 @@ struct GeminiSettings {
     var uploadURL: String
     var models: [String]
     var ttsModels: [String]
+    /// Media are uploaded, largest first, while the inline part (base64 and text) is over this.
     var inlineLimitBytes: Int
     /// "responseSchema" (default: the documented OpenAPI subset, converted from the client's
     /// JSON Schema) or "responseJsonSchema" (the client's JSON Schema as it is).
     var schemaField: String
+    /// The longest wait between polls of an uploaded file, and how long it may stay PROCESSING.
     var filePollInterval: TimeInterval
     var fileProcessingTimeout: TimeInterval
 
