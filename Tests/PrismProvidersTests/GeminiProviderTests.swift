@@ -1,6 +1,7 @@
 // The Gemini plugin (libprism-plugin-gemini.so) inside a real gateway, against the fake Gemini
-// API: CRLF-framed streaming with running usage, inline media, whole functionCall parts, a 429
-// with RetryInfo, a wrong key (400 API_KEY_INVALID), a cut stream, and cancellation.
+// API: its model rows and config checks, CRLF-framed streaming with running usage, inline media,
+// whole functionCall parts, a 429 with RetryInfo, a wrong key (400 API_KEY_INVALID), a cut stream,
+// and cancellation. The Files API, schemas and TTS are covered from Python (test_vendor_gemini.py).
 import Foundation
 import NIOCore
 import PrismProto
@@ -14,14 +15,16 @@ final class GeminiProviderTests: XCTestCase {
     static let plugin = "libprism-plugin-gemini.so"
     static let model = "gemini/gemini-2.5-flash"
 
-    private func start(fakeKey: String = "gk-test", key: String = "gk-test") async throws -> TestGateway {
+    private func start(fakeKey: String = "gk-test", key: String = "gk-test", config: String? = nil) async throws -> TestGateway {
         let fake = try OpenAIFake(key: fakeKey, script: "gemini_fake.py")
         self.fake = fake
         setenv("GEMINI_API_KEY", key, 1)
         setenv("GEMINI_BASE_URL", "http://127.0.0.1:\(fake.port)/v1beta", 1)
         let folder = try Plugins.folder()
         try Plugins.install(Self.plugin, into: folder, as: Self.plugin)
-        let gateway = try await TestGateway(folder: folder, watch: false)
+        let gateway = try await TestGateway(folder: folder, watch: false) { settings in
+            if let config { settings.pluginConfig["gemini"] = config }
+        }
         self.gateway = gateway
         return gateway
     }
@@ -31,6 +34,50 @@ final class GeminiProviderTests: XCTestCase {
         fake?.stop()
         unsetenv("GEMINI_API_KEY")
         unsetenv("GEMINI_BASE_URL")
+    }
+
+    func testDescribeListsTheGenerateModelsThenTheSpeechModel() async throws {
+        let gateway = try await start()
+        let response = try await gateway.listProviders()
+        let rows = withExtendedLifetime(response) { () -> [(String, [UInt32], [UInt32], Bool)] in
+            let provider = response.pointee.providers[0]!.pointee
+            return UnsafeBufferPointer(start: provider.models, count: provider.n_models).compactMap { $0?.pointee }.map { m in
+                (String(protoC: m.id), UnsafeBufferPointer(start: m.operations, count: m.n_operations).map { UInt32($0.rawValue) },
+                 UnsafeBufferPointer(start: m.outputs, count: m.n_outputs).map { UInt32($0.rawValue) }, m.features?.pointee.json_schema != 0)
+            }
+        }
+        let generate = UInt32(PRISM__V1__OPERATION__OPERATION_GENERATE.rawValue), synthesize = UInt32(PRISM__V1__OPERATION__OPERATION_SYNTHESIZE.rawValue)
+        let text = UInt32(PRISM__V1__MODALITY__MODALITY_TEXT.rawValue), audio = UInt32(PRISM__V1__MODALITY__MODALITY_AUDIO.rawValue)
+        XCTAssertEqual(rows.map(\.0), ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro", "gemini/gemini-2.5-flash-preview-tts"])
+        XCTAssertEqual(rows.map(\.1), [[generate], [generate], [synthesize]])
+        XCTAssertEqual(rows.map(\.2), [[text], [text], [audio]])
+        XCTAssertEqual(rows.map(\.3), [true, true, false])
+    }
+
+    func testBadConfigFailsThePluginNamingTheKey() async throws {
+        let gateway = try await start(config: #"{"inline_limit_bytes": -5}"#)
+        let providers = try await gateway.providers()
+        XCTAssertEqual(providers.first?.state, PRISM__V1__PROVIDER_STATE__PROVIDER_STATE_FAILED)
+        XCTAssertTrue(providers.first?.reason.contains("inline_limit_bytes") == true, providers.first?.reason ?? "")
+    }
+
+    func testUploadedFileThatFailsOrNeverBecomesActiveEndsTheCallWithoutGenerating() async throws {
+        let config = #"{"inline_limit_bytes": 1000, "file_poll_interval_ms": 20, "file_processing_timeout_seconds": 1}"#
+        let gateway = try await start(config: config)
+        let broken = GenerateRequestBuilder("hear this").with(TestMedia.wav(seconds: 0.5), mime: "audio/wav", name: "broken.wav")
+        let (_, failed) = try await gateway.generateAll(broken.routed(to: Self.model))
+        XCTAssertEqual(failed.code, .invalidArgument, failed.message)
+        XCTAssertTrue(failed.message.contains("broken.wav") && failed.message.contains("FAILED"), failed.message)
+
+        let stuck = GenerateRequestBuilder("hear that").with(TestMedia.wav(seconds: 0.5), mime: "audio/wav", name: "stuck.wav")
+        let (_, late) = try await gateway.generateAll(stuck.routed(to: Self.model))
+        XCTAssertEqual(late.code, .unavailable, late.message)
+        XCTAssertTrue(late.message.contains("did not finish processing"), late.message)
+        let log = fake?.log() ?? []
+        let starts = log.filter { $0["kind"] as? String == "upload-start" }.compactMap { $0["display_name"] as? String }
+        XCTAssertEqual(starts.filter { $0 == "broken.wav" }.count, 1, "a FAILED file is final")
+        XCTAssertGreaterThanOrEqual(starts.filter { $0 == "stuck.wav" }.count, 1, "\(starts)")
+        XCTAssertFalse(log.contains { ($0["path"] as? String)?.contains(":streamGenerateContent") == true }, "nothing was generated")
     }
 
     func testTextStreamsWithTheLastRunningUsage() async throws {

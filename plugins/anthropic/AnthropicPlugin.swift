@@ -49,6 +49,9 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
             var m = ModelInfo(id: id)
             m.inputs = [.text, .image, .pdf]
             m.tools = true
+            // Message Batches exist at the vendor (half price): the matrix says so, for the planner.
+            // The gateway's SubmitBatch service that will use them comes later; this plugin makes
+            // no batch calls yet.
             m.batch = true
             m.maxImages = AnthropicDefaults.maxImages
             m.maxImageBytes = AnthropicDefaults.maxImageBytes

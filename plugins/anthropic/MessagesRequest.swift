@@ -5,10 +5,11 @@ import PrismPluginKit
 
 enum MessagesRequest {
     static func body(for request: ProviderRequest) throws -> Data {
+        var payload = JSONBody()
         var messages: [[String: Any]] = []
         for message in request.messages {
             let role = message.role == .assistant ? "assistant" : "user"
-            let blocks = try message.parts.map(block)
+            let blocks = try message.parts.map { try block($0, &payload) }
             guard !blocks.isEmpty else { continue }
             // Consecutive turns of one role are merged: the API wants them alternating.
             if let last = messages.last, last["role"] as? String == role {
@@ -37,16 +38,16 @@ enum MessagesRequest {
             case let name: body["tool_choice"] = ["type": "tool", "name": name]
             }
         }
-        return try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        return try payload.serialize(body)
     }
 
-    private static func block(_ part: ProviderRequest.Part) throws -> [String: Any] {
+    /// One content block; media become base64 placeholders in `payload`.
+    private static func block(_ part: ProviderRequest.Part, _ payload: inout JSONBody) throws -> [String: Any] {
         switch part {
         case .text(let text):
             return ["type": "text", "text": text]
         case let .media(mime, data, name):
-            // base64EncodedString() has no line breaks, as the API requires.
-            let source: [String: Any] = ["type": "base64", "media_type": mime, "data": data.base64EncodedString()]
+            let source: [String: Any] = ["type": "base64", "media_type": mime, "data": payload.base64(of: data)]
             if mime.hasPrefix("image/") { return ["type": "image", "source": source] }
             if mime == "application/pdf" {
                 var doc: [String: Any] = ["type": "document", "source": source]
@@ -57,7 +58,7 @@ enum MessagesRequest {
         case let .toolCall(id, name, arguments):
             return ["type": "tool_use", "id": id, "name": name, "input": (try? json(arguments, what: "")) ?? [String: Any]()]
         case let .toolResult(id, content, isError):
-            var r: [String: Any] = ["type": "tool_result", "tool_use_id": id, "content": try content.map(block)]
+            var r: [String: Any] = ["type": "tool_result", "tool_use_id": id, "content": try content.map { try block($0, &payload) }]
             if isError { r["is_error"] = true }
             return r
         }

@@ -1,6 +1,8 @@
-// The `gemini` provider plugin: streamGenerateContent?alt=sse of the Gemini API behind the Prism
-// plugin ABI, with the key from GEMINI_API_KEY (or GOOGLE_API_KEY) and GEMINI_BASE_URL. Request
-// mapping and the stream are in GeminiRequest.swift and GeminiStream.swift.
+// The `gemini` provider plugin: the Gemini API behind the Prism plugin ABI, with the key from
+// GEMINI_API_KEY (or GOOGLE_API_KEY) and GEMINI_BASE_URL. Generate is streamGenerateContent?alt=sse
+// (GeminiRequest.swift, GeminiStream.swift), with media over the inline limit sent through the
+// Files API (GeminiFiles.swift) and response schemas converted to the OpenAPI subset
+// (GeminiSchema.swift); synthesize is generateContent on a TTS model (GeminiSpeech.swift).
 import Foundation
 import PrismPluginKit
 
@@ -13,58 +15,159 @@ public func prismPluginEntry(_ hostABIMajor: UInt32, _ hostABIMinor: UInt32) -> 
 enum GeminiDefaults {
     static let baseURL = "https://generativelanguage.googleapis.com/v1beta"
     static let models = ["gemini-2.5-flash", "gemini-2.5-pro"]
-    /// 3,600 images per request; inline data up to 20 MB per request historically (the safe figure).
+    static let ttsModels = ["gemini-2.5-flash-preview-tts"]
+    /// 3,600 images per request; an image over 20 MB is downscaled by the host rather than uploaded.
     static let maxImages: UInt32 = 3600
-    static let maxInlineBytes: UInt64 = 20 * 1024 * 1024
-    /// 1,000 PDF pages; 9.5 hours of audio.
+    static let maxImageBytes: UInt64 = 20 * 1024 * 1024
+    /// Inline media beyond this (as base64, per request) goes through the Files API. The inline
+    /// cap was 20 MB for years (100 MB since 2026-01-12): the safe figure, as Google counts it.
+    static let inlineLimitBytes = 20_000_000
+    /// With the Files API a medium may be up to 2 GB (the per-file cap).
+    static let maxFileBytes: UInt64 = 2 * 1024 * 1024 * 1024
+    /// 1,000 PDF pages, 50 MB per PDF; 9.5 hours of audio.
     static let maxPDFPages: UInt32 = 1000
+    static let maxPDFBytes: UInt64 = 50 * 1024 * 1024
     static let maxAudioSeconds: UInt32 = 34_200
+    /// The longest wait between Files polls (they start at 0.1 s and double): rarely enough not
+    /// to hammer the API while a video takes minutes to process.
+    static let filePollInterval: TimeInterval = 1
+    static let fileProcessingTimeout: TimeInterval = 300
+    /// The TTS voice when the request names none (the voice of the API's own examples).
+    static let voice = "Kore"
+}
+
+/// A config the plugin cannot run with; the host lists the plugin as failed with this text.
+struct GeminiConfigError: Error, CustomStringConvertible {
+    var description: String
+}
+
+/// The plugin's config (the `gemini` object of the gateway config's plugins.config) over the
+/// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs. Keys: `base_url`,
+/// `upload_url`, `models`, `tts_models`, `inline_limit_bytes`, `response_schema_field`,
+/// `file_poll_interval_ms`, `file_processing_timeout_seconds`; e.g.
+///
+///     {"plugins": {"config": {"gemini": {"inline_limit_bytes": 5000000, "response_schema_field": "responseJsonSchema"}}}}
+struct GeminiSettings {
+    var apiKey: String?
+    var baseURL: String
+    /// POST target of the resumable upload. Gemini serves it on the API's host with `/upload`
+    /// before the version: https://host/v1beta → https://host/upload/v1beta/files. Derived from
+    /// the base URL (so a fake or a proxy gets it too) unless `upload_url` is given.
+    var uploadURL: String
+    var models: [String]
+    var ttsModels: [String]
+    /// Media are uploaded, largest first, while the inline part (base64 and text) is over this.
+    var inlineLimitBytes: Int
+    /// "responseSchema" (default: the documented OpenAPI subset, converted from the client's
+    /// JSON Schema) or "responseJsonSchema" (the client's JSON Schema as it is).
+    var schemaField: String
+    /// The longest wait between polls of an uploaded file, and how long it may stay PROCESSING.
+    var filePollInterval: TimeInterval
+    var fileProcessingTimeout: TimeInterval
+
+    init(config: [String: Any], env: (String) -> String?) throws {
+        apiKey = env("GEMINI_API_KEY") ?? env("GOOGLE_API_KEY")
+        baseURL = (env("GEMINI_BASE_URL") ?? (config["base_url"] as? String) ?? GeminiDefaults.baseURL)
+            .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
+        if let url = config["upload_url"] as? String {
+            uploadURL = url
+        } else {
+            guard var parts = URLComponents(string: baseURL), parts.host != nil else {
+                throw GeminiConfigError(description: "gemini: base URL '\(baseURL)' is not an absolute URL")
+            }
+            parts.path = "/upload" + parts.path + "/files"
+            uploadURL = parts.string ?? baseURL
+        }
+        models = (config["models"] as? [String]) ?? GeminiDefaults.models
+        ttsModels = (config["tts_models"] as? [String]) ?? GeminiDefaults.ttsModels
+        inlineLimitBytes = try Self.positive(config, "inline_limit_bytes") ?? GeminiDefaults.inlineLimitBytes
+        schemaField = (config["response_schema_field"] as? String) ?? "responseSchema"
+        guard ["responseSchema", "responseJsonSchema"].contains(schemaField) else {
+            throw GeminiConfigError(description: "gemini: response_schema_field must be responseSchema or responseJsonSchema, not '\(schemaField)'")
+        }
+        filePollInterval = try Self.positive(config, "file_poll_interval_ms").map { Double($0) / 1000 } ?? GeminiDefaults.filePollInterval
+        fileProcessingTimeout = try Self.positive(config, "file_processing_timeout_seconds").map(Double.init) ?? GeminiDefaults.fileProcessingTimeout
+    }
+
+    private static func positive(_ config: [String: Any], _ key: String) throws -> Int? {
+        guard let value = config[key] else { return nil }
+        guard let number = value as? NSNumber, number.doubleValue >= 1, number.doubleValue == number.doubleValue.rounded() else {
+            throw GeminiConfigError(description: "gemini: \(key) must be a positive whole number, not \(value)")
+        }
+        return number.intValue
+    }
 }
 
 final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
-    let baseURL: String
-    let apiKey: String?
-    let models: [String]
+    let settings: GeminiSettings
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
         func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        apiKey = env("GEMINI_API_KEY") ?? env("GOOGLE_API_KEY")
-        baseURL = (env("GEMINI_BASE_URL") ?? (config["base_url"] as? String) ?? GeminiDefaults.baseURL)
-            .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
-        models = (config["models"] as? [String]) ?? GeminiDefaults.models
-        if apiKey == nil { log(.info, "gemini: not configured (set GEMINI_API_KEY or GOOGLE_API_KEY)") }
+        settings = try GeminiSettings(config: config, env: env)
+        if settings.apiKey == nil { log(.info, "gemini: not configured (set GEMINI_API_KEY or GOOGLE_API_KEY)") }
     }
 
     var info: ProviderInfo {
-        guard apiKey != nil else {
-            return ProviderInfo(name: "gemini", version: "0.1.0", description: "not configured: set GEMINI_API_KEY or GOOGLE_API_KEY", models: [])
+        guard settings.apiKey != nil else {
+            return ProviderInfo(name: "gemini", version: "0.2.0", description: "not configured: set GEMINI_API_KEY or GOOGLE_API_KEY", models: [])
         }
-        return ProviderInfo(name: "gemini", version: "0.1.0", description: "Gemini API at \(baseURL)", models: models.map { id in
-            var m = ModelInfo(id: id)
-            m.inputs = [.text, .image, .pdf, .audio, .video]
-            m.tools = true
-            m.jsonSchema = true
-            m.maxImages = GeminiDefaults.maxImages
-            m.maxImageBytes = GeminiDefaults.maxInlineBytes
-            m.imageMimeTypes = ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
-            m.maxPDFPages = GeminiDefaults.maxPDFPages
-            m.maxPDFBytes = GeminiDefaults.maxInlineBytes
-            m.maxAudioSeconds = GeminiDefaults.maxAudioSeconds
-            m.maxAudioBytes = GeminiDefaults.maxInlineBytes
-            m.maxRequestBytes = GeminiDefaults.maxInlineBytes
-            return m
-        })
+        let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
+        return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
+                            models: settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel))
+    }
+
+    private static func generateModel(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.inputs = [.text, .image, .pdf, .audio, .video]
+        m.tools = true
+        m.jsonSchema = true
+        m.maxImages = GeminiDefaults.maxImages
+        m.maxImageBytes = GeminiDefaults.maxImageBytes
+        m.imageMimeTypes = ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
+        m.maxPDFPages = GeminiDefaults.maxPDFPages
+        m.maxPDFBytes = GeminiDefaults.maxPDFBytes
+        m.maxAudioSeconds = GeminiDefaults.maxAudioSeconds
+        m.maxAudioBytes = GeminiDefaults.maxFileBytes
+        m.maxRequestBytes = GeminiDefaults.maxFileBytes
+        return m
+    }
+
+    /// A TTS row: text in, 24 kHz PCM out, answered whole (generateContent), no tools or system prompt.
+    private static func speechModel(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.synthesize]
+        m.inputs = [.text]
+        m.outputs = [.audio]
+        m.streaming = false
+        m.systemPrompt = false
+        return m
     }
 
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {
-        guard request.operation == nil || request.operation == .generate else {
-            throw CallFailure(.unimplemented, "gemini serves generate only in this version")
+        guard let apiKey = settings.apiKey else { throw CallFailure(.failedPrecondition, "gemini is not configured (no GEMINI_API_KEY)") }
+        switch request.operation {
+        case nil, .generate?:
+            guard !settings.ttsModels.contains(request.model) else {
+                throw CallFailure(.invalidArgument, "gemini model \(request.model) only synthesizes speech")
+            }
+            try generate(request, call: call, apiKey: apiKey)
+        case .synthesize?:
+            guard settings.ttsModels.contains(request.model) else {
+                throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
+            }
+            try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
+        case let other?:
+            throw CallFailure(.unimplemented, "gemini does not serve \(other)")
         }
-        guard let apiKey else { throw CallFailure(.failedPrecondition, "gemini is not configured (no GEMINI_API_KEY)") }
-        var http = HTTPRequest(url: baseURL + "/models/\(request.model):streamGenerateContent?alt=sse")
+    }
+
+    private func generate(_ request: ProviderRequest, call: ProviderCall, apiKey: String) throws {
+        let files = GeminiFiles(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
+        let uploaded = try files.uploadOversized(request)
+        var http = HTTPRequest(url: settings.baseURL + "/models/\(request.model):streamGenerateContent?alt=sse")
         http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
-        http.body = try GeminiRequest.body(for: request)
+        http.body = try GeminiRequest.body(for: request, files: uploaded, schemaField: settings.schemaField)
         http.deadline = request.deadline
         var stream = GeminiStream(call: call)
         do {

@@ -1,20 +1,49 @@
-// Maps a ProviderRequest to the JSON body of :streamGenerateContent: contents with text and
-// inline_data parts, functionCall / functionResponse, system_instruction, tools, generationConfig.
+// Maps a ProviderRequest to the JSON body of :streamGenerateContent: contents with text,
+// inline_data and file_data parts, functionCall / functionResponse, system_instruction, tools,
+// and generationConfig (with the response schema in the field the settings chose).
 import Foundation
 import PrismPluginKit
 
+/// Where a medium sits in the request: message and part index (top-level parts only).
+struct MediaPosition: Hashable {
+    var message: Int
+    var part: Int
+}
+
+/// A medium uploaded through the Files API, sent as file_data instead of inline_data.
+struct UploadedFile {
+    var uri: String
+    var mimeType: String
+}
+
 enum GeminiRequest {
-    static func body(for request: ProviderRequest) throws -> Data {
+    /// Every top-level medium of the request, in order.
+    static func media(of request: ProviderRequest) -> [(position: MediaPosition, mimeType: String, data: Data, name: String)] {
+        var found: [(MediaPosition, String, Data, String)] = []
+        for (m, message) in request.messages.enumerated() {
+            for (p, part) in message.parts.enumerated() {
+                if case let .media(mime, data, name) = part { found.append((MediaPosition(message: m, part: p), mime, data, name)) }
+            }
+        }
+        return found
+    }
+
+    static func body(for request: ProviderRequest, files: [MediaPosition: UploadedFile], schemaField: String) throws -> Data {
+        var payload = JSONBody()
         var names: [String: String] = [:]  // tool call id → function name, for functionResponse
         var contents: [[String: Any]] = []
-        for message in request.messages {
+        for (m, message) in request.messages.enumerated() {
             var parts: [[String: Any]] = []
-            for part in message.parts {
+            for (p, part) in message.parts.enumerated() {
                 switch part {
                 case .text(let text):
                     parts.append(["text": text])
                 case let .media(mime, data, _):
-                    parts.append(["inline_data": ["mime_type": mime, "data": data.base64EncodedString()]])
+                    if let file = files[MediaPosition(message: m, part: p)] {
+                        parts.append(["file_data": ["mime_type": file.mimeType, "file_uri": file.uri]])
+                    } else {
+                        parts.append(["inline_data": ["mime_type": mime, "data": payload.base64(of: data)]])
+                    }
                 case let .toolCall(id, name, arguments):
                     names[id] = name
                     let args = (try? JSONSerialization.jsonObject(with: Data(arguments.utf8))) ?? [String: Any]()
@@ -33,8 +62,9 @@ enum GeminiRequest {
         if request.maxTokens > 0 { generation["maxOutputTokens"] = Int(request.maxTokens) }
         if let t = request.temperature { generation["temperature"] = Double(t) }
         if !request.responseSchemaJSON.isEmpty {
+            let schema = try json(request.responseSchemaJSON, what: "response schema")
             generation["responseMimeType"] = "application/json"
-            generation["responseJsonSchema"] = try json(request.responseSchemaJSON, what: "response schema")
+            generation[schemaField] = schemaField == "responseSchema" ? try GeminiSchema.openAPI(from: schema) : schema
         }
         if !generation.isEmpty { body["generationConfig"] = generation }
         if !request.tools.isEmpty {
@@ -48,10 +78,10 @@ enum GeminiRequest {
                 body["toolConfig"] = ["functionCallingConfig": config]
             }
         }
-        return try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        return try payload.serialize(body)
     }
 
-    private static func json(_ text: String, what: String) throws -> Any {
+    static func json(_ text: String, what: String) throws -> Any {
         guard let value = try? JSONSerialization.jsonObject(with: Data(text.utf8)) else {
             throw CallFailure(.invalidArgument, "\(what) is not valid JSON")
         }

@@ -1,6 +1,7 @@
-// Reads a streamed Gemini answer: `data:` frames (CRLF, no [DONE]) of GenerateContentResponse,
-// text parts as deltas, functionCall parts whole, usageMetadata as a running total (the last
-// counts), finishReason on the final chunk; and the error bodies with RetryInfo.
+// Reads a Gemini answer: streamed, `data:` frames (CRLF, no [DONE]) of GenerateContentResponse,
+// or whole (generateContent, one GenerateContentResponse). Text parts as deltas, functionCall
+// parts whole, inlineData parts as media (Gemini's raw PCM named as the host's audio/L16),
+// usageMetadata as a running total (the last counts), finishReason on the final chunk.
 import Foundation
 import PrismPluginKit
 
@@ -15,7 +16,21 @@ struct GeminiStream {
     private var emittedContent = false
     private var toolCalls = 0
 
+    /// Media go to the host in pieces of this size: a minute of 24 kHz speech is 2.9 MB.
+    static let mediaChunkBytes = 64 * 1024
+
     init(call: ProviderCall) { self.call = call }
+
+    /// Reads a whole (non-streamed) answer and ends the call; `body` is the complete response.
+    mutating func answer(_ head: HTTPResponseHead, _ body: Data) throws {
+        status = head.status
+        if status == 200 {
+            _ = handle(String(decoding: body, as: UTF8.self))
+        } else {
+            errorBody = body.prefix(HTTPLimits.maxErrorBodyBytes)
+        }
+        try end(head)
+    }
 
     mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
         status = head.status
@@ -50,6 +65,14 @@ struct GeminiStream {
                 emittedContent = true
                 if !call.text(text) { return false }
             }
+            if let inline = (part["inlineData"] ?? part["inline_data"]) as? [String: Any], let data = inline["data"] as? String {
+                guard let bytes = Data(base64Encoded: data) else {
+                    streamError = CallFailure(.internalError, "gemini sent inlineData that is not base64")
+                    return false
+                }
+                emittedContent = true
+                if !media(Self.hostMimeType(inline["mimeType"] as? String ?? inline["mime_type"] as? String ?? ""), bytes) { return false }
+            }
             if let function = part["functionCall"] as? [String: Any] {
                 emittedContent = true
                 toolCalls += 1
@@ -77,13 +100,27 @@ struct GeminiStream {
     }
 
     func failure(for error: HTTPTransferError) -> CallFailure {
-        if let streamError { return streamError }
-        switch error {
-        case .cancelled, .stopped: return CallFailure(.cancelled, "cancelled")
-        case .timedOut: return CallFailure(.deadlineExceeded, "gemini did not answer in time")
-        case .transport(let message):
-            return CallFailure(.unavailable, status == 0 ? "cannot reach gemini: \(message)" : "gemini's stream broke: \(message)", retryable: true)
-        }
+        streamError ?? GeminiErrors.failure(for: error, status: status, what: "gemini")
+    }
+
+    /// Emits one medium in pieces, the last piece marked.
+    private func media(_ mimeType: String, _ bytes: Data) -> Bool {
+        var offset = bytes.startIndex
+        repeat {
+            let end = min(offset + Self.mediaChunkBytes, bytes.endIndex)
+            if !call.media(mimeType: mimeType, data: [UInt8](bytes[offset..<end]), last: end == bytes.endIndex) { return false }
+            offset = end
+        } while offset < bytes.endIndex
+        return true
+    }
+
+    /// Gemini names its TTS output `audio/L16;codec=pcm;rate=24000` (or `audio/pcm`): 16-bit
+    /// little-endian mono PCM, which the host knows as `audio/L16;rate=R;channels=1`.
+    static func hostMimeType(_ mime: String) -> String {
+        let fields = mime.lowercased().split(separator: ";").map { $0.trimmingCharacters(in: .whitespaces) }
+        guard let type = fields.first, type == "audio/l16" || type == "audio/pcm" else { return mime }
+        let rate = fields.first { $0.hasPrefix("rate=") }.flatMap { Int($0.dropFirst(5)) } ?? 24_000
+        return "audio/L16;rate=\(rate);channels=1"
     }
 
     private static func stopReason(_ reason: String) -> StopReason {
@@ -95,39 +132,4 @@ struct GeminiStream {
     }
 
     private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
-}
-
-/// Gemini's error bodies ({"error":{"code","message","status","details"}}) as call failures.
-enum GeminiErrors {
-    static func failure(status: Int, body: Data) -> CallFailure {
-        let error = ((try? JSONSerialization.jsonObject(with: body)) as? [String: Any])?["error"] as? [String: Any]
-        let grpcStatus = error?["status"] as? String ?? "HTTP \(status)"
-        let message = error?["message"] as? String ?? ""
-        let details = error?["details"] as? [[String: Any]] ?? []
-        let label = "HTTP \(status) \(grpcStatus)"
-        let http = UInt32(status)
-        // A bad key is a 400 INVALID_ARGUMENT whose ErrorInfo says API_KEY_INVALID.
-        if details.contains(where: { ($0["reason"] as? String) == "API_KEY_INVALID" }) || status == 401 || status == 403 {
-            return CallFailure(.unauthenticated, "gemini rejected the API key (\(label))", httpStatus: http)
-        }
-        // The retry hint is in the body: RetryInfo.retryDelay like "34.4s".
-        let delay = details.first { ($0["@type"] as? String)?.hasSuffix("google.rpc.RetryInfo") == true }?["retryDelay"] as? String
-        let retryAfter = delay.flatMap { Double($0.hasSuffix("s") ? String($0.dropLast()) : $0) }.map { UInt64($0 * 1000) } ?? 0
-        switch status {
-        case 429:
-            return CallFailure(.rateLimited, "gemini quota (\(label)): \(message)", retryable: true, retryAfterMilliseconds: retryAfter, httpStatus: http)
-        case 400:
-            return CallFailure(grpcStatus == "FAILED_PRECONDITION" ? .failedPrecondition : .invalidArgument, "gemini refused the request (\(label)): \(message)", httpStatus: http)
-        case 404:
-            return CallFailure(.failedPrecondition, "gemini does not know this model (\(label)): \(message)", httpStatus: http)
-        case 413:
-            return CallFailure(.resourceExhausted, "gemini says the request is too large (\(label))", httpStatus: http)
-        case 504:
-            return CallFailure(.deadlineExceeded, "gemini timed out (\(label))", retryable: true, httpStatus: http)
-        case 500...599:
-            return CallFailure(.unavailable, "gemini is failing or overloaded (\(label)): \(message)", retryable: true, retryAfterMilliseconds: retryAfter, httpStatus: http)
-        default:
-            return CallFailure(.unknown, "gemini answered \(label): \(message)", httpStatus: http)
-        }
-    }
 }
