@@ -25,7 +25,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 from conftest import ServerPool
 from harness import RPC_TIMEOUT_S
 from test_generate import pdf
-from test_vendors import (ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MODEL, OPENAI_MODEL, fakes, generate, kinds,  # noqa: F401
+from test_vendors import (ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MODEL, fakes, generate, kinds,  # noqa: F401
                           of_kind, ok, png, request, text_of, vendor_server)
 
 GEMINI_TTS_MODEL = "gemini/gemini-2.5-flash-preview-tts"
@@ -370,17 +370,3 @@ def test_anthropic_pdf_is_a_base64_document_block(vendor_server, fakes):  # noqa
     blocks = [b for m in body["messages"] if isinstance(m["content"], list) for b in m["content"]]
     assert [b["source"]["type"] for b in blocks if b["type"] == "document"] == ["base64"], blocks
     assert f"[document {len(document)} bytes]" in text_of(events), text_of(events)
-
-
-def test_pdf_for_a_model_without_pdf_input_arrives_as_page_images(vendor_server, fakes):  # noqa: F811
-    prompt = "summarise the report for openai"
-    events, err = generate(vendor_server, request(prompt, OPENAI_MODEL, media=[medium("application/pdf", pdf(2), "report.pdf")]))
-    ok(events, err, "pdf as pages")
-    assert any("pdf" in a and "2 page images" in a for a in events[0].routed.adaptations), list(events[0].routed.adaptations)
-    # The fake's text is all text parts joined: the prompt, then the PDF's text layer.
-    sent = [e for e in fakes["openai"].entries() if "path" in e and e.get("text", "").startswith(prompt)]
-    assert len(sent) == 1, sent
-    body = sent[0]["body"]
-    assert len(body["images"]) == 2 and all(i["width"] > 0 and i["height"] > 0 for i in body["images"]), body["images"]
-    parts = [p for m in body["messages"] if isinstance(m.get("content"), list) for p in m["content"]]
-    assert not [p for p in parts if p.get("type") == "file"], "the PDF itself must not be sent"
