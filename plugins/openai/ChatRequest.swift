@@ -1,16 +1,18 @@
 // Maps a ProviderRequest to the JSON body of POST /v1/chat/completions (streaming, with usage):
-// text and image_url/input_audio/file parts, tool calls and results, tools, schema.
+// text and image_url/input_audio/file parts, tool calls and results, tools, schema. Media go in as
+// base64 spliced by JSONBody (serializing megabytes of base64 through JSONSerialization is slow).
 import Foundation
 import PrismPluginKit
 
 enum ChatRequest {
     /// The request body, compact JSON.
     static func body(for request: ProviderRequest) throws -> Data {
+        var media = JSONBody()
         var messages: [[String: Any]] = []
         if !request.system.isEmpty { messages.append(["role": "system", "content": request.system]) }
         let detail = request.options["detail"].flatMap { ["auto", "low", "high"].contains($0) ? $0 : nil } ?? "auto"
         for message in request.messages {
-            messages += try map(message, detail: detail)
+            messages += try map(message, detail: detail, media: &media)
         }
         var body: [String: Any] = [
             "model": request.model,
@@ -37,11 +39,11 @@ enum ChatRequest {
             body["response_format"] = ["type": "json_schema",
                                        "json_schema": ["name": "response", "schema": try json(request.responseSchemaJSON, what: "response schema")]]
         }
-        return try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys, .withoutEscapingSlashes])
+        return try media.serialize(body)
     }
 
     /// One Prism message as OpenAI messages: tool results become their own `tool` messages.
-    private static func map(_ message: ProviderRequest.Message, detail: String) throws -> [[String: Any]] {
+    private static func map(_ message: ProviderRequest.Message, detail: String, media body: inout JSONBody) throws -> [[String: Any]] {
         var out: [[String: Any]] = []
         var content: [[String: Any]] = []
         var toolCalls: [[String: Any]] = []
@@ -50,7 +52,7 @@ enum ChatRequest {
             case .text(let text):
                 content.append(["type": "text", "text": text])
             case let .media(mime, data, name):
-                content.append(try media(mime: mime, data: data, name: name, detail: detail))
+                content.append(try media(mime: mime, data: data, name: name, detail: detail, body: &body))
             case let .toolCall(id, name, arguments):
                 toolCalls.append(["id": id, "type": "function", "function": ["name": name, "arguments": arguments]])
             case let .toolResult(id, parts, _):
@@ -71,8 +73,8 @@ enum ChatRequest {
     }
 
     /// A medium as a content part: images as data URLs, audio as input_audio, PDFs as file parts.
-    private static func media(mime: String, data: Data, name: String, detail: String) throws -> [String: Any] {
-        let b64 = data.base64EncodedString()  // no line breaks
+    private static func media(mime: String, data: Data, name: String, detail: String, body: inout JSONBody) throws -> [String: Any] {
+        let b64 = body.base64(of: data)  // a placeholder for the base64, without line breaks
         switch mime {
         case let m where m.hasPrefix("image/"):
             return ["type": "image_url", "image_url": ["url": "data:\(m);base64,\(b64)", "detail": detail]]
