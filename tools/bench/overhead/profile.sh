@@ -59,7 +59,7 @@ wait "$pid" || true
 
 demangle() { if command -v swift-demangle >/dev/null; then swift-demangle --simplified; else cat; fi; }
 total="$(callgrind_annotate "$OUT/callgrind.out" | awk '/PROGRAM TOTALS/ { gsub(",", "", $1); print $1 }')"
-completed="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed"])' "$OUT/load.json")"
+completed="$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["completed_ok"])' "$OUT/load.json")"
 printf '\nprism Generate: %s instructions for %s requests = %s per request, %s per text delta (output in %s)\n' \
   "$total" "$completed" "$((total / completed))" "$((total / completed / DELTAS))" "$OUT"
 printf '\n== top %s functions by own instructions ==\n' "$TOP"

@@ -78,7 +78,7 @@ def main():
                 errors=sum(run["summary"]["errors"] for run in target_runs),
                 error_kinds=sorted({k for run in target_runs for k in run["summary"]["error_kinds"] or []}),
                 rate=sum(run["summary"]["req_per_s"] for run in target_runs) / max(1, len(target_runs)),
-                completed=sum(run["summary"]["completed"] for run in target_runs),
+                completed=sum(run["summary"]["completed_ok"] for run in target_runs),
                 prism_ticks=sum(int(run["row"]["prism_ticks"]) for run in target_runs),
                 connections=sum(int(run["row"]["connections"]) for run in target_runs),
                 vendor_requests=sum(int(run["row"]["fake_requests"]) for run in target_runs),
@@ -104,8 +104,8 @@ def main():
         if prism["completed"]:
             cpu_ms = prism["prism_ticks"] / hz * 1000 / prism["completed"]
             deltas = int(meta["answer"].split()[0])
-            print("Prism CPU per request: %.2f ms (%.1f µs per text delta), over %d requests incl. warm-up"
-                  % (cpu_ms, cpu_ms * 1000 / deltas, prism["completed"]))
+            print("Prism CPU per request: %.2f ms (%.1f µs per text delta), over the %d requests answered in full"
+                  " (warm-up included; failed requests' CPU counts too)" % (cpu_ms, cpu_ms * 1000 / deltas, prism["completed"]))
         for label, row in (("direct", direct), ("via Prism", prism)):
             if row["vendor_requests"]:
                 print("fake vendor, %s: %d connections accepted for %d requests (%.3f per request)"

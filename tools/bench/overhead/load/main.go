@@ -147,7 +147,8 @@ func run(t target, o options) map[string]interface{} {
 		mu       sync.Mutex
 		measured []sample
 		started  atomic.Int64 // measured requests started (--requests)
-		total    atomic.Int64 // every request completed, warm-up included (CPU per request)
+		total    atomic.Int64 // every request ended, warm-up included
+		totalOK  atomic.Int64 // every request answered in full, warm-up included (CPU per request)
 		wg       sync.WaitGroup
 	)
 	cpu0 := cpuSeconds()
@@ -168,6 +169,9 @@ func run(t target, o options) map[string]interface{} {
 				}
 				s := timeOne(t, o.timeout, o.tokens)
 				total.Add(1)
+				if s.err == nil {
+					totalOK.Add(1)
+				}
 				if inWindow {
 					mu.Lock()
 					measured = append(measured, s)
@@ -181,12 +185,12 @@ func run(t target, o options) map[string]interface{} {
 	if o.requests == 0 {
 		window = o.duration.Seconds()
 	}
-	return summarize(o, measured, total.Load(), window, cpuSeconds()-cpu0)
+	return summarize(o, measured, total.Load(), totalOK.Load(), window, cpuSeconds()-cpu0)
 }
 
 // summarize gives nearest-rank percentiles of the successful samples, the errors by message
 // (the first few), and writes the samples file.
-func summarize(o options, samples []sample, total int64, window, cpu float64) map[string]interface{} {
+func summarize(o options, samples []sample, total, totalOK int64, window, cpu float64) map[string]interface{} {
 	var ttft, ttlt []time.Duration
 	errorCounts := map[string]int{}
 	failures := 0
@@ -224,6 +228,7 @@ func summarize(o options, samples []sample, total int64, window, cpu float64) ma
 		"errors":       failures,
 		"error_kinds":  shownErrors,
 		"completed":    total,
+		"completed_ok": totalOK,
 		"req_per_s":    float64(len(ttft)) / window,
 		"ttft_ms":      percentiles(ttft),
 		"ttlt_ms":      percentiles(ttlt),
