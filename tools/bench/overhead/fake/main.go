@@ -77,6 +77,20 @@ type chunk struct {
 	Obfuscation       string           `json:"obfuscation"`
 }
 
+// choiceJSON and usageJSON keep OpenAI's key order (Go sorts the keys of maps).
+type choiceJSON struct {
+	Index        int             `json:"index"`
+	Delta        json.RawMessage `json:"delta"`
+	Logprobs     *struct{}       `json:"logprobs"`
+	FinishReason *string         `json:"finish_reason"`
+}
+
+type usageJSON struct {
+	PromptTokens     int `json:"prompt_tokens"`
+	CompletionTokens int `json:"completion_tokens"`
+	TotalTokens      int `json:"total_tokens"`
+}
+
 func (f *fake) answerFor(model string, includeUsage bool) *answer {
 	key := model + "\x00" + strconv.FormatBool(includeUsage)
 	f.mu.Lock()
@@ -99,20 +113,21 @@ func (f *fake) answerFor(model string, includeUsage bool) *answer {
 		return frame(chunk{"chatcmpl-bench", "chat.completion.chunk", created, model, "default", "fp_bench",
 			choices, raw, padding})
 	}
-	choice := func(delta map[string]interface{}, finish interface{}) []interface{} {
-		return []interface{}{map[string]interface{}{"index": 0, "delta": delta, "logprobs": nil, "finish_reason": finish}}
+	choice := func(delta string, finish *string) []interface{} {
+		return []interface{}{choiceJSON{0, json.RawMessage(delta), nil, finish}}
 	}
+	stop := "stop"
 	// obfuscation is random padding in the real API; a few varying letters are as costly.
 	pad := func(i int) string { return "abcdefgh"[:1+i%8] }
 	a := &answer{
-		first:  pack(choice(map[string]interface{}{"role": "assistant", "content": "", "refusal": nil}, nil), nil, pad(0)),
-		finish: pack(choice(map[string]interface{}{}, "stop"), nil, pad(1)),
-		usage: pack([]interface{}{}, map[string]int{"prompt_tokens": 16, "completion_tokens": f.deltas,
-			"total_tokens": 16 + f.deltas}, pad(2)),
-		done: []byte("data: [DONE]\n\n"),
+		first:  pack(choice(`{"role":"assistant","content":"","refusal":null}`, nil), nil, pad(0)),
+		finish: pack(choice(`{}`, &stop), nil, pad(1)),
+		usage:  pack([]interface{}{}, usageJSON{16, f.deltas, 16 + f.deltas}, pad(2)),
+		done:   []byte("data: [DONE]\n\n"),
 	}
 	for i := 0; i < f.deltas; i++ {
-		a.deltas = append(a.deltas, pack(choice(map[string]interface{}{"content": "tok" + strconv.Itoa(i) + " "}, nil), nil, pad(i)))
+		content, _ := json.Marshal("tok" + strconv.Itoa(i) + " ")
+		a.deltas = append(a.deltas, pack(choice(`{"content":`+string(content)+`}`, nil), nil, pad(i)))
 	}
 	f.answers[key] = a
 	return a
