@@ -4,11 +4,19 @@ import Foundation
 
 /// The plugin host's limits and timings. `PluginHost.Options` starts from these values.
 public enum ProviderLimits {
-    /// Plugin calls running at once. Calls block a thread each (a vendor HTTP request, an OCR
-    /// pass), so this bounds threads, not throughput: 32 covers a busy 2-core gateway.
-    public static let workerThreads = 32
-    /// Calls waiting for a worker before new ones are refused as UNAVAILABLE: a short queue
-    /// absorbs bursts; a long one only turns overload into timeouts.
+    /// Plugin calls running at once (`plugins.worker_threads`, `--plugin-worker-threads`). A call
+    /// holds its thread for its whole life, and a streamed answer lives for seconds to minutes
+    /// while the thread mostly sleeps waiting for the vendor's next bytes, so this bounds
+    /// concurrent streams, not CPU: a gateway in front of LLM vendors serves hundreds at once on
+    /// two cores. An idle Linux thread costs its kernel task and the stack pages it touched
+    /// (tens of KiB; the 1 MiB stack is only reserved address space), so 1,024 threads cost tens
+    /// of MiB. Threads start on demand, so a quiet gateway has few. Vendor rate limits, not this,
+    /// should be what stops a gateway; lower it on a small machine.
+    public static let workerThreads = 1024
+    /// Calls waiting for a worker, once all are busy, before new ones are refused as UNAVAILABLE
+    /// (`plugins.queued_calls`, `--plugin-queued-calls`). A queued streaming call waits for
+    /// another stream to end, which takes seconds: a short queue absorbs a burst, a long one only
+    /// turns overload into timeouts.
     public static let queuedCalls = 256
     /// Events buffered per call before `emit` blocks the plugin: enough to smooth a network
     /// hiccup, small enough that a thousand slow clients cost little memory.

@@ -31,7 +31,10 @@ final class WorkerPool: @unchecked Sendable {
         condition.lock()
         defer { condition.unlock() }
         guard !stopping else { return false }
-        if idle == 0 && started < maxThreads {
+        // `idle` counts threads still asleep; each queued item already has one of them on its
+        // way. Only when every idle thread is spoken for does this item need a new thread, or
+        // it would wait behind a call that may stream for minutes.
+        if queue.count >= idle && started < maxThreads {
             started += 1
             let thread = Thread { self.loop() }
             thread.name = name

@@ -15,6 +15,8 @@ public final class PrismGateway: Sendable {
     public init(settings: ServerSettings, logger: Logger) throws {
         var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
         pluginOptions.pluginConfig = settings.pluginConfig
+        pluginOptions.workerThreads = settings.pluginWorkerThreads
+        pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
         let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference), logger: logger)
         let health = HealthStatusStore()

@@ -1,8 +1,9 @@
 // The daemon's settings: embedded defaults, then the config file (`--config`, JSON), then
 // environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`), then command-line flags,
 // each overriding the one before. Produces the RPC layer's ServerConfiguration, the auth
-// decision and the plugin host's folders.
+// decision, and the plugin host's folders and worker pool size.
 import Foundation
+import PrismProviders
 import PrismRPC
 
 /// The config file's shape. Every field is optional; absent means "keep the default".
@@ -39,6 +40,12 @@ public struct ConfigFile: Codable, Sendable {
         public var config: [String: JSONValue]?
         /// Providers or provider/models the planner prefers, best first.
         public var preference: [String]?
+        /// Plugin calls running at once; each streamed answer holds one for its whole life
+        /// (default `ProviderLimits.workerThreads`).
+        public var worker_threads: Int?
+        /// Calls waiting for a worker before more are refused UNAVAILABLE (default
+        /// `ProviderLimits.queuedCalls`).
+        public var queued_calls: Int?
     }
 
     public var listen: String?
@@ -123,6 +130,9 @@ public struct ServerSettings: Sendable {
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
     public var pluginConfig: [String: String] = [:]
     public var providerPreference: [String] = []
+    /// The plugin host's worker pool: calls running at once, and calls queued when all run.
+    public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
+    public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
 
     public init() {}
 
@@ -158,6 +168,8 @@ public struct ServerSettings: Sendable {
                 for (name, value) in config { pluginConfig[name] = try value.jsonText() }
             }
             if let preference = plugins.preference { providerPreference = preference }
+            if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
+            if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
@@ -184,6 +196,24 @@ public struct ServerSettings: Sendable {
         rpc.host = host.isEmpty ? "0.0.0.0" : host
         rpc.port = port
     }
+
+    /// Sets the plugin calls that may run at once; `source` names the setting in the error.
+    public mutating func setPluginWorkerThreads(_ value: Int, source: String = "--plugin-worker-threads") throws {
+        guard (1...Self.maxPluginWorkerThreads).contains(value) else {
+            throw SettingsError("\(source) must be between 1 and \(Self.maxPluginWorkerThreads), not \(value)")
+        }
+        pluginWorkerThreads = value
+    }
+
+    /// Sets the plugin calls that may wait for a worker; 0 refuses a call as soon as all are busy.
+    public mutating func setPluginQueuedCalls(_ value: Int, source: String = "--plugin-queued-calls") throws {
+        guard value >= 0 else { throw SettingsError("\(source) must be 0 or more, not \(value)") }
+        pluginQueuedCalls = value
+    }
+
+    /// More threads than this would hit the kernel's per-user limit on an ordinary machine
+    /// before they helped: past it, run more gateway replicas.
+    public static let maxPluginWorkerThreads = 16384
 
     public var listensOnLoopbackOnly: Bool {
         ["127.0.0.1", "::1", "localhost"].contains(rpc.host) || rpc.host.hasPrefix("127.")

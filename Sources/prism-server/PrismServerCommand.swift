@@ -22,6 +22,8 @@ struct PrismServerCommand: AsyncParsableCommand {
     @Option(help: "API-key auth: auto (on unless on loopback), on, off.") var auth: String?
     @Option(help: "Largest request message, in bytes.") var maxReceiveMessageBytes: Int?
     @Option(help: "Concurrent streams per connection.") var maxConcurrentStreams: Int?
+    @Option(help: "Provider plugin calls running at once; each streamed answer holds one (default \(ServerSettings().pluginWorkerThreads)).") var pluginWorkerThreads: Int?
+    @Option(help: "Plugin calls waiting for a worker before more are refused UNAVAILABLE (default \(ServerSettings().pluginQueuedCalls)).") var pluginQueuedCalls: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
 
     func run() async throws {
@@ -42,6 +44,8 @@ struct PrismServerCommand: AsyncParsableCommand {
             if let auth { settings.authMode = auth }
             if let v = maxReceiveMessageBytes { settings.rpc.maxReceiveMessageBytes = v }
             if let v = maxConcurrentStreams { settings.rpc.maxConcurrentStreams = UInt32(v) }
+            if let v = pluginWorkerThreads { try settings.setPluginWorkerThreads(v) }
+            if let v = pluginQueuedCalls { try settings.setPluginQueuedCalls(v) }
         } catch {
             throw ValidationError("\(error)")
         }

@@ -1,0 +1,47 @@
+// The plugin worker pool settings: read from the config file, overridden by the flags' setters,
+// and refused with a message naming the setting when out of range.
+import Foundation
+import PrismServer
+import XCTest
+
+final class ServerSettingsTests: XCTestCase {
+    private func configFile(_ json: String) throws -> ConfigFile {
+        let path = NSTemporaryDirectory() + "prism-settings-\(UUID().uuidString).json"
+        try json.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        return try ConfigFile.load(path)
+    }
+
+    func testWorkerPoolFromConfigFileThenFlags() throws {
+        var settings = ServerSettings()
+        // Each streamed answer holds a worker: the default serves hundreds of streams at once.
+        XCTAssertGreaterThanOrEqual(settings.pluginWorkerThreads, 512)
+        try settings.apply(try configFile(#"{"plugins": {"worker_threads": 8, "queued_calls": 0}}"#))
+        XCTAssertEqual(settings.pluginWorkerThreads, 8)
+        XCTAssertEqual(settings.pluginQueuedCalls, 0)
+        try settings.setPluginWorkerThreads(300)
+        XCTAssertEqual(settings.pluginWorkerThreads, 300)
+        // A config file without the keys keeps what was set.
+        try settings.apply(try configFile(#"{"plugins": {"path": ["/tmp"]}}"#))
+        XCTAssertEqual(settings.pluginWorkerThreads, 300)
+    }
+
+    func testOutOfRangeWorkerPoolIsRefusedNamingTheSetting() throws {
+        var settings = ServerSettings()
+        let cases: [(String, String)] = [
+            (#"{"plugins": {"worker_threads": 0}}"#, "plugins.worker_threads must be between 1 and"),
+            (#"{"plugins": {"queued_calls": -1}}"#, "plugins.queued_calls must be 0 or more, not -1"),
+        ]
+        for (json, message) in cases {
+            XCTAssertThrowsError(try settings.apply(try configFile(json)), json) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+        XCTAssertThrowsError(try settings.setPluginWorkerThreads(ServerSettings.maxPluginWorkerThreads + 1)) { error in
+            XCTAssertTrue("\(error)".contains("--plugin-worker-threads"), "\(error)")
+        }
+        XCTAssertThrowsError(try settings.setPluginQueuedCalls(-5)) { error in
+            XCTAssertTrue("\(error)".contains("--plugin-queued-calls must be 0 or more"), "\(error)")
+        }
+    }
+}
