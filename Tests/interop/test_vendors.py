@@ -184,9 +184,11 @@ def kinds(events) -> list[str]:
 def test_list_providers_shows_the_vendor_models(vendor_server):
     with vendor_server.channel() as channel:
         reply = prism_pb2_grpc.PrismStub(channel).ListProviders(prism_pb2.ListProvidersRequest(), timeout=RPC_TIMEOUT_S)
-    models = {m.id for p in reply.providers for m in p.models}
+    models = {m.id: m for p in reply.providers for m in p.models}
     for model in (OPENAI_MODEL, ANTHROPIC_MODEL, GEMINI_MODEL):
         assert model in models, f"{model} not listed; the server has {sorted(models)}"
+    # The vendors with a batch API say so in the matrix (SubmitBatch will use it).
+    assert models[OPENAI_MODEL].features.batch and models[ANTHROPIC_MODEL].features.batch
 
 
 def test_openai_text_streams_with_usage(vendor_server, fakes):

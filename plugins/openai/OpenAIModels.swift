@@ -25,6 +25,9 @@ enum OpenAIModels {
         var m = ModelInfo(id: id)
         m.tools = true
         m.jsonSchema = true
+        // The Batch API (half price) serves chat completions for keyed accounts: the matrix says
+        // so; the gateway's SubmitBatch that will use it comes later (no batch calls yet).
+        m.batch = settings.apiKey != nil
         m.maxRequestBytes = OpenAIDefaults.maxRequestBytes
         if audio {
             m.inputs = [.text, .audio]
