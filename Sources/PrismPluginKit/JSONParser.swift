@@ -92,6 +92,8 @@ struct JSONParser {
             i += 1
             return .object(members)
         }
+        // Room for a vendor chunk's objects at once: growing 1, 2, 4, 8 cost more than the parse.
+        members.reserveCapacity(8)
         while true {
             skipSpace()
             guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail(at: i, "\(describe(i)), expected a string key") }

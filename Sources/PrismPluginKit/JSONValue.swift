@@ -42,7 +42,11 @@ public enum JSONValue: Sendable {
     /// and most parsers do); nil for a missing key or a value that is not an object.
     public subscript(key: String) -> JSONValue? {
         guard case .object(let members) = self else { return nil }
-        for member in members.reversed() where member.key == key { return member.value }
+        var k = members.count
+        while k > 0 {
+            k -= 1
+            if members[k].key == key { return members[k].value }
+        }
         return nil
     }
 

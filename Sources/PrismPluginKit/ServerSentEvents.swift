@@ -45,23 +45,32 @@ public struct ServerSentEventParser {
 
     /// Feeds a chunk; returns the events it completed, their data as bytes.
     public mutating func feedBytes(_ chunk: Data) -> [ServerSentEventBytes] {
-        chunk.withUnsafeBytes { pending.append(contentsOf: $0) }
+        // As typed bytes, so that the append is one copy rather than a loop over a raw buffer.
+        chunk.withUnsafeBytes { pending.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
         var out: [ServerSentEventBytes] = []
         var start = 0
-        var i = 0
-        while i < pending.count {
-            let b = pending[i]
-            if b == 0x0A || b == 0x0D {
-                // A CR at the very end may be the first half of a CRLF: wait for more bytes.
-                if b == 0x0D && i + 1 == pending.count { break }
-                line(pending[start..<i], into: &out)
-                if b == 0x0D && pending[i + 1] == 0x0A { i += 1 }
-                start = i + 1
-            }
-            i += 1
+        while true {
+            let i = lineEnd(from: start)
+            guard i < pending.count else { break }
+            // A CR at the very end may be the first half of a CRLF: wait for more bytes.
+            if pending[i] == 0x0D && i + 1 == pending.count { break }
+            line(pending[start..<i], into: &out)
+            start = pending[i] == 0x0D && pending[i + 1] == 0x0A ? i + 2 : i + 1
         }
         pending.removeFirst(start)
         return out
+    }
+
+    /// The index of the first CR or LF at or after `from`, or `pending.count`: the hot loop.
+    /// memchr finds the LF, then looks for a CR only before it (CR-only line ends are rare).
+    private func lineEnd(from: Int) -> Int {
+        pending.withUnsafeBufferPointer { p in
+            guard let base = p.baseAddress, from < p.count else { return p.count }
+            var end = p.count
+            if let lf = memchr(base + from, 0x0A, end - from) { end = UnsafeRawPointer(lf) - UnsafeRawPointer(base) }
+            if let cr = memchr(base + from, 0x0D, end - from) { end = UnsafeRawPointer(cr) - UnsafeRawPointer(base) }
+            return end
+        }
     }
 
     private mutating func line(_ bytes: ArraySlice<UInt8>, into out: inout [ServerSentEventBytes]) {
