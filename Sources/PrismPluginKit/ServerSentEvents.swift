@@ -31,6 +31,9 @@ public struct ServerSentEventBytes: Sendable, Equatable {
 /// Turns byte chunks into events. Handles LF, CRLF and CR line ends, split anywhere.
 public struct ServerSentEventParser {
     private var pending: [UInt8] = []
+    /// How many bytes at the start of `pending` are known to hold no line end: a long line (an
+    /// image as base64) that arrives in many chunks is scanned once, not once per chunk.
+    private var scanned = 0
     private var event = ""
     private var data: [UInt8] = []
     private var dataLines = 0
@@ -49,14 +52,15 @@ public struct ServerSentEventParser {
         chunk.withUnsafeBytes { pending.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
         var out: [ServerSentEventBytes] = []
         var start = 0
+        var i = 0
         while true {
-            let i = lineEnd(from: start)
-            guard i < pending.count else { break }
+            i = lineEnd(from: max(start, scanned))
             // A CR at the very end may be the first half of a CRLF: wait for more bytes.
-            if pending[i] == 0x0D && i + 1 == pending.count { break }
+            if i == pending.count || (pending[i] == 0x0D && i + 1 == pending.count) { break }
             line(pending[start..<i], into: &out)
             start = pending[i] == 0x0D && pending[i + 1] == 0x0A ? i + 2 : i + 1
         }
+        scanned = i - start
         pending.removeFirst(start)
         return out
     }

@@ -77,4 +77,13 @@ final class ServerSentEventParserTests: XCTestCase {
         XCTAssertEqual(parseBytes("event: only\n\n", splitEvery: 100), [], "an event without data is not dispatched")
         XCTAssertEqual(parseBytes("data: partial", splitEvery: 100), [], "an unfinished line stays pending")
     }
+
+    func testALongLineInManyChunks() {
+        let payload = String(repeating: "QUJD", count: 50_000)  // 200 kB, like an image as base64
+        let text = "data: {\"b64\":\"" + payload + "\"}\r\n\r\ndata: next\r\n\r\n"
+        let events = parseBytes(text, splitEvery: 4093)
+        XCTAssertEqual(events.map { $0.data.count }, [payload.utf8.count + 10, 4])
+        XCTAssertEqual(events.last?.data, Array("next".utf8))
+        XCTAssertTrue(events.first?.data.starts(with: Array("{\"b64\":\"QUJD".utf8)) ?? false)
+    }
 }
