@@ -7,6 +7,11 @@ import Foundation
 struct ProtoWriter {
     private(set) var bytes: [UInt8] = []
 
+    init() {}
+
+    /// A writer whose buffer holds `capacity` bytes before it grows: one allocation per event.
+    init(capacity: Int) { bytes.reserveCapacity(capacity) }
+
     private mutating func varint(_ value: UInt64) {
         var v = value
         while v >= 0x80 {
@@ -39,14 +44,29 @@ struct ProtoWriter {
         bytes += value
     }
 
-    mutating func string(_ field: Int, _ value: String) { data(field, Array(value.utf8)) }
-
-    mutating func message(_ field: Int, _ build: (inout ProtoWriter) -> Void) {
-        var inner = ProtoWriter()
-        build(&inner)
+    /// The string's UTF-8 goes straight into the buffer, without an intermediate array.
+    mutating func string(_ field: Int, _ value: String) {
+        let utf8 = value.utf8
+        guard !utf8.isEmpty else { return }
         tag(field, 2)
-        varint(UInt64(inner.bytes.count))
-        bytes += inner.bytes
+        varint(UInt64(utf8.count))
+        bytes.append(contentsOf: utf8)
+    }
+
+    /// A nested message, built in place: its fields are written first, then its length is
+    /// inserted in front of them (a short move, instead of a second buffer per message).
+    mutating func message(_ field: Int, _ build: (inout ProtoWriter) -> Void) {
+        tag(field, 2)
+        let start = bytes.count
+        build(&self)
+        let length = bytes.count - start
+        if length < 0x80 {
+            bytes.insert(UInt8(length), at: start)
+        } else {
+            var prefix = ProtoWriter()
+            prefix.varint(UInt64(length))
+            bytes.insert(contentsOf: prefix.bytes, at: start)
+        }
     }
 
     /// A repeated enum, written unpacked (every protobuf parser accepts both forms).

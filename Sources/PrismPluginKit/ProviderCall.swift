@@ -57,7 +57,7 @@ public final class ProviderCall: @unchecked Sendable {
 
     /// Emits a text delta. Returns false when the call was cancelled (stop work then).
     @discardableResult public func text(_ text: String) -> Bool {
-        emit { $0.message(1) { $0.string(1, text) } }
+        emit(capacity: text.utf8.count + 8) { $0.message(1) { $0.string(1, text) } }
     }
 
     /// Emits a complete tool call (arguments already joined).
@@ -116,9 +116,10 @@ public final class ProviderCall: @unchecked Sendable {
         message.withCString { host.pointee.log!(host, call, prism_log_level(rawValue: level.rawValue), $0) }
     }
 
-    @discardableResult private func emit(_ build: (inout ProtoWriter) -> Void) -> Bool {
+    /// `capacity`: the event's size when the caller knows it, so that its buffer is allocated once.
+    @discardableResult private func emit(capacity: Int = 64, _ build: (inout ProtoWriter) -> Void) -> Bool {
         if isFinished { return false }
-        var w = ProtoWriter()
+        var w = ProtoWriter(capacity: capacity)
         build(&w)
         let bytes = w.bytes
         let status = bytes.withUnsafeBufferPointer { host.pointee.emit!(call, $0.baseAddress, $0.count) }

@@ -1,5 +1,7 @@
 // A parser for text/event-stream bodies (the SSE format of the WHATWG spec), fed with bytes as
-// they arrive: what the OpenAI, Anthropic and Gemini streaming APIs all send.
+// they arrive: what the OpenAI, Anthropic and Gemini streaming APIs all send. Lines stay bytes:
+// the plugins parse each event's data as JSON straight from its UTF-8, so no String is built for
+// a `data:` line on the way.
 import Foundation
 
 /// One dispatched event: its `event:` name ("" when absent) and its `data:` lines joined by "\n".
@@ -13,57 +15,91 @@ public struct ServerSentEvent: Sendable, Equatable {
     }
 }
 
+/// One dispatched event with its data as the UTF-8 bytes that arrived (`data:` lines joined by
+/// "\n"), ready for JSONValue.parse.
+public struct ServerSentEventBytes: Sendable, Equatable {
+    public var event: String
+    public var data: [UInt8]
+
+    public init(event: String, data: [UInt8]) {
+        self.event = event
+        self.data = data
+    }
+
+}
+
 /// Turns byte chunks into events. Handles LF, CRLF and CR line ends, split anywhere.
 public struct ServerSentEventParser {
     private var pending: [UInt8] = []
+    /// How many bytes at the start of `pending` are known to hold no line end: a long line (an
+    /// image as base64) that arrives in many chunks is scanned once, not once per chunk.
+    private var scanned = 0
     private var event = ""
-    private var data: [String] = []
+    private var data: [UInt8] = []
+    private var dataLines = 0
     private var sawField = false
 
     public init() {}
 
-    /// Feeds a chunk; returns the events it completed.
+    /// Feeds a chunk; returns the events it completed, their data as Strings.
     public mutating func feed(_ chunk: Data) -> [ServerSentEvent] {
-        pending += chunk
-        var out: [ServerSentEvent] = []
+        feedBytes(chunk).map { ServerSentEvent(event: $0.event, data: String(decoding: $0.data, as: UTF8.self)) }
+    }
+
+    /// Feeds a chunk; returns the events it completed, their data as bytes.
+    public mutating func feedBytes(_ chunk: Data) -> [ServerSentEventBytes] {
+        // As typed bytes, so that the append is one copy rather than a loop over a raw buffer.
+        chunk.withUnsafeBytes { pending.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+        var out: [ServerSentEventBytes] = []
         var start = 0
         var i = 0
-        while i < pending.count {
-            let b = pending[i]
-            if b == 0x0A || b == 0x0D {
-                // A CR at the very end may be the first half of a CRLF: wait for more bytes.
-                if b == 0x0D && i + 1 == pending.count { break }
-                line(pending[start..<i], into: &out)
-                if b == 0x0D && pending[i + 1] == 0x0A { i += 1 }
-                start = i + 1
-            }
-            i += 1
+        while true {
+            i = lineEnd(from: max(start, scanned))
+            // A CR at the very end may be the first half of a CRLF: wait for more bytes.
+            if i == pending.count || (pending[i] == 0x0D && i + 1 == pending.count) { break }
+            line(pending[start..<i], into: &out)
+            start = pending[i] == 0x0D && pending[i + 1] == 0x0A ? i + 2 : i + 1
         }
+        scanned = i - start
         pending.removeFirst(start)
         return out
     }
 
-    private mutating func line(_ bytes: ArraySlice<UInt8>, into out: inout [ServerSentEvent]) {
+    /// The index of the first CR or LF at or after `from`, or `pending.count`: the hot loop.
+    /// memchr finds the LF, then looks for a CR only before it (CR-only line ends are rare).
+    private func lineEnd(from: Int) -> Int {
+        pending.withUnsafeBufferPointer { p in
+            guard let base = p.baseAddress, from < p.count else { return p.count }
+            var end = p.count
+            if let lf = memchr(base + from, 0x0A, end - from) { end = UnsafeRawPointer(lf) - UnsafeRawPointer(base) }
+            if let cr = memchr(base + from, 0x0D, end - from) { end = UnsafeRawPointer(cr) - UnsafeRawPointer(base) }
+            return end
+        }
+    }
+
+    private mutating func line(_ bytes: ArraySlice<UInt8>, into out: inout [ServerSentEventBytes]) {
         if bytes.isEmpty {
-            if sawField && !data.isEmpty { out.append(ServerSentEvent(event: event, data: data.joined(separator: "\n"))) }
+            if sawField && dataLines > 0 { out.append(ServerSentEventBytes(event: event, data: data)) }
             event = ""
             data = []
+            dataLines = 0
             sawField = false
             return
         }
-        let text = String(decoding: bytes, as: UTF8.self)
-        if text.hasPrefix(":") { return }  // a comment (keep-alive)
-        var name = text, value = ""
-        if let colon = text.firstIndex(of: ":") {
-            name = String(text[..<colon])
-            value = String(text[text.index(after: colon)...])
-            if value.hasPrefix(" ") { value.removeFirst() }
+        if bytes.first == UInt8(ascii: ":") { return }  // a comment (keep-alive)
+        var name = bytes, value = bytes[bytes.endIndex...]
+        if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
+            name = bytes[..<colon]
+            value = bytes[(colon + 1)...]
+            if value.first == UInt8(ascii: " ") { value = value.dropFirst() }
         }
         sawField = true
-        switch name {
-        case "event": event = value
-        case "data": data.append(value)
-        default: break
+        if name.elementsEqual("data".utf8) {
+            if dataLines > 0 { data.append(0x0A) }
+            data.append(contentsOf: value)
+            dataLines += 1
+        } else if name.elementsEqual("event".utf8) {
+            event = String(decoding: value, as: UTF8.self)
         }
     }
 }

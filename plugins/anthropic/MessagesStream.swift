@@ -26,58 +26,63 @@ struct MessagesStream {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
             return true
         }
-        for event in parser.feed(chunk) where !handle(event) { return false }
+        for event in parser.feedBytes(chunk) where !handle(event) { return false }
         return true
     }
 
-    private mutating func handle(_ event: ServerSentEvent) -> Bool {
-        guard let e = (try? JSONSerialization.jsonObject(with: Data(event.data.utf8))) as? [String: Any] else {
-            streamError = CallFailure(.internalError, "anthropic sent an event that is not JSON")
+    private mutating func handle(_ event: ServerSentEventBytes) -> Bool {
+        let e: JSONValue
+        do { e = try JSONValue.parse(event.data) } catch {
+            streamError = CallFailure(.internalError, "anthropic sent an event that is not JSON (\(error))")
             return false
         }
-        let type = e["type"] as? String ?? event.event
+        guard e.object != nil else {
+            streamError = CallFailure(.internalError, "anthropic sent an event that is not a JSON object")
+            return false
+        }
+        let type = e["type"]?.string ?? event.event
         switch type {
         case "message_start":
-            let usage = (e["message"] as? [String: Any])?["usage"] as? [String: Any] ?? [:]
-            inputTokens = Self.number(usage["input_tokens"])
-            outputTokens = Self.number(usage["output_tokens"])
+            let usage = e["message"]?["usage"]
+            inputTokens = Self.number(usage?["input_tokens"])
+            outputTokens = Self.number(usage?["output_tokens"])
         case "content_block_start":
-            if let block = e["content_block"] as? [String: Any], block["type"] as? String == "tool_use" {
-                tools[e["index"] as? Int ?? 0] = (block["id"] as? String ?? "", block["name"] as? String ?? "", "")
+            if let block = e["content_block"], block["type"]?.string == "tool_use" {
+                tools[e["index"]?.int ?? 0] = (block["id"]?.string ?? "", block["name"]?.string ?? "", "")
             }
         case "content_block_delta":
-            let delta = e["delta"] as? [String: Any] ?? [:]
-            let index = e["index"] as? Int ?? 0
-            switch delta["type"] as? String {
+            let delta = e["delta"]
+            let index = e["index"]?.int ?? 0
+            switch delta?["type"]?.string {
             case "text_delta":
-                if let text = delta["text"] as? String, !text.isEmpty {
+                if let text = delta?["text"]?.string, !text.isEmpty {
                     emittedContent = true
                     if !call.text(text) { return false }
                 }
             case "input_json_delta":
-                tools[index]?.json += delta["partial_json"] as? String ?? ""
+                tools[index]?.json += delta?["partial_json"]?.string ?? ""
             default:
                 break  // thinking, signature and citations deltas are not passed on
             }
         case "content_block_stop":
-            let index = e["index"] as? Int ?? 0
+            let index = e["index"]?.int ?? 0
             if let tool = tools.removeValue(forKey: index) {
                 emittedContent = true
                 if !call.toolCall(id: tool.id, name: tool.name, argumentsJSON: tool.json.isEmpty ? "{}" : tool.json) { return false }
             }
         case "message_delta":
-            if let reason = (e["delta"] as? [String: Any])?["stop_reason"] as? String { stopReason = reason }
+            if let reason = e["delta"]?["stop_reason"]?.string { stopReason = reason }
             // Cumulative: the last one counts.
-            if let usage = e["usage"] as? [String: Any] {
+            if let usage = e["usage"], usage.object != nil {
                 if usage["input_tokens"] != nil { inputTokens = Self.number(usage["input_tokens"]) }
                 outputTokens = Self.number(usage["output_tokens"])
             }
         case "message_stop":
             sawStop = true
         case "error":
-            let error = e["error"] as? [String: Any] ?? [:]
-            let kind = error["type"] as? String ?? "error"
-            streamError = CallFailure(.unavailable, "anthropic failed mid-stream (\(kind)): \(error["message"] as? String ?? "")", retryable: true)
+            let error = e["error"]
+            let kind = error?["type"]?.string ?? "error"
+            streamError = CallFailure(.unavailable, "anthropic failed mid-stream (\(kind)): \(error?["message"]?.string ?? "")", retryable: true)
             return false
         default:
             break  // ping and events added later
@@ -116,5 +121,5 @@ struct MessagesStream {
         }
     }
 
-    private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+    private static func number(_ value: JSONValue?) -> UInt64 { value?.uint64 ?? 0 }
 }

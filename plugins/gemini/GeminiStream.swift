@@ -25,7 +25,7 @@ struct GeminiStream {
     mutating func answer(_ head: HTTPResponseHead, _ body: Data) throws {
         status = head.status
         if status == 200 {
-            _ = handle(String(decoding: body, as: UTF8.self))
+            _ = handle([UInt8](body))
         } else {
             errorBody = body.prefix(HTTPLimits.maxErrorBodyBytes)
         }
@@ -38,52 +38,58 @@ struct GeminiStream {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
             return true
         }
-        for event in parser.feed(chunk) where !handle(event.data) { return false }
+        for event in parser.feedBytes(chunk) where !handle(event.data) { return false }
         return true
     }
 
-    private mutating func handle(_ data: String) -> Bool {
-        guard let chunk = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
-            streamError = CallFailure(.internalError, "gemini sent a frame that is not JSON")
+    private mutating func handle(_ data: [UInt8]) -> Bool {
+        let chunk: JSONValue
+        do { chunk = try JSONValue.parse(data) } catch {
+            streamError = CallFailure(.internalError, "gemini sent a frame that is not JSON (\(error))")
             return false
         }
-        if let error = chunk["error"] as? [String: Any] {
-            streamError = CallFailure(.unavailable, "gemini failed mid-stream: \(error["message"] as? String ?? "")", retryable: true)
+        guard chunk.object != nil else {
+            streamError = CallFailure(.internalError, "gemini sent a frame that is not a JSON object")
             return false
         }
-        if let u = chunk["usageMetadata"] as? [String: Any] {
+        if let error = chunk["error"], error.object != nil {
+            streamError = CallFailure(.unavailable, "gemini failed mid-stream: \(error["message"]?.string ?? "")", retryable: true)
+            return false
+        }
+        if let u = chunk["usageMetadata"], u.object != nil {
             usage = (Self.number(u["promptTokenCount"]), Self.number(u["candidatesTokenCount"]) + Self.number(u["thoughtsTokenCount"]))
         }
-        if let blocked = (chunk["promptFeedback"] as? [String: Any])?["blockReason"] as? String {
+        if let blocked = chunk["promptFeedback"]?["blockReason"]?.string {
             streamError = CallFailure(.invalidArgument, "gemini blocked the prompt (\(blocked))")
             return false
         }
-        guard let candidate = (chunk["candidates"] as? [[String: Any]])?.first else { return true }
-        for part in (candidate["content"] as? [String: Any])?["parts"] as? [[String: Any]] ?? [] {
-            if part["thought"] as? Bool == true { continue }
-            if let text = part["text"] as? String, !text.isEmpty {
+        guard let candidate = chunk["candidates"]?[0], candidate.object != nil else { return true }
+        for part in candidate["content"]?["parts"]?.array ?? [] where part.object != nil {
+            if part["thought"]?.bool == true { continue }
+            if let text = part["text"]?.string, !text.isEmpty {
                 emittedContent = true
                 if !call.text(text) { return false }
             }
-            if let inline = (part["inlineData"] ?? part["inline_data"]) as? [String: Any], let data = inline["data"] as? String {
+            if let inline = part["inlineData"] ?? part["inline_data"], let data = inline["data"]?.string {
                 guard let bytes = Data(base64Encoded: data) else {
                     streamError = CallFailure(.internalError, "gemini sent inlineData that is not base64")
                     return false
                 }
                 emittedContent = true
-                if !media(Self.hostMimeType(inline["mimeType"] as? String ?? inline["mime_type"] as? String ?? ""), bytes) { return false }
+                if !media(Self.hostMimeType(inline["mimeType"]?.string ?? inline["mime_type"]?.string ?? ""), bytes) { return false }
             }
-            if let function = part["functionCall"] as? [String: Any] {
+            if let function = part["functionCall"], function.object != nil {
                 emittedContent = true
                 toolCalls += 1
-                let args = function["args"].flatMap { try? JSONSerialization.data(withJSONObject: $0, options: [.sortedKeys]) }
-                let id = function["id"] as? String ?? "call_\(toolCalls)"
-                if !call.toolCall(id: id, name: function["name"] as? String ?? "", argumentsJSON: args.map { String(decoding: $0, as: UTF8.self) } ?? "{}") {
+                // args is a JSON object (a protobuf Struct) that goes on as JSON text, keys in Gemini's order.
+                let args = function["args"].flatMap { $0.object != nil ? $0.jsonText : nil } ?? "{}"
+                let id = function["id"]?.string ?? "call_\(toolCalls)"
+                if !call.toolCall(id: id, name: function["name"]?.string ?? "", argumentsJSON: args) {
                     return false
                 }
             }
         }
-        if let reason = candidate["finishReason"] as? String { finishReason = reason }
+        if let reason = candidate["finishReason"]?.string { finishReason = reason }
         return true
     }
 
@@ -131,5 +137,5 @@ struct GeminiStream {
         }
     }
 
-    private static func number(_ value: Any?) -> UInt64 { (value as? NSNumber)?.uint64Value ?? 0 }
+    private static func number(_ value: JSONValue?) -> UInt64 { value?.uint64 ?? 0 }
 }

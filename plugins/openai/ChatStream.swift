@@ -26,47 +26,50 @@ struct ChatStream {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
             return true
         }
-        for event in parser.feed(chunk) {
-            if !handle(event.data) { return false }
-        }
+        for event in parser.feedBytes(chunk) where !handle(event.data) { return false }
         return true
     }
 
     /// One frame's data; false stops the stream.
-    private mutating func handle(_ data: String) -> Bool {
-        if data == "[DONE]" {
+    private mutating func handle(_ data: [UInt8]) -> Bool {
+        if data.elementsEqual("[DONE]".utf8) {
             sawDone = true
             return true
         }
-        guard let chunk = (try? JSONSerialization.jsonObject(with: Data(data.utf8))) as? [String: Any] else {
-            streamError = CallFailure(.internalError, "openai sent a frame that is not JSON")
+        let chunk: JSONValue
+        do { chunk = try JSONValue.parse(data) } catch {
+            streamError = CallFailure(.internalError, "openai sent a frame that is not JSON (\(error))")
             return false
         }
-        if let error = chunk["error"] as? [String: Any] {
+        guard chunk.object != nil else {
+            streamError = CallFailure(.internalError, "openai sent a frame that is not a JSON object")
+            return false
+        }
+        if let error = chunk["error"], error.object != nil {
             // An error after the 200: whatever was sent stays sent; the call ends non-OK.
-            let message = error["message"] as? String ?? "stream error"
+            let message = error["message"]?.string ?? "stream error"
             streamError = CallFailure(.unavailable, "openai failed mid-stream: \(message)", retryable: true)
             return false
         }
-        if let u = chunk["usage"] as? [String: Any] {
-            usage = (OpenAIHTTP.number(u["prompt_tokens"]), OpenAIHTTP.number(u["completion_tokens"]))
+        if let u = chunk["usage"], u.object != nil {
+            usage = (u["prompt_tokens"]?.uint64 ?? 0, u["completion_tokens"]?.uint64 ?? 0)
         }
-        for choice in chunk["choices"] as? [[String: Any]] ?? [] where (choice["index"] as? Int ?? 0) == 0 {
-            let delta = choice["delta"] as? [String: Any] ?? [:]
-            if let text = delta["content"] as? String, !text.isEmpty {
+        for choice in chunk["choices"]?.array ?? [] where choice.object != nil && (choice["index"]?.int ?? 0) == 0 {
+            let delta = choice["delta"]
+            if let text = delta?["content"]?.string, !text.isEmpty {
                 emittedContent = true
                 if !call.text(text) { return false }
             }
-            for fragment in delta["tool_calls"] as? [[String: Any]] ?? [] {
-                let index = fragment["index"] as? Int ?? 0
-                let function = fragment["function"] as? [String: Any] ?? [:]
+            for fragment in delta?["tool_calls"]?.array ?? [] {
+                let index = fragment["index"]?.int ?? 0
+                let function = fragment["function"]
                 var tool = tools[index] ?? ("", "", "")
-                if let id = fragment["id"] as? String { tool.id = id }
-                if let name = function["name"] as? String { tool.name += name }
-                if let arguments = function["arguments"] as? String { tool.arguments += arguments }
+                if let id = fragment["id"]?.string { tool.id = id }
+                if let name = function?["name"]?.string { tool.name += name }
+                if let arguments = function?["arguments"]?.string { tool.arguments += arguments }
                 tools[index] = tool
             }
-            if let reason = choice["finish_reason"] as? String { finishReason = reason }
+            if let reason = choice["finish_reason"]?.string { finishReason = reason }
         }
         return true
     }
