@@ -12,14 +12,15 @@ public enum HTTPLimits {
     public static let connectTimeoutMilliseconds = 10_000
     /// A call with no deadline still ends: a streamed answer of 10 minutes is already extreme.
     public static let defaultTimeoutMilliseconds = 600_000
-    /// Connections a client keeps open to its vendors. A finished transfer that finds more than
-    /// this closes the oldest idle one, so a burst cannot leave thousands of sockets open; a steady
-    /// load of up to this many concurrent calls reuses its connections (and skips TLS handshakes).
-    /// curl itself closes a connection idle for 118 s.
-    public static let maxConnections = 256
+    /// Connections a client keeps open (in use or idle). A finished transfer that finds more than
+    /// this closes the oldest idle one, so every connection beyond the cap is used once and thrown
+    /// away: it must cover the calls that run at once, and the host runs at most 1,024 plugin calls
+    /// at once (ProviderLimits.workerThreads). Idle ones close after 118 s (curl's default).
+    public static let maxConnections = 1024
     /// Idle curl handle pairs kept for the next call. They hold no connections (the share does),
-    /// only buffers, so a quarter of the connection cap spares a steady load the allocations.
-    public static let idleHandles = maxConnections / 4
+    /// only their buffers (tens of KB each), so keeping a sixteenth of the cap is enough to spare
+    /// a steady load most allocations without holding megabytes after a burst.
+    public static let idleHandles = maxConnections / 16
     /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing.
     public static let cancelPollMilliseconds: Int32 = 50
     /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
