@@ -109,7 +109,9 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
         var timeout = HTTPLimits.defaultTimeoutMilliseconds
-        if let deadline = request.deadline { timeout = max(1, min(timeout, Int(deadline.timeIntervalSinceNow * 1000))) }
+        // Rounded up: a timeout that fires a fraction of a millisecond before the deadline would
+        // read as the vendor being slow (UNAVAILABLE) rather than the deadline passing.
+        if let deadline = request.deadline { timeout = max(1, min(timeout, Int((deadline.timeIntervalSinceNow * 1000).rounded(.up)))) }
         prism_curl_set_long(h, CURLOPT_TIMEOUT_MS, timeout)
         if request.method == "POST" {
             prism_curl_set_long(h, CURLOPT_POST, 1)
