@@ -1,6 +1,8 @@
 // Blocking HTTP requests through libcurl for plugin calls: headers and body streamed to
 // closures as they arrive, HTTP/2 over TLS, deadlines, and cancellation that aborts at once
 // (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent).
+// Every transfer of a client draws on one curl share of connections, TLS sessions and DNS answers,
+// so a call reuses whichever idle connection to its vendor any earlier call left open.
 import CCurl
 import Foundation
 
@@ -10,8 +12,15 @@ public enum HTTPLimits {
     public static let connectTimeoutMilliseconds = 10_000
     /// A call with no deadline still ends: a streamed answer of 10 minutes is already extreme.
     public static let defaultTimeoutMilliseconds = 600_000
-    /// Idle handles kept for reuse (each keeps its connections open to the vendor).
-    public static let idleHandles = 16
+    /// Connections a client keeps open (in use or idle). A finished transfer that finds more than
+    /// this closes the oldest idle one, so every connection beyond the cap is used once and thrown
+    /// away: it must cover the calls that run at once, and the host runs at most 1,024 plugin calls
+    /// at once (ProviderLimits.workerThreads). Idle ones close after 118 s (curl's default).
+    public static let maxConnections = 1024
+    /// Idle curl handle pairs kept for the next call. They hold no connections (the share does),
+    /// only their buffers (tens of KB each), so keeping a sixteenth of the cap is enough to spare
+    /// a steady load most allocations without holding megabytes after a burst.
+    public static let idleHandles = maxConnections / 16
     /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing.
     public static let cancelPollMilliseconds: Int32 = 50
     /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
@@ -55,20 +64,33 @@ public enum HTTPTransferError: Error, Sendable, CustomStringConvertible {
     }
 }
 
-/// Makes transfers, reusing curl handles (and so connections) across calls. Thread-safe.
+/// Makes transfers, reusing connections and curl handles across calls. Thread-safe.
+///
+/// Each transfer runs on its caller's thread in a multi handle of its own (which the caller polls
+/// to see cancellation), and every easy handle is attached to one `ConnectionShare`, so any
+/// transfer can take any idle connection. curl's caveat for sharing connections across threads
+/// is that one connection is never used by two threads at once: an HTTP/2 connection busy in one
+/// thread is not multiplexed into by another, which opens (or reuses) a connection of its own.
+/// Multiplexing every vendor stream over one HTTP/2 connection would need a single multi handle
+/// driven by one thread, whose write callbacks must not block, while a plugin's emit blocks by
+/// design (backpressure from a slow client): that would need per-transfer pause and hand-off
+/// queues, and would put every stream of a vendor behind one TCP connection's flow control.
+/// Reused connections already skip the handshakes, which is what multiplexing would save here.
 public final class HTTPClient: @unchecked Sendable {
     private let lock = NSLock()
-    /// A multi handle (which owns the connection cache) and its one easy handle.
+    /// A multi handle (polled by the calling thread) and its one easy handle.
     private struct Slot {
         let multi: UnsafeMutableRawPointer
         let easy: UnsafeMutableRawPointer
     }
 
     private var idle: [Slot] = []
+    private let share = ConnectionShare()
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
     public init() { _ = Self.globalInit }
 
+    // The easy handles leave the share before it is cleaned up (ConnectionShare's deinit).
     deinit { idle.forEach(Self.cleanup) }
 
     /// Runs `request` to its end on this thread. `onBody` gets body bytes as they arrive, after
@@ -76,8 +98,7 @@ public final class HTTPClient: @unchecked Sendable {
     public func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool,
                         onBody: @escaping (HTTPResponseHead, Data) -> Bool) throws -> HTTPResponseHead {
         let slot = checkout()
-        var keep = true
-        defer { checkin(slot, keep: keep) }
+        defer { checkin(slot) }
         let transfer = Transfer(isCancelled: isCancelled, onBody: onBody)
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let h = slot.easy
@@ -88,7 +109,9 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
         prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
         var timeout = HTTPLimits.defaultTimeoutMilliseconds
-        if let deadline = request.deadline { timeout = max(1, min(timeout, Int(deadline.timeIntervalSinceNow * 1000))) }
+        // Rounded up: a timeout that fires a fraction of a millisecond before the deadline would
+        // read as the vendor being slow (UNAVAILABLE) rather than the deadline passing.
+        if let deadline = request.deadline { timeout = max(1, min(timeout, Int((deadline.timeIntervalSinceNow * 1000).rounded(.up)))) }
         prism_curl_set_long(h, CURLOPT_TIMEOUT_MS, timeout)
         if request.method == "POST" {
             prism_curl_set_long(h, CURLOPT_POST, 1)
@@ -118,16 +141,12 @@ public final class HTTPClient: @unchecked Sendable {
         case CURLE_OK:
             return head
         case CURLE_ABORTED_BY_CALLBACK:
-            keep = false
             throw HTTPTransferError.cancelled
         case CURLE_WRITE_ERROR where transfer.stopped:
-            keep = false
             throw transfer.cancelledWhileWriting ? HTTPTransferError.cancelled : HTTPTransferError.stopped
         case CURLE_OPERATION_TIMEDOUT:
-            keep = false
             throw HTTPTransferError.timedOut
         default:
-            keep = false
             throw HTTPTransferError.transport(String(cString: curl_easy_strerror(code)))
         }
     }
@@ -135,7 +154,8 @@ public final class HTTPClient: @unchecked Sendable {
     /// Drives the transfer to its end, checking for cancellation between short polls.
     private func run(_ slot: Slot, _ transfer: Transfer) -> CURLcode {
         curl_multi_add_handle(slot.multi, slot.easy)
-        // Removing an unfinished transfer closes its connection: the vendor sees the abort.
+        // Removing an unfinished transfer closes its HTTP/1.1 connection (an HTTP/2 one gets the
+        // stream reset): the vendor sees the abort, and no half-read connection is reused.
         defer { curl_multi_remove_handle(slot.multi, slot.easy) }
         var running: Int32 = 1
         while true {
@@ -153,13 +173,18 @@ public final class HTTPClient: @unchecked Sendable {
 
     private func checkout() -> Slot {
         if let slot = lock.withLock({ idle.popLast() }) { return slot }
-        return Slot(multi: curl_multi_init()!, easy: curl_easy_init()!)
+        let slot = Slot(multi: curl_multi_init()!, easy: curl_easy_init()!)
+        // curl_easy_reset keeps the share: set once, for the handle's life.
+        prism_curl_set_pointer(slot.easy, CURLOPT_SHARE, share.handle)
+        // A multi handle caps the cache its transfers use, here the shared one; curl's default
+        // (4 per easy handle in this multi) would close all but 4 of the shared connections.
+        prism_curl_multi_set_long(slot.multi, CURLMOPT_MAXCONNECTS, HTTPLimits.maxConnections)
+        return slot
     }
 
-    /// A slot whose transfer was aborted is dropped, so the aborted connection is closed now
-    /// (the vendor sees the cancellation) rather than kept in the cache.
-    private func checkin(_ slot: Slot, keep: Bool) {
-        guard keep else { return Self.cleanup(slot) }
+    /// Readies a slot for the next call, or frees it when enough are idle. Its connection stays
+    /// in the share either way (unless curl closed it: an aborted or failed HTTP/1.1 transfer).
+    private func checkin(_ slot: Slot) {
         curl_easy_reset(slot.easy)
         let kept = lock.withLock { () -> Bool in
             guard idle.count < HTTPLimits.idleHandles else { return false }
@@ -173,6 +198,33 @@ public final class HTTPClient: @unchecked Sendable {
         curl_multi_cleanup(slot.multi)
         curl_easy_cleanup(slot.easy)
     }
+}
+
+/// A curl share of connections, TLS sessions and DNS answers among all transfers of a client, with
+/// one lock per kind of data as curl asks (CURL_LOCK_DATA_CONNECT needs curl 7.57; Debian 12 has
+/// 7.88). Lives until every easy handle attached to it is cleaned up.
+private final class ConnectionShare {
+    let handle: UnsafeMutableRawPointer
+    /// Indexed by curl_lock_data; curl takes at most one lock of each kind at a time.
+    let locks: [NSLock]
+
+    init() {
+        handle = curl_share_init()!
+        locks = (0..<Int(CURL_LOCK_DATA_LAST.rawValue)).map { _ in NSLock() }
+        prism_curl_share_set_pointer(handle, CURLSHOPT_USERDATA, Unmanaged.passUnretained(self).toOpaque())
+        prism_curl_share_set_lock_fn(handle) { _, data, _, context in
+            Unmanaged<ConnectionShare>.fromOpaque(context!).takeUnretainedValue().locks[Int(data.rawValue)].lock()
+        }
+        prism_curl_share_set_unlock_fn(handle) { _, data, context in
+            Unmanaged<ConnectionShare>.fromOpaque(context!).takeUnretainedValue().locks[Int(data.rawValue)].unlock()
+        }
+        for data in [CURL_LOCK_DATA_CONNECT, CURL_LOCK_DATA_SSL_SESSION, CURL_LOCK_DATA_DNS] {
+            prism_curl_share_set_long(handle, CURLSHOPT_SHARE, Int(data.rawValue))
+        }
+    }
+
+    // Closes the idle connections left in the cache.
+    deinit { curl_share_cleanup(handle) }
 }
 
 /// The state of one transfer, reached from curl's callbacks through their context pointer.

@@ -38,7 +38,12 @@ public final class Generator: Sendable {
 
     /// Plans, adapts and runs `request`, passing every output to `emit` (which applies the
     /// client's backpressure). Returns after a complete answer; throws `ProviderFailure` otherwise.
-    public func generate(_ request: GenerationRequest, emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+    ///
+    /// `relayExecutor`, if given, runs the relay of a plugin's events to `emit` (and nothing
+    /// else: planning and adaptation stay on the caller's executor). A service passes the executor
+    /// of the connection its writes go to, so a streamed event costs no extra thread wake-up.
+    public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
+                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
         // Generate routed to an engine that only does OCR or transcription runs that engine on
         // the inputs (how `prism ocr` reaches local/tesseract): the answer is its text.
@@ -80,9 +85,11 @@ public final class Generator: Sendable {
                 let answer = TextCollector()
                 do {
                     let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
-                    end = try await stream(call, model: model, sentContent: &sentContent) { output in
-                        if case .event(.text(let text)) = output { answer.append(text) }
-                        try await emit(output)
+                    end = try await withTaskExecutorPreference(relayExecutor) {
+                        try await stream(call, model: model, sentContent: &sentContent) { output in
+                            if case .event(.text(let text)) = output { answer.append(text) }
+                            try await emit(output)
+                        }
                     }
                 } catch let failure as ProviderFailure where failure.code == .unavailable || failure.code == .failedPrecondition {
                     lastFailure = failure

@@ -1,5 +1,7 @@
 """What the three vendor fakes share: the JSON-lines request log, image sizes from the bytes, a base
-request handler, and serving on an ephemeral port that is printed as "PORT <n>" once listening."""
+request handler, and serving on an ephemeral port that is printed as "PORT <n>" once listening.
+Every accepted TCP connection is logged too ({"event": "connection", ...}), so tests can tell
+how many connections a client opened for its requests."""
 
 import argparse
 import json
@@ -47,6 +49,16 @@ class FakeHandler(BaseHTTPRequestHandler):
         pass
 
 
+class CountingServer(ThreadingHTTPServer):
+    """Logs each accepted connection, numbered from 1, before its handler thread starts."""
+    accepted = 0
+
+    def process_request(self, request, client_address):
+        self.accepted += 1
+        log(self.RequestHandlerClass.args, {"event": "connection", "number": self.accepted, "peer_port": client_address[1]})
+        super().process_request(request, client_address)
+
+
 def serve(handler_class):
     """Parses --port/--key/--log, serves `handler_class` on 127.0.0.1 until SIGTERM."""
     parser = argparse.ArgumentParser()
@@ -58,7 +70,7 @@ def serve(handler_class):
     # A parent may hand us SIGTERM blocked or ignored (test runners do): make it end us.
     signal.pthread_sigmask(signal.SIG_UNBLOCK, [signal.SIGTERM, signal.SIGINT])
     signal.signal(signal.SIGTERM, lambda *_: os._exit(0))
-    server = ThreadingHTTPServer(("127.0.0.1", args.port), handler_class)
+    server = CountingServer(("127.0.0.1", args.port), handler_class)
     server.daemon_threads = True
     print("PORT %d" % server.server_address[1], flush=True)
     server.serve_forever()

@@ -18,7 +18,8 @@ enum GenerateService {
                 request.deadline = Date().addingTimeInterval(remaining)
             }
             do {
-                try await generator.generate(request) { output in
+                // Events are relayed on the stream's event loop, where their writes go.
+                try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
                     try await writer.write(encode(output))
                 }
             } catch let failure as ProviderFailure {
