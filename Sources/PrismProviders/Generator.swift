@@ -168,6 +168,9 @@ public final class Generator: Sendable {
     }
 
     /// A plugin's failed end as the client should see it (API.md's status table).
+    /// A plugin's timeout this close to the request's deadline is the deadline passing.
+    static let deadlineSlack: TimeInterval = 0.05
+
     static func failure(_ end: PluginCall.End, model: ModelCapability, deadline: Date?) -> ProviderFailure {
         let message = end.message.isEmpty ? "no message" : end.message
         if end.abandoned { return ProviderFailure(.cancelled, "the call was cancelled; \(model.name) ignored it and was abandoned") }
@@ -175,7 +178,11 @@ public final class Generator: Sendable {
         case PRISM_STATUS_CANCELLED:
             return ProviderFailure(.cancelled, "the call to \(model.name) was cancelled")
         case PRISM_STATUS_DEADLINE_EXCEEDED:
-            if let deadline, deadline <= Date() { return ProviderFailure(.deadlineExceeded, "deadline passed while \(model.name) was answering") }
+            // The vendor client's timeout is the call's deadline; its timer and ours may disagree by
+            // a few milliseconds, and nothing useful fits in what would be left anyway.
+            if let deadline, deadline.timeIntervalSinceNow < deadlineSlack {
+                return ProviderFailure(.deadlineExceeded, "deadline passed while \(model.name) was answering")
+            }
             return ProviderFailure(.unavailable, "\(model.name) timed out: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
         case PRISM_STATUS_RATE_LIMITED:
             return ProviderFailure(.unavailable, "\(model.name) is rate-limited or overloaded: \(message)", retryAfterMilliseconds: end.retryAfterMilliseconds)
