@@ -167,10 +167,10 @@ public final class Generator: Sendable {
         }
     }
 
-    /// A plugin's failed end as the client should see it (API.md's status table).
     /// A plugin's timeout this close to the request's deadline is the deadline passing.
     static let deadlineSlack: TimeInterval = 0.05
 
+    /// A plugin's failed end as the client should see it (API.md's status table).
     static func failure(_ end: PluginCall.End, model: ModelCapability, deadline: Date?) -> ProviderFailure {
         let message = end.message.isEmpty ? "no message" : end.message
         if end.abandoned { return ProviderFailure(.cancelled, "the call was cancelled; \(model.name) ignored it and was abandoned") }
