@@ -5,6 +5,7 @@
 import CPrismPlugin
 import Foundation
 import Logging
+import PrismMedia
 @testable import PrismProviders
 import XCTest
 
@@ -127,11 +128,7 @@ final class StreamedInputTests: XCTestCase {
     /// Transcribes goforward.raw sent inline as a WAV (the 1.0 way: no streamed input).
     private func inline() async throws -> String {
         let pcm = try speech()
-        var wav = Data("RIFF".utf8)
-        func le<T: FixedWidthInteger>(_ v: T) { withUnsafeBytes(of: v.littleEndian) { wav.append(contentsOf: $0) } }
-        le(UInt32(36 + pcm.count)); wav.append(Data("WAVEfmt ".utf8))
-        le(UInt32(16)); le(UInt16(1)); le(UInt16(1)); le(UInt32(16000)); le(UInt32(32000)); le(UInt16(2)); le(UInt16(16))
-        wav.append(Data("data".utf8)); le(UInt32(pcm.count)); wav.append(pcm)
+        let wav = AudioEncoder.wavHeader(format: .speech, dataBytes: pcm.count) + pcm
         let call = try host.startCall(model: try model("local/pocketsphinx"), operation: .transcribe,
                                       request: transcribeRequest([.media(MediaInput(mimeType: "audio/wav", data: wav))], streamed: nil))
         var text = ""
