@@ -8,29 +8,20 @@ import PrismRPC
 import XCTest
 
 final class AnthropicProviderTests: XCTestCase {
-    private var fake: OpenAIFake?
-    private var gateway: TestGateway?
+    private let bed = VendorTestBed()
+    private var fake: VendorFake? { bed.fakes.first }
 
-    static let plugin = "libprism-plugin-anthropic.so"
     static let model = "anthropic/claude-sonnet-4-5"
 
+    /// Starts the fake requiring `fakeKey` and a gateway whose plugin sees `key` as
+    /// ANTHROPIC_API_KEY (nil = unset) and the fake as ANTHROPIC_BASE_URL.
     private func start(fakeKey: String = "ak-test", key: String? = "ak-test") async throws -> TestGateway {
-        let fake = try OpenAIFake(key: fakeKey, script: "anthropic_fake.py")
-        self.fake = fake
-        if let key { setenv("ANTHROPIC_API_KEY", key, 1) } else { unsetenv("ANTHROPIC_API_KEY") }
-        setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:\(fake.port)", 1)
-        let folder = try Plugins.folder()
-        try Plugins.install(Self.plugin, into: folder, as: Self.plugin)
-        let gateway = try await TestGateway(folder: folder, watch: false)
-        self.gateway = gateway
-        return gateway
+        try bed.startFake(.anthropic, fakeKey: fakeKey, key: key)
+        return try await bed.startGateway()
     }
 
     override func tearDown() async throws {
-        await gateway?.stop()
-        fake?.stop()
-        unsetenv("ANTHROPIC_API_KEY")
-        unsetenv("ANTHROPIC_BASE_URL")
+        await bed.stop()
     }
 
     func testTextStreamsWithUsageAndHeaders() async throws {

@@ -9,31 +9,22 @@ import PrismRPC
 import XCTest
 
 final class GeminiProviderTests: XCTestCase {
-    private var fake: OpenAIFake?
-    private var gateway: TestGateway?
+    private let bed = VendorTestBed()
+    private var fake: VendorFake? { bed.fakes.first }
 
-    static let plugin = "libprism-plugin-gemini.so"
     static let model = "gemini/gemini-2.5-flash"
 
+    /// Starts the fake requiring `fakeKey` and a gateway whose plugin sees `key` as GEMINI_API_KEY,
+    /// the fake as GEMINI_BASE_URL and `config` (when given) as its plugin configuration.
     private func start(fakeKey: String = "gk-test", key: String = "gk-test", config: String? = nil) async throws -> TestGateway {
-        let fake = try OpenAIFake(key: fakeKey, script: "gemini_fake.py")
-        self.fake = fake
-        setenv("GEMINI_API_KEY", key, 1)
-        setenv("GEMINI_BASE_URL", "http://127.0.0.1:\(fake.port)/v1beta", 1)
-        let folder = try Plugins.folder()
-        try Plugins.install(Self.plugin, into: folder, as: Self.plugin)
-        let gateway = try await TestGateway(folder: folder, watch: false) { settings in
+        try bed.startFake(.gemini, fakeKey: fakeKey, key: key)
+        return try await bed.startGateway { settings in
             if let config { settings.pluginConfig["gemini"] = config }
         }
-        self.gateway = gateway
-        return gateway
     }
 
     override func tearDown() async throws {
-        await gateway?.stop()
-        fake?.stop()
-        unsetenv("GEMINI_API_KEY")
-        unsetenv("GEMINI_BASE_URL")
+        await bed.stop()
     }
 
     func testDescribeListsTheGenerateModelsThenTheSpeechModel() async throws {

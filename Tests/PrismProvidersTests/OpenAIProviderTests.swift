@@ -9,30 +9,18 @@ import PrismRPC
 import XCTest
 
 final class OpenAIProviderTests: XCTestCase {
-    private var fake: OpenAIFake?
-    private var gateway: TestGateway?
-
-    static let plugin = "libprism-plugin-openai.so"
+    private let bed = VendorTestBed()
+    private var fake: VendorFake? { bed.fakes.first }
 
     /// Starts the fake (requiring `fakeKey` when given) and a gateway whose plugin sees `key`
     /// and `baseURL` as OPENAI_API_KEY and OPENAI_BASE_URL (nil = unset).
     private func start(fakeKey: String? = "sk-test", key: String? = "sk-test", useBaseURL: Bool = true) async throws -> TestGateway {
-        let fake = try OpenAIFake(key: fakeKey)
-        self.fake = fake
-        if let key { setenv("OPENAI_API_KEY", key, 1) } else { unsetenv("OPENAI_API_KEY") }
-        if useBaseURL { setenv("OPENAI_BASE_URL", fake.baseURL, 1) } else { unsetenv("OPENAI_BASE_URL") }
-        let folder = try Plugins.folder()
-        try Plugins.install(Self.plugin, into: folder, as: Self.plugin)
-        let gateway = try await TestGateway(folder: folder, watch: false)
-        self.gateway = gateway
-        return gateway
+        try bed.startFake(.openAI, fakeKey: fakeKey, key: key, useBaseURL: useBaseURL)
+        return try await bed.startGateway()
     }
 
     override func tearDown() async throws {
-        await gateway?.stop()
-        fake?.stop()
-        unsetenv("OPENAI_API_KEY")
-        unsetenv("OPENAI_BASE_URL")
+        await bed.stop()
     }
 
     func testTextStreamsWithUsage() async throws {

@@ -4,28 +4,16 @@ import Foundation
 import XCTest
 
 final class VendorFallbackTests: XCTestCase {
-    private var fakes: [OpenAIFake] = []
-    private var gateway: TestGateway?
+    private let bed = VendorTestBed()
 
     override func tearDown() async throws {
-        await gateway?.stop()
-        fakes.forEach { $0.stop() }
-        for name in ["ANTHROPIC_API_KEY", "ANTHROPIC_BASE_URL", "OPENAI_API_KEY", "OPENAI_BASE_URL"] { unsetenv(name) }
+        await bed.stop()
     }
 
     func testOverloadedAnthropicFallsBackToOpenAIBeforeTheFirstToken() async throws {
-        let anthropic = try OpenAIFake(key: "ak-test", script: "anthropic_fake.py")
-        let openai = try OpenAIFake(key: "sk-test")
-        fakes = [anthropic, openai]
-        setenv("ANTHROPIC_API_KEY", "ak-test", 1)
-        setenv("ANTHROPIC_BASE_URL", "http://127.0.0.1:\(anthropic.port)", 1)
-        setenv("OPENAI_API_KEY", "sk-test", 1)
-        setenv("OPENAI_BASE_URL", openai.baseURL, 1)
-        let folder = try Plugins.folder()
-        try Plugins.install(AnthropicProviderTests.plugin, into: folder, as: AnthropicProviderTests.plugin)
-        try Plugins.install(OpenAIProviderTests.plugin, into: folder, as: OpenAIProviderTests.plugin)
-        let gateway = try await TestGateway(folder: folder, watch: false)
-        self.gateway = gateway
+        let anthropic = try bed.startFake(.anthropic, fakeKey: "ak-test", key: "ak-test")
+        let openai = try bed.startFake(.openAI, fakeKey: "sk-test", key: "sk-test")
+        let gateway = try await bed.startGateway()
 
         let request = GenerateRequestBuilder("overloaded hi").routed(to: AnthropicProviderTests.model, fallbacks: ["openai/gpt-4o"])
         let (events, status) = try await gateway.generateAll(request)
