@@ -47,6 +47,14 @@ def keepalive_server(servers, tmp_path_factory):
     server.stop()
 
 
+@pytest.fixture(scope="module")
+def keepalive_idle_server(servers, tmp_path_factory):
+    server = _server_with(servers, tmp_path_factory, "keepalive-idle",
+                          {"keepalive_interval_seconds": 1, "idle_timeout_seconds": 3})
+    yield server
+    server.stop()
+
+
 def _empty_call(conn: h2raw.Connection, stream_id: int) -> None:
     headers = h2raw.grpc_request_headers("/grpc.testing.TestService/EmptyCall")
     conn.request(stream_id, headers, h2raw.grpc_message(b""))
@@ -123,3 +131,11 @@ def test_a_peer_that_never_acks_is_closed_with_goaway(keepalive_server):
         silent.close()
         answering.close()
 
+
+def test_keepalive_acks_do_not_hold_off_the_idle_timeout(keepalive_idle_server):
+    # PINGs every ~2 s, each ACKed: the connection is still idle (no streams) and is closed at 3 s.
+    with keepalive_idle_server.raw() as conn:
+        conn.handshake()
+        assert conn.wait_closed(timeout=10.0), f"an idle connection answering PINGs stayed open; {conn.summary()}"
+        assert conn.pings, f"no keepalive PING before the idle close, so nothing was tested; {conn.summary()}"
+        assert conn.goaway is not None, f"closed without a GOAWAY; {conn.summary()}"
