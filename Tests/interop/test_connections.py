@@ -96,14 +96,14 @@ def test_connections_over_the_limit_are_closed_at_accept(limited_server):
 def test_quiet_connection_gets_keepalive_pings_and_acks_keep_it_open(keepalive_server):
     with keepalive_server.raw() as conn:
         conn.handshake()
-        conn.read_until(lambda: len(conn.pings) >= 1, 5.0, "a keepalive PING from the server")
+        conn.read_until(lambda: len(conn.pings) >= 1, 5.0, "keepalive PING from the server")
         ping = next(f for f in conn.frames if f.type == h2raw.PING and not f.flags & h2raw.ACK)
         assert ping.stream_id == 0 and len(ping.payload) == 8, ping
         # h2raw ACKs it; the server sends its next PING only once the last one was answered.
-        conn.read_until(lambda: len(conn.pings) >= 2, 5.0, "a second keepalive PING after our ACK")
+        conn.read_until(lambda: len(conn.pings) >= 2, 5.0, "second keepalive PING after our ACK")
         assert conn.goaway is None, f"GOAWAY on a connection that answers PINGs; {conn.summary()}"
         _empty_call(conn, 1)
-        conn.read_until(lambda: len(conn.pings) >= 3, 5.0, "a keepalive PING after the call")
+        conn.read_until(lambda: len(conn.pings) >= 3, 5.0, "keepalive PING after the call")
         _empty_call(conn, 3)
 
 
@@ -113,7 +113,7 @@ def test_a_peer_that_never_acks_is_closed_with_goaway(keepalive_server):
         silent.ack_pings = False
         silent.handshake()
         answering.handshake()
-        silent.read_until(lambda: silent.pings, 5.0, "a keepalive PING from the server")
+        silent.read_until(lambda: silent.pings, 5.0, "keepalive PING from the server")
         # Read both until the silent one is closed; the answering one ACKs its PINGs meanwhile.
         deadline = time.monotonic() + KEEPALIVE_TIMEOUT + 10
         while not silent.closed and time.monotonic() < deadline:
