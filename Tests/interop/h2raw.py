@@ -212,6 +212,8 @@ class Connection:
         self._outbox: list[bytes] = []  # our replies (ACKs) held back while pump() is mid-frame
         self.ping_acks = 0
         self.settings_acks = 0
+        self.pings: list[bytes] = []  # the opaque data of each PING (not ACK) the server sent
+        self.ack_pings = True         # False plays a peer that never answers the server's PINGs
 
     # --- sending ---
 
@@ -397,7 +399,9 @@ class Connection:
             if f.flags & ACK:
                 self.ping_acks += 1
             else:
-                self._send_quietly(ping_frame(f.payload, ack=True))
+                self.pings.append(f.payload)
+                if self.ack_pings:
+                    self._send_quietly(ping_frame(f.payload, ack=True))
         elif f.type == GOAWAY:
             last, code = struct.unpack(">II", f.payload[:8])
             self.goaway = (last & 0x7FFFFFFF, code, f.payload[8:])

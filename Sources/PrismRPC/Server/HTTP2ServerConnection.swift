@@ -22,6 +22,9 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     private var closing = false
     private var draining = false
     private var lastActivity = NIODeadline.now()
+    /// When the last stream closed (or the connection opened): the idle timeout counts from
+    /// here, so frames without streams (our keepalive PINGs' ACKs) do not keep a connection open.
+    private var idleSince = NIODeadline.now()
     private var pingOutstanding: NIODeadline?
     private var timer: RepeatedTask?
     private(set) var peerDescription = ""
@@ -159,13 +162,12 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
             close()
             return
         }
-        let quiet = now - lastActivity
-        if streams.isEmpty, quiet > configuration.idleTimeout {
+        if streams.isEmpty, now - idleSince > configuration.idleTimeout {
             logger.debug("closing idle connection from \(peerDescription)")
             beginDrain()
             return
         }
-        if pingOutstanding == nil, quiet > configuration.keepaliveInterval {
+        if pingOutstanding == nil, now - lastActivity > configuration.keepaliveInterval {
             pingOutstanding = now
             session.ping()
             flushNow()
@@ -235,6 +237,7 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     func streamClosed(streamID: Int32, errorCode: UInt32) {
         guard let stream = streams.removeValue(forKey: streamID) else { return }
         stream.streamClosed(reset: errorCode != NGHTTP2_NO_ERROR.rawValue)
+        if streams.isEmpty { idleSince = .now() }
         if draining && streams.isEmpty { scheduleFlush() }
     }
 
