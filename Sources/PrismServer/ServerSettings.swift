@@ -29,6 +29,7 @@ public struct ConfigFile: Codable, Sendable {
         public var per_stream_buffer_bytes: Int?
         public var idle_timeout_seconds: Int?
         public var keepalive_interval_seconds: Int?
+        public var keepalive_timeout_seconds: Int?
         public var shutdown_grace_seconds: Int?
     }
 
@@ -160,6 +161,7 @@ public struct ServerSettings: Sendable {
             if let v = l.per_stream_buffer_bytes { rpc.perStreamBufferBytes = v }
             if let v = l.idle_timeout_seconds { rpc.idleTimeout = .seconds(Int64(v)) }
             if let v = l.keepalive_interval_seconds { rpc.keepaliveInterval = .seconds(Int64(v)) }
+            if let v = l.keepalive_timeout_seconds { rpc.keepaliveTimeout = .seconds(Int64(v)) }
             if let v = l.shutdown_grace_seconds { rpc.shutdownGracePeriod = .seconds(Int64(v)) }
         }
         if let plugins = file.plugins {

@@ -15,9 +15,9 @@ import h2raw
 
 from harness import assert_serving
 
-# ServerConfiguration.keepaliveTimeout: fixed, no config key or flag changes it. The server checks
-# once a second, so it closes a silent peer between 20 and 21 s after its PING.
-KEEPALIVE_TIMEOUT = 20.0
+# `limits.keepalive_timeout_seconds` of the keepalive server (the default is 20 s). The server checks
+# once a second, so it closes a silent peer between 3 and 4 s after its PING.
+KEEPALIVE_TIMEOUT = 3.0
 
 
 def _server_with(servers, tmp_path_factory, name: str, limits: dict):
@@ -42,7 +42,8 @@ def limited_server(servers, tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def keepalive_server(servers, tmp_path_factory):
-    server = _server_with(servers, tmp_path_factory, "keepalive", {"keepalive_interval_seconds": 1})
+    server = _server_with(servers, tmp_path_factory, "keepalive", {"keepalive_interval_seconds": 1,
+                                                                "keepalive_timeout_seconds": int(KEEPALIVE_TIMEOUT)})
     yield server
     server.stop()
 
