@@ -14,6 +14,25 @@ uint8_t *prism_pack_provider_info(const Prism__Plugin__V1__ProviderInfo *info, s
     return bytes;
 }
 
+uint8_t *prism_pack_local_model(const char *model_id, Prism__Plugin__V1__Operation operation,
+                                Prism__Plugin__V1__Modality input, Prism__Plugin__V1__Modality output,
+                                Prism__Plugin__V1__Limits *limits, Prism__Plugin__V1__Features *features,
+                                const char *description, size_t *out_len) {
+    Prism__Plugin__V1__ModelInfo model = PRISM__PLUGIN__V1__MODEL_INFO__INIT;
+    model.id = (char *)model_id;
+    model.n_operations = 1; model.operations = &operation;
+    model.n_inputs = 1; model.inputs = &input;
+    model.n_outputs = 1; model.outputs = &output;
+    model.limits = limits; model.features = features;
+    Prism__Plugin__V1__ModelInfo *models[] = { &model };
+    Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
+    info.name = "local";
+    info.version = "1.0.0";
+    info.description = (char *)description;
+    info.n_models = 1; info.models = models;
+    return prism_pack_provider_info(&info, out_len);
+}
+
 prism_status prism_emit_event(const prism_host_api *host, prism_call *call,
                               const Prism__Plugin__V1__ProviderEvent *event) {
     uint8_t stack[STACK_EVENT_BYTES];

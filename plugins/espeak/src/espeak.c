@@ -73,26 +73,13 @@ static int synth_callback(short *wav, int samples, espeak_EVENT *events) {
 }
 
 static uint8_t *pack_info(struct prism_plugin *p, size_t *out_len) {
-    static Prism__Plugin__V1__Operation ops[] = { PRISM__PLUGIN__V1__OPERATION__OPERATION_SYNTHESIZE };
-    static Prism__Plugin__V1__Modality in[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT };
-    static Prism__Plugin__V1__Modality out[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_AUDIO };
     Prism__Plugin__V1__Limits limits = PRISM__PLUGIN__V1__LIMITS__INIT;
     limits.max_request_bytes = ES_MAX_CHARS * 4 + 4096; /* UTF-8 is at most 4 bytes a character */
     Prism__Plugin__V1__Features features = PRISM__PLUGIN__V1__FEATURES__INIT;
     features.streaming = 1;
-    Prism__Plugin__V1__ModelInfo model = PRISM__PLUGIN__V1__MODEL_INFO__INIT;
-    model.id = "espeak";
-    model.n_operations = 1; model.operations = ops;
-    model.n_inputs = 1; model.inputs = in;
-    model.n_outputs = 1; model.outputs = out;
-    model.limits = &limits; model.features = &features;
-    Prism__Plugin__V1__ModelInfo *models[] = { &model };
-    Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
-    info.name = "local";
-    info.version = "1.0.0";
-    info.description = p->description;
-    info.n_models = 1; info.models = models;
-    return prism_pack_provider_info(&info, out_len);
+    return prism_pack_local_model("espeak", PRISM__PLUGIN__V1__OPERATION__OPERATION_SYNTHESIZE,
+                                  PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT, PRISM__PLUGIN__V1__MODALITY__MODALITY_AUDIO,
+                                  &limits, &features, p->description, out_len);
 }
 
 static prism_status es_init(const prism_host_api *host, const char *config_json, size_t config_len,

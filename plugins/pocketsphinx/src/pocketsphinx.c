@@ -50,9 +50,6 @@ struct prism_plugin {
  * ------------------------------------------------------------------------------------------- */
 
 static uint8_t *pack_info(size_t *out_len) {
-    static Prism__Plugin__V1__Operation ops[] = { PRISM__PLUGIN__V1__OPERATION__OPERATION_TRANSCRIBE };
-    static Prism__Plugin__V1__Modality in[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_AUDIO };
-    static Prism__Plugin__V1__Modality out[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT };
     static char *mimes[] = { "audio/wav", "audio/L16;rate=16000" };
     Prism__Plugin__V1__Limits limits = PRISM__PLUGIN__V1__LIMITS__INIT;
     limits.max_audio_seconds = PS_MAX_AUDIO_SECONDS;
@@ -61,19 +58,9 @@ static uint8_t *pack_info(size_t *out_len) {
     Prism__Plugin__V1__Features features = PRISM__PLUGIN__V1__FEATURES__INIT;
     features.streaming = 1;
     features.streaming_input = 1;
-    Prism__Plugin__V1__ModelInfo model = PRISM__PLUGIN__V1__MODEL_INFO__INIT;
-    model.id = "pocketsphinx";
-    model.n_operations = 1; model.operations = ops;
-    model.n_inputs = 1; model.inputs = in;
-    model.n_outputs = 1; model.outputs = out;
-    model.limits = &limits; model.features = &features;
-    Prism__Plugin__V1__ModelInfo *models[] = { &model };
-    Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
-    info.name = "local";
-    info.version = "1.0.0";
-    info.description = "PocketSphinx speech-to-text (US English, 16 kHz mono), no network";
-    info.n_models = 1; info.models = models;
-    return prism_pack_provider_info(&info, out_len);
+    return prism_pack_local_model("pocketsphinx", PRISM__PLUGIN__V1__OPERATION__OPERATION_TRANSCRIBE,
+                                  PRISM__PLUGIN__V1__MODALITY__MODALITY_AUDIO, PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT,
+                                  &limits, &features, "PocketSphinx speech-to-text (US English, 16 kHz mono), no network", out_len);
 }
 
 /* ---------------------------------------------------------------------------------------------

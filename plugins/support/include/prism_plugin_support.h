@@ -19,6 +19,14 @@ extern "C" {
  * shutdown), its length in *out_len; NULL if memory runs out. */
 uint8_t *prism_pack_provider_info(const Prism__Plugin__V1__ProviderInfo *info, size_t *out_len);
 
+/* Packs the ProviderInfo of a "local" engine with one model that does one operation from one
+ * modality to another (the shape of Prism's tesseract, pocketsphinx and espeak plugins); `limits`
+ * and `features` may be NULL. Returns what prism_pack_provider_info returns. */
+uint8_t *prism_pack_local_model(const char *model_id, Prism__Plugin__V1__Operation operation,
+                                Prism__Plugin__V1__Modality input, Prism__Plugin__V1__Modality output,
+                                Prism__Plugin__V1__Limits *limits, Prism__Plugin__V1__Features *features,
+                                const char *description, size_t *out_len);
+
 /* Packs `event` and hands it to host->emit, which copies it. Returns emit's status (CANCELLED
  * once the call is cancelled), or PRISM_STATUS_INTERNAL if memory runs out. */
 prism_status prism_emit_event(const prism_host_api *host, prism_call *call,

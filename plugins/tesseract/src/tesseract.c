@@ -43,9 +43,6 @@ struct prism_plugin {
 };
 
 static uint8_t *pack_info(size_t *out_len) {
-    static Prism__Plugin__V1__Operation ops[] = { PRISM__PLUGIN__V1__OPERATION__OPERATION_OCR };
-    static Prism__Plugin__V1__Modality in[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_IMAGE };
-    static Prism__Plugin__V1__Modality out[] = { PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT };
     static char *mimes[] = { "image/png", "image/jpeg", "image/tiff" };
     Prism__Plugin__V1__Limits limits = PRISM__PLUGIN__V1__LIMITS__INIT;
     limits.max_images = TS_MAX_IMAGES;
@@ -54,19 +51,9 @@ static uint8_t *pack_info(size_t *out_len) {
     limits.n_image_mime_types = 3; limits.image_mime_types = mimes;
     Prism__Plugin__V1__Features features = PRISM__PLUGIN__V1__FEATURES__INIT;
     features.streaming = 1;
-    Prism__Plugin__V1__ModelInfo model = PRISM__PLUGIN__V1__MODEL_INFO__INIT;
-    model.id = "tesseract";
-    model.n_operations = 1; model.operations = ops;
-    model.n_inputs = 1; model.inputs = in;
-    model.n_outputs = 1; model.outputs = out;
-    model.limits = &limits; model.features = &features;
-    Prism__Plugin__V1__ModelInfo *models[] = { &model };
-    Prism__Plugin__V1__ProviderInfo info = PRISM__PLUGIN__V1__PROVIDER_INFO__INIT;
-    info.name = "local";
-    info.version = "1.0.0";
-    info.description = "Tesseract OCR (system language packs, eng by default), no network";
-    info.n_models = 1; info.models = models;
-    return prism_pack_provider_info(&info, out_len);
+    return prism_pack_local_model("tesseract", PRISM__PLUGIN__V1__OPERATION__OPERATION_OCR,
+                                  PRISM__PLUGIN__V1__MODALITY__MODALITY_IMAGE, PRISM__PLUGIN__V1__MODALITY__MODALITY_TEXT,
+                                  &limits, &features, "Tesseract OCR (system language packs, eng by default), no network", out_len);
 }
 
 /* ---------------------------------------------------------------------------------------------
