@@ -31,11 +31,12 @@ final class LoadedPlugin: @unchecked Sendable {
          context: Unmanaged<PluginLogContext>, logger: Logger) {
         self.path = path
         self.identity = identity
-        // read_input exists from ABI 1.1: a plugin built against 1.0 never gets streamed input,
-        // whatever its description says.
+        // read_input exists from ABI 1.1 and batch calls from 1.2: an older plugin never gets
+        // them, whatever its description says.
         var description = description
-        if api.pointee.abi_minor < 1 {
-            for index in description.models.indices { description.models[index].features.streamingInput = false }
+        for index in description.models.indices {
+            if api.pointee.abi_minor < 1 { description.models[index].features.streamingInput = false }
+            if api.pointee.abi_minor < 2 { description.models[index].features.batch = false }
         }
         self.description = description
         self.handle = handle

@@ -44,6 +44,10 @@
  *   1.0  the first version.
  *   1.1  prism_host_api.read_input (input that is still arriving, e.g. live audio to transcribe)
  *        and ProviderRequest.input_streamed / Features.streaming_input in plugin.proto.
+ *   1.2  vendor batch APIs: Operation OPERATION_BATCH with ProviderRequest.batch (a BatchCall:
+ *        submit, get, results, cancel) answered by ProviderEvent.batch_status / batch_result, in
+ *        plugin.proto. No function was added; the host sends batch calls only to plugins built
+ *        against 1.2 or later whose model declares Features.batch.
  *
  * Errors
  *
@@ -62,7 +66,7 @@ extern "C" {
 #endif
 
 #define PRISM_PLUGIN_ABI_MAJOR 1
-#define PRISM_PLUGIN_ABI_MINOR 1
+#define PRISM_PLUGIN_ABI_MINOR 2
 
 /* The name of the one symbol a plugin exports (see prism_plugin_entry_fn). */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry"

@@ -553,6 +553,186 @@ void   prism__plugin__v1__provider_request__free_unpacked
   assert(message->base.descriptor == &prism__plugin__v1__provider_request__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   prism__plugin__v1__batch_call__init
+                     (Prism__Plugin__V1__BatchCall         *message)
+{
+  static const Prism__Plugin__V1__BatchCall init_value = PRISM__PLUGIN__V1__BATCH_CALL__INIT;
+  *message = init_value;
+}
+size_t prism__plugin__v1__batch_call__get_packed_size
+                     (const Prism__Plugin__V1__BatchCall *message)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_call__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__plugin__v1__batch_call__pack
+                     (const Prism__Plugin__V1__BatchCall *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_call__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__plugin__v1__batch_call__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchCall *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_call__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__Plugin__V1__BatchCall *
+       prism__plugin__v1__batch_call__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__Plugin__V1__BatchCall *)
+     protobuf_c_message_unpack (&prism__plugin__v1__batch_call__descriptor,
+                                allocator, len, data);
+}
+void   prism__plugin__v1__batch_call__free_unpacked
+                     (Prism__Plugin__V1__BatchCall *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__plugin__v1__batch_call__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__plugin__v1__batch_item__init
+                     (Prism__Plugin__V1__BatchItem         *message)
+{
+  static const Prism__Plugin__V1__BatchItem init_value = PRISM__PLUGIN__V1__BATCH_ITEM__INIT;
+  *message = init_value;
+}
+size_t prism__plugin__v1__batch_item__get_packed_size
+                     (const Prism__Plugin__V1__BatchItem *message)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__plugin__v1__batch_item__pack
+                     (const Prism__Plugin__V1__BatchItem *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__plugin__v1__batch_item__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchItem *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__Plugin__V1__BatchItem *
+       prism__plugin__v1__batch_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__Plugin__V1__BatchItem *)
+     protobuf_c_message_unpack (&prism__plugin__v1__batch_item__descriptor,
+                                allocator, len, data);
+}
+void   prism__plugin__v1__batch_item__free_unpacked
+                     (Prism__Plugin__V1__BatchItem *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__plugin__v1__batch_status__init
+                     (Prism__Plugin__V1__BatchStatus         *message)
+{
+  static const Prism__Plugin__V1__BatchStatus init_value = PRISM__PLUGIN__V1__BATCH_STATUS__INIT;
+  *message = init_value;
+}
+size_t prism__plugin__v1__batch_status__get_packed_size
+                     (const Prism__Plugin__V1__BatchStatus *message)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_status__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__plugin__v1__batch_status__pack
+                     (const Prism__Plugin__V1__BatchStatus *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_status__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__plugin__v1__batch_status__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchStatus *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_status__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__Plugin__V1__BatchStatus *
+       prism__plugin__v1__batch_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__Plugin__V1__BatchStatus *)
+     protobuf_c_message_unpack (&prism__plugin__v1__batch_status__descriptor,
+                                allocator, len, data);
+}
+void   prism__plugin__v1__batch_status__free_unpacked
+                     (Prism__Plugin__V1__BatchStatus *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__plugin__v1__batch_status__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__plugin__v1__batch_item_result__init
+                     (Prism__Plugin__V1__BatchItemResult         *message)
+{
+  static const Prism__Plugin__V1__BatchItemResult init_value = PRISM__PLUGIN__V1__BATCH_ITEM_RESULT__INIT;
+  *message = init_value;
+}
+size_t prism__plugin__v1__batch_item_result__get_packed_size
+                     (const Prism__Plugin__V1__BatchItemResult *message)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item_result__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__plugin__v1__batch_item_result__pack
+                     (const Prism__Plugin__V1__BatchItemResult *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item_result__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__plugin__v1__batch_item_result__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchItemResult *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item_result__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__Plugin__V1__BatchItemResult *
+       prism__plugin__v1__batch_item_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__Plugin__V1__BatchItemResult *)
+     protobuf_c_message_unpack (&prism__plugin__v1__batch_item_result__descriptor,
+                                allocator, len, data);
+}
+void   prism__plugin__v1__batch_item_result__free_unpacked
+                     (Prism__Plugin__V1__BatchItemResult *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__plugin__v1__batch_item_result__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 void   prism__plugin__v1__provider_event__init
                      (Prism__Plugin__V1__ProviderEvent         *message)
 {
@@ -1773,7 +1953,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__options_en
   (ProtobufCMessageInit) prism__plugin__v1__provider_request__options_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[15] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[16] =
 {
   {
     "operation",
@@ -1955,8 +2135,21 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "batch",
+    16,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__ProviderRequest, batch),
+    &prism__plugin__v1__batch_call__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__provider_request__field_indices_by_name[] = {
+  15,   /* field[15] = batch */
   11,   /* field[11] = deadline_unix_ms */
   7,   /* field[7] = has_temperature */
   14,   /* field[14] = input_streamed */
@@ -1976,7 +2169,7 @@ static const unsigned prism__plugin__v1__provider_request__field_indices_by_name
 static const ProtobufCIntRange prism__plugin__v1__provider_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 15 }
+  { 0, 16 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor =
 {
@@ -1986,14 +2179,395 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor
   "Prism__Plugin__V1__ProviderRequest",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__ProviderRequest),
-  15,
+  16,
   prism__plugin__v1__provider_request__field_descriptors,
   prism__plugin__v1__provider_request__field_indices_by_name,
   1,  prism__plugin__v1__provider_request__number_ranges,
   (ProtobufCMessageInit) prism__plugin__v1__provider_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__provider_event__field_descriptors[6] =
+static const ProtobufCEnumValue prism__plugin__v1__batch_call__action__enum_values_by_number[5] =
+{
+  { "ACTION_UNSPECIFIED", "PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_UNSPECIFIED", 0 },
+  { "ACTION_SUBMIT", "PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_SUBMIT", 1 },
+  { "ACTION_GET", "PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_GET", 2 },
+  { "ACTION_RESULTS", "PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_RESULTS", 3 },
+  { "ACTION_CANCEL", "PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_CANCEL", 4 },
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_call__action__value_ranges[] = {
+{0, 0},{0, 5}
+};
+static const ProtobufCEnumValueIndex prism__plugin__v1__batch_call__action__enum_values_by_name[5] =
+{
+  { "ACTION_CANCEL", 4 },
+  { "ACTION_GET", 2 },
+  { "ACTION_RESULTS", 3 },
+  { "ACTION_SUBMIT", 1 },
+  { "ACTION_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor prism__plugin__v1__batch_call__action__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchCall.Action",
+  "Action",
+  "Prism__Plugin__V1__BatchCall__Action",
+  "prism.plugin.v1",
+  5,
+  prism__plugin__v1__batch_call__action__enum_values_by_number,
+  5,
+  prism__plugin__v1__batch_call__action__enum_values_by_name,
+  1,
+  prism__plugin__v1__batch_call__action__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCFieldDescriptor prism__plugin__v1__batch_call__field_descriptors[4] =
+{
+  {
+    "action",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchCall, action),
+    &prism__plugin__v1__batch_call__action__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "items",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__Plugin__V1__BatchCall, n_items),
+    offsetof(Prism__Plugin__V1__BatchCall, items),
+    &prism__plugin__v1__batch_item__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "vendor_batch_id",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchCall, vendor_batch_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "display_name",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchCall, display_name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__plugin__v1__batch_call__field_indices_by_name[] = {
+  0,   /* field[0] = action */
+  3,   /* field[3] = display_name */
+  1,   /* field[1] = items */
+  2,   /* field[2] = vendor_batch_id */
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_call__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor prism__plugin__v1__batch_call__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchCall",
+  "BatchCall",
+  "Prism__Plugin__V1__BatchCall",
+  "prism.plugin.v1",
+  sizeof(Prism__Plugin__V1__BatchCall),
+  4,
+  prism__plugin__v1__batch_call__field_descriptors,
+  prism__plugin__v1__batch_call__field_indices_by_name,
+  1,  prism__plugin__v1__batch_call__number_ranges,
+  (ProtobufCMessageInit) prism__plugin__v1__batch_call__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__plugin__v1__batch_item__field_descriptors[2] =
+{
+  {
+    "custom_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchItem, custom_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "request",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchItem, request),
+    &prism__plugin__v1__provider_request__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__plugin__v1__batch_item__field_indices_by_name[] = {
+  0,   /* field[0] = custom_id */
+  1,   /* field[1] = request */
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_item__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor prism__plugin__v1__batch_item__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchItem",
+  "BatchItem",
+  "Prism__Plugin__V1__BatchItem",
+  "prism.plugin.v1",
+  sizeof(Prism__Plugin__V1__BatchItem),
+  2,
+  prism__plugin__v1__batch_item__field_descriptors,
+  prism__plugin__v1__batch_item__field_indices_by_name,
+  1,  prism__plugin__v1__batch_item__number_ranges,
+  (ProtobufCMessageInit) prism__plugin__v1__batch_item__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__plugin__v1__batch_status__field_descriptors[9] =
+{
+  {
+    "vendor_batch_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, vendor_batch_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "state",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_ENUM,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, state),
+    &prism__plugin__v1__batch_state__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "vendor_state",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, vendor_state),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "total",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, total),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "succeeded",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, succeeded),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "failed",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, failed),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cancelled",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, cancelled),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "expired",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, expired),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchStatus, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__plugin__v1__batch_status__field_indices_by_name[] = {
+  6,   /* field[6] = cancelled */
+  7,   /* field[7] = expired */
+  5,   /* field[5] = failed */
+  8,   /* field[8] = message */
+  1,   /* field[1] = state */
+  4,   /* field[4] = succeeded */
+  3,   /* field[3] = total */
+  0,   /* field[0] = vendor_batch_id */
+  2,   /* field[2] = vendor_state */
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_status__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor prism__plugin__v1__batch_status__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchStatus",
+  "BatchStatus",
+  "Prism__Plugin__V1__BatchStatus",
+  "prism.plugin.v1",
+  sizeof(Prism__Plugin__V1__BatchStatus),
+  9,
+  prism__plugin__v1__batch_status__field_descriptors,
+  prism__plugin__v1__batch_status__field_indices_by_name,
+  1,  prism__plugin__v1__batch_status__number_ranges,
+  (ProtobufCMessageInit) prism__plugin__v1__batch_status__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__plugin__v1__batch_item_result__field_descriptors[4] =
+{
+  {
+    "custom_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchItemResult, custom_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "events",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__Plugin__V1__BatchItemResult, n_events),
+    offsetof(Prism__Plugin__V1__BatchItemResult, events),
+    &prism__plugin__v1__provider_event__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "status",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchItemResult, status),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "message",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__BatchItemResult, message),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__plugin__v1__batch_item_result__field_indices_by_name[] = {
+  0,   /* field[0] = custom_id */
+  1,   /* field[1] = events */
+  3,   /* field[3] = message */
+  2,   /* field[2] = status */
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_item_result__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor prism__plugin__v1__batch_item_result__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchItemResult",
+  "BatchItemResult",
+  "Prism__Plugin__V1__BatchItemResult",
+  "prism.plugin.v1",
+  sizeof(Prism__Plugin__V1__BatchItemResult),
+  4,
+  prism__plugin__v1__batch_item_result__field_descriptors,
+  prism__plugin__v1__batch_item_result__field_indices_by_name,
+  1,  prism__plugin__v1__batch_item_result__number_ranges,
+  (ProtobufCMessageInit) prism__plugin__v1__batch_item_result__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__plugin__v1__provider_event__field_descriptors[8] =
 {
   {
     "text",
@@ -2067,8 +2641,34 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__provider_event__field_d
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "batch_status",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__Plugin__V1__ProviderEvent, event_case),
+    offsetof(Prism__Plugin__V1__ProviderEvent, batch_status),
+    &prism__plugin__v1__batch_status__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "batch_result",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__Plugin__V1__ProviderEvent, event_case),
+    offsetof(Prism__Plugin__V1__ProviderEvent, batch_result),
+    &prism__plugin__v1__batch_item_result__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__provider_event__field_indices_by_name[] = {
+  7,   /* field[7] = batch_result */
+  6,   /* field[6] = batch_status */
   5,   /* field[5] = error */
   4,   /* field[4] = finished */
   2,   /* field[2] = media */
@@ -2079,7 +2679,7 @@ static const unsigned prism__plugin__v1__provider_event__field_indices_by_name[]
 static const ProtobufCIntRange prism__plugin__v1__provider_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__provider_event__descriptor =
 {
@@ -2089,7 +2689,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_event__descriptor =
   "Prism__Plugin__V1__ProviderEvent",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__ProviderEvent),
-  6,
+  8,
   prism__plugin__v1__provider_event__field_descriptors,
   prism__plugin__v1__provider_event__field_indices_by_name,
   1,  prism__plugin__v1__provider_event__number_ranges,
@@ -2403,7 +3003,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__error__descriptor =
   (ProtobufCMessageInit) prism__plugin__v1__error__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCEnumValue prism__plugin__v1__operation__enum_values_by_number[7] =
+static const ProtobufCEnumValue prism__plugin__v1__operation__enum_values_by_number[8] =
 {
   { "OPERATION_UNSPECIFIED", "PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED", 0 },
   { "OPERATION_GENERATE", "PRISM__PLUGIN__V1__OPERATION__OPERATION_GENERATE", 1 },
@@ -2412,12 +3012,14 @@ static const ProtobufCEnumValue prism__plugin__v1__operation__enum_values_by_num
   { "OPERATION_OCR", "PRISM__PLUGIN__V1__OPERATION__OPERATION_OCR", 4 },
   { "OPERATION_EMBED", "PRISM__PLUGIN__V1__OPERATION__OPERATION_EMBED", 5 },
   { "OPERATION_IMAGE_GENERATE", "PRISM__PLUGIN__V1__OPERATION__OPERATION_IMAGE_GENERATE", 6 },
+  { "OPERATION_BATCH", "PRISM__PLUGIN__V1__OPERATION__OPERATION_BATCH", 64 },
 };
 static const ProtobufCIntRange prism__plugin__v1__operation__value_ranges[] = {
-{0, 0},{0, 7}
+{0, 0},{64, 7},{0, 8}
 };
-static const ProtobufCEnumValueIndex prism__plugin__v1__operation__enum_values_by_name[7] =
+static const ProtobufCEnumValueIndex prism__plugin__v1__operation__enum_values_by_name[8] =
 {
+  { "OPERATION_BATCH", 7 },
   { "OPERATION_EMBED", 5 },
   { "OPERATION_GENERATE", 1 },
   { "OPERATION_IMAGE_GENERATE", 6 },
@@ -2433,11 +3035,11 @@ const ProtobufCEnumDescriptor prism__plugin__v1__operation__descriptor =
   "Operation",
   "Prism__Plugin__V1__Operation",
   "prism.plugin.v1",
-  7,
+  8,
   prism__plugin__v1__operation__enum_values_by_number,
-  7,
+  8,
   prism__plugin__v1__operation__enum_values_by_name,
-  1,
+  2,
   prism__plugin__v1__operation__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
@@ -2541,5 +3143,43 @@ const ProtobufCEnumDescriptor prism__plugin__v1__stop_reason__descriptor =
   prism__plugin__v1__stop_reason__enum_values_by_name,
   1,
   prism__plugin__v1__stop_reason__value_ranges,
+  NULL,NULL,NULL,NULL   /* reserved[1234] */
+};
+static const ProtobufCEnumValue prism__plugin__v1__batch_state__enum_values_by_number[7] =
+{
+  { "BATCH_STATE_UNSPECIFIED", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_UNSPECIFIED", 0 },
+  { "BATCH_STATE_RUNNING", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_RUNNING", 1 },
+  { "BATCH_STATE_ENDED", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_ENDED", 2 },
+  { "BATCH_STATE_CANCELLING", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_CANCELLING", 3 },
+  { "BATCH_STATE_CANCELLED", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_CANCELLED", 4 },
+  { "BATCH_STATE_FAILED", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_FAILED", 5 },
+  { "BATCH_STATE_EXPIRED", "PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_EXPIRED", 6 },
+};
+static const ProtobufCIntRange prism__plugin__v1__batch_state__value_ranges[] = {
+{0, 0},{0, 7}
+};
+static const ProtobufCEnumValueIndex prism__plugin__v1__batch_state__enum_values_by_name[7] =
+{
+  { "BATCH_STATE_CANCELLED", 4 },
+  { "BATCH_STATE_CANCELLING", 3 },
+  { "BATCH_STATE_ENDED", 2 },
+  { "BATCH_STATE_EXPIRED", 6 },
+  { "BATCH_STATE_FAILED", 5 },
+  { "BATCH_STATE_RUNNING", 1 },
+  { "BATCH_STATE_UNSPECIFIED", 0 },
+};
+const ProtobufCEnumDescriptor prism__plugin__v1__batch_state__descriptor =
+{
+  PROTOBUF_C__ENUM_DESCRIPTOR_MAGIC,
+  "prism.plugin.v1.BatchState",
+  "BatchState",
+  "Prism__Plugin__V1__BatchState",
+  "prism.plugin.v1",
+  7,
+  prism__plugin__v1__batch_state__enum_values_by_number,
+  7,
+  prism__plugin__v1__batch_state__enum_values_by_name,
+  1,
+  prism__plugin__v1__batch_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };

@@ -28,6 +28,10 @@ typedef struct Prism__Plugin__V1__ToolCall Prism__Plugin__V1__ToolCall;
 typedef struct Prism__Plugin__V1__ToolResult Prism__Plugin__V1__ToolResult;
 typedef struct Prism__Plugin__V1__ProviderRequest Prism__Plugin__V1__ProviderRequest;
 typedef struct Prism__Plugin__V1__ProviderRequest__OptionsEntry Prism__Plugin__V1__ProviderRequest__OptionsEntry;
+typedef struct Prism__Plugin__V1__BatchCall Prism__Plugin__V1__BatchCall;
+typedef struct Prism__Plugin__V1__BatchItem Prism__Plugin__V1__BatchItem;
+typedef struct Prism__Plugin__V1__BatchStatus Prism__Plugin__V1__BatchStatus;
+typedef struct Prism__Plugin__V1__BatchItemResult Prism__Plugin__V1__BatchItemResult;
 typedef struct Prism__Plugin__V1__ProviderEvent Prism__Plugin__V1__ProviderEvent;
 typedef struct Prism__Plugin__V1__TextDelta Prism__Plugin__V1__TextDelta;
 typedef struct Prism__Plugin__V1__MediaChunk Prism__Plugin__V1__MediaChunk;
@@ -38,8 +42,17 @@ typedef struct Prism__Plugin__V1__Error Prism__Plugin__V1__Error;
 
 /* --- enums --- */
 
+typedef enum _Prism__Plugin__V1__BatchCall__Action {
+  PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_UNSPECIFIED = 0,
+  PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_SUBMIT = 1,
+  PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_GET = 2,
+  PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_RESULTS = 3,
+  PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_CANCEL = 4
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__PLUGIN__V1__BATCH_CALL__ACTION)
+} Prism__Plugin__V1__BatchCall__Action;
 /*
- * What a model can be asked to do. Numbers match prism.v1.Operation.
+ * What a model can be asked to do. Numbers below 64 match prism.v1.Operation; from 64 on they
+ * are plugin-only.
  */
 typedef enum _Prism__Plugin__V1__Operation {
   PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED = 0,
@@ -48,7 +61,12 @@ typedef enum _Prism__Plugin__V1__Operation {
   PRISM__PLUGIN__V1__OPERATION__OPERATION_SYNTHESIZE = 3,
   PRISM__PLUGIN__V1__OPERATION__OPERATION_OCR = 4,
   PRISM__PLUGIN__V1__OPERATION__OPERATION_EMBED = 5,
-  PRISM__PLUGIN__V1__OPERATION__OPERATION_IMAGE_GENERATE = 6
+  PRISM__PLUGIN__V1__OPERATION__OPERATION_IMAGE_GENERATE = 6,
+  /*
+   * ABI 1.2: an action on a vendor's batch API, described by ProviderRequest.batch. Sent only to
+   * models whose Features.batch is set, by a host and a plugin of ABI 1.2 or later.
+   */
+  PRISM__PLUGIN__V1__OPERATION__OPERATION_BATCH = 64
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__PLUGIN__V1__OPERATION)
 } Prism__Plugin__V1__Operation;
 /*
@@ -84,6 +102,37 @@ typedef enum _Prism__Plugin__V1__StopReason {
   PRISM__PLUGIN__V1__STOP_REASON__STOP_REFUSAL = 5
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__PLUGIN__V1__STOP_REASON)
 } Prism__Plugin__V1__StopReason;
+/*
+ * Where a vendor batch is, mapped from the vendor's own states.
+ */
+typedef enum _Prism__Plugin__V1__BatchState {
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_UNSPECIFIED = 0,
+  /*
+   * Accepted and not ended: validating, queued, in progress, finalizing.
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_RUNNING = 1,
+  /*
+   * Every item has an outcome; RESULTS can be read.
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_ENDED = 2,
+  /*
+   * A cancel was asked for and the vendor is stopping.
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_CANCELLING = 3,
+  /*
+   * Cancelled; items that had finished before may still have results.
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_CANCELLED = 4,
+  /*
+   * The vendor rejected or failed the batch as a whole (see BatchStatus.message).
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_FAILED = 5,
+  /*
+   * The vendor's window (24 h) passed before every item ran.
+   */
+  PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_EXPIRED = 6
+    PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__PLUGIN__V1__BATCH_STATE)
+} Prism__Plugin__V1__BatchState;
 
 /* --- messages --- */
 
@@ -394,10 +443,114 @@ struct  Prism__Plugin__V1__ProviderRequest
    * returns OK with length 0. Set only for models that declare Features.streaming_input.
    */
   protobuf_c_boolean input_streamed;
+  /*
+   * ABI 1.2: what to do with a batch, for operation OPERATION_BATCH (see BatchCall).
+   */
+  Prism__Plugin__V1__BatchCall *batch;
 };
 #define PRISM__PLUGIN__V1__PROVIDER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__provider_request__descriptor) \
-    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, 0 }
+    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL }
+
+
+/*
+ * One action on a vendor batch. Every action is answered by events and then finish(OK):
+ *   SUBMIT   one BatchStatus with the vendor's new batch id
+ *   GET      one BatchStatus
+ *   RESULTS  one BatchItemResult per finished item (in the vendor's order), once the batch has
+ *            ended; FAILED_PRECONDITION while it is still running
+ *   CANCEL   one BatchStatus (usually CANCELLING)
+ * A failure of the action itself (vendor down, key refused, unknown id) finishes with its status
+ * as for any call; a failure of one item is that item's BatchItemResult.
+ */
+struct  Prism__Plugin__V1__BatchCall
+{
+  ProtobufCMessage base;
+  Prism__Plugin__V1__BatchCall__Action action;
+  /*
+   * SUBMIT: the requests, each a complete ProviderRequest (operation OPERATION_GENERATE, the same
+   * model as the outer request, media already fitted). custom_ids are unique within the batch.
+   */
+  size_t n_items;
+  Prism__Plugin__V1__BatchItem **items;
+  /*
+   * GET, RESULTS, CANCEL: the id BatchStatus.vendor_batch_id gave at SUBMIT.
+   */
+  char *vendor_batch_id;
+  /*
+   * SUBMIT: a label for the vendor's console (e.g. the client's batch label); may be empty.
+   */
+  char *display_name;
+};
+#define PRISM__PLUGIN__V1__BATCH_CALL__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__batch_call__descriptor) \
+    , PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_UNSPECIFIED, 0,NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Prism__Plugin__V1__BatchItem
+{
+  ProtobufCMessage base;
+  char *custom_id;
+  Prism__Plugin__V1__ProviderRequest *request;
+};
+#define PRISM__PLUGIN__V1__BATCH_ITEM__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__batch_item__descriptor) \
+    , (char *)protobuf_c_empty_string, NULL }
+
+
+struct  Prism__Plugin__V1__BatchStatus
+{
+  ProtobufCMessage base;
+  char *vendor_batch_id;
+  Prism__Plugin__V1__BatchState state;
+  /*
+   * The vendor's own word for the state (e.g. "finalizing"), for logs.
+   */
+  char *vendor_state;
+  /*
+   * Item counts as the vendor reports them; 0 where it does not say.
+   */
+  uint32_t total;
+  uint32_t succeeded;
+  uint32_t failed;
+  uint32_t cancelled;
+  uint32_t expired;
+  /*
+   * Why a FAILED batch failed; empty otherwise.
+   */
+  char *message;
+};
+#define PRISM__PLUGIN__V1__BATCH_STATUS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__batch_status__descriptor) \
+    , (char *)protobuf_c_empty_string, PRISM__PLUGIN__V1__BATCH_STATE__BATCH_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0, (char *)protobuf_c_empty_string }
+
+
+/*
+ * The outcome of one item of an ended batch.
+ */
+struct  Prism__Plugin__V1__BatchItemResult
+{
+  ProtobufCMessage base;
+  char *custom_id;
+  /*
+   * The answer as the events a streamed call emits (text, tool_call, media, usage, finished),
+   * in order; empty for a failed item.
+   */
+  size_t n_events;
+  Prism__Plugin__V1__ProviderEvent **events;
+  /*
+   * PRISM_STATUS_OK, or why this item failed (prism_status numbers: e.g. INVALID_ARGUMENT for
+   * a request the vendor rejected, CANCELLED, DEADLINE_EXCEEDED for an expired item).
+   */
+  uint32_t status;
+  /*
+   * The vendor's explanation of a failure; empty for OK.
+   */
+  char *message;
+};
+#define PRISM__PLUGIN__V1__BATCH_ITEM_RESULT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__batch_item_result__descriptor) \
+    , (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string }
 
 
 typedef enum {
@@ -407,7 +560,9 @@ typedef enum {
   PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_MEDIA = 3,
   PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_USAGE = 4,
   PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED = 5,
-  PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_ERROR = 6
+  PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_ERROR = 6,
+  PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_BATCH_STATUS = 7,
+  PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_BATCH_RESULT = 8
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT__CASE)
 } Prism__Plugin__V1__ProviderEvent__EventCase;
 
@@ -431,6 +586,11 @@ struct  Prism__Plugin__V1__ProviderEvent
      * Detail for a failing call, emitted just before finish() with a non-OK status.
      */
     Prism__Plugin__V1__Error *error;
+    /*
+     * ABI 1.2, answers to OPERATION_BATCH (see BatchCall).
+     */
+    Prism__Plugin__V1__BatchStatus *batch_status;
+    Prism__Plugin__V1__BatchItemResult *batch_result;
   };
 };
 #define PRISM__PLUGIN__V1__PROVIDER_EVENT__INIT \
@@ -753,6 +913,82 @@ Prism__Plugin__V1__ProviderRequest *
 void   prism__plugin__v1__provider_request__free_unpacked
                      (Prism__Plugin__V1__ProviderRequest *message,
                       ProtobufCAllocator *allocator);
+/* Prism__Plugin__V1__BatchCall methods */
+void   prism__plugin__v1__batch_call__init
+                     (Prism__Plugin__V1__BatchCall         *message);
+size_t prism__plugin__v1__batch_call__get_packed_size
+                     (const Prism__Plugin__V1__BatchCall   *message);
+size_t prism__plugin__v1__batch_call__pack
+                     (const Prism__Plugin__V1__BatchCall   *message,
+                      uint8_t             *out);
+size_t prism__plugin__v1__batch_call__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchCall   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__Plugin__V1__BatchCall *
+       prism__plugin__v1__batch_call__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__plugin__v1__batch_call__free_unpacked
+                     (Prism__Plugin__V1__BatchCall *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__Plugin__V1__BatchItem methods */
+void   prism__plugin__v1__batch_item__init
+                     (Prism__Plugin__V1__BatchItem         *message);
+size_t prism__plugin__v1__batch_item__get_packed_size
+                     (const Prism__Plugin__V1__BatchItem   *message);
+size_t prism__plugin__v1__batch_item__pack
+                     (const Prism__Plugin__V1__BatchItem   *message,
+                      uint8_t             *out);
+size_t prism__plugin__v1__batch_item__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchItem   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__Plugin__V1__BatchItem *
+       prism__plugin__v1__batch_item__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__plugin__v1__batch_item__free_unpacked
+                     (Prism__Plugin__V1__BatchItem *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__Plugin__V1__BatchStatus methods */
+void   prism__plugin__v1__batch_status__init
+                     (Prism__Plugin__V1__BatchStatus         *message);
+size_t prism__plugin__v1__batch_status__get_packed_size
+                     (const Prism__Plugin__V1__BatchStatus   *message);
+size_t prism__plugin__v1__batch_status__pack
+                     (const Prism__Plugin__V1__BatchStatus   *message,
+                      uint8_t             *out);
+size_t prism__plugin__v1__batch_status__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchStatus   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__Plugin__V1__BatchStatus *
+       prism__plugin__v1__batch_status__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__plugin__v1__batch_status__free_unpacked
+                     (Prism__Plugin__V1__BatchStatus *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__Plugin__V1__BatchItemResult methods */
+void   prism__plugin__v1__batch_item_result__init
+                     (Prism__Plugin__V1__BatchItemResult         *message);
+size_t prism__plugin__v1__batch_item_result__get_packed_size
+                     (const Prism__Plugin__V1__BatchItemResult   *message);
+size_t prism__plugin__v1__batch_item_result__pack
+                     (const Prism__Plugin__V1__BatchItemResult   *message,
+                      uint8_t             *out);
+size_t prism__plugin__v1__batch_item_result__pack_to_buffer
+                     (const Prism__Plugin__V1__BatchItemResult   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__Plugin__V1__BatchItemResult *
+       prism__plugin__v1__batch_item_result__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__plugin__v1__batch_item_result__free_unpacked
+                     (Prism__Plugin__V1__BatchItemResult *message,
+                      ProtobufCAllocator *allocator);
 /* Prism__Plugin__V1__ProviderEvent methods */
 void   prism__plugin__v1__provider_event__init
                      (Prism__Plugin__V1__ProviderEvent         *message);
@@ -908,6 +1144,18 @@ typedef void (*Prism__Plugin__V1__ProviderRequest__OptionsEntry_Closure)
 typedef void (*Prism__Plugin__V1__ProviderRequest_Closure)
                  (const Prism__Plugin__V1__ProviderRequest *message,
                   void *closure_data);
+typedef void (*Prism__Plugin__V1__BatchCall_Closure)
+                 (const Prism__Plugin__V1__BatchCall *message,
+                  void *closure_data);
+typedef void (*Prism__Plugin__V1__BatchItem_Closure)
+                 (const Prism__Plugin__V1__BatchItem *message,
+                  void *closure_data);
+typedef void (*Prism__Plugin__V1__BatchStatus_Closure)
+                 (const Prism__Plugin__V1__BatchStatus *message,
+                  void *closure_data);
+typedef void (*Prism__Plugin__V1__BatchItemResult_Closure)
+                 (const Prism__Plugin__V1__BatchItemResult *message,
+                  void *closure_data);
 typedef void (*Prism__Plugin__V1__ProviderEvent_Closure)
                  (const Prism__Plugin__V1__ProviderEvent *message,
                   void *closure_data);
@@ -936,6 +1184,7 @@ extern const ProtobufCEnumDescriptor    prism__plugin__v1__operation__descriptor
 extern const ProtobufCEnumDescriptor    prism__plugin__v1__modality__descriptor;
 extern const ProtobufCEnumDescriptor    prism__plugin__v1__role__descriptor;
 extern const ProtobufCEnumDescriptor    prism__plugin__v1__stop_reason__descriptor;
+extern const ProtobufCEnumDescriptor    prism__plugin__v1__batch_state__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__provider_info__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__model_info__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__limits__descriptor;
@@ -949,6 +1198,11 @@ extern const ProtobufCMessageDescriptor prism__plugin__v1__tool_call__descriptor
 extern const ProtobufCMessageDescriptor prism__plugin__v1__tool_result__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__options_entry__descriptor;
+extern const ProtobufCMessageDescriptor prism__plugin__v1__batch_call__descriptor;
+extern const ProtobufCEnumDescriptor    prism__plugin__v1__batch_call__action__descriptor;
+extern const ProtobufCMessageDescriptor prism__plugin__v1__batch_item__descriptor;
+extern const ProtobufCMessageDescriptor prism__plugin__v1__batch_status__descriptor;
+extern const ProtobufCMessageDescriptor prism__plugin__v1__batch_item_result__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__provider_event__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__text_delta__descriptor;
 extern const ProtobufCMessageDescriptor prism__plugin__v1__media_chunk__descriptor;
