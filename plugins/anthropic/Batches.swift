@@ -104,7 +104,7 @@ struct AnthropicBatches {
 
     /// Emits one results line (blank lines skipped); false to stop, with `failure` set if the line was bad.
     private func emit(_ line: Data, failure: inout CallFailure?) -> Bool {
-        guard line.contains(where: { !Set<UInt8>([0x20, 0x09, 0x0D]).contains($0) }) else { return true }
+        guard line.contains(where: { $0 > 0x20 }) else { return true }
         guard let value = try? JSONValue.parse(line), value.object != nil else {
             failure = CallFailure(.unavailable, "anthropic sent a results line that is not a JSON object", retryable: true)
             return false

@@ -91,6 +91,10 @@ struct GeminiBatch {
 
     /// The outcome of every item of an ended batch: its inlined responses by key, then the keys of
     /// the batch's input that have none (a cancelled, expired or failed batch) with that reason.
+    /// The output is GenerateContentBatchOutput ({"inlinedResponses":{"inlinedResponses":[{"response"
+    /// | "error", "metadata"}]}}, in input order) as the Operation's `response` (where Google's curl
+    /// example reads it) or `metadata.output`. What a cancelled batch keeps is not documented
+    /// (shared/vendor-apis.md has no shape for it): keys without a response take the batch's reason.
     private func results(_ id: String) throws {
         let batch = try retrieve(id)
         let status = try Self.status(batch)

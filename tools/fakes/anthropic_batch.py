@@ -5,7 +5,8 @@ validated as the API does (custom_id present, well-formed and unique, params wit
 Claude model, max_tokens and messages present); an item the model would refuse (max_tokens over
 the model's maximum, an image that is not clean base64) comes back `errored` while the others
 succeed. A batch is `in_progress` at creation and on the first GET, `ended` from the second GET on;
-a cancel makes it `canceling`, and the next GET `ended` with every item `canceled`.
+a cancel makes it `canceling`, and the next GET `ended` with every item `canceled`. A word
+status-NNN in an item's last user text fails the create call with that status (e.g. 403).
 
 The Handler of anthropic_fake.py mixes BatchRoutes in; it provides error(), reply(), summarize(),
 last_user_text() and answer_message()."""

@@ -3,11 +3,13 @@ POST /v1beta/models/{m}:batchGenerateContent with {"batch":{"display_name","inpu
 {"requests":[{"request":{GenerateContent body},"metadata":{"key"}}]}}}} answers an Operation named
 batches/...; GET /v1beta/batches/{id} is that Operation (metadata.state BATCH_STATE_PENDING at
 creation, RUNNING on the first GET, SUCCEEDED from the second, with the inlined responses in
-`response` and `metadata.output`); POST /v1beta/batches/{id}:cancel answers {} and makes a batch
-that has not ended CANCELLED (no output). The create call is checked as the API parses it (proto
+`response` and `metadata.output`, shaped as GenerateContentBatchOutput in the API reference);
+POST /v1beta/batches/{id}:cancel answers {} and makes a batch that has not ended CANCELLED with no
+output (what a cancelled batch keeps is not documented: an assumption). The create call is checked as the API parses it (proto
 JSON: unknown field names refused, contents required, base64 that decodes, the 20 MB inline cap);
 a request the model refuses (maxOutputTokens out of range) gets an `error` Status in place of its
-response while the others succeed.
+response while the others succeed. A word status-NNN in a request's last user text fails the
+create call with that status (e.g. 403).
 
 The Handler of gemini_fake.py mixes BatchRoutes in; it provides error(), deny(), reply(),
 response(), summarize_body() and echo_pieces()."""
