@@ -190,6 +190,25 @@ final class AnthropicBatchTests: XCTestCase {
         XCTAssertEqual(bed.logged("batch-results").count, 1)
     }
 
+    /// A thousand items go in one create call, and their results (about 320 kB of JSONL, read in
+    /// many chunks) come back whole, each under its own custom_id.
+    func testAThousandItemsGoInOneCallAndComeBackLineByLine() async throws {
+        let model = try start()
+        let count = 1000
+        let items = (0..<count).map { (customID: "item-\($0)", request: BatchItems.text("number \($0)")) }
+        let submitted = try await submit(model, items)
+        XCTAssertEqual(submitted.total, count)
+        XCTAssertEqual((bed.logged("batch-create").first?["requests"] as? [Any])?.count, count)
+        let ended = try await bed.pollUntilDone(model, submitted.vendorBatchID).last
+        XCTAssertEqual(ended?.state, .ended)
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
+        XCTAssertEqual(results.count, count)
+        for result in results {
+            XCTAssertEqual(BatchItems.text(of: result), "You said: number \(result.customID.dropFirst(5))")
+        }
+        XCTAssertEqual(Set(results.map(\.customID)).count, count)
+    }
+
     func testAnItemTheVendorRefusesFailsAlone() async throws {
         let model = try start()
         let submitted = try await submit(model, [("fine", BatchItems.text("all good")), ("greedy", BatchItems.text("too long", maxTokens: 100_000))])
