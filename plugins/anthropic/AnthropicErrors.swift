@@ -1,5 +1,6 @@
 // Anthropic's error statuses and bodies ({"type":"error","error":{"type","message"}}) as call
-// failures: 429/5xx/529 retried with retry-after, 401/403 the gateway's key, the rest final.
+// failures: 429/5xx/529 retried with retry-after, 401/403 the gateway's key, the rest final; and
+// the HTTP status each error type stands for, for errors that come without one (batch items).
 import Foundation
 import PrismPluginKit
 
@@ -32,6 +33,23 @@ enum AnthropicErrors {
                                retryAfterMilliseconds: retryAfter, httpStatus: http)
         default:
             return CallFailure(.unknown, "anthropic answered \(label): \(message)", httpStatus: http)
+        }
+    }
+
+    /// The HTTP status an error type comes with (shared/vendor-apis.md, Errors); 500 for a type
+    /// added later.
+    static func httpStatus(ofType type: String) -> Int {
+        ["invalid_request_error": 400, "authentication_error": 401, "billing_error": 402, "permission_error": 403,
+         "not_found_error": 404, "request_too_large": 413, "rate_limit_error": 429, "api_error": 500,
+         "timeout_error": 504, "overloaded_error": 529][type] ?? 500
+    }
+
+    /// A short exchange (not a stream) that did not complete.
+    static func failure(for error: HTTPTransferError) -> CallFailure {
+        switch error {
+        case .cancelled, .stopped: return CallFailure(.cancelled, "cancelled")
+        case .timedOut: return CallFailure(.deadlineExceeded, "anthropic did not answer in time")
+        case .transport(let message): return CallFailure(.unavailable, "cannot reach anthropic: \(message)", retryable: true)
         }
     }
 }

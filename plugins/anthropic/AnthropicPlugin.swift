@@ -1,6 +1,7 @@
 // The `anthropic` provider plugin: the Messages API with streaming behind the Prism plugin ABI,
 // with the key and base URL from the Anthropic SDK's environment variables. The request mapping
-// is in MessagesRequest.swift, the event stream in MessagesStream.swift.
+// is in MessagesRequest.swift, the event stream in MessagesStream.swift, Message Batches in
+// Batches.swift.
 import Foundation
 import PrismPluginKit
 
@@ -49,9 +50,7 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
             var m = ModelInfo(id: id)
             m.inputs = [.text, .image, .pdf]
             m.tools = true
-            // Message Batches exist at the vendor (half price): the matrix says so, for the planner.
-            // The gateway's SubmitBatch service that will use them comes later; this plugin makes
-            // no batch calls yet.
+            // Message Batches (half price, answered within 24 h): Batches.swift.
             m.batch = true
             m.maxImages = AnthropicDefaults.maxImages
             m.maxImageBytes = AnthropicDefaults.maxImageBytes
@@ -65,10 +64,14 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
     }
 
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {
-        guard request.operation == nil || request.operation == .generate else {
-            throw CallFailure(.unimplemented, "anthropic serves generate only")
+        guard request.operation == nil || request.operation == .generate || request.operation == .batch else {
+            throw CallFailure(.unimplemented, "anthropic serves generate and batch only")
         }
         guard let apiKey else { throw CallFailure(.failedPrecondition, "anthropic is not configured (no ANTHROPIC_API_KEY)") }
+        if request.operation == .batch {
+            let batches = AnthropicBatches(baseURL: baseURL, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
+            return try batches.serve(request.batch)
+        }
         var http = HTTPRequest(url: baseURL + "/v1/messages")
         http.headers = [("content-type", "application/json"), ("accept", "text/event-stream"),
                         ("anthropic-version", AnthropicDefaults.version), ("x-api-key", apiKey)]

@@ -1,11 +1,20 @@
-// Maps a ProviderRequest to the JSON body of POST /v1/messages (streaming): text, base64 image
-// and PDF `document` blocks, tool_use / tool_result, tools, tool_choice and the system prompt.
+// Maps a ProviderRequest to the JSON body of POST /v1/messages (streaming) or to one Message
+// Batches item's params (no "stream"): text, base64 image and PDF `document` blocks, tool_use /
+// tool_result, tools, tool_choice and the system prompt.
 import Foundation
 import PrismPluginKit
 
 enum MessagesRequest {
+    /// The body of a streamed POST /v1/messages.
     static func body(for request: ProviderRequest) throws -> Data {
         var payload = JSONBody()
+        let body = try params(for: request, stream: true, payload: &payload)
+        return try payload.serialize(body)
+    }
+
+    /// The Messages body as an object whose media are placeholders in `payload`. `stream` false
+    /// leaves the field out, as a batch item's params must (the batch API refuses it).
+    static func params(for request: ProviderRequest, stream: Bool, payload: inout JSONBody) throws -> [String: Any] {
         var messages: [[String: Any]] = []
         for message in request.messages {
             let role = message.role == .assistant ? "assistant" : "user"
@@ -22,8 +31,8 @@ enum MessagesRequest {
             "model": request.model,
             "max_tokens": request.maxTokens > 0 ? Int(request.maxTokens) : AnthropicDefaults.maxTokens,
             "messages": messages,
-            "stream": true,
         ]
+        if stream { body["stream"] = true }
         if !request.system.isEmpty { body["system"] = request.system }
         if let t = request.temperature { body["temperature"] = Double(t) }
         if !request.tools.isEmpty {
@@ -38,7 +47,7 @@ enum MessagesRequest {
             case let name: body["tool_choice"] = ["type": "tool", "name": name]
             }
         }
-        return try payload.serialize(body)
+        return body
     }
 
     /// One content block; media become base64 placeholders in `payload`.

@@ -111,7 +111,8 @@ struct MessagesStream {
         }
     }
 
-    private static func stopReason(_ reason: String?) -> StopReason {
+    /// Anthropic's stop_reason as the ABI's (batch results map theirs the same way).
+    static func stopReason(_ reason: String?) -> StopReason {
         switch reason {
         case "max_tokens", "model_context_window_exceeded": return .maxTokens
         case "tool_use": return .toolUse

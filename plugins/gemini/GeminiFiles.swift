@@ -23,10 +23,7 @@ struct GeminiFiles {
     /// the request already fits.
     func uploadOversized(_ request: ProviderRequest) throws -> [MediaPosition: UploadedFile] {
         let media = GeminiRequest.media(of: request)
-        let text = request.messages.flatMap(\.parts).reduce(request.system.utf8.count) { sum, part in
-            if case .text(let t) = part { return sum + t.utf8.count } else { return sum }
-        }
-        var inline = media.reduce(text) { $0 + Self.base64Size($1.data.count) }
+        var inline = Self.inlineSize(of: request)
         var uploaded: [MediaPosition: UploadedFile] = [:]
         for medium in media.sorted(by: { $0.data.count > $1.data.count }) where inline > settings.inlineLimitBytes {
             uploaded[medium.position] = try upload(medium.data, mimeType: medium.mimeType, name: medium.name)
@@ -36,6 +33,14 @@ struct GeminiFiles {
     }
 
     static func base64Size(_ bytes: Int) -> Int { (bytes + 2) / 3 * 4 }
+
+    /// What the request weighs inline, as Google counts it: its text and its media as base64.
+    static func inlineSize(of request: ProviderRequest) -> Int {
+        let text = request.messages.flatMap(\.parts).reduce(request.system.utf8.count) { sum, part in
+            if case .text(let t) = part { return sum + t.utf8.count } else { return sum }
+        }
+        return GeminiRequest.media(of: request).reduce(text) { $0 + base64Size($1.data.count) }
+    }
 
     /// Uploads one medium and waits until Gemini can use it.
     func upload(_ data: Data, mimeType: String, name: String) throws -> UploadedFile {

@@ -2,7 +2,8 @@
 // GEMINI_API_KEY (or GOOGLE_API_KEY) and GEMINI_BASE_URL. Generate is streamGenerateContent?alt=sse
 // (GeminiRequest.swift, GeminiStream.swift), with media over the inline limit sent through the
 // Files API (GeminiFiles.swift) and response schemas converted to the OpenAPI subset
-// (GeminiSchema.swift); synthesize is generateContent on a TTS model (GeminiSpeech.swift).
+// (GeminiSchema.swift); synthesize is generateContent on a TTS model (GeminiSpeech.swift); batch is
+// the Batch API with inline requests (GeminiBatch.swift).
 import Foundation
 import PrismPluginKit
 
@@ -122,6 +123,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         m.inputs = [.text, .image, .pdf, .audio, .video]
         m.tools = true
         m.jsonSchema = true
+        // The Batch API (half price, within 24 h), inline requests: GeminiBatch.swift.
+        m.batch = true
         m.maxImages = GeminiDefaults.maxImages
         m.maxImageBytes = GeminiDefaults.maxImageBytes
         m.imageMimeTypes = ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
@@ -157,6 +160,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
             }
             try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
+        case .batch?:
+            try GeminiBatch(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
         case let other?:
             throw CallFailure(.unimplemented, "gemini does not serve \(other)")
         }

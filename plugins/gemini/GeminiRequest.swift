@@ -1,6 +1,7 @@
-// Maps a ProviderRequest to the JSON body of :streamGenerateContent: contents with text,
-// inline_data and file_data parts, functionCall / functionResponse, system_instruction, tools,
-// and generationConfig (with the response schema in the field the settings chose).
+// Maps a ProviderRequest to the JSON body of :streamGenerateContent (or to one request of a
+// batchGenerateContent): contents with text, inline_data and file_data parts, functionCall /
+// functionResponse, system_instruction, tools, and generationConfig (with the response schema in
+// the field the settings chose).
 import Foundation
 import PrismPluginKit
 
@@ -30,6 +31,13 @@ enum GeminiRequest {
 
     static func body(for request: ProviderRequest, files: [MediaPosition: UploadedFile], schemaField: String) throws -> Data {
         var payload = JSONBody()
+        let body = try object(for: request, files: files, schemaField: schemaField, payload: &payload)
+        return try payload.serialize(body)
+    }
+
+    /// The GenerateContentRequest as an object whose inline media are placeholders in `payload`.
+    static func object(for request: ProviderRequest, files: [MediaPosition: UploadedFile], schemaField: String,
+                       payload: inout JSONBody) throws -> [String: Any] {
         var names: [String: String] = [:]  // tool call id → function name, for functionResponse
         var contents: [[String: Any]] = []
         for (m, message) in request.messages.enumerated() {
@@ -78,7 +86,7 @@ enum GeminiRequest {
                 body["toolConfig"] = ["functionCallingConfig": config]
             }
         }
-        return try payload.serialize(body)
+        return body
     }
 
     static func json(_ text: String, what: String) throws -> Any {

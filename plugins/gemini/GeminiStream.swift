@@ -129,7 +129,8 @@ struct GeminiStream {
         return "audio/L16;rate=\(rate);channels=1"
     }
 
-    private static func stopReason(_ reason: String) -> StopReason {
+    /// Gemini's finishReason as the ABI's (batch results map theirs the same way).
+    static func stopReason(_ reason: String) -> StopReason {
         switch reason {
         case "MAX_TOKENS": return .maxTokens
         case "SAFETY", "RECITATION", "BLOCKLIST", "PROHIBITED_CONTENT", "SPII", "IMAGE_SAFETY": return .refusal

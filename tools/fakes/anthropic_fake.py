@@ -2,7 +2,7 @@
 """A fake Anthropic Messages API server speaking the wire format of shared/vendor-apis.md
 (`event:` + `data:` SSE frames from message_start to message_stop, `ping`, input_json_delta,
 `event: error`, error bodies with request_id), with scenarios picked by the last user text and a
-JSON-lines log of what it received for tests to read.
+JSON-lines log of what it received for tests to read. Message Batches are in anthropic_batch.py.
 
 Usage: anthropic_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 Scenarios (a word in the last user text block): tool, slow, cut, midstream, status-NNN, overloaded
@@ -13,6 +13,7 @@ import base64
 import json
 import socket
 import time
+from anthropic_batch import BatchRoutes
 from fakeserver import FakeHandler, image_size, log, serve
 
 
@@ -61,12 +62,34 @@ def last_user_text(body):
     return ""
 
 
-class Handler(FakeHandler):
+def answer_pieces(text, summary):
+    """The echo answer's text pieces: what was said and each medium."""
+    pieces = ["You said: ", text]
+    pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["media_type"]) for i in summary["images"]]
+    pieces += [" [document %d bytes]" % d["bytes"] for d in summary["documents"]]
+    return pieces
+
+
+class Handler(BatchRoutes, FakeHandler):
+    summarize = staticmethod(summarize)
+    last_user_text = staticmethod(last_user_text)
+
+    def auth(self):
+        given = self.headers.get("x-api-key")
+        return "none" if given is None else ("ok" if given == self.args.key else "wrong")
+
+    def do_GET(self):
+        path = self.path.partition("?")[0]
+        if path.startswith("/v1/messages/batches/"):
+            return self.batch_get(path, self.auth())
+        log(self.args, {"path": self.path, "method": "GET", "auth": self.auth()})
+        self.error(404, "Not found")
+
     def do_POST(self):
         raw = self.rfile.read(int(self.headers.get("content-length", "0")))
-        key = self.args.key
-        given = self.headers.get("x-api-key")
-        auth = "none" if given is None else ("ok" if given == key else "wrong")
+        auth = self.auth()
+        if self.path.startswith("/v1/messages/batches"):
+            return self.batch_post(self.path.partition("?")[0], auth, raw)
         try:
             body = json.loads(raw)
         except ValueError:
@@ -94,16 +117,34 @@ class Handler(FakeHandler):
         self.stream(body, text, entry)
 
     def error(self, status, message):
-        payload = json.dumps({"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
-                              "request_id": "req_fake"}).encode()
+        self.reply(status, {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
+                            "request_id": "req_fake"})
+
+    def reply(self, status, obj):
+        self.reply_raw(status, json.dumps(obj).encode(), "application/json")
+
+    def reply_raw(self, status, payload, content_type):
         self.send_response(status)
-        self.send_header("content-type", "application/json")
+        self.send_header("content-type", content_type)
         self.send_header("content-length", str(len(payload)))
         self.send_header("request-id", "req_fake")
         if status in (429, 529) or status >= 500:
             self.send_header("retry-after", "1")
         self.end_headers()
         self.wfile.write(payload)
+
+    @staticmethod
+    def answer_message(params, text, summary):
+        """The whole Message the streamed answer would add up to (for batches)."""
+        if "tool" in text.split():
+            content = [{"type": "text", "text": "Let me check."},
+                       {"type": "tool_use", "id": "toolu_01", "name": "get_weather", "input": {"city": "Paris"}}]
+            stop = "tool_use"
+        else:
+            content = [{"type": "text", "text": "".join(answer_pieces(text, summary))}]
+            stop = "end_turn"
+        return {"id": "msg_fake", "type": "message", "role": "assistant", "model": params.get("model"), "content": content,
+                "stop_reason": stop, "stop_sequence": None, "usage": {"input_tokens": 12, "output_tokens": 5}}
 
     def event(self, obj):
         payload = ("event: %s\ndata: %s\n\n" % (obj["type"], json.dumps(obj, separators=(",", ":")))).encode()
@@ -146,10 +187,7 @@ class Handler(FakeHandler):
                 self.wfile.write(b"0\r\n\r\n")
                 return
             else:
-                pieces = ["You said: ", text]
-                pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["media_type"]) for i in entry["body"]["images"]]
-                pieces += [" [document %d bytes]" % d["bytes"] for d in entry["body"]["documents"]]
-                self.text_block(0, pieces)
+                self.text_block(0, answer_pieces(text, entry["body"]))
             self.event({"type": "message_delta", "delta": {"stop_reason": stop, "stop_sequence": None}, "usage": {"output_tokens": 5}})
             self.event({"type": "message_stop"})
             self.wfile.write(b"0\r\n\r\n")

@@ -13,7 +13,8 @@
   INVALID_ARGUMENT "Unknown name", as Gemini answers), responseMimeType required with a schema, and
   the answer then a JSON value that fits the schema;
 - error bodies with google.rpc details (a wrong key is 400 INVALID_ARGUMENT + API_KEY_INVALID, a 429
-  carries RetryInfo.retryDelay). Requests may use snake_case or camelCase field names.
+  carries RetryInfo.retryDelay). Requests may use snake_case or camelCase field names;
+- the Batch API with inline requests (gemini_batch.py).
 
 Usage: gemini_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 Scenarios (a word in the last user text part): tool, slow, cut, once-429, always-429, retry-<N>s (the
@@ -30,6 +31,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlparse
 from fakeserver import FakeHandler, image_size, log, serve
+from gemini_batch import BatchRoutes
 
 
 SLOW_DELAY_SECONDS = 0.05
@@ -117,11 +119,58 @@ def sample(schema, root=None):
     return "2026-01-01T00:00:00Z" if schema.get("format") == "date-time" else "fake text"
 
 
+def file_ref(ref):
+    """What a file_data part names, and why Gemini would refuse it (None if it would not)."""
+    uri, mime = field(ref, "file_uri", "fileUri") or "", field(ref, "mime_type", "mimeType")
+    file_id = uri.rpartition("/files/")[2] if "/files/" in uri else None
+    with FILES_LOCK:
+        f = dict(FILES.get(file_id) or {})
+    problem = None
+    if not f:
+        problem = "File %s does not exist or was not uploaded." % uri
+    elif f["state"] != "ACTIVE":
+        problem = "The File %s is not in an ACTIVE state and usage is not allowed." % file_id
+    elif mime != f["mime"]:
+        problem = "file_data.mime_type %s does not match the uploaded file's %s" % (mime, f["mime"])
+    return {"file_uri": uri, "file": file_id, "mime_type": mime, "bytes": f.get("bytes", 0), "state": f.get("state"), "problem": problem}
+
+
+def summarize_body(body):
+    """(media, files, last user text) of a GenerateContent body, whose base64 data becomes its size."""
+    media, files, text = [], [], ""
+    for content in body.get("contents", []):
+        for part in content.get("parts", []):
+            inline = field(part, "inline_data", "inlineData")
+            if inline:
+                data = inline["data"]
+                raw_media = base64.b64decode(data)
+                w, h = image_size(raw_media)
+                media.append({"mime_type": field(inline, "mime_type", "mimeType"), "bytes": len(raw_media), "width": w,
+                              "height": h, "newlines": "\n" in data})
+                inline["data"] = "<%d bytes>" % len(raw_media)
+            ref = field(part, "file_data", "fileData")
+            if ref:
+                files.append(file_ref(ref))
+            if content.get("role", "user") == "user" and "text" in part:
+                text = part["text"]
+    return media, files, text
+
+
+def echo_pieces(text, media, files):
+    """The echo answer's text pieces: what was said and each medium."""
+    pieces = ["You said: ", text] + [" [%s %dx%d]" % (m["mime_type"], m["width"], m["height"]) if m["width"]
+                                     else " [%s %d bytes]" % (m["mime_type"], m["bytes"]) for m in media]
+    return pieces + [" [file %s %d bytes]" % (f["mime_type"], f["bytes"]) for f in files]
+
+
 def sine_pcm(samples):
     return b"".join(struct.pack("<h", int(12000 * math.sin(2 * math.pi * 440 * i / TTS_RATE))) for i in range(samples))
 
 
-class Handler(FakeHandler):
+class Handler(BatchRoutes, FakeHandler):
+    summarize_body = staticmethod(summarize_body)
+    echo_pieces = staticmethod(echo_pieces)
+
     def authorized(self):
         given = self.headers.get("x-goog-api-key")
         return "none" if given is None else ("ok" if given == self.args.key else "wrong")
@@ -133,6 +182,8 @@ class Handler(FakeHandler):
     def do_GET(self):
         auth = self.authorized()
         path = urlparse(self.path).path
+        if path.startswith("/v1beta/batches/"):
+            return self.batch_get(path[len("/v1beta/batches/"):], auth)
         file_id = path[len("/v1beta/files/"):] if path.startswith("/v1beta/files/") else None
         with FILES_LOCK:
             f = FILES.get(file_id)
@@ -162,23 +213,12 @@ class Handler(FakeHandler):
             upload_id = parse_qs(url.query).get("upload_id", [None])[0]
             return self.upload(upload_id, raw) if upload_id else self.upload_start(raw)
         auth = self.authorized()
+        if url.path.startswith("/v1beta/batches/") and url.path.endswith(":cancel"):
+            return self.batch_cancel(url.path[len("/v1beta/batches/"):-len(":cancel")], auth)
+        if url.path.startswith("/v1beta/models/") and url.path.endswith(":batchGenerateContent"):
+            return self.batch_create(url.path[len("/v1beta/models/"):-len(":batchGenerateContent")], auth, raw)
         body = json.loads(raw)
-        media, files, text = [], [], ""
-        for content in body.get("contents", []):
-            for part in content.get("parts", []):
-                inline = field(part, "inline_data", "inlineData")
-                if inline:
-                    data = inline["data"]
-                    raw_media = base64.b64decode(data)
-                    w, h = image_size(raw_media)
-                    media.append({"mime_type": field(inline, "mime_type", "mimeType"), "bytes": len(raw_media), "width": w,
-                                  "height": h, "newlines": "\n" in data})
-                    inline["data"] = "<%d bytes>" % len(raw_media)
-                ref = field(part, "file_data", "fileData")
-                if ref:
-                    files.append(self.file_ref(ref))
-                if content.get("role") == "user" and "text" in part:
-                    text = part["text"]
+        media, files, text = summarize_body(body)
         body["media"], body["files"] = media, files
         entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth, "text": text, "body": body}
         log(self.args, entry)
@@ -219,27 +259,10 @@ class Handler(FakeHandler):
             log(self.args, {"event": "json-answer", "text": text, "answer": answer})
             pieces = [answer[:len(answer) // 2], answer[len(answer) // 2:]]
         else:
-            pieces = ["You said: ", text] + [" [%s %dx%d]" % (m["mime_type"], m["width"], m["height"]) if m["width"]
-                                             else " [%s %d bytes]" % (m["mime_type"], m["bytes"]) for m in media]
-            pieces += [" [file %s %d bytes]" % (f["mime_type"], f["bytes"]) for f in files]
+            pieces = echo_pieces(text, media, files)
         if method == "generateContent":
             return self.reply(200, self.response([{"text": "".join(pieces)}], len(pieces), "STOP"))
         self.stream(words, pieces, text)
-
-    def file_ref(self, ref):
-        """What a file_data part names, and why Gemini would refuse it (None if it would not)."""
-        uri, mime = field(ref, "file_uri", "fileUri") or "", field(ref, "mime_type", "mimeType")
-        file_id = uri.rpartition("/files/")[2] if "/files/" in uri else None
-        with FILES_LOCK:
-            f = dict(FILES.get(file_id) or {})
-        problem = None
-        if not f:
-            problem = "File %s does not exist or was not uploaded." % uri
-        elif f["state"] != "ACTIVE":
-            problem = "The File %s is not in an ACTIVE state and usage is not allowed." % file_id
-        elif mime != f["mime"]:
-            problem = "file_data.mime_type %s does not match the uploaded file's %s" % (mime, f["mime"])
-        return {"file_uri": uri, "file": file_id, "mime_type": mime, "bytes": f.get("bytes", 0), "state": f.get("state"), "problem": problem}
 
     def upload_start(self, raw):
         auth = self.authorized()
