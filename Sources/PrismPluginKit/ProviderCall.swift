@@ -117,7 +117,7 @@ public final class ProviderCall: @unchecked Sendable {
     }
 
     /// `capacity`: the event's size when the caller knows it, so that its buffer is allocated once.
-    @discardableResult private func emit(capacity: Int = 64, _ build: (inout ProtoWriter) -> Void) -> Bool {
+    @discardableResult func emit(capacity: Int = 64, _ build: (inout ProtoWriter) -> Void) -> Bool {
         if isFinished { return false }
         var w = ProtoWriter(capacity: capacity)
         build(&w)

@@ -3,7 +3,11 @@
 import Foundation
 
 /// The operations and modalities of plugin.proto, by their proto numbers.
-public enum Operation: Int, Sendable { case generate = 1, transcribe, synthesize, ocr, embed, imageGenerate }
+public enum Operation: Int, Sendable {
+    case generate = 1, transcribe, synthesize, ocr, embed, imageGenerate
+    /// ABI 1.2: an action on the vendor's batch API (ProviderRequest.batch); never a model row's operation.
+    case batch = 64
+}
 public enum Modality: Int, Sendable { case text = 1, image, audio, pdf, video }
 
 /// One row of the capability matrix; 0 or empty limits mean "no limit known".

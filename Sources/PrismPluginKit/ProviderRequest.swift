@@ -41,13 +41,20 @@ public struct ProviderRequest: Sendable {
     public var requestID: String
     public var options: [String: String]
 
+    /// ABI 1.2: what to do with a vendor batch, for operation `.batch`.
+    public var batch: BatchCall?
+
     /// Decodes serialized ProviderRequest bytes; nil if they are not one.
     public init?(serialized bytes: UnsafeRawBufferPointer) {
         guard let base = bytes.baseAddress,
               let r = prism__plugin__v1__provider_request__unpack(nil, bytes.count, base.assumingMemoryBound(to: UInt8.self))
         else { return nil }
         defer { prism__plugin__v1__provider_request__free_unpacked(r, nil) }
-        let v = r.pointee
+        self.init(r.pointee)
+    }
+
+    /// Copies a decoded request (and, for a batch, each of its items) out of protobuf-c memory.
+    private init(_ v: Prism__Plugin__V1__ProviderRequest) {
         operation = Operation(rawValue: Int(v.operation.rawValue))
         model = Self.string(v.model)
         messages = Self.array(v.messages, v.n_messages).map { m in
@@ -68,6 +75,30 @@ public struct ProviderRequest: Sendable {
         var options: [String: String] = [:]
         for e in Self.array(v.options, v.n_options) { options[Self.string(e.pointee.key)] = Self.string(e.pointee.value) }
         self.options = options
+        batch = v.batch.map { b in
+            BatchCall(action: BatchCall.Action(rawValue: Int(b.pointee.action.rawValue)),
+                      items: Self.array(b.pointee.items, b.pointee.n_items).map { item in
+                          BatchItem(customID: Self.string(item.pointee.custom_id),
+                                    request: item.pointee.request.map { ProviderRequest($0.pointee) } ?? ProviderRequest())
+                      },
+                      vendorBatchID: Self.string(b.pointee.vendor_batch_id), displayName: Self.string(b.pointee.display_name))
+        }
+    }
+
+    /// An empty request (a batch item the host sent without one).
+    private init() {
+        operation = nil
+        model = ""
+        messages = []
+        system = ""
+        tools = []
+        toolChoice = ""
+        maxTokens = 0
+        temperature = nil
+        responseSchemaJSON = ""
+        deadline = nil
+        requestID = ""
+        options = [:]
     }
 
     private static func string(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }

@@ -151,6 +151,7 @@ public final class Generator: Sendable {
             while true {
                 switch await call.next() {
                 case .event(var event):
+                    if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
                     if event.isContent { sentContent = true }
                     if case .usage(var usage) = event, usage.costUSDMicros == 0 {
                         usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000

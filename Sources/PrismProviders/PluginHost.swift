@@ -227,14 +227,19 @@ public final class PluginHost: @unchecked Sendable {
         if let limit = model.limits.maxRequestBytes, bytes.count > limit {
             throw ProviderFailure(.resourceExhausted, "the request to \(model.name) is \(bytes.count) bytes after adaptation, over its max_request_bytes of \(limit)")
         }
+        return try start(model: model, bytes: bytes, requestID: request.requestID, input: request.streamedAudio)
+    }
+
+    /// Hands serialized ProviderRequest `bytes` to the plugin that serves `model`, on a worker thread.
+    func start(model: ModelCapability, bytes: [UInt8], requestID: String, input: StreamedAudio?) throws -> PluginCall {
         // A plugin may start draining between the lookup and beginCall: look again (its successor).
         for _ in 0..<3 {
             guard let plugin = livePlugins().first(where: { p in p.description.models.contains { $0.name == model.name } }) else { break }
             guard plugin.beginCall() else { continue }
             let call = PluginCall(
-                plugin: plugin, model: model, requestID: request.requestID,
+                plugin: plugin, model: model, requestID: requestID,
                 maxEvents: options.bufferedEventsPerCall, maxBytes: options.bufferedBytesPerCall, cancelGrace: options.cancelGraceSeconds,
-                input: request.streamedAudio,
+                input: input,
                 onAbandon: { [weak self] in self?.lock.withLock { self?.stats.abandonedCalls += 1 } },
                 onPeak: { [weak self] count in
                     self?.lock.withLock { if let s = self, count > s.stats.peakBufferedEvents { s.stats.peakBufferedEvents = count } }

@@ -7,6 +7,47 @@ enum RequestEncoder {
     /// The bytes of a ProviderRequest for `model` (the id without "provider/").
     static func encode(_ request: GenerationRequest, operation: Operation, model: String) -> [UInt8] {
         let b = ProtoBuilder()
+        return b.pack(message(request, operation: operation, model: model, b))
+    }
+
+    /// The bytes of an OPERATION_BATCH ProviderRequest for `model`: `action` with, for a submit,
+    /// every item encoded as its own generate request.
+    static func encode(_ action: BatchAction, model: String, requestID: String, deadline: Date?) -> [UInt8] {
+        let b = ProtoBuilder()
+        let r = b.message(prism__plugin__v1__provider_request__init)
+        r.pointee.operation = PRISM__PLUGIN__V1__OPERATION__OPERATION_BATCH
+        r.pointee.model = b.string(model)
+        r.pointee.request_id = b.string(requestID)
+        if let deadline { r.pointee.deadline_unix_ms = Int64(deadline.timeIntervalSince1970 * 1000) }
+        let call = b.message(prism__plugin__v1__batch_call__init)
+        switch action {
+        case let .submit(items, displayName):
+            call.pointee.action = PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_SUBMIT
+            let encoded = items.map { item -> UnsafeMutablePointer<Prism__Plugin__V1__BatchItem> in
+                let i = b.message(prism__plugin__v1__batch_item__init)
+                i.pointee.custom_id = b.string(item.customID)
+                i.pointee.request = message(item.request, operation: .generate, model: model, b)
+                return i
+            }
+            call.pointee.n_items = encoded.count
+            call.pointee.items = b.array(encoded)
+            call.pointee.display_name = b.string(displayName)
+        case .get(let id):
+            call.pointee.action = PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_GET
+            call.pointee.vendor_batch_id = b.string(id)
+        case .results(let id):
+            call.pointee.action = PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_RESULTS
+            call.pointee.vendor_batch_id = b.string(id)
+        case .cancel(let id):
+            call.pointee.action = PRISM__PLUGIN__V1__BATCH_CALL__ACTION__ACTION_CANCEL
+            call.pointee.vendor_batch_id = b.string(id)
+        }
+        r.pointee.batch = call
+        return b.pack(r)
+    }
+
+    private static func message(_ request: GenerationRequest, operation: Operation, model: String,
+                                _ b: ProtoBuilder) -> UnsafeMutablePointer<Prism__Plugin__V1__ProviderRequest> {
         let r = b.message(prism__plugin__v1__provider_request__init)
         r.pointee.operation = Prism__Plugin__V1__Operation(rawValue: UInt32(operation.rawValue))
         r.pointee.model = b.string(model)
@@ -53,7 +94,7 @@ enum RequestEncoder {
         }
         r.pointee.n_options = options.count
         r.pointee.options = b.array(options)
-        return b.pack(r)
+        return r
     }
 
     private static func part(_ part: ContentPart, _ b: ProtoBuilder) -> UnsafeMutablePointer<Prism__Plugin__V1__Part> {

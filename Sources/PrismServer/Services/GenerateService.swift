@@ -153,8 +153,8 @@ enum GenerateService {
             f.pointee.stop_reason = Prism__V1__StopReason(rawValue: UInt32(reason))
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_FINISHED
             e.pointee.finished = f
-        case .event(.error):
-            // Retry details stay inside the host; nothing to send.
+        case .event(.error), .event(.batchStatus), .event(.batchResult):
+            // Retry details stay inside the host, and the generator drops batch answers.
             break
         }
         return encodeResponse(b, e)
