@@ -109,10 +109,10 @@ def upload(handler, raw, auth_state):
         entry["upload_error"] = problem[0]
         log(handler.args, entry)
         return handler.error(400, problem[0], param=problem[1])
-    log(handler.args, entry)
-    name, data = files[0][1], files[0][3]
     with _LOCK:
-        obj = store_file(name, data, "batch")
+        obj = store_file(files[0][1], files[0][3], "batch")
+    entry["file_id"] = obj["id"]
+    log(handler.args, entry)
     handler.send_json(200, obj)
 
 
