@@ -136,6 +136,7 @@ enum Batch {
 
     /// One line of a result file as its item's outcome: the answer of a 200, or the failure of
     /// another status (mapped as the vendor's HTTP errors are) or of a request that never ran.
+    /// Only a line without a custom_id, which belongs to no item, fails the whole call.
     static func outcome(of line: JSONValue) throws -> BatchItemOutcome {
         guard let customID = line["custom_id"]?.string else {
             throw CallFailure(.internalError, "openai's batch result line has no custom_id")
@@ -147,8 +148,11 @@ enum Batch {
             outcome.message = "openai did not run this request (\(code.isEmpty ? "no code" : code)): \(error["message"]?.string ?? "")"
             return outcome
         }
+        // A line that cannot be read is its item's failure; the other items still have their answers.
         guard let response = line["response"], response.object != nil, let statusCode = response["status_code"]?.int else {
-            throw CallFailure(.internalError, "openai's batch result line for '\(customID)' has neither a response nor an error")
+            outcome.status = .internalError
+            outcome.message = "openai's batch result line for '\(customID)' has neither a response nor an error"
+            return outcome
         }
         let body = response["body"]
         guard statusCode == 200 else {
@@ -158,7 +162,9 @@ enum Batch {
             return outcome
         }
         guard let choice = body?["choices"]?[0], let message = choice["message"], message.object != nil else {
-            throw CallFailure(.internalError, "openai's batch answer for '\(customID)' has no choices[0].message")
+            outcome.status = .internalError
+            outcome.message = "openai's batch answer for '\(customID)' has no choices[0].message"
+            return outcome
         }
         outcome.text = message["content"]?.string ?? ""
         outcome.toolCalls = (message["tool_calls"]?.array ?? []).map { tool in

@@ -17,6 +17,9 @@ Scenarios (a word in the last user text part):
                 client closes the connection, so tests see cancellation before the first byte
   once-429      429 with retry-after: 1 the first time this exact text is seen, then a normal answer
   (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
+
+A batch line (openai_batch.py) is answered by batch_answer(): the echo or the tool calls as one
+chat.completion, or an error for a status-NNN word, model "bad-model", or no model or messages.
 """
 import base64
 import json
