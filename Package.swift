@@ -145,7 +145,7 @@ let package = Package(
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
-        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto"]),
+        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
     ],
     swiftLanguageModes: [.v5]

@@ -154,15 +154,24 @@ public struct ServerSettings: Sendable {
             if let keys = auth.api_keys { apiKeys += keys }
         }
         if let l = file.limits {
-            if let v = l.max_receive_message_bytes { rpc.maxReceiveMessageBytes = v }
-            if let v = l.max_concurrent_streams { rpc.maxConcurrentStreams = UInt32(v) }
-            if let v = l.max_connections { rpc.maxConnections = v }
-            if let v = l.max_header_list_bytes { rpc.maxHeaderListBytes = v }
-            if let v = l.per_stream_buffer_bytes { rpc.perStreamBufferBytes = v }
-            if let v = l.idle_timeout_seconds { rpc.idleTimeout = .seconds(Int64(v)) }
-            if let v = l.keepalive_interval_seconds { rpc.keepaliveInterval = .seconds(Int64(v)) }
-            if let v = l.keepalive_timeout_seconds { rpc.keepaliveTimeout = .seconds(Int64(v)) }
-            if let v = l.shutdown_grace_seconds { rpc.shutdownGracePeriod = .seconds(Int64(v)) }
+            if let v = l.max_receive_message_bytes { rpc.maxReceiveMessageBytes = try Self.positive(v, "max_receive_message_bytes") }
+            if let v = l.max_concurrent_streams {
+                rpc.maxConcurrentStreams = UInt32(try Self.positive(v, "max_concurrent_streams", upTo: Int(Int32.max)))
+            }
+            if let v = l.max_connections { rpc.maxConnections = try Self.positive(v, "max_connections") }
+            if let v = l.max_header_list_bytes { rpc.maxHeaderListBytes = try Self.positive(v, "max_header_list_bytes") }
+            if let v = l.per_stream_buffer_bytes { rpc.perStreamBufferBytes = try Self.positive(v, "per_stream_buffer_bytes") }
+            if let v = l.idle_timeout_seconds { rpc.idleTimeout = .seconds(Int64(try Self.positive(v, "idle_timeout_seconds"))) }
+            if let v = l.keepalive_interval_seconds {
+                rpc.keepaliveInterval = .seconds(Int64(try Self.positive(v, "keepalive_interval_seconds")))
+            }
+            if let v = l.keepalive_timeout_seconds {
+                rpc.keepaliveTimeout = .seconds(Int64(try Self.positive(v, "keepalive_timeout_seconds")))
+            }
+            if let v = l.shutdown_grace_seconds {
+                guard v >= 0 else { throw SettingsError("limits.shutdown_grace_seconds must be 0 or more, not \(v)") }
+                rpc.shutdownGracePeriod = .seconds(Int64(v))
+            }
         }
         if let plugins = file.plugins {
             if let path = plugins.path { pluginPath = path }
@@ -175,6 +184,15 @@ public struct ServerSettings: Sendable {
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
+    }
+
+    /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
+    /// would stop the server from serving anyone, or trap when narrowed).
+    private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max) throws -> Int {
+        guard value >= 1, value <= maximum else {
+            throw SettingsError("limits.\(name) must be between 1 and \(maximum), not \(value)")
+        }
+        return value
     }
 
     /// Applies `PRISM_LISTEN` and `PRISM_API_KEYS` (comma-separated).

@@ -65,6 +65,28 @@ final class PluginLoadingTests: XCTestCase {
         XCTAssertEqual(host.capabilityMatrix().map(\.name), ["local/mediainfo", "local/mediainfo-lite"])
     }
 
+    func testBatchIsOfferedOnlyByPluginsBuiltForABI12() throws {
+        setenv("PRISM_TESTKIT_BATCH", "1", 1)
+        defer { unsetenv("PRISM_TESTKIT_BATCH"); unsetenv("PRISM_TESTKIT_ABI_MINOR") }
+        for (minor, offered) in [("2", true), ("1", false)] {
+            setenv("PRISM_TESTKIT_ABI_MINOR", minor, 1)
+            let folder = try Plugins.folder()
+            defer { try? FileManager.default.removeItem(atPath: folder) }
+            try Plugins.install(Plugins.testkit, into: folder, as: "libprism-plugin-testkit.so")
+            let host = try host(folder)
+            host.start()
+            defer { host.shutdown() }
+            let echo = try XCTUnwrap(host.capabilityMatrix().first { $0.name == "testkit/echo" })
+            XCTAssertEqual(echo.features.batch, offered, "ABI 1.\(minor)")
+            if !offered {
+                XCTAssertThrowsError(try host.startBatchCall(model: echo, action: .get(vendorBatchID: "b"))) { error in
+                    XCTAssertEqual((error as? ProviderFailure)?.code, .failedPrecondition)
+                    XCTAssertEqual((error as? ProviderFailure)?.message, "testkit/echo has no batch API")
+                }
+            }
+        }
+    }
+
     func testWorldWritableFolderIsRefused() throws {
         let folder = try Plugins.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }

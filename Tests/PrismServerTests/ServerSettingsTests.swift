@@ -1,5 +1,5 @@
-// The plugin worker pool settings: read from the config file, overridden by the flags' setters,
-// and refused with a message naming the setting when out of range.
+// Settings from the config file: the plugin worker pool (overridden by the flags' setters) and the
+// connection limits and timers, each refused with a message naming the setting when out of range.
 import Foundation
 import PrismServer
 import XCTest
@@ -42,6 +42,29 @@ final class ServerSettingsTests: XCTestCase {
         }
         XCTAssertThrowsError(try settings.setPluginQueuedCalls(-5)) { error in
             XCTAssertTrue("\(error)".contains("--plugin-queued-calls must be 0 or more"), "\(error)")
+        }
+    }
+
+    func testLimitsAndTimersMustBePositive() throws {
+        var settings = ServerSettings()
+        try settings.apply(try configFile(#"{"limits": {"keepalive_interval_seconds": 7, "keepalive_timeout_seconds": 3, "max_concurrent_streams": 64, "shutdown_grace_seconds": 0}}"#))
+        XCTAssertEqual(settings.rpc.keepaliveInterval, .seconds(7))
+        XCTAssertEqual(settings.rpc.keepaliveTimeout, .seconds(3))
+        XCTAssertEqual(settings.rpc.maxConcurrentStreams, 64)
+        XCTAssertEqual(settings.rpc.shutdownGracePeriod, .seconds(0))
+        let cases: [(String, String)] = [
+            (#"{"limits": {"keepalive_timeout_seconds": 0}}"#, "limits.keepalive_timeout_seconds must be between 1 and"),
+            (#"{"limits": {"keepalive_interval_seconds": -5}}"#, "limits.keepalive_interval_seconds must be between 1 and"),
+            (#"{"limits": {"idle_timeout_seconds": 0}}"#, "limits.idle_timeout_seconds must be between 1 and"),
+            // Used to trap converting to UInt32 at startup.
+            (#"{"limits": {"max_concurrent_streams": -1}}"#, "limits.max_concurrent_streams must be between 1 and 2147483647, not -1"),
+            (#"{"limits": {"max_receive_message_bytes": 0}}"#, "limits.max_receive_message_bytes must be between 1 and"),
+            (#"{"limits": {"shutdown_grace_seconds": -1}}"#, "limits.shutdown_grace_seconds must be 0 or more, not -1"),
+        ]
+        for (json, message) in cases {
+            XCTAssertThrowsError(try settings.apply(try configFile(json)), json) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
         }
     }
 }

@@ -33,6 +33,7 @@ static uint8_t *pack_info(size_t *out_len) {
     static Modality text[] = { M(TEXT) }, text_image[] = { M(TEXT), M(IMAGE) }, audio[] = { M(AUDIO) }, image[] = { M(IMAGE) };
     Prism__Plugin__V1__Features features = PRISM__PLUGIN__V1__FEATURES__INIT;
     features.streaming = 1; features.tools = 1; features.system_prompt = 1;
+    features.batch = getenv("PRISM_TESTKIT_BATCH") != NULL;  /* declared only: no batch calls are served */
     Prism__Plugin__V1__Limits limits = PRISM__PLUGIN__V1__LIMITS__INIT;
     limits.max_images = 4; limits.max_image_long_edge = 512;
     Prism__Plugin__V1__Pricing pricing = PRISM__PLUGIN__V1__PRICING__INIT;
@@ -167,12 +168,15 @@ static void tk_start_call(prism_plugin *p, prism_call *call, const uint8_t *requ
 
 static void tk_shutdown(prism_plugin *p) { free(p->info); free(p); }
 
-static const prism_plugin_api api = {
+static prism_plugin_api api = {
     PRISM_PLUGIN_ABI_MAJOR, PRISM_PLUGIN_ABI_MINOR, sizeof(prism_plugin_api),
     tk_init, tk_describe, tk_start_call, NULL, tk_shutdown,
 };
 
 PRISM_PLUGIN_EXPORT const prism_plugin_api *prism_plugin_entry(uint32_t major, uint32_t minor) {
     (void)minor;
+    /* PRISM_TESTKIT_ABI_MINOR: pose as a plugin built against an older minor of the ABI. */
+    const char *posed = getenv("PRISM_TESTKIT_ABI_MINOR");
+    api.abi_minor = posed ? (uint32_t)atoi(posed) : PRISM_PLUGIN_ABI_MINOR;
     return major == PRISM_PLUGIN_ABI_MAJOR ? &api : NULL;
 }
