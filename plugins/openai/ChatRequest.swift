@@ -1,12 +1,14 @@
-// Maps a ProviderRequest to the JSON body of POST /v1/chat/completions (streaming, with usage):
-// text and image_url/input_audio/file parts, tool calls and results, tools, schema. Media go in as
-// base64 spliced by JSONBody (serializing megabytes of base64 through JSONSerialization is slow).
+// Maps a ProviderRequest to the JSON body of POST /v1/chat/completions (streamed with usage, or not
+// streamed for a batch line): text and image_url/input_audio/file parts, tool calls and results, tools,
+// schema. Media go in as base64 spliced by JSONBody (serializing megabytes of base64 through
+// JSONSerialization is slow).
 import Foundation
 import PrismPluginKit
 
 enum ChatRequest {
-    /// The request body, compact JSON.
-    static func body(for request: ProviderRequest) throws -> Data {
+    /// The request body, compact JSON on one line. `stream` asks for server-sent events with a
+    /// usage chunk; without it the answer is one chat.completion object (as in a batch's output).
+    static func body(for request: ProviderRequest, stream: Bool) throws -> Data {
         var media = JSONBody()
         var messages: [[String: Any]] = []
         if !request.system.isEmpty { messages.append(["role": "system", "content": request.system]) }
@@ -17,9 +19,9 @@ enum ChatRequest {
         var body: [String: Any] = [
             "model": request.model,
             "messages": messages,
-            "stream": true,
-            "stream_options": ["include_usage": true],
+            "stream": stream,
         ]
+        if stream { body["stream_options"] = ["include_usage": true] }
         if request.maxTokens > 0 { body["max_tokens"] = Int(request.maxTokens) }
         if let t = request.temperature { body["temperature"] = Double(t) }
         if !request.tools.isEmpty {

@@ -98,7 +98,8 @@ struct ChatStream {
         streamError ?? OpenAIHTTP.transportFailure(error, status: status)
     }
 
-    private static func stopReason(_ reason: String?) -> StopReason {
+    /// The stop reason of a `finish_reason` (also read from batch answers).
+    static func stopReason(_ reason: String?) -> StopReason {
         switch reason {
         case "length": return .maxTokens
         case "tool_calls", "function_call": return .toolUse

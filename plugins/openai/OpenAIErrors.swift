@@ -22,6 +22,8 @@ enum OpenAIErrors {
             return CallFailure(.invalidArgument, "openai refused the request (\(label)): \(message)", httpStatus: http)
         case 404:
             return CallFailure(.failedPrecondition, "openai does not know this model (\(label)): \(message)", httpStatus: http)
+        case 409:
+            return CallFailure(.failedPrecondition, "openai cannot do that now (\(label)): \(message)", httpStatus: http)
         case 413:
             return CallFailure(.resourceExhausted, "openai says the request is too large (\(label))", httpStatus: http)
         case 408:

@@ -25,8 +25,8 @@ enum OpenAIModels {
         var m = ModelInfo(id: id)
         m.tools = true
         m.jsonSchema = true
-        // The Batch API (half price) serves chat completions for keyed accounts: the matrix says
-        // so; the gateway's SubmitBatch that will use it comes later (no batch calls yet).
+        // The Batch API (half price, Batch.swift) serves chat completions for keyed accounts; a
+        // keyless local server has no /batches.
         m.batch = settings.apiKey != nil
         m.maxRequestBytes = OpenAIDefaults.maxRequestBytes
         if audio {

@@ -2,7 +2,7 @@
 // vLLM, llama.cpp or Ollama), transcriptions, speech and image generation behind the Prism plugin
 // ABI, with settings from the OpenAI SDK's environment variables. The chat mapping is in
 // ChatRequest.swift and ChatStream.swift, the model rows in OpenAIModels.swift, and each other
-// endpoint in its own file (Transcription, Speech, ImageGeneration).
+// endpoint in its own file (Transcription, Speech, ImageGeneration, and the Batch API in Batch and BatchAPI).
 import Foundation
 import PrismPluginKit
 
@@ -105,6 +105,8 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
             try Speech.serve(request, settings: settings, client: http, call: call)
         case .imageGenerate:
             try ImageGeneration.serve(request, settings: settings, client: http, call: call)
+        case .batch:
+            try Batch.serve(request, settings: settings, client: http, call: call)
         case let other:
             throw CallFailure(.unimplemented, "openai does not serve the \(other) operation")
         }
@@ -113,7 +115,7 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
     /// Chat Completions, streamed.
     private func chat(_ request: ProviderRequest, call: ProviderCall) throws {
         var http = OpenAIHTTP.request(settings, "/chat/completions", contentType: "application/json",
-                                      body: try ChatRequest.body(for: request), deadline: request.deadline)
+                                      body: try ChatRequest.body(for: request, stream: true), deadline: request.deadline)
         http.headers.append(("Accept", "text/event-stream"))
 
         var stream = ChatStream(call: call)

@@ -2,7 +2,8 @@
 """A fake OpenAI server speaking the wire format of shared/vendor-apis.md §2: Chat Completions (SSE
 `data:` frames, [DONE], include_usage, tool-call fragments, error bodies), with scenarios picked
 by the last user text, and a JSON-lines log of what it received for tests to read. The audio
-transcription, speech and image generation endpoints are in openai_media.py.
+transcription, speech and image generation endpoints are in openai_media.py; the Batch API (files
+upload, batches, file content) is in openai_batch.py, whose answers are built by answer() here.
 
 Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 
@@ -16,6 +17,9 @@ Scenarios (a word in the last user text part):
                 client closes the connection, so tests see cancellation before the first byte
   once-429      429 with retry-after: 1 the first time this exact text is seen, then a normal answer
   (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
+
+A batch line (openai_batch.py) is answered by batch_answer(): the echo or the tool calls as one
+chat.completion, or an error for a status-NNN word, model "bad-model", or no model or messages.
 """
 import base64
 import json
@@ -24,6 +28,7 @@ import select
 import socket
 import string
 import time
+import openai_batch
 import openai_media
 from fakeserver import FakeHandler, image_size, log, serve
 
@@ -35,11 +40,14 @@ STALL_SECONDS = 10
 ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
                403: ("invalid_request_error", "unsupported_country_region_territory"),
                404: ("invalid_request_error", "model_not_found"), 413: ("invalid_request_error", None),
-               429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None), 503: ("server_error", None)}
+               409: ("invalid_request_error", None), 429: ("requests", "rate_limit_exceeded"), 500: ("server_error", None),
+               503: ("server_error", None)}
 
 SEEN_ONCE = set()
-
-
+# The usage every answer reports.
+USAGE = {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23}
+# The tool scenario's calls: id, name, and the arguments in the fragments they are streamed in.
+TOOL_CALLS = [("call_a1", "get_weather", ['{"ci', 'ty":"Par', 'is"}']), ("call_b2", "get_time", ['{"tz":', '"CET"}'])]
 
 
 def summarize(body):
@@ -78,6 +86,52 @@ def summarize(body):
     return body
 
 
+def answer(text, summary):
+    """The answer of the echo and tool scenarios, shared by streamed and batch answers: (content
+    pieces, tool calls as TOOL_CALLS, finish_reason). `summary` is the request's summarize()."""
+    if "tool" in text.split():
+        return [], TOOL_CALLS, "tool_calls"
+    pieces = ["You said: ", text]
+    pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["mime"]) for i in summary["images"]]
+    pieces += [" [audio %s %d bytes]" % (a["format"], a["bytes"]) for a in summary["audio"]]
+    pieces += [" [file %s %d bytes]" % (f["filename"], f["bytes"]) for f in summary["files"]]
+    return pieces, [], "stop"
+
+
+def completion(body):
+    """A non-streamed chat.completion object answering `body`, as the batch output holds."""
+    pieces, calls, finish = answer(last_user_text(body), summarize(json.loads(json.dumps(body))))
+    message = {"role": "assistant", "content": "".join(pieces) if pieces else None, "refusal": None}
+    if calls:
+        message["tool_calls"] = [{"id": cid, "type": "function", "function": {"name": name, "arguments": "".join(args)}}
+                                 for cid, name, args in calls]
+    return {"id": "chatcmpl-fake", "object": "chat.completion", "created": int(time.time()), "model": body.get("model", ""),
+            "choices": [{"index": 0, "message": message, "logprobs": None, "finish_reason": finish}],
+            "usage": dict(USAGE), "service_tier": "batch", "system_fingerprint": "fp_fake"}
+
+
+def error_body(status, message, param=None, code=...):
+    """The vendor's error body for `status`; `code` replaces the status's usual code when given."""
+    etype, usual = ERROR_TYPES.get(status, ("server_error", None))
+    code = usual if code is ... else code
+    return {"error": {"message": message, "type": etype, "param": param, "code": code}}
+
+
+def batch_answer(body):
+    """(status_code, body) of one batch line's request: the vendor's error for a body it refuses (no
+    model, no messages, model "bad-model", a status-NNN word in the last user text), else completion()."""
+    if not body.get("model"):
+        return 400, error_body(400, "you must provide a model parameter", "model")
+    if not isinstance(body.get("messages"), list) or not body["messages"]:
+        return 400, error_body(400, "Missing required parameter: 'messages'.", "messages")
+    if body["model"] == "bad-model":
+        return 404, error_body(404, "The model `bad-model` does not exist or you do not have access to it.")
+    for word in last_user_text(body).split():
+        if word.startswith("status-") and word[7:].isdigit():
+            return int(word[7:]), error_body(int(word[7:]), "fake failure %s" % word[7:])
+    return 200, completion(body)
+
+
 def last_user_text(body):
     for message in reversed(body.get("messages", [])):
         if message.get("role") != "user":
@@ -90,14 +144,29 @@ def last_user_text(body):
 
 
 class Handler(FakeHandler):
+    # What openai_batch logs a batch's lines with and answers them with.
+    summarize = staticmethod(summarize)
+    batch_answer = staticmethod(batch_answer)
+
+    def auth_state(self):
+        """"none", "ok" or "wrong": the request's Authorization against --key."""
+        auth = self.headers.get("authorization")
+        return "none" if auth is None else ("ok" if self.args.key and auth == "Bearer " + self.args.key else "wrong")
+
+    def do_GET(self):
+        if not openai_batch.get(self, self.auth_state()):
+            log(self.args, {"path": self.path, "method": "GET", "auth": self.auth_state()})
+            self.error(404, "Invalid URL (GET %s)" % self.path)
+
     def do_POST(self):
         length = int(self.headers.get("content-length", "0"))
         raw = self.rfile.read(length)
-        auth = self.headers.get("authorization")
         key = self.args.key
-        auth_state = "none" if auth is None else ("ok" if key and auth == "Bearer " + key else "wrong")
+        auth_state = self.auth_state()
         if self.path == "/v1/audio/transcriptions":
             return openai_media.transcriptions(self, raw, auth_state)
+        if openai_batch.post(self, raw, auth_state):
+            return
         try:
             body = json.loads(raw)
         except ValueError:
@@ -134,9 +203,8 @@ class Handler(FakeHandler):
                 return
         self.error(500, "stalled")
 
-    def error(self, status, message, param=None):
-        etype, code = ERROR_TYPES.get(status, ("server_error", None))
-        payload = json.dumps({"error": {"message": message, "type": etype, "param": param, "code": code}}).encode()
+    def error(self, status, message, param=None, code=...):
+        payload = json.dumps(error_body(status, message, param, code)).encode()
         self.send_response(status)
         self.send_header("content-type", "application/json")
         self.send_header("content-length", str(len(payload)))
@@ -189,15 +257,13 @@ class Handler(FakeHandler):
 
         try:
             delta({"role": "assistant", "content": "", "refusal": None})
-            finish = "stop"
+            pieces, calls, finish = answer(text, entry["body"])
             words = text.split()
-            if "tool" in words:
-                finish = "tool_calls"
-                calls = [("call_a1", "get_weather", ['{"ci', 'ty":"Par', 'is"}']), ("call_b2", "get_time", ['{"tz":', '"CET"}'])]
+            if calls:
                 for index, (cid, name, _) in enumerate(calls):
                     delta({"tool_calls": [{"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]})
-                for index, (_, _, pieces) in enumerate(calls):
-                    for piece in pieces:
+                for index, (_, _, fragments) in enumerate(calls):
+                    for piece in fragments:
                         delta({"tool_calls": [{"index": index, "function": {"arguments": piece}}]})
             elif "slow" in words:
                 for i in range(SLOW_DELTAS):
@@ -216,17 +282,11 @@ class Handler(FakeHandler):
                 self.wfile.write(b"0\r\n\r\n")
                 return
             else:
-                delta({"content": "You said: "})
-                delta({"content": text})
-                for image in entry["body"]["images"]:
-                    delta({"content": " [image %dx%d %s]" % (image["width"], image["height"], image["mime"])})
-                for clip in entry["body"]["audio"]:
-                    delta({"content": " [audio %s %d bytes]" % (clip["format"], clip["bytes"])})
-                for file in entry["body"]["files"]:
-                    delta({"content": " [file %s %d bytes]" % (file["filename"], file["bytes"])})
+                for piece in pieces:
+                    delta({"content": piece})
             delta({}, finish)
             if include_usage:
-                self.frame(self.chunk([], {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23}, True))
+                self.frame(self.chunk([], dict(USAGE), True))
             self.frame("[DONE]")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
