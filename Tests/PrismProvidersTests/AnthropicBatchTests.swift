@@ -190,6 +190,19 @@ final class AnthropicBatchTests: XCTestCase {
         XCTAssertEqual(bed.logged("batch-results").count, 1)
     }
 
+    /// The key travels with the results request, so a results_url on another origin is not
+    /// followed: the results come from the API's own /results path instead.
+    func testResultsURLOnAnotherOriginIsNotFollowed() async throws {
+        let model = try start()
+        let submitted = try await submit(model, [("only", BatchItems.text("foreign-results please"))])
+        let polls = try await bed.pollUntilDone(model, submitted.vendorBatchID)
+        XCTAssertEqual(polls.last?.state, .ended)
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
+        XCTAssertEqual(results.map(\.customID), ["only"])
+        XCTAssertEqual(results.first?.status, 0, results.first?.message ?? "")
+        XCTAssertEqual(bed.logged("batch-results").count, 1, "the results came from the fake itself")
+    }
+
     /// A thousand items go in one create call, and their results (about 320 kB of JSONL, read in
     /// many chunks) come back whole, each under its own custom_id.
     func testAThousandItemsGoInOneCallAndComeBackLineByLine() async throws {

@@ -69,7 +69,10 @@ struct AnthropicBatches {
         guard status.state != .running && status.state != .cancelling else {
             throw CallFailure(.failedPrecondition, "anthropic message batch \(id) is still running (\(status.vendorState)); results come once it has ended")
         }
-        var request = HTTPRequest(url: batch["results_url"]?.string ?? baseURL + "/v1/messages/batches/\(id)/results")
+        // The key goes with the request, so a results_url is followed only on the API's own origin.
+        let ownResults = baseURL + "/v1/messages/batches/\(id)/results"
+        let resultsURL = batch["results_url"]?.string.flatMap { $0.hasPrefix(baseURL + "/") ? $0 : nil } ?? ownResults
+        var request = HTTPRequest(url: resultsURL)
         request.method = "GET"
         request.headers = headers
         request.deadline = deadline

@@ -6,7 +6,8 @@ Claude model, max_tokens and messages present); an item the model would refuse (
 the model's maximum, an image that is not clean base64) comes back `errored` while the others
 succeed. A batch is `in_progress` at creation and on the first GET, `ended` from the second GET on;
 a cancel makes it `canceling`, and the next GET `ended` with every item `canceled`. A word
-status-NNN in an item's last user text fails the create call with that status (e.g. 403).
+status-NNN in an item's last user text fails the create call with that status (e.g. 403); a word
+foreign-results makes the batch's results_url point at another origin (which must not get the key).
 
 The Handler of anthropic_fake.py mixes BatchRoutes in; it provides error(), reply(), summarize(),
 last_user_text() and answer_message()."""
@@ -156,7 +157,8 @@ class BatchRoutes:
                 results.append((item["custom_id"], {"type": "succeeded", "message": message}))
         batch_id = "msgbatch_fake%d" % next(BATCH_IDS)
         with BATCHES_LOCK:
-            BATCHES[batch_id] = {"items": results, "status": "in_progress", "polls": 0, "cancelled": False}
+            foreign = any("foreign-results" in item["text"].split() for item in summary)
+            BATCHES[batch_id] = {"items": results, "status": "in_progress", "polls": 0, "cancelled": False, "foreign": foreign}
             answer = self.batch_json(batch_id, BATCHES[batch_id])
         self.reply(200, answer)
 
@@ -175,4 +177,5 @@ class BatchRoutes:
         return {"id": batch_id, "type": "message_batch", "processing_status": batch["status"], "request_counts": counts,
                 "ended_at": CREATED_AT if ended else None, "created_at": CREATED_AT, "expires_at": EXPIRES_AT,
                 "archived_at": None, "cancel_initiated_at": CREATED_AT if batch["cancelled"] else None,
-                "results_url": "http://%s/v1/messages/batches/%s/results" % (self.headers.get("host"), batch_id) if ended else None}
+                "results_url": "http://%s/v1/messages/batches/%s/results" % (
+                    "results.invalid" if batch.get("foreign") else self.headers.get("host"), batch_id) if ended else None}
