@@ -189,6 +189,14 @@ def test_list_providers_shows_the_vendor_models(vendor_server):
         assert model in models, f"{model} not listed; the server has {sorted(models)}"
     # The vendors with a batch API say so in the matrix (SubmitBatch will use it).
     assert models[OPENAI_MODEL].features.batch and models[ANTHROPIC_MODEL].features.batch
+    # List prices, micro-dollars per million tokens: $2.50/$10 (gpt-4o), $3/$15 (Sonnet 4.5),
+    # $0.30/$2.50 (2.5 Flash); a model priced per minute (whisper-1) has none.
+    def price(model):
+        return (models[model].pricing.input_usd_micros_per_million_tokens, models[model].pricing.output_usd_micros_per_million_tokens)
+    assert price(OPENAI_MODEL) == (2_500_000, 10_000_000), models[OPENAI_MODEL].pricing
+    assert price(ANTHROPIC_MODEL) == (3_000_000, 15_000_000), models[ANTHROPIC_MODEL].pricing
+    assert price(GEMINI_MODEL) == (300_000, 2_500_000), models[GEMINI_MODEL].pricing
+    assert price("openai/whisper-1") == (0, 0), models["openai/whisper-1"].pricing
 
 
 def test_openai_text_streams_with_usage(vendor_server, fakes):
@@ -203,6 +211,8 @@ def test_openai_text_streams_with_usage(vendor_server, fakes):
     assert text_of(events) == f"You said: {prompt}"
     usage = of_kind(events, "usage")
     assert len(usage) == 1 and usage[0].input_tokens == 16 and usage[0].output_tokens == 7, usage
+    # Priced by the gateway from gpt-4o's row: 16 × $2.50 + 7 × $10 per million tokens.
+    assert usage[0].cost_usd_micros == 110, usage
     finished = of_kind(events, "finished")
     assert len(finished) == 1 and finished[0].stop_reason == prism_pb2.STOP_END_TURN, finished
     assert kinds(events)[-1] == "finished", kinds(events)
@@ -338,3 +348,35 @@ def test_rejected_key_is_failed_precondition_naming_the_provider(servers: Server
         if server is not None:
             server.stop()
         fake.stop()
+
+
+def test_prices_from_the_config_file_replace_the_defaults_and_a_bad_one_fails_the_plugin(servers: ServerPool, fakes, session_dir: Path):
+    config = session_dir / "vendor-prices.json"
+    config.write_text(json.dumps({"plugins": {"config": {
+        "openai": {"prices": {"gpt-4o": [1, 2], "gpt-4o-mini": [0.5, 0.25]}},
+        "anthropic": {"prices": {"claude-sonnet-4-5": [3]}}}}}))
+    env = {
+        "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
+        "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fakes['anthropic'].port}",
+        "GEMINI_API_KEY": "", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
+    }
+    server = servers.start("vendor-prices-h2c", ["--config", str(config)], "h2c", env=env)
+    try:
+        with server.channel() as channel:
+            reply = prism_pb2_grpc.PrismStub(channel).ListProviders(prism_pb2.ListProvidersRequest(), timeout=RPC_TIMEOUT_S)
+        models = {m.id: m.pricing for p in reply.providers for m in p.models}
+        assert (models[OPENAI_MODEL].input_usd_micros_per_million_tokens, models[OPENAI_MODEL].output_usd_micros_per_million_tokens) == (1_000_000, 2_000_000)
+        assert models["openai/gpt-4o-mini"].output_usd_micros_per_million_tokens == 250_000
+        assert models["openai/gpt-4.1"].input_usd_micros_per_million_tokens == 2_000_000, "a default not overridden stays"
+        anthropic = next(p for p in reply.providers if p.plugin == "libprism-plugin-anthropic.so")
+        assert anthropic.state == prism_pb2.PROVIDER_STATE_FAILED, anthropic
+        assert "prices.claude-sonnet-4-5 must be [input, output]" in anthropic.state_reason, anthropic.state_reason
+
+        prompt = "hello priced by config"
+        events, err = generate(server, request(prompt, OPENAI_MODEL))
+        ok(events, err, "openai with configured prices")
+        usage = of_kind(events, "usage")
+        assert usage and usage[0].cost_usd_micros == (16 * 1 + 7 * 2), usage
+    finally:
+        server.stop()
+

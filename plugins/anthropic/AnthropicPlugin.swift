@@ -25,12 +25,17 @@ enum AnthropicDefaults {
     /// 100 PDF pages for 200k-context models; the request cap is 32 MB.
     static let maxPDFPages: UInt32 = 100
     static let maxRequestBytes: UInt64 = 32 * 1024 * 1024
+    /// List prices, US dollars per million input and output tokens (Message Batches: half).
+    static let prices: [String: ModelPrices.Price] = [
+        "claude-sonnet-4-5": (3, 15), "claude-haiku-4-5": (1, 5), "claude-opus-4-1": (15, 75),
+    ]
 }
 
 final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
     let baseURL: String
     let apiKey: String?
     let models: [String]
+    let prices: ModelPrices
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
@@ -39,6 +44,7 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
         baseURL = (env("ANTHROPIC_BASE_URL") ?? (config["base_url"] as? String) ?? AnthropicDefaults.baseURL)
             .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         models = (config["models"] as? [String]) ?? AnthropicDefaults.models
+        prices = try ModelPrices(defaults: AnthropicDefaults.prices, config: config, plugin: "anthropic")
         if apiKey == nil { log(.info, "anthropic: not configured (set ANTHROPIC_API_KEY)") }
     }
 
@@ -46,7 +52,7 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
         guard apiKey != nil else {
             return ProviderInfo(name: "anthropic", version: "0.1.0", description: "not configured: set ANTHROPIC_API_KEY", models: [])
         }
-        return ProviderInfo(name: "anthropic", version: "0.1.0", description: "Anthropic Messages API at \(baseURL)", models: models.map { id in
+        return ProviderInfo(name: "anthropic", version: "0.1.0", description: "Anthropic Messages API at \(baseURL)", models: prices.priced(models.map { id in
             var m = ModelInfo(id: id)
             m.inputs = [.text, .image, .pdf]
             m.tools = true
@@ -60,7 +66,7 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
             m.maxPDFBytes = AnthropicDefaults.maxRequestBytes
             m.maxRequestBytes = AnthropicDefaults.maxRequestBytes
             return m
-        })
+        }))
     }
 
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {

@@ -35,6 +35,11 @@ enum GeminiDefaults {
     static let fileProcessingTimeout: TimeInterval = 300
     /// The TTS voice when the request names none (the voice of the API's own examples).
     static let voice = "Kore"
+    /// List prices, US dollars per million input and output tokens (text, image and video input;
+    /// Pro's for prompts up to 200k tokens; the TTS model's output is audio). Batches: half.
+    static let prices: [String: ModelPrices.Price] = [
+        "gemini-2.5-flash": (0.30, 2.50), "gemini-2.5-pro": (1.25, 10), "gemini-2.5-flash-preview-tts": (0.50, 10),
+    ]
 }
 
 /// A config the plugin cannot run with; the host lists the plugin as failed with this text.
@@ -65,6 +70,7 @@ struct GeminiSettings {
     /// The longest wait between polls of an uploaded file, and how long it may stay PROCESSING.
     var filePollInterval: TimeInterval
     var fileProcessingTimeout: TimeInterval
+    var prices: ModelPrices
 
     init(config: [String: Any], env: (String) -> String?) throws {
         apiKey = env("GEMINI_API_KEY") ?? env("GOOGLE_API_KEY")
@@ -88,6 +94,7 @@ struct GeminiSettings {
         }
         filePollInterval = try Self.positive(config, "file_poll_interval_ms").map { Double($0) / 1000 } ?? GeminiDefaults.filePollInterval
         fileProcessingTimeout = try Self.positive(config, "file_processing_timeout_seconds").map(Double.init) ?? GeminiDefaults.fileProcessingTimeout
+        prices = try ModelPrices(defaults: GeminiDefaults.prices, config: config, plugin: "gemini")
     }
 
     private static func positive(_ config: [String: Any], _ key: String) throws -> Int? {
@@ -115,7 +122,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         }
         let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
         return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
-                            models: settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel))
+                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)))
     }
 
     private static func generateModel(_ id: String) -> ModelInfo {

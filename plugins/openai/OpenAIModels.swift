@@ -13,11 +13,11 @@ enum OpenAIModels {
     static let chatAudioMimeTypes = ["audio/wav", "audio/mpeg"]
 
     static func rows(_ settings: OpenAISettings) -> [ModelInfo] {
-        settings.models.map { chat($0, settings, audio: false) }
+        settings.prices.priced(settings.models.map { chat($0, settings, audio: false) }
             + settings.audioModels.map { chat($0, settings, audio: true) }
             + settings.transcribeModels.map(transcriber)
             + settings.speechModels.map(voice)
-            + settings.imageModels.map(imageGenerator)
+            + settings.imageModels.map(imageGenerator))
     }
 
     /// A chat model; audio models take `input_audio` but no images or PDFs.

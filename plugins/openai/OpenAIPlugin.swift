@@ -33,6 +33,13 @@ enum OpenAIDefaults {
     /// only 2, so the count stays the vendor's and the request cap bounds the total.
     static let maxImages: UInt32 = 500
     static let maxRequestBytes: UInt64 = 64 * 1024 * 1024
+    /// List prices, US dollars per million input and output tokens (text tokens for the audio
+    /// and image models; whisper-1 and tts-1 are priced per minute and per character, so they
+    /// have none here). The Batch API: half.
+    static let prices: [String: ModelPrices.Price] = [
+        "gpt-4o": (2.50, 10), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2, 8), "gpt-4.1-mini": (0.40, 1.60),
+        "gpt-4o-audio-preview": (2.50, 10), "gpt-4o-mini-tts": (0.60, 12), "gpt-image-1": (5, 40),
+    ]
 }
 
 /// Where and how to reach the API; the key never leaves this struct except in the header.
@@ -52,8 +59,10 @@ struct OpenAISettings {
     var vision: Bool
     /// Whether the chat models take PDFs as `file` parts; without, the host sends page images.
     var pdf: Bool
+    /// List prices; a keyless local server has only those its config gives.
+    var prices: ModelPrices
 
-    init(environment: [String: String], config: [String: Any]) {
+    init(environment: [String: String], config: [String: Any]) throws {
         let key = environment["OPENAI_API_KEY"].flatMap { $0.isEmpty ? nil : $0 }
         let base = environment["OPENAI_BASE_URL"].flatMap { $0.isEmpty ? nil : $0 } ?? (config["base_url"] as? String)
         apiKey = key
@@ -69,6 +78,7 @@ struct OpenAISettings {
         // A keyless local server is text-only unless the config declares it can see (or read PDFs).
         vision = (config["vision"] as? Bool) ?? !local
         pdf = (config["pdf"] as? Bool) ?? !local
+        prices = try ModelPrices(defaults: local ? [:] : OpenAIDefaults.prices, config: config, plugin: "openai")
     }
 }
 
@@ -80,7 +90,7 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
         // getenv, not ProcessInfo's copy: the environment as it is now, when the host loads us.
         var environment: [String: String] = [:]
         for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL"] { environment[name] = getenv(name).map { String(cString: $0) } }
-        settings = OpenAISettings(environment: environment, config: config)
+        settings = try OpenAISettings(environment: environment, config: config)
         if !settings.configured {
             log(.info, "openai: not configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)")
         }
