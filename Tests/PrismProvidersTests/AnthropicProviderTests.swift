@@ -29,7 +29,7 @@ final class AnthropicProviderTests: XCTestCase {
         let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("hello there").routed(to: Self.model))
         XCTAssertEqual(status.code, .ok, status.message)
         XCTAssertEqual(events, [.routed(model: Self.model, adaptations: [], attempt: 1), .text("You said: "), .text("hello there"),
-                                .usage(input: 12, output: 5, cost: 0), .finished(1)])
+                                .usage(input: 12, output: 5, cost: 111), .finished(1)])  // 12 × $3 + 5 × $15 per million
         let request = try XCTUnwrap(fake?.requests.first)
         XCTAssertEqual(request["auth"] as? String, "ok")
         XCTAssertEqual(request["version"] as? String, "2023-06-01")

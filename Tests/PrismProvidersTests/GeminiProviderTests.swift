@@ -76,7 +76,7 @@ final class GeminiProviderTests: XCTestCase {
         let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("hello").routed(to: Self.model))
         XCTAssertEqual(status.code, .ok, status.message)
         XCTAssertEqual(events, [.routed(model: Self.model, adaptations: [], attempt: 1), .text("You said: "), .text("hello"),
-                                .usage(input: 9, output: 4, cost: 0), .finished(1)])
+                                .usage(input: 9, output: 4, cost: 12), .finished(1)])  // 9 × $0.30 + 4 × $2.50 per million, whole micro-dollars
         let request = try XCTUnwrap(fake?.requests.first)
         XCTAssertEqual(request["path"] as? String, "/v1beta/models/gemini-2.5-flash:streamGenerateContent?alt=sse")
         XCTAssertEqual(request["auth"] as? String, "ok")

@@ -28,7 +28,7 @@ final class OpenAIProviderTests: XCTestCase {
         let (events, status) = try await gateway.generateAll(GenerateRequestBuilder("hello there").routed(to: "openai/gpt-4o"))
         XCTAssertEqual(status.code, .ok, status.message)
         XCTAssertEqual(events, [.routed(model: "openai/gpt-4o", adaptations: [], attempt: 1), .text("You said: "), .text("hello there"),
-                                .usage(input: 16, output: 7, cost: 0), .finished(1)])
+                                .usage(input: 16, output: 7, cost: 110), .finished(1)])  // 16 × $2.50 + 7 × $10 per million
         let request = try XCTUnwrap(fake?.requests.first)
         XCTAssertEqual(request["auth"] as? String, "ok")
         XCTAssertEqual(request["content_type"] as? String, "application/json")
