@@ -9,28 +9,22 @@ import XCTest
 
 final class GeminiBatchTests: XCTestCase {
     private var bed: BatchTestBed!
-    static let model = "gemini/gemini-2.5-flash"
-    static let key = "gk-batch"
 
-    private func start(key: String = GeminiBatchTests.key, config: String = "{}") throws -> ModelCapability {
-        bed = try BatchTestBed(.gemini, fakeKey: Self.key, key: key, config: ["gemini": config])
-        return try bed.model(Self.model)
+    private func start(key: String = "gk-batch", config: String = "{}") throws -> ModelCapability {
+        bed = try BatchTestBed(.gemini, fakeKey: "gk-batch", key: key, config: ["gemini": config], displayName: "gemini batch test")
+        return try bed.model("gemini/gemini-2.5-flash")
     }
 
     override func tearDown() async throws {
         bed?.stop()
     }
 
-    private func submit(_ model: ModelCapability, _ items: [(customID: String, request: GenerationRequest)]) async throws -> BatchStatus {
-        try await bed.host.batchStatus(model: model, action: .submit(items: items, displayName: "gemini batch test"))
-    }
-
     func testSubmitPollAndResultsPerKey() async throws {
         let model = try start()
         XCTAssertTrue(model.features.batch)
         let png = TestMedia.png(width: 40, height: 30)
-        let submitted = try await submit(model, [("plain", BatchItems.text("hello batch")), ("picture", BatchItems.image("look", png)),
-                                                 ("weather", BatchItems.tool("tool please"))])
+        let submitted = try await bed.submit(model, [("plain", BatchItems.text("hello batch")), ("picture", BatchItems.image("look", png)),
+                                                     ("weather", BatchItems.tool("tool please"))])
         XCTAssertEqual(submitted.state, .running)
         XCTAssertEqual(submitted.vendorState, "BATCH_STATE_PENDING")
         XCTAssertEqual(submitted.total, 3)
@@ -69,7 +63,7 @@ final class GeminiBatchTests: XCTestCase {
         let plain = try XCTUnwrap(byKey["plain"])
         XCTAssertEqual(plain.status, 0, plain.message)
         XCTAssertEqual(BatchItems.text(of: plain), "You said: hello batch")
-        XCTAssertEqual(BatchItems.usage(of: plain), [9, 2])
+        XCTAssertEqual(BatchItems.tokens(of: plain), [9, 2])
         XCTAssertEqual(BatchItems.stopReason(of: plain), 1)  // STOP
         XCTAssertEqual(BatchItems.text(of: try XCTUnwrap(byKey["picture"])), "You said: look [image/png 40x30]")
         let tool = try XCTUnwrap(byKey["weather"])
@@ -79,7 +73,7 @@ final class GeminiBatchTests: XCTestCase {
 
     func testAnItemTheVendorRefusesFailsAlone() async throws {
         let model = try start()
-        let submitted = try await submit(model, [("fine", BatchItems.text("all good")), ("greedy", BatchItems.text("too long", maxTokens: 100_000))])
+        let submitted = try await bed.submit(model, [("fine", BatchItems.text("all good")), ("greedy", BatchItems.text("too long", maxTokens: 100_000))])
         let ended = try await bed.pollUntilDone(model, submitted.vendorBatchID).last
         XCTAssertEqual(ended?.state, .ended)
         XCTAssertEqual(ended?.failed, 1)
@@ -96,7 +90,7 @@ final class GeminiBatchTests: XCTestCase {
 
     func testResultsWhileRunningAreRefused() async throws {
         let model = try start()
-        let submitted = try await submit(model, [("one", BatchItems.text("patience"))])
+        let submitted = try await bed.submit(model, [("one", BatchItems.text("patience"))])
         let failure = await bed.failure { _ = try await self.bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID) }
         XCTAssertEqual(failure?.code, .failedPrecondition)
         XCTAssertTrue(failure?.message.contains("still running") == true, failure?.message ?? "")
@@ -104,7 +98,7 @@ final class GeminiBatchTests: XCTestCase {
 
     func testCancelThenEveryItemIsCancelled() async throws {
         let model = try start()
-        let submitted = try await submit(model, [("a", BatchItems.text("first")), ("b", BatchItems.text("second"))])
+        let submitted = try await bed.submit(model, [("a", BatchItems.text("first")), ("b", BatchItems.text("second"))])
         let cancelled = try await bed.host.batchStatus(model: model, action: .cancel(vendorBatchID: submitted.vendorBatchID))
         XCTAssertEqual(cancelled.state, .cancelled)
         XCTAssertEqual(cancelled.vendorState, "BATCH_STATE_CANCELLED")
@@ -116,12 +110,12 @@ final class GeminiBatchTests: XCTestCase {
 
     func testRefusedKeyAndForbiddenOnSubmit() async throws {
         let model = try start(key: "gk-wrong")
-        let refused = await bed.failure { _ = try await self.submit(model, [("a", BatchItems.text("hi"))]) }
+        let refused = await bed.failure { _ = try await self.bed.submit(model, [("a", BatchItems.text("hi"))]) }
         XCTAssertEqual(refused?.code, .failedPrecondition)
         XCTAssertTrue(refused?.message.contains("gemini rejected the API key (HTTP 400 INVALID_ARGUMENT)") == true, refused?.message ?? "")
         bed.stop()
         let allowed = try start()
-        let forbidden = await bed.failure { _ = try await self.submit(allowed, [("a", BatchItems.text("status-403 please"))]) }
+        let forbidden = await bed.failure { _ = try await self.bed.submit(allowed, [("a", BatchItems.text("status-403 please"))]) }
         XCTAssertEqual(forbidden?.code, .failedPrecondition)
         XCTAssertTrue(forbidden?.message.contains("HTTP 403 PERMISSION_DENIED") == true, forbidden?.message ?? "")
     }
@@ -141,16 +135,16 @@ final class GeminiBatchTests: XCTestCase {
         // and two 1,200-byte prompts are over it together.
         let model = try start(config: #"{"inline_limit_bytes": 2000}"#)
         let big = await bed.failure {
-            _ = try await self.submit(model, [("small", BatchItems.text("hi")), ("big", BatchItems.image("look", TestMedia.png(width: 40, height: 30)))])
+            _ = try await self.bed.submit(model, [("small", BatchItems.text("hi")), ("big", BatchItems.image("look", TestMedia.png(width: 40, height: 30)))])
         }
         XCTAssertEqual(big?.code, .invalidArgument)
         XCTAssertTrue(big?.message.contains("batch item 'big'") == true, big?.message ?? "")
         let prompt = String(repeating: "x", count: 1200)
-        let together = await bed.failure { _ = try await self.submit(model, [("one", BatchItems.text(prompt)), ("two", BatchItems.text(prompt))]) }
+        let together = await bed.failure { _ = try await self.bed.submit(model, [("one", BatchItems.text(prompt)), ("two", BatchItems.text(prompt))]) }
         XCTAssertEqual(together?.code, .invalidArgument)
         XCTAssertTrue(together?.message.contains("the batch is 2400 bytes inline") == true, together?.message ?? "")
         XCTAssertTrue(bed.logged("batch-create").isEmpty, "nothing over the limit may be sent")
-        let fits = try await submit(model, [("one", BatchItems.text(prompt))])
+        let fits = try await bed.submit(model, [("one", BatchItems.text(prompt))])
         XCTAssertEqual(fits.state, .running)
     }
 }
