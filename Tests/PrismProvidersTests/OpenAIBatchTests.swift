@@ -4,137 +4,60 @@
 // a failed and an expired batch, unknown ids, the key refused, and models without a batch API.
 import CPrismPlugin
 import Foundation
-import Logging
 @testable import PrismProviders
 import XCTest
 
 final class OpenAIBatchTests: XCTestCase {
-    private var fake: VendorFake?
-    private var host: PluginHost?
-    private var folder = ""
+    private var bed: BatchTestBed!
 
     /// How many GETs a batch may take to end: the fake moves one state per GET (three to completed).
     private static let maxPolls = 6
 
     /// Starts the fake (requiring sk-test) and a host whose openai plugin sees `key` (nil = none)
-    /// and the fake's base URL.
-    private func start(key: String? = "sk-test") throws -> PluginHost {
-        let fake = try VendorFake(.openAI, key: "sk-test")
-        self.fake = fake
-        if let key { setenv("OPENAI_API_KEY", key, 1) } else { unsetenv("OPENAI_API_KEY") }
-        setenv("OPENAI_BASE_URL", fake.baseURL, 1)
-        folder = try Plugins.folder()
-        try Plugins.install(Vendor.openAI.plugin, into: folder, as: Vendor.openAI.plugin)
-        var options = PluginHost.Options(directories: [folder])
-        options.watch = false
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let host = try PluginHost(options: options, logger: logger)
-        host.start()
-        self.host = host
-        return host
+    /// and the fake's base URL; returns the model called `model`.
+    private func start(key: String? = "sk-test", model: String = "openai/gpt-4o") throws -> ModelCapability {
+        bed = try BatchTestBed(.openAI, fakeKey: "sk-test", key: key, displayName: "nightly run")
+        return try bed.model(model)
     }
 
     override func tearDown() async throws {
-        host?.shutdown()
-        fake?.stop()
-        unsetenv("OPENAI_API_KEY")
-        unsetenv("OPENAI_BASE_URL")
-        if !folder.isEmpty { try? FileManager.default.removeItem(atPath: folder) }
-    }
-
-    private func model(_ host: PluginHost, _ name: String = "openai/gpt-4o") throws -> ModelCapability {
-        try XCTUnwrap(host.capabilityMatrix().first { $0.name == name }, "\(host.capabilityMatrix().map(\.name))")
-    }
-
-    private func request(_ text: String, parts: [ContentPart] = [], tools: [ToolSpec] = []) -> GenerationRequest {
-        var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.text(text)] + parts)])
-        request.tools = tools
-        return request
-    }
-
-    private static let weatherTool = ToolSpec(name: "get_weather", description: "The weather in a city",
-                                              inputSchemaJSON: #"{"type":"object","properties":{"city":{"type":"string"}}}"#)
-
-    private func submit(_ host: PluginHost, _ items: [(customID: String, request: GenerationRequest)],
-                        name: String = "nightly run") async throws -> BatchStatus {
-        try await host.batchStatus(model: model(host), action: .submit(items: items, displayName: name))
-    }
-
-    /// GETs the batch until it leaves RUNNING; every state seen, in order.
-    private func poll(_ host: PluginHost, _ id: String) async throws -> [BatchStatus] {
-        var seen: [BatchStatus] = []
-        for _ in 0..<Self.maxPolls {
-            let status = try await host.batchStatus(model: model(host), action: .get(vendorBatchID: id))
-            seen.append(status)
-            if status.state != .running { break }
-        }
-        return seen
-    }
-
-    private func text(_ result: BatchItemResult) -> String {
-        result.events.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined()
-    }
-
-    private func usage(_ result: BatchItemResult) -> Usage? {
-        result.events.compactMap { if case .usage(let u) = $0 { return u } else { return nil } }.first
-    }
-
-    private func finished(_ result: BatchItemResult) -> Int? {
-        result.events.compactMap { if case .finished(let r) = $0 { return r } else { return nil } }.first
-    }
-
-    private func failure(_ body: () async throws -> Void) async -> ProviderFailure? {
-        do {
-            try await body()
-            return nil
-        } catch let failure as ProviderFailure {
-            return failure
-        } catch {
-            XCTFail("not a ProviderFailure: \(error)")
-            return nil
-        }
+        bed?.stop()
     }
 
     func testSubmitPollAndReadTextImageAndToolAnswers() async throws {
-        let host = try start()
-        XCTAssertTrue(try model(host).features.batch)
+        let model = try start()
+        XCTAssertTrue(model.features.batch)
         let png = TestMedia.png(width: 64, height: 32)
-        let items = [("text-1", request("hello batch")),
-                     ("image-1", request("what is this", parts: [.media(MediaInput(mimeType: "image/png", data: png, name: "p.png"))])),
-                     ("tool-1", request("use a tool please", tools: [Self.weatherTool]))]
-        let submitted = try await submit(host, items)
+        let items = [("text-1", BatchItems.text("hello batch")), ("image-1", BatchItems.image("what is this", png)),
+                     ("tool-1", BatchItems.tool("use a tool please"))]
+        let submitted = try await bed.submit(model, items)
         XCTAssertEqual(submitted.state, .running)
         XCTAssertEqual(submitted.vendorState, "validating")
         XCTAssertTrue(submitted.vendorBatchID.hasPrefix("batch_"), submitted.vendorBatchID)
         XCTAssertEqual(submitted.total, 3)
 
-        let states = try await poll(host, submitted.vendorBatchID)
+        let states = try await bed.pollUntilDone(model, submitted.vendorBatchID, polls: Self.maxPolls)
         XCTAssertEqual(states.map(\.vendorState), ["in_progress", "finalizing", "completed"])
         XCTAssertEqual(states.map(\.state), [.running, .running, .ended])
         let ended = try XCTUnwrap(states.last)
         XCTAssertEqual([ended.total, ended.succeeded, ended.failed], [3, 3, 0])
 
-        let results = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID)
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
         XCTAssertEqual(results.map(\.customID).sorted(), ["image-1", "text-1", "tool-1"])
         let byID = Dictionary(uniqueKeysWithValues: results.map { ($0.customID, $0) })
         let textResult = try XCTUnwrap(byID["text-1"]), image = try XCTUnwrap(byID["image-1"]), tool = try XCTUnwrap(byID["tool-1"])
         XCTAssertTrue(results.allSatisfy(\.isOK), "\(results)")
-        XCTAssertEqual(text(textResult), "You said: hello batch")
-        XCTAssertEqual(text(image), "You said: what is this [image 64x32 image/png]")
-        XCTAssertEqual(finished(textResult), 1)
-        XCTAssertEqual(usage(textResult)?.inputTokens, 16)
-        XCTAssertEqual(usage(textResult)?.outputTokens, 7)
-        let calls = tool.events.compactMap { event -> [String]? in
-            if case let .toolCall(id, name, arguments) = event { return [id, name, arguments] }
-            return nil
-        }
-        XCTAssertEqual(calls, [["call_a1", "get_weather", #"{"city":"Paris"}"#], ["call_b2", "get_time", #"{"tz":"CET"}"#]])
-        XCTAssertEqual(finished(tool), 3)
-        XCTAssertEqual(text(tool), "")
+        XCTAssertEqual(BatchItems.text(of: textResult), "You said: hello batch")
+        XCTAssertEqual(BatchItems.text(of: image), "You said: what is this [image 64x32 image/png]")
+        XCTAssertEqual(BatchItems.stopReason(of: textResult), 1)
+        XCTAssertEqual(BatchItems.usage(of: textResult)?.inputTokens, 16)
+        XCTAssertEqual(BatchItems.usage(of: textResult)?.outputTokens, 7)
+        XCTAssertEqual(BatchItems.toolCalls(of: tool), [["call_a1", "get_weather", #"{"city":"Paris"}"#], ["call_b2", "get_time", #"{"tz":"CET"}"#]])
+        XCTAssertEqual(BatchItems.stopReason(of: tool), 3)
+        XCTAssertEqual(BatchItems.text(of: tool), "")
 
         // What went over the wire: one upload of a JSONL file, then the batch.
-        let requests = try XCTUnwrap(fake?.requests)
+        let requests = bed.fake.requests
         let upload = try XCTUnwrap(requests.first { $0["path"] as? String == "/v1/files" })
         XCTAssertEqual(upload["auth"] as? String, "ok")
         XCTAssertEqual((upload["fields"] as? [String: String])?["purpose"], "batch")
@@ -165,19 +88,19 @@ final class OpenAIBatchTests: XCTestCase {
     }
 
     func testAFailedItemIsThatItemsFailureWhileTheOthersSucceed() async throws {
-        let host = try start()
-        let submitted = try await submit(host, [("good", request("hello")), ("refused", request("please status-400")),
-                                                ("limited", request("please status-429"))])
-        let states = try await poll(host, submitted.vendorBatchID)
+        let model = try start()
+        let submitted = try await bed.submit(model, [("good", BatchItems.text("hello")), ("refused", BatchItems.text("please status-400")),
+                                                     ("limited", BatchItems.text("please status-429"))])
+        let states = try await bed.pollUntilDone(model, submitted.vendorBatchID, polls: Self.maxPolls)
         let ended = try XCTUnwrap(states.last)
         XCTAssertEqual(ended.state, .ended)
         XCTAssertEqual([ended.succeeded, ended.failed], [1, 2])
-        let results = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID)
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
         let byID = Dictionary(uniqueKeysWithValues: results.map { ($0.customID, $0) })
         XCTAssertEqual(byID.count, 3)
         let good = try XCTUnwrap(byID["good"]), refused = try XCTUnwrap(byID["refused"]), limited = try XCTUnwrap(byID["limited"])
         XCTAssertTrue(good.isOK)
-        XCTAssertEqual(text(good), "You said: hello")
+        XCTAssertEqual(BatchItems.text(of: good), "You said: hello")
         XCTAssertEqual(refused.status, Int32(PRISM_STATUS_INVALID_ARGUMENT.rawValue))
         XCTAssertTrue(refused.message.contains("fake failure 400"), refused.message)
         XCTAssertEqual(refused.events, [])
@@ -186,100 +109,98 @@ final class OpenAIBatchTests: XCTestCase {
     }
 
     func testResultsWhileRunningIsAFailedPrecondition() async throws {
-        let host = try start()
-        let submitted = try await submit(host, [("one", request("hello"))])
-        let failure = await failure { _ = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID) }
+        let model = try start()
+        let submitted = try await bed.submit(model, [("one", BatchItems.text("hello"))])
+        let failure = await bed.failure { _ = try await self.bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID) }
         XCTAssertEqual(failure?.code, .failedPrecondition)
         XCTAssertTrue(failure?.message.contains("openai batch \(submitted.vendorBatchID) is still in_progress") ?? false, "\(String(describing: failure))")
-        XCTAssertFalse(fake?.requests.contains { ($0["path"] as? String ?? "").hasSuffix("/content") } ?? true)
+        XCTAssertFalse(bed.fake.requests.contains { ($0["path"] as? String ?? "").hasSuffix("/content") })
     }
 
     func testCancelIsCancellingThenCancelledAndItsItemsAreCancelled() async throws {
-        let host = try start()
-        let submitted = try await submit(host, [("a", request("hello")), ("b", request("again"))])
-        let cancelling = try await host.batchStatus(model: model(host), action: .cancel(vendorBatchID: submitted.vendorBatchID))
+        let model = try start()
+        let submitted = try await bed.submit(model, [("a", BatchItems.text("hello")), ("b", BatchItems.text("again"))])
+        let cancelling = try await bed.host.batchStatus(model: model, action: .cancel(vendorBatchID: submitted.vendorBatchID))
         XCTAssertEqual(cancelling.state, .cancelling)
         XCTAssertEqual(cancelling.vendorBatchID, submitted.vendorBatchID)
-        let cancelled = try await host.batchStatus(model: model(host), action: .get(vendorBatchID: submitted.vendorBatchID))
+        let cancelled = try await bed.host.batchStatus(model: model, action: .get(vendorBatchID: submitted.vendorBatchID))
         XCTAssertEqual(cancelled.state, .cancelled)
         XCTAssertEqual([cancelled.total, cancelled.succeeded, cancelled.cancelled], [2, 0, 2])
-        XCTAssertTrue(fake?.requests.contains { $0["path"] as? String == "/v1/batches/\(submitted.vendorBatchID)/cancel" } ?? false)
-        let results = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID)
+        XCTAssertTrue(bed.fake.requests.contains { $0["path"] as? String == "/v1/batches/\(submitted.vendorBatchID)/cancel" })
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
         XCTAssertEqual(results.map(\.customID).sorted(), ["a", "b"])
         XCTAssertTrue(results.allSatisfy { $0.status == Int32(PRISM_STATUS_CANCELLED.rawValue) && $0.message.contains("batch_cancelled") }, "\(results)")
         // A batch that has ended cannot be cancelled again.
-        let again = await failure { _ = try await host.batchStatus(model: model(host), action: .cancel(vendorBatchID: submitted.vendorBatchID)) }
+        let again = await bed.failure { _ = try await self.bed.host.batchStatus(model: model, action: .cancel(vendorBatchID: submitted.vendorBatchID)) }
         XCTAssertEqual(again?.code, .failedPrecondition)
         XCTAssertTrue(again?.message.contains("Cannot cancel a batch with status 'cancelled'") ?? false, "\(String(describing: again))")
     }
 
     func testAFailedBatchSaysWhyAndHasNoResults() async throws {
-        let host = try start()
-        let submitted = try await submit(host, [("a", request("hello"))], name: "fail-batch please")
-        let failed = try await host.batchStatus(model: model(host), action: .get(vendorBatchID: submitted.vendorBatchID))
+        let model = try start()
+        let submitted = try await bed.submit(model, [("a", BatchItems.text("hello"))], name: "fail-batch please")
+        let failed = try await bed.host.batchStatus(model: model, action: .get(vendorBatchID: submitted.vendorBatchID))
         XCTAssertEqual(failed.state, .failed)
         XCTAssertTrue(failed.message.contains("fake failure of the whole batch"), failed.message)
-        let failure = await failure { _ = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID) }
+        let failure = await bed.failure { _ = try await self.bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID) }
         XCTAssertEqual(failure?.code, .failedPrecondition)
         XCTAssertTrue(failure?.message.contains("failed and has no results") ?? false, "\(String(describing: failure))")
     }
 
     func testAnExpiredBatchCountsAndReportsItsItemsAsExpired() async throws {
-        let host = try start()
-        let submitted = try await submit(host, [("a", request("hello")), ("b", request("again"))], name: "expire-batch")
-        let states = try await poll(host, submitted.vendorBatchID)
+        let model = try start()
+        let submitted = try await bed.submit(model, [("a", BatchItems.text("hello")), ("b", BatchItems.text("again"))], name: "expire-batch")
+        let states = try await bed.pollUntilDone(model, submitted.vendorBatchID, polls: Self.maxPolls)
         XCTAssertEqual(states.map(\.state), [.running, .expired])
         XCTAssertEqual(states.last?.expired, 2)
-        let results = try await host.batchResults(model: model(host), vendorBatchID: submitted.vendorBatchID)
+        let results = try await bed.host.batchResults(model: model, vendorBatchID: submitted.vendorBatchID)
         XCTAssertEqual(results.count, 2)
         XCTAssertTrue(results.allSatisfy { $0.status == Int32(PRISM_STATUS_DEADLINE_EXCEEDED.rawValue) }, "\(results)")
     }
 
     func testUnknownAndMalformedBatchIdsAreInvalidArguments() async throws {
-        let host = try start()
-        let unknown = await failure { _ = try await host.batchStatus(model: model(host), action: .get(vendorBatchID: "batch_nope")) }
+        let model = try start()
+        let unknown = await bed.failure { _ = try await self.bed.host.batchStatus(model: model, action: .get(vendorBatchID: "batch_nope")) }
         XCTAssertEqual(unknown?.code, .invalidArgument)
         XCTAssertTrue(unknown?.message.contains("openai has no batch 'batch_nope'") ?? false, "\(String(describing: unknown))")
-        let malformed = await failure { _ = try await host.batchStatus(model: model(host), action: .get(vendorBatchID: "../files")) }
+        let malformed = await bed.failure { _ = try await self.bed.host.batchStatus(model: model, action: .get(vendorBatchID: "../files")) }
         XCTAssertEqual(malformed?.code, .invalidArgument)
         XCTAssertTrue(malformed?.message.contains("'../files' is not an openai batch or file id") ?? false, "\(String(describing: malformed))")
-        XCTAssertEqual(fake?.requests.filter { ($0["path"] as? String ?? "").contains("files") }.count, 0)
+        XCTAssertEqual(bed.fake.requests.filter { ($0["path"] as? String ?? "").contains("files") }.count, 0)
     }
 
     func testDuplicateCustomIDsAreRefusedBeforeAnyUpload() async throws {
-        let host = try start()
-        let failure = await failure { _ = try await submit(host, [("same", request("a")), ("same", request("b"))]) }
+        let model = try start()
+        let failure = await bed.failure { _ = try await self.bed.submit(model, [("same", BatchItems.text("a")), ("same", BatchItems.text("b"))]) }
         XCTAssertEqual(failure?.code, .invalidArgument)
         XCTAssertTrue(failure?.message.contains("the custom_id 'same' is used twice") ?? false, "\(String(describing: failure))")
-        XCTAssertEqual(fake?.requests.count, 0)
+        XCTAssertEqual(bed.fake.requests.count, 0)
     }
 
     func testAKeyTheVendorRefusesFailsTheSubmitAsTheGatewaysCredentials() async throws {
-        let host = try start(key: "sk-wrong")
-        let failure = await failure { _ = try await submit(host, [("a", request("hello"))]) }
+        let model = try start(key: "sk-wrong")
+        let failure = await bed.failure { _ = try await self.bed.submit(model, [("a", BatchItems.text("hello"))]) }
         XCTAssertEqual(failure?.code, .failedPrecondition)
         XCTAssertTrue(failure?.message.contains("rejected the gateway's own credentials") ?? false, "\(String(describing: failure))")
-        let upload = try XCTUnwrap(fake?.requests.first)
+        let upload = try XCTUnwrap(bed.fake.requests.first)
         XCTAssertEqual(upload["path"] as? String, "/v1/files")
         XCTAssertEqual(upload["auth"] as? String, "wrong")
-        XCTAssertFalse(fake?.requests.contains { $0["path"] as? String == "/v1/batches" } ?? true)
+        XCTAssertFalse(bed.fake.requests.contains { $0["path"] as? String == "/v1/batches" })
     }
 
     func testTheHostRefusesModelsWithoutABatchAPI() async throws {
-        let host = try start()
-        let whisper = try model(host, "openai/whisper-1")
+        let whisper = try start(model: "openai/whisper-1")
         XCTAssertFalse(whisper.features.batch)
-        XCTAssertThrowsError(try host.startBatchCall(model: whisper, action: .get(vendorBatchID: "batch_x"))) { error in
+        XCTAssertThrowsError(try bed.host.startBatchCall(model: whisper, action: .get(vendorBatchID: "batch_x"))) { error in
             XCTAssertEqual((error as? ProviderFailure)?.code, .failedPrecondition)
             XCTAssertTrue((error as? ProviderFailure)?.message.contains("has no batch API") ?? false, "\(error)")
         }
-        XCTAssertEqual(fake?.requests.count, 0)
+        XCTAssertEqual(bed.fake.requests.count, 0)
     }
 
     func testAKeylessServerDeclaresNoBatchAPI() async throws {
-        let host = try start(key: nil)
-        let local = try XCTUnwrap(host.capabilityMatrix().first { $0.provider == "openai" && $0.operations.contains(.generate) })
+        let local = try start(key: nil, model: "openai/local")
         XCTAssertFalse(local.features.batch)
-        XCTAssertThrowsError(try host.startBatchCall(model: local, action: .submit(items: [("a", request("hello"))], displayName: "")))
+        XCTAssertThrowsError(try bed.host.startBatchCall(model: local, action: .submit(items: [("a", BatchItems.text("hello"))], displayName: "")))
     }
 }
