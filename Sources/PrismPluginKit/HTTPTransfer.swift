@@ -2,7 +2,8 @@
 // closures as they arrive, HTTP/2 over TLS, deadlines, and cancellation that aborts at once
 // (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent).
 // Every transfer of a client draws on one curl share of connections, TLS sessions and DNS answers,
-// so a call reuses whichever idle connection to its vendor any earlier call left open.
+// so a call reuses whichever idle connection to its vendor any earlier call left open. The CAs
+// trusted for TLS come from SSL_CERT_FILE / SSL_CERT_DIR when set (TrustStore).
 import CCurl
 import Foundation
 
@@ -25,6 +26,42 @@ public enum HTTPLimits {
     public static let cancelPollMilliseconds: Int32 = 50
     /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
     public static let maxErrorBodyBytes = 64 * 1024
+}
+
+/// The certificate authorities a client trusts to sign vendors' TLS certificates. Verification of
+/// the peer and its host name is always on; this only says which CAs anchor it.
+///
+/// Read from the standard `SSL_CERT_FILE` (a PEM bundle, CURLOPT_CAINFO) and `SSL_CERT_DIR` (a
+/// directory of hashed certificates as `openssl rehash` makes, CURLOPT_CAPATH). These are the
+/// variables OpenSSL's own default paths, the curl tool, Go and Python's httpx (which the OpenAI
+/// and Anthropic Python SDKs use) read, so a deployment that points its other clients at a private
+/// CA or a TLS-inspecting proxy's CA needs nothing Prism-specific. libcurl itself ignores them: it
+/// always loads the bundle and directory fixed when it was built, so they are passed on here. As
+/// in OpenSSL, each variable replaces only its own default: `SSL_CERT_FILE` alone keeps libcurl's
+/// built-in directory (on Debian /etc/ssl/certs, the system CAs), `SSL_CERT_DIR` alone keeps the
+/// built-in bundle. An empty value counts as unset.
+public struct TrustStore: Sendable, Equatable, CustomStringConvertible {
+    /// A PEM file of CA certificates; nil keeps libcurl's built-in bundle.
+    public var caFile: String?
+    /// A directory of CA certificates named by subject hash; nil keeps libcurl's built-in one.
+    public var caDirectory: String?
+
+    public init(caFile: String? = nil, caDirectory: String? = nil) {
+        self.caFile = caFile
+        self.caDirectory = caDirectory
+    }
+
+    /// The trust store `SSL_CERT_FILE` and `SSL_CERT_DIR` in `environment` name.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> TrustStore {
+        func path(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        return TrustStore(caFile: path("SSL_CERT_FILE"), caDirectory: path("SSL_CERT_DIR"))
+    }
+
+    /// For error messages: where the trusted CAs were looked for (paths only, never secrets).
+    public var description: String {
+        let named = [caFile.map { "SSL_CERT_FILE=\($0)" }, caDirectory.map { "SSL_CERT_DIR=\($0)" }].compactMap { $0 }
+        return named.isEmpty ? "the system CAs, as SSL_CERT_FILE and SSL_CERT_DIR are unset" : named.joined(separator: ", ")
+    }
 }
 
 /// An HTTP request to make.
@@ -86,9 +123,14 @@ public final class HTTPClient: @unchecked Sendable {
 
     private var idle: [Slot] = []
     private let share = ConnectionShare()
+    private let trustStore: TrustStore
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    public init() { _ = Self.globalInit }
+    /// A client trusting the CAs of `trustStore`; by default those the environment names.
+    public init(trustStore: TrustStore = .fromEnvironment()) {
+        _ = Self.globalInit
+        self.trustStore = trustStore
+    }
 
     // The easy handles leave the share before it is cleaned up (ConnectionShare's deinit).
     deinit { idle.forEach(Self.cleanup) }
@@ -97,9 +139,10 @@ public final class HTTPClient: @unchecked Sendable {
     /// the head is known; returning false stops the transfer. Returns the head on completion.
     public func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool,
                         onBody: @escaping (HTTPResponseHead, Data) -> Bool) throws -> HTTPResponseHead {
-        let slot = checkout()
-        defer { checkin(slot) }
         let transfer = Transfer(isCancelled: isCancelled, onBody: onBody)
+        let slot = checkout()
+        // The handle points at `transfer` (callback context, error buffer) until it is reset.
+        defer { withExtendedLifetime(transfer) { checkin(slot) } }
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let h = slot.easy
 
@@ -107,6 +150,10 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_string(h, CURLOPT_CUSTOMREQUEST, request.method)
         prism_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
         prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        // Only the anchors change; CURLOPT_SSL_VERIFYPEER and VERIFYHOST keep their defaults (on).
+        if let file = trustStore.caFile { prism_curl_set_string(h, CURLOPT_CAINFO, file) }
+        if let directory = trustStore.caDirectory { prism_curl_set_string(h, CURLOPT_CAPATH, directory) }
+        prism_curl_set_pointer(h, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
         var timeout = HTTPLimits.defaultTimeoutMilliseconds
         // Rounded up: a timeout that fires a fraction of a millisecond before the deadline would
@@ -147,7 +194,24 @@ public final class HTTPClient: @unchecked Sendable {
         case CURLE_OPERATION_TIMEDOUT:
             throw HTTPTransferError.timedOut
         default:
-            throw HTTPTransferError.transport(String(cString: curl_easy_strerror(code)))
+            throw HTTPTransferError.transport(message(for: code, transfer))
+        }
+    }
+
+    /// curl's account of a failed transfer (its error buffer says more than curl_easy_strerror),
+    /// and for a TLS failure which CAs were trusted, the first thing an operator needs to know.
+    private func message(for code: CURLcode, _ transfer: Transfer) -> String {
+        let detail = String(cString: transfer.errorBuffer)
+        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        switch code {
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return "TLS certificate not accepted: \(text) (trusted CAs: \(trustStore))"
+        case CURLE_SSL_CACERT_BADFILE:
+            return "TLS trust store cannot be read: \(text) (\(trustStore))"
+        case CURLE_SSL_CONNECT_ERROR:
+            return "TLS handshake failed: \(text)"
+        default:
+            return text
         }
     }
 
@@ -235,11 +299,16 @@ private final class Transfer {
     var headers: [String: String] = [:]
     var stopped = false
     var cancelledWhileWriting = false
+    /// CURLOPT_ERRORBUFFER: curl writes a failed transfer's detailed message here.
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
 
     init(isCancelled: @escaping () -> Bool, onBody: @escaping (HTTPResponseHead, Data) -> Bool) {
         self.isCancelled = isCancelled
         self.onBody = onBody
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
     }
+
+    deinit { errorBuffer.deallocate() }
 }
 
 private func transfer(_ context: UnsafeMutableRawPointer?) -> Transfer {
