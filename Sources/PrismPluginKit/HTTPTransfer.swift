@@ -1,6 +1,7 @@
 // Blocking HTTP requests through libcurl for plugin calls: headers and body streamed to
 // closures as they arrive, HTTP/2 over TLS, deadlines, and cancellation that aborts at once
-// (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent).
+// (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent)
+// and closes the connection, so the vendor stops generating the abandoned answer.
 // Every transfer of a client draws on one curl share of connections, TLS sessions and DNS answers,
 // so a call reuses whichever idle connection to its vendor any earlier call left open. The CAs
 // trusted for TLS come from SSL_CERT_FILE / SSL_CERT_DIR when set (TrustStore).
@@ -22,7 +23,8 @@ public enum HTTPLimits {
     /// only their buffers (tens of KB each), so keeping a sixteenth of the cap is enough to spare
     /// a steady load most allocations without holding megabytes after a burst.
     public static let idleHandles = maxConnections / 16
-    /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing.
+    /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing;
+    /// also how late past its deadline a transfer may end.
     public static let cancelPollMilliseconds: Int32 = 50
     /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
     public static let maxErrorBodyBytes = 64 * 1024
@@ -155,11 +157,10 @@ public final class HTTPClient: @unchecked Sendable {
         if let directory = trustStore.caDirectory { prism_curl_set_string(h, CURLOPT_CAPATH, directory) }
         prism_curl_set_pointer(h, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
-        var timeout = HTTPLimits.defaultTimeoutMilliseconds
-        // Rounded up: a timeout that fires a fraction of a millisecond before the deadline would
-        // read as the vendor being slow (UNAVAILABLE) rather than the deadline passing.
-        if let deadline = request.deadline { timeout = max(1, min(timeout, Int((deadline.timeIntervalSinceNow * 1000).rounded(.up)))) }
-        prism_curl_set_long(h, CURLOPT_TIMEOUT_MS, timeout)
+        // No CURLOPT_TIMEOUT_MS: run() ends a transfer at its deadline itself, so that it can close
+        // the connection (see there); curl's own timeout would leave an HTTP/2 one open.
+        var end = Date(timeIntervalSinceNow: Double(HTTPLimits.defaultTimeoutMilliseconds) / 1000)
+        if let deadline = request.deadline { end = min(end, deadline) }
         if request.method == "POST" {
             prism_curl_set_long(h, CURLOPT_POST, 1)
             prism_curl_set_size(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
@@ -176,11 +177,8 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_pointer(h, CURLOPT_HEADERDATA, context)
         prism_curl_set_data_fn(h, CURLOPT_WRITEFUNCTION, bodyCallback)
         prism_curl_set_pointer(h, CURLOPT_WRITEDATA, context)
-        prism_curl_set_long(h, CURLOPT_NOPROGRESS, 0)
-        prism_curl_set_progress_fn(h, progressCallback)
-        prism_curl_set_pointer(h, CURLOPT_XFERINFODATA, context)
 
-        let code = run(slot, transfer)
+        let code = run(slot, transfer, until: end)
         var status = 0
         prism_curl_get_long(h, CURLINFO_RESPONSE_CODE, &status)
         let head = HTTPResponseHead(status: status, headers: transfer.headers)
@@ -215,18 +213,36 @@ public final class HTTPClient: @unchecked Sendable {
         }
     }
 
-    /// Drives the transfer to its end, checking for cancellation between short polls.
-    private func run(_ slot: Slot, _ transfer: Transfer) -> CURLcode {
+    /// Drives the transfer to its end, checking for cancellation, a stop asked by the body
+    /// handler and the deadline between short polls.
+    ///
+    /// A transfer given up on this way is removed with CURLOPT_FORBID_REUSE set, which closes its
+    /// connection. For HTTP/1.1 curl would close it anyway; for HTTP/2 it would keep the connection
+    /// and (libcurl 7.88) never get a RST_STREAM out, so the vendor would go on generating, and
+    /// billing, the abandoned answer into a connection nobody reads. The vendor's TLS session stays
+    /// resumable in the share (prism_curl_keep_tls_session), so the next connection skips most of
+    /// the handshake. The callbacks only pause and curl has no overall timeout, so curl itself ends
+    /// a transfer early only when its connection failed anyway (refused, reset, cut, TLS error).
+    private func run(_ slot: Slot, _ transfer: Transfer, until end: Date) -> CURLcode {
         curl_multi_add_handle(slot.multi, slot.easy)
-        // Removing an unfinished transfer closes its HTTP/1.1 connection (an HTTP/2 one gets the
-        // stream reset): the vendor sees the abort, and no half-read connection is reused.
         defer { curl_multi_remove_handle(slot.multi, slot.easy) }
+        func abandon(_ code: CURLcode) -> CURLcode {
+            prism_curl_set_long(slot.easy, CURLOPT_FORBID_REUSE, 1)
+            prism_curl_keep_tls_session(slot.easy)
+            return code
+        }
         var running: Int32 = 1
         while true {
-            guard curl_multi_perform(slot.multi, &running) == CURLM_OK else { return CURLE_FAILED_INIT }
+            guard curl_multi_perform(slot.multi, &running) == CURLM_OK else { return abandon(CURLE_FAILED_INIT) }
             if running == 0 { break }
-            if transfer.isCancelled() { return CURLE_ABORTED_BY_CALLBACK }
-            curl_multi_poll(slot.multi, nil, 0, HTTPLimits.cancelPollMilliseconds, nil)
+            if transfer.stopped { return abandon(CURLE_WRITE_ERROR) }
+            if transfer.isCancelled() { return abandon(CURLE_ABORTED_BY_CALLBACK) }
+            let left = end.timeIntervalSinceNow
+            if left <= 0 { return abandon(CURLE_OPERATION_TIMEDOUT) }
+            // Rounded up, so the deadline is never reported a fraction of a millisecond early (it
+            // would read as the vendor being slow rather than the deadline passing).
+            let wait = min(HTTPLimits.cancelPollMilliseconds, Int32((left * 1000).rounded(.up)))
+            curl_multi_poll(slot.multi, nil, 0, wait, nil)
         }
         var left: Int32 = 0
         while let message = curl_multi_info_read(slot.multi, &left) {
@@ -332,22 +348,20 @@ private let headerCallback: prism_curl_data_fn = { data, size, count, context in
     return n
 }
 
+// Stopping pauses the transfer rather than failing it, so that curl does not end it on its own:
+// run() sees `stopped` and ends it, closing the connection.
 private let bodyCallback: prism_curl_data_fn = { data, size, count, context in
     let t = transfer(context)
     let n = size * count
     if t.isCancelled() {
         t.stopped = true
         t.cancelledWhileWriting = true
-        return 0
+        return Int(CURL_WRITEFUNC_PAUSE)
     }
     let chunk = data.map { Data(bytes: $0, count: n) } ?? Data()
     guard t.onBody(HTTPResponseHead(status: t.status, headers: t.headers), chunk) else {
         t.stopped = true
-        return 0
+        return Int(CURL_WRITEFUNC_PAUSE)
     }
     return n
-}
-
-private let progressCallback: prism_curl_progress_fn = { context, _, _, _, _ in
-    transfer(context).isCancelled() ? 1 : 0
 }
