@@ -218,6 +218,17 @@ def test_cancellation_through_tls_reaches_the_fake(tls_server, fakes, fronts, ve
     assert after["reused"] == "r", f"the connection after the cancel did a full TLS handshake: {after}"
 
 
+def test_a_deadline_through_tls_reaches_the_fake(tls_server, fakes):
+    """A call that runs out of time ends its vendor stream too, not only the gRPC call."""
+    prompt = "deadline over tls slow"
+    with tls_server.channel() as channel:
+        with pytest.raises(grpc.RpcError) as ended:
+            list(prism_pb2_grpc.PrismStub(channel).Generate(request(prompt, OPENAI_MODEL), timeout=1.0))
+    assert ended.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED, (ended.value.code(), ended.value.details())
+    assert wait_for_fake_event(fakes["openai"], prompt) == "disconnected", \
+        "the fake went on streaming after the call's deadline"
+
+
 # --- the trust store ------------------------------------------------------------------------------
 
 
