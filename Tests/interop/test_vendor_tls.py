@@ -21,7 +21,7 @@ from test_vendors import (ANTHROPIC_KEY, ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MOD
                           Fake, fakes, generate, kinds, ok, request, text_of)
 from tls_front import TLSFront
 
-# (model, fake, the path the vendor's streaming endpoint starts with)
+# vendor -> (model, the path its streaming endpoint starts with)
 VENDORS = {
     "openai": (OPENAI_MODEL, "/v1/chat/completions"),
     "anthropic": (ANTHROPIC_MODEL, "/v1/messages"),
