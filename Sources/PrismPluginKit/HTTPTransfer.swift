@@ -1,8 +1,10 @@
 // Blocking HTTP requests through libcurl for plugin calls: headers and body streamed to
 // closures as they arrive, HTTP/2 over TLS, deadlines, and cancellation that aborts at once
-// (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent).
+// (a curl multi handle polled in short slices, so a cancel is seen even while the vendor is silent)
+// and closes the connection, so the vendor stops generating the abandoned answer.
 // Every transfer of a client draws on one curl share of connections, TLS sessions and DNS answers,
-// so a call reuses whichever idle connection to its vendor any earlier call left open.
+// so a call reuses whichever idle connection to its vendor any earlier call left open. The CAs
+// trusted for TLS come from SSL_CERT_FILE / SSL_CERT_DIR when set (TrustStore).
 import CCurl
 import Foundation
 
@@ -21,10 +23,47 @@ public enum HTTPLimits {
     /// only their buffers (tens of KB each), so keeping a sixteenth of the cap is enough to spare
     /// a steady load most allocations without holding megabytes after a burst.
     public static let idleHandles = maxConnections / 16
-    /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing.
+    /// The longest a cancelled call waits for its transfer to notice, while the vendor sends nothing;
+    /// also how late past its deadline a transfer may end.
     public static let cancelPollMilliseconds: Int32 = 50
     /// Bytes of an error body read; vendors' error bodies are a few hundred bytes.
     public static let maxErrorBodyBytes = 64 * 1024
+}
+
+/// The certificate authorities a client trusts to sign vendors' TLS certificates. Verification of
+/// the peer and its host name is always on; this only says which CAs anchor it.
+///
+/// Read from the standard `SSL_CERT_FILE` (a PEM bundle, CURLOPT_CAINFO) and `SSL_CERT_DIR` (a
+/// directory of hashed certificates as `openssl rehash` makes, CURLOPT_CAPATH). These are the
+/// variables OpenSSL's own default paths, the curl tool, Go and Python's httpx (which the OpenAI
+/// and Anthropic Python SDKs use) read, so a deployment that points its other clients at a private
+/// CA or a TLS-inspecting proxy's CA needs nothing Prism-specific. libcurl itself ignores them: it
+/// always loads the bundle and directory fixed when it was built, so they are passed on here. As
+/// in OpenSSL, each variable replaces only its own default: `SSL_CERT_FILE` alone keeps libcurl's
+/// built-in directory (on Debian /etc/ssl/certs, the system CAs), `SSL_CERT_DIR` alone keeps the
+/// built-in bundle. An empty value counts as unset.
+public struct TrustStore: Sendable, Equatable, CustomStringConvertible {
+    /// A PEM file of CA certificates; nil keeps libcurl's built-in bundle.
+    public var caFile: String?
+    /// A directory of CA certificates named by subject hash; nil keeps libcurl's built-in one.
+    public var caDirectory: String?
+
+    public init(caFile: String? = nil, caDirectory: String? = nil) {
+        self.caFile = caFile
+        self.caDirectory = caDirectory
+    }
+
+    /// The trust store `SSL_CERT_FILE` and `SSL_CERT_DIR` in `environment` name.
+    public static func fromEnvironment(_ environment: [String: String] = ProcessInfo.processInfo.environment) -> TrustStore {
+        func path(_ name: String) -> String? { environment[name].flatMap { $0.isEmpty ? nil : $0 } }
+        return TrustStore(caFile: path("SSL_CERT_FILE"), caDirectory: path("SSL_CERT_DIR"))
+    }
+
+    /// For error messages: where the trusted CAs were looked for (paths only, never secrets).
+    public var description: String {
+        let named = [caFile.map { "SSL_CERT_FILE=\($0)" }, caDirectory.map { "SSL_CERT_DIR=\($0)" }].compactMap { $0 }
+        return named.isEmpty ? "the system CAs, as SSL_CERT_FILE and SSL_CERT_DIR are unset" : named.joined(separator: ", ")
+    }
 }
 
 /// An HTTP request to make.
@@ -86,9 +125,14 @@ public final class HTTPClient: @unchecked Sendable {
 
     private var idle: [Slot] = []
     private let share = ConnectionShare()
+    private let trustStore: TrustStore
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
-    public init() { _ = Self.globalInit }
+    /// A client trusting the CAs of `trustStore`; by default those the environment names.
+    public init(trustStore: TrustStore = .fromEnvironment()) {
+        _ = Self.globalInit
+        self.trustStore = trustStore
+    }
 
     // The easy handles leave the share before it is cleaned up (ConnectionShare's deinit).
     deinit { idle.forEach(Self.cleanup) }
@@ -97,9 +141,10 @@ public final class HTTPClient: @unchecked Sendable {
     /// the head is known; returning false stops the transfer. Returns the head on completion.
     public func perform(_ request: HTTPRequest, isCancelled: @escaping () -> Bool,
                         onBody: @escaping (HTTPResponseHead, Data) -> Bool) throws -> HTTPResponseHead {
-        let slot = checkout()
-        defer { checkin(slot) }
         let transfer = Transfer(isCancelled: isCancelled, onBody: onBody)
+        let slot = checkout()
+        // The handle points at `transfer` (callback context, error buffer) until it is reset.
+        defer { withExtendedLifetime(transfer) { checkin(slot) } }
         let context = Unmanaged.passUnretained(transfer).toOpaque()
         let h = slot.easy
 
@@ -107,12 +152,15 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_string(h, CURLOPT_CUSTOMREQUEST, request.method)
         prism_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
         prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_2TLS))
+        // Only the anchors change; CURLOPT_SSL_VERIFYPEER and VERIFYHOST keep their defaults (on).
+        if let file = trustStore.caFile { prism_curl_set_string(h, CURLOPT_CAINFO, file) }
+        if let directory = trustStore.caDirectory { prism_curl_set_string(h, CURLOPT_CAPATH, directory) }
+        prism_curl_set_pointer(h, CURLOPT_ERRORBUFFER, transfer.errorBuffer)
         prism_curl_set_long(h, CURLOPT_CONNECTTIMEOUT_MS, HTTPLimits.connectTimeoutMilliseconds)
-        var timeout = HTTPLimits.defaultTimeoutMilliseconds
-        // Rounded up: a timeout that fires a fraction of a millisecond before the deadline would
-        // read as the vendor being slow (UNAVAILABLE) rather than the deadline passing.
-        if let deadline = request.deadline { timeout = max(1, min(timeout, Int((deadline.timeIntervalSinceNow * 1000).rounded(.up)))) }
-        prism_curl_set_long(h, CURLOPT_TIMEOUT_MS, timeout)
+        // No CURLOPT_TIMEOUT_MS: run() ends a transfer at its deadline itself, so that it can close
+        // the connection (see there); curl's own timeout would leave an HTTP/2 one open.
+        var end = Date(timeIntervalSinceNow: Double(HTTPLimits.defaultTimeoutMilliseconds) / 1000)
+        if let deadline = request.deadline { end = min(end, deadline) }
         if request.method == "POST" {
             prism_curl_set_long(h, CURLOPT_POST, 1)
             prism_curl_set_size(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
@@ -129,11 +177,8 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_pointer(h, CURLOPT_HEADERDATA, context)
         prism_curl_set_data_fn(h, CURLOPT_WRITEFUNCTION, bodyCallback)
         prism_curl_set_pointer(h, CURLOPT_WRITEDATA, context)
-        prism_curl_set_long(h, CURLOPT_NOPROGRESS, 0)
-        prism_curl_set_progress_fn(h, progressCallback)
-        prism_curl_set_pointer(h, CURLOPT_XFERINFODATA, context)
 
-        let code = run(slot, transfer)
+        let code = run(slot, transfer, until: end)
         var status = 0
         prism_curl_get_long(h, CURLINFO_RESPONSE_CODE, &status)
         let head = HTTPResponseHead(status: status, headers: transfer.headers)
@@ -147,22 +192,57 @@ public final class HTTPClient: @unchecked Sendable {
         case CURLE_OPERATION_TIMEDOUT:
             throw HTTPTransferError.timedOut
         default:
-            throw HTTPTransferError.transport(String(cString: curl_easy_strerror(code)))
+            throw HTTPTransferError.transport(message(for: code, transfer))
         }
     }
 
-    /// Drives the transfer to its end, checking for cancellation between short polls.
-    private func run(_ slot: Slot, _ transfer: Transfer) -> CURLcode {
+    /// curl's account of a failed transfer (its error buffer says more than curl_easy_strerror),
+    /// and for a TLS failure which CAs were trusted, the first thing an operator needs to know.
+    private func message(for code: CURLcode, _ transfer: Transfer) -> String {
+        let detail = String(cString: transfer.errorBuffer)
+        let text = detail.isEmpty ? String(cString: curl_easy_strerror(code)) : detail
+        switch code {
+        case CURLE_PEER_FAILED_VERIFICATION:
+            return "TLS certificate not accepted: \(text) (trusted CAs: \(trustStore))"
+        case CURLE_SSL_CACERT_BADFILE:
+            return "TLS trust store cannot be read: \(text) (\(trustStore))"
+        case CURLE_SSL_CONNECT_ERROR:
+            return "TLS handshake failed: \(text)"
+        default:
+            return text
+        }
+    }
+
+    /// Drives the transfer to its end, checking for cancellation, a stop asked by the body
+    /// handler and the deadline between short polls.
+    ///
+    /// A transfer given up on this way is removed with CURLOPT_FORBID_REUSE set, which closes its
+    /// connection. For HTTP/1.1 curl would close it anyway; for HTTP/2 it would keep the connection
+    /// and (libcurl 7.88) never get a RST_STREAM out, so the vendor would go on generating, and
+    /// billing, the abandoned answer into a connection nobody reads. The vendor's TLS session stays
+    /// resumable in the share (prism_curl_keep_tls_session), so the next connection skips most of
+    /// the handshake. The callbacks only pause and curl has no overall timeout, so curl itself ends
+    /// a transfer early only when its connection failed anyway (refused, reset, cut, TLS error).
+    private func run(_ slot: Slot, _ transfer: Transfer, until end: Date) -> CURLcode {
         curl_multi_add_handle(slot.multi, slot.easy)
-        // Removing an unfinished transfer closes its HTTP/1.1 connection (an HTTP/2 one gets the
-        // stream reset): the vendor sees the abort, and no half-read connection is reused.
         defer { curl_multi_remove_handle(slot.multi, slot.easy) }
+        func abandon(_ code: CURLcode) -> CURLcode {
+            prism_curl_set_long(slot.easy, CURLOPT_FORBID_REUSE, 1)
+            prism_curl_keep_tls_session(slot.easy)
+            return code
+        }
         var running: Int32 = 1
         while true {
-            guard curl_multi_perform(slot.multi, &running) == CURLM_OK else { return CURLE_FAILED_INIT }
+            guard curl_multi_perform(slot.multi, &running) == CURLM_OK else { return abandon(CURLE_FAILED_INIT) }
             if running == 0 { break }
-            if transfer.isCancelled() { return CURLE_ABORTED_BY_CALLBACK }
-            curl_multi_poll(slot.multi, nil, 0, HTTPLimits.cancelPollMilliseconds, nil)
+            if transfer.stopped { return abandon(CURLE_WRITE_ERROR) }
+            if transfer.isCancelled() { return abandon(CURLE_ABORTED_BY_CALLBACK) }
+            let left = end.timeIntervalSinceNow
+            if left <= 0 { return abandon(CURLE_OPERATION_TIMEDOUT) }
+            // Rounded up, so the deadline is never reported a fraction of a millisecond early (it
+            // would read as the vendor being slow rather than the deadline passing).
+            let wait = min(HTTPLimits.cancelPollMilliseconds, Int32((left * 1000).rounded(.up)))
+            curl_multi_poll(slot.multi, nil, 0, wait, nil)
         }
         var left: Int32 = 0
         while let message = curl_multi_info_read(slot.multi, &left) {
@@ -235,11 +315,16 @@ private final class Transfer {
     var headers: [String: String] = [:]
     var stopped = false
     var cancelledWhileWriting = false
+    /// CURLOPT_ERRORBUFFER: curl writes a failed transfer's detailed message here.
+    let errorBuffer = UnsafeMutablePointer<CChar>.allocate(capacity: Int(CURL_ERROR_SIZE))
 
     init(isCancelled: @escaping () -> Bool, onBody: @escaping (HTTPResponseHead, Data) -> Bool) {
         self.isCancelled = isCancelled
         self.onBody = onBody
+        errorBuffer.initialize(repeating: 0, count: Int(CURL_ERROR_SIZE))
     }
+
+    deinit { errorBuffer.deallocate() }
 }
 
 private func transfer(_ context: UnsafeMutableRawPointer?) -> Transfer {
@@ -263,22 +348,20 @@ private let headerCallback: prism_curl_data_fn = { data, size, count, context in
     return n
 }
 
+// Stopping pauses the transfer rather than failing it, so that curl does not end it on its own:
+// run() sees `stopped` and ends it, closing the connection.
 private let bodyCallback: prism_curl_data_fn = { data, size, count, context in
     let t = transfer(context)
     let n = size * count
     if t.isCancelled() {
         t.stopped = true
         t.cancelledWhileWriting = true
-        return 0
+        return Int(CURL_WRITEFUNC_PAUSE)
     }
     let chunk = data.map { Data(bytes: $0, count: n) } ?? Data()
     guard t.onBody(HTTPResponseHead(status: t.status, headers: t.headers), chunk) else {
         t.stopped = true
-        return 0
+        return Int(CURL_WRITEFUNC_PAUSE)
     }
     return n
-}
-
-private let progressCallback: prism_curl_progress_fn = { context, _, _, _, _ in
-    transfer(context).isCancelled() ? 1 : 0
 }
