@@ -161,13 +161,6 @@ public final class HTTPClient: @unchecked Sendable {
         // the connection (see there); curl's own timeout would leave an HTTP/2 one open.
         var end = Date(timeIntervalSinceNow: Double(HTTPLimits.defaultTimeoutMilliseconds) / 1000)
         if let deadline = request.deadline { end = min(end, deadline) }
-        if request.method == "POST" {
-            prism_curl_set_long(h, CURLOPT_POST, 1)
-            prism_curl_set_size(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(request.body.count))
-            request.body.withUnsafeBytes { b in
-                _ = prism_curl_set_pointer(h, CURLOPT_COPYPOSTFIELDS, UnsafeMutableRawPointer(mutating: b.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
-            }
-        }
         var list: UnsafeMutablePointer<curl_slist>?
         // Expect: 100-continue only adds a round trip for bodies the vendor will read anyway.
         for line in request.headers.map({ "\($0.0): \($0.1)" }) + ["Expect:"] { list = curl_slist_append(list, line) }
@@ -178,7 +171,16 @@ public final class HTTPClient: @unchecked Sendable {
         prism_curl_set_data_fn(h, CURLOPT_WRITEFUNCTION, bodyCallback)
         prism_curl_set_pointer(h, CURLOPT_WRITEDATA, context)
 
-        let code = run(slot, transfer, until: end)
+        // curl reads a POST body in place while the transfer runs inside this closure, so a large
+        // upload (base64 media, a batch file) is not copied a second time.
+        let code = request.body.withUnsafeBytes { body -> CURLcode in
+            if request.method == "POST" {
+                prism_curl_set_long(h, CURLOPT_POST, 1)
+                prism_curl_set_size(h, CURLOPT_POSTFIELDSIZE_LARGE, curl_off_t(body.count))
+                prism_curl_set_pointer(h, CURLOPT_POSTFIELDS, UnsafeMutableRawPointer(mutating: body.baseAddress ?? UnsafeRawPointer(bitPattern: 1)!))
+            }
+            return run(slot, transfer, until: end)
+        }
         var status = 0
         prism_curl_get_long(h, CURLINFO_RESPONSE_CODE, &status)
         let head = HTTPResponseHead(status: status, headers: transfer.headers)
