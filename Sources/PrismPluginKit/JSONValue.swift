@@ -18,8 +18,7 @@ public enum JSONValue: Sendable {
 
     /// Parses a whole JSON document from UTF-8 bytes; throws JSONParseError naming the byte offset.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        var parser = JSONParser(bytes)
-        return try parser.parseDocument()
+        try JSONParser.read(bytes) { try $0.readValue() }
     }
 
     /// Parses a whole JSON document from UTF-8 bytes.
@@ -99,6 +98,36 @@ public enum JSONValue: Sendable {
         if case .null = self { return true }
         return false
     }
+}
+
+/// An object member's key as JSONParser.readObject meets it: the bytes in the document when it
+/// has no escapes (compared with a literal without making a String), else the unescaped text.
+public struct JSONKey {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let unescaped: String?
+
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+        unescaped = nil
+    }
+
+    init(text: String) {
+        bytes = UnsafeBufferPointer(start: nil, count: 0)
+        unescaped = text
+    }
+
+    /// The key as a String (an allocation for keys over 15 bytes).
+    public var string: String { unescaped ?? String(decoding: bytes, as: UTF8.self) }
+
+    public static func == (key: JSONKey, literal: StaticString) -> Bool {
+        literal.withUTF8Buffer { text in
+            if let unescaped = key.unescaped { return unescaped.utf8.elementsEqual(text) }
+            return key.bytes.count == text.count && (text.isEmpty || memcmp(key.bytes.baseAddress!, text.baseAddress!, text.count) == 0)
+        }
+    }
+
+    /// Lets a `switch key` list its cases as literals.
+    public static func ~= (literal: StaticString, key: JSONKey) -> Bool { key == literal }
 }
 
 extension JSONValue: Equatable {
