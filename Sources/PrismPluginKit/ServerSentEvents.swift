@@ -59,7 +59,8 @@ public struct ServerSentEventParser {
     /// Feeds a chunk and hands each event it completes to `onEvent` at once: its `event:` name
     /// and its data bytes. No array is made per chunk or per event (the data buffer is reused
     /// unless `onEvent` keeps it), which is why streaming plugins read their answers this way.
-    /// When `onEvent` returns false the rest of the chunk is dropped and `feed` returns false.
+    /// When `onEvent` returns false, `feed` returns false at once; the rest of the chunk stays
+    /// buffered for the next `feed`.
     @discardableResult
     public mutating func feed(_ chunk: Data, _ onEvent: (_ event: String, _ data: [UInt8]) -> Bool) -> Bool {
         // As typed bytes, so that the append is one copy rather than a loop over a raw buffer.
