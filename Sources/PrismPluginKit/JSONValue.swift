@@ -120,9 +120,13 @@ public struct JSONKey {
     public var string: String { unescaped ?? String(decoding: bytes, as: UTF8.self) }
 
     public static func == (key: JSONKey, literal: StaticString) -> Bool {
-        literal.withUTF8Buffer { text in
-            if let unescaped = key.unescaped { return unescaped.utf8.elementsEqual(text) }
-            return key.bytes.count == text.count && (text.isEmpty || memcmp(key.bytes.baseAddress!, text.baseAddress!, text.count) == 0)
+        if let unescaped = key.unescaped { return literal.withUTF8Buffer { unescaped.utf8.elementsEqual($0) } }
+        // Most comparisons fail on the length; the rest are a few bytes, shorter than a call.
+        let count = literal.utf8CodeUnitCount
+        guard key.bytes.count == count else { return false }
+        return literal.withUTF8Buffer { text in
+            for k in 0..<count where key.bytes[k] != text[k] { return false }
+            return true
         }
     }
 
