@@ -1,6 +1,7 @@
-// A strict RFC 8259 JSON parser from UTF-8 bytes into JSONValue: one pass, no Foundation, strings
-// without escapes decoded straight from the input. Invalid input is refused with the byte offset
-// of the problem; nesting is limited so that a hostile document cannot exhaust the stack.
+// A strict RFC 8259 JSON parser from UTF-8 bytes: walked in order by a caller that picks members
+// by their key bytes and skips the rest, or built into a JSONValue. One pass, no Foundation,
+// strings without escapes decoded straight from the input. Invalid input is refused with the byte
+// offset of the problem; nesting is limited so that a hostile document cannot exhaust the stack.
 import Foundation
 
 /// Why a document is not JSON, and where: `offset` is the byte at which the parser gave up.
@@ -11,11 +12,20 @@ public struct JSONParseError: Error, Equatable, CustomStringConvertible {
     public var description: String { "invalid JSON at byte \(offset): \(reason)" }
 }
 
-/// Parses one document. Use JSONValue.parse; this type holds the cursor while it runs.
-struct JSONParser {
+/// A strict reader of one JSON document that walks it in order without building it: the caller
+/// picks what it wants (`readObject` hands over each member's key as bytes, comparable with a
+/// literal) and everything else is skipped, checked as strictly as JSONValue.parse checks it.
+/// The hot path of a streamed answer uses it: a vendor chunk's dozen members cost no allocation.
+///
+/// Every `read…` and `skipValue` consumes exactly one value; a member or element the caller's
+/// closure leaves unread is skipped.
+public struct JSONParser {
     /// Arrays and objects nested deeper than this are refused. The parser recurses once per
     /// level; vendor chunks nest fewer than 10 deep, and 512 stays far from any thread's stack limit.
     static let maxDepth = 512
+
+    /// What the next value is, from its first byte; `.invalid` when no value starts there.
+    public enum Kind: Sendable { case object, array, string, number, bool, null, invalid }
 
     private let b: UnsafeBufferPointer<UInt8>
     private var i = 0
@@ -27,12 +37,134 @@ struct JSONParser {
         b = bytes.assumingMemoryBound(to: UInt8.self)
     }
 
-    mutating func parseDocument() throws -> JSONValue {
+    /// Reads the document in `bytes` with `body`, which sees the parser on its one top-level
+    /// value; throws JSONParseError for anything that is not exactly one valid document.
+    @discardableResult
+    public static func read<T>(_ bytes: UnsafeRawBufferPointer, _ body: (inout JSONParser) throws -> T) throws -> T {
+        var parser = JSONParser(bytes)
+        parser.skipSpace()
+        let start = parser.i
+        let result = try body(&parser)
+        if parser.i == start { try parser.skipValue() }
+        parser.skipSpace()
+        guard parser.i == parser.b.count else { throw parser.fail(at: parser.i, "\(parser.describe(parser.i)) after the end of the document") }
+        return result
+    }
+
+    /// Reads the document in `bytes` with `body`.
+    @discardableResult
+    public static func read<T>(_ bytes: [UInt8], _ body: (inout JSONParser) throws -> T) throws -> T {
+        try bytes.withUnsafeBytes { try read($0, body) }
+    }
+
+    public var nextKind: Kind {
+        guard i < b.count else { return .invalid }
+        switch b[i] {
+        case UInt8(ascii: "{"): return .object
+        case UInt8(ascii: "["): return .array
+        case UInt8(ascii: "\""): return .string
+        case UInt8(ascii: "t"), UInt8(ascii: "f"): return .bool
+        case UInt8(ascii: "n"): return .null
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number
+        default: return .invalid
+        }
+    }
+
+    /// The next value, built.
+    public mutating func readValue() throws -> JSONValue { try value() }
+
+    /// The next value if it is a string; nil after skipping a value of another kind.
+    public mutating func readString() throws -> String? {
+        guard nextKind == .string else {
+            try skipValue()
+            return nil
+        }
+        return try string()
+    }
+
+    /// Passes each member of the next value, an object, to `member` in document order (a
+    /// repeated key comes twice); returns false after skipping a value that is not an object.
+    /// The key is valid only during the call.
+    @discardableResult
+    public mutating func readObject(_ member: (JSONKey, inout JSONParser) throws -> Void) throws -> Bool {
+        guard nextKind == .object else {
+            try skipValue()
+            return false
+        }
+        try enter()
+        defer { depth -= 1 }
+        i += 1  // {
         skipSpace()
-        let v = try value()
+        if i < b.count && b[i] == UInt8(ascii: "}") {
+            i += 1
+            return true
+        }
+        while true {
+            skipSpace()
+            guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail(at: i, "\(describe(i)), expected a string key") }
+            let (content, escaped) = try scanString()
+            let key = escaped ? JSONKey(text: text(content, escaped: true)) : JSONKey(bytes: UnsafeBufferPointer(rebasing: b[content]))
+            skipSpace()
+            guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail(at: i, "\(describe(i)), expected ':' after a key") }
+            i += 1
+            skipSpace()
+            let start = i
+            try member(key, &self)
+            if i == start { try skipValue() }
+            skipSpace()
+            guard i < b.count else { throw fail(at: i, "unexpected end of input in an object") }
+            switch b[i] {
+            case UInt8(ascii: ","): i += 1
+            case UInt8(ascii: "}"): i += 1; return true
+            default: throw fail(at: i, "\(describe(i)), expected ',' or '}' in an object")
+            }
+        }
+    }
+
+    /// Passes the parser to `element` once per element of the next value, an array; returns
+    /// false after skipping a value that is not an array.
+    @discardableResult
+    public mutating func readArray(_ element: (inout JSONParser) throws -> Void) throws -> Bool {
+        guard nextKind == .array else {
+            try skipValue()
+            return false
+        }
+        try enter()
+        defer { depth -= 1 }
+        i += 1  // [
         skipSpace()
-        guard i == b.count else { throw fail(at: i, "\(describe(i)) after the end of the document") }
-        return v
+        if i < b.count && b[i] == UInt8(ascii: "]") {
+            i += 1
+            return true
+        }
+        while true {
+            skipSpace()
+            let start = i
+            try element(&self)
+            if i == start { try skipValue() }
+            skipSpace()
+            guard i < b.count else { throw fail(at: i, "unexpected end of input in an array") }
+            switch b[i] {
+            case UInt8(ascii: ","): i += 1
+            case UInt8(ascii: "]"): i += 1; return true
+            default: throw fail(at: i, "\(describe(i)), expected ',' or ']' in an array")
+            }
+        }
+    }
+
+    /// Checks the next value and moves past it without building anything.
+    public mutating func skipValue() throws {
+        guard i < b.count else { throw fail(at: i, "unexpected end of input, expected a value") }
+        switch b[i] {
+        case UInt8(ascii: "{"): try readObject { _, _ in }
+        case UInt8(ascii: "["): try readArray { _ in }
+        case UInt8(ascii: "\""): _ = try scanString()
+        case UInt8(ascii: "t"): try literal("true")
+        case UInt8(ascii: "f"): try literal("false")
+        case UInt8(ascii: "n"): try literal("null")
+        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): _ = try number()
+        default: throw fail(at: i, "\(describe(i)), expected a value")
+        }
     }
 
     private func fail(at offset: Int, _ reason: String) -> JSONParseError {
@@ -56,16 +188,26 @@ struct JSONParser {
     }
 
     private mutating func value() throws -> JSONValue {
-        guard i < b.count else { throw fail(at: i, "unexpected end of input, expected a value") }
-        switch b[i] {
-        case UInt8(ascii: "{"): return try object()
-        case UInt8(ascii: "["): return try array()
-        case UInt8(ascii: "\""): return .string(try string())
-        case UInt8(ascii: "t"): try literal("true"); return .bool(true)
-        case UInt8(ascii: "f"): try literal("false"); return .bool(false)
-        case UInt8(ascii: "n"): try literal("null"); return .null
-        case UInt8(ascii: "-"), UInt8(ascii: "0")...UInt8(ascii: "9"): return .number(try number())
-        default: throw fail(at: i, "\(describe(i)), expected a value")
+        switch nextKind {
+        case .object:
+            // Room for a vendor chunk's objects at once: growing 1, 2, 4, 8 cost more than the parse.
+            var members: [(key: String, value: JSONValue)] = []
+            members.reserveCapacity(8)
+            try readObject { key, p in members.append((key.string, try p.value())) }
+            return .object(members)
+        case .array:
+            var elements: [JSONValue] = []
+            try readArray { elements.append(try $0.value()) }
+            return .array(elements)
+        case .string: return .string(try string())
+        case .bool:
+            if b[i] == UInt8(ascii: "t") { try literal("true"); return .bool(true) }
+            try literal("false"); return .bool(false)
+        case .null: try literal("null"); return .null
+        case .number: return .number(try number())
+        case .invalid:
+            guard i < b.count else { throw fail(at: i, "unexpected end of input, expected a value") }
+            throw fail(at: i, "\(describe(i)), expected a value")
         }
     }
 
@@ -82,119 +224,89 @@ struct JSONParser {
         if depth > Self.maxDepth { throw fail(at: i, "nested deeper than \(Self.maxDepth) levels") }
     }
 
-    private mutating func object() throws -> JSONValue {
-        try enter()
-        defer { depth -= 1 }
-        i += 1  // {
-        var members: [(key: String, value: JSONValue)] = []
-        skipSpace()
-        if i < b.count && b[i] == UInt8(ascii: "}") {
-            i += 1
-            return .object(members)
-        }
-        // Room for a vendor chunk's objects at once: growing 1, 2, 4, 8 cost more than the parse.
-        members.reserveCapacity(8)
-        while true {
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: "\"") else { throw fail(at: i, "\(describe(i)), expected a string key") }
-            let key = try string()
-            skipSpace()
-            guard i < b.count, b[i] == UInt8(ascii: ":") else { throw fail(at: i, "\(describe(i)), expected ':' after a key") }
-            i += 1
-            skipSpace()
-            members.append((key, try value()))
-            skipSpace()
-            guard i < b.count else { throw fail(at: i, "unexpected end of input in an object") }
-            switch b[i] {
-            case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "}"): i += 1; return .object(members)
-            default: throw fail(at: i, "\(describe(i)), expected ',' or '}' in an object")
-            }
-        }
-    }
-
-    private mutating func array() throws -> JSONValue {
-        try enter()
-        defer { depth -= 1 }
-        i += 1  // [
-        var elements: [JSONValue] = []
-        skipSpace()
-        if i < b.count && b[i] == UInt8(ascii: "]") {
-            i += 1
-            return .array(elements)
-        }
-        while true {
-            skipSpace()
-            elements.append(try value())
-            skipSpace()
-            guard i < b.count else { throw fail(at: i, "unexpected end of input in an array") }
-            switch b[i] {
-            case UInt8(ascii: ","): i += 1
-            case UInt8(ascii: "]"): i += 1; return .array(elements)
-            default: throw fail(at: i, "\(describe(i)), expected ',' or ']' in an array")
-            }
-        }
-    }
-
-    /// A string at `i` (its opening quote). Most strings have no escapes: those are decoded from
-    /// the input in place; the rest are unescaped into `scratch` first.
-    private mutating func string() throws -> String {
+    /// Checks the string at `i` (its opening quote) and moves past it: its content's range and
+    /// whether it holds escapes. Every error a string can have is found here, so a string that
+    /// is only skipped is held to the same rules as one that is read.
+    private mutating func scanString() throws -> (content: Range<Int>, escaped: Bool) {
         let open = i
         var j = i + 1
-        var ascii = true
+        var ascii = true, escaped = false
         while j < b.count {
+            // The hot loop: printable ASCII, which is most of every string, needs no other test.
+            while j < b.count, b[j] >= 0x20, b[j] < 0x80, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\") { j += 1 }
+            guard j < b.count else { break }
             let c = b[j]
             if c == UInt8(ascii: "\"") {
-                let content = UnsafeBufferPointer(rebasing: b[(open + 1)..<j])
                 i = j + 1
-                return ascii ? String(decoding: content, as: UTF8.self) : try validUTF8(content, at: open)
+                if !ascii && !Self.isValidUTF8(UnsafeBufferPointer(rebasing: b[(open + 1)..<j])) {
+                    throw fail(at: open, "a string that is not valid UTF-8")
+                }
+                return ((open + 1)..<j, escaped)
             }
-            if c == UInt8(ascii: "\\") { break }
-            if c < 0x20 { throw fail(at: j, "control character 0x\(String(c, radix: 16)) in a string (must be escaped)") }
-            if c >= 0x80 { ascii = false }
-            j += 1
-        }
-        scratch.removeAll(keepingCapacity: true)
-        scratch.append(contentsOf: b[(open + 1)..<j])
-        while j < b.count {
-            let c = b[j]
-            switch c {
-            case UInt8(ascii: "\""):
-                i = j + 1
-                return try scratch.withUnsafeBufferPointer { try validUTF8($0, at: open) }
-            case UInt8(ascii: "\\"):
+            if c == UInt8(ascii: "\\") {
+                escaped = true
                 j += 1
-                guard j < b.count else { throw fail(at: open, "unterminated string") }
+                guard j < b.count else { break }
                 switch b[j] {
-                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"): scratch.append(b[j])
-                case UInt8(ascii: "b"): scratch.append(0x08)
-                case UInt8(ascii: "f"): scratch.append(0x0C)
-                case UInt8(ascii: "n"): scratch.append(0x0A)
-                case UInt8(ascii: "r"): scratch.append(0x0D)
-                case UInt8(ascii: "t"): scratch.append(0x09)
-                case UInt8(ascii: "u"): try unicodeEscape(&j)
+                case UInt8(ascii: "\""), UInt8(ascii: "\\"), UInt8(ascii: "/"), UInt8(ascii: "b"), UInt8(ascii: "f"),
+                     UInt8(ascii: "n"), UInt8(ascii: "r"), UInt8(ascii: "t"): break
+                case UInt8(ascii: "u"): _ = try hex4(at: j + 1); j += 4
                 default: throw fail(at: j - 1, "invalid escape '\\\(Character(Unicode.Scalar(b[j])))' in a string")
                 }
-                j += 1
-            case 0..<0x20:
+            } else if c < 0x20 {
                 throw fail(at: j, "control character 0x\(String(c, radix: 16)) in a string (must be escaped)")
-            default:
-                scratch.append(c)
-                j += 1
+            } else if c >= 0x80 {
+                ascii = false
             }
+            j += 1
         }
         throw fail(at: open, "unterminated string")
     }
 
-    /// `\uXXXX` with `j` at the `u`; leaves `j` on its last hex digit. A surrogate pair written as
-    /// two escapes makes one character. A lone surrogate is legal JSON but no character: it
-    /// becomes U+FFFD, as in WHATWG decoders, rather than failing a whole stream.
-    private mutating func unicodeEscape(_ j: inout Int) throws {
-        var scalar = try hex4(at: j + 1)
+    /// The string at `i`.
+    private mutating func string() throws -> String {
+        let (content, escaped) = try scanString()
+        return text(content, escaped: escaped)
+    }
+
+    /// A scanned string's text. Most strings have no escapes: those are decoded from the input
+    /// in place; the rest are unescaped into `scratch` first.
+    private mutating func text(_ content: Range<Int>, escaped: Bool) -> String {
+        guard escaped else { return String(decoding: UnsafeBufferPointer(rebasing: b[content]), as: UTF8.self) }
+        scratch.removeAll(keepingCapacity: true)
+        var j = content.lowerBound
+        while j < content.upperBound {
+            let c = b[j]
+            guard c == UInt8(ascii: "\\") else {
+                scratch.append(c)
+                j += 1
+                continue
+            }
+            j += 1
+            switch b[j] {
+            case UInt8(ascii: "b"): scratch.append(0x08)
+            case UInt8(ascii: "f"): scratch.append(0x0C)
+            case UInt8(ascii: "n"): scratch.append(0x0A)
+            case UInt8(ascii: "r"): scratch.append(0x0D)
+            case UInt8(ascii: "t"): scratch.append(0x09)
+            case UInt8(ascii: "u"): unicodeEscape(&j)
+            default: scratch.append(b[j])  // " \\ /
+            }
+            j += 1
+        }
+        return String(decoding: scratch, as: UTF8.self)
+    }
+
+    /// `\uXXXX` of a scanned string with `j` at the `u`; leaves `j` on its last hex digit. A
+    /// surrogate pair written as two escapes makes one character. A lone surrogate is legal JSON
+    /// but no character: it becomes U+FFFD, as in WHATWG decoders, rather than failing a whole stream.
+    private mutating func unicodeEscape(_ j: inout Int) {
+        // The scan has checked every escape of the string: the hex digits are there.
+        var scalar = try! hex4(at: j + 1)
         j += 4
         if (0xD800..<0xDC00).contains(scalar) {
-            if j + 2 < b.count, b[j + 1] == UInt8(ascii: "\\"), b[j + 2] == UInt8(ascii: "u") {
-                let low = try hex4(at: j + 3)
+            if b[j + 1] == UInt8(ascii: "\\"), b[j + 2] == UInt8(ascii: "u") {
+                let low = try! hex4(at: j + 3)
                 if (0xDC00..<0xE000).contains(low) {
                     scalar = 0x10000 + ((scalar - 0xD800) << 10) + (low - 0xDC00)
                     j += 6
@@ -227,9 +339,32 @@ struct JSONParser {
         return v
     }
 
-    private func validUTF8(_ bytes: UnsafeBufferPointer<UInt8>, at offset: Int) throws -> String {
-        guard let s = String(validating: bytes, as: UTF8.self) else { throw fail(at: offset, "a string that is not valid UTF-8") }
-        return s
+    /// Whether `p` is well-formed UTF-8 (Unicode's table 3-7: no overlong forms, no surrogates,
+    /// nothing above U+10FFFF), exactly what String(validating:) accepts, without making a String.
+    static func isValidUTF8(_ p: UnsafeBufferPointer<UInt8>) -> Bool {
+        var k = 0
+        while k < p.count {
+            let c = p[k]
+            if c < 0x80 {
+                k += 1
+                continue
+            }
+            var count = 3, low: UInt8 = 0x80, high: UInt8 = 0xBF  // continuation bytes, and the first one's range
+            switch c {
+            case 0xC2...0xDF: count = 1
+            case 0xE0: count = 2; low = 0xA0
+            case 0xE1...0xEC, 0xEE...0xEF: count = 2
+            case 0xED: count = 2; high = 0x9F
+            case 0xF0: low = 0x90
+            case 0xF1...0xF3: break
+            case 0xF4: high = 0x8F
+            default: return false
+            }
+            guard k + count < p.count, p[k + 1] >= low, p[k + 1] <= high else { return false }
+            for m in (k + 2)..<(k + 1 + count) where p[m] & 0xC0 != 0x80 { return false }
+            k += count + 1
+        }
+        return true
     }
 
     /// A number per RFC 8259's grammar. Integers of up to 15 digits (every token count and

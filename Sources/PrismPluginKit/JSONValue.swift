@@ -18,8 +18,7 @@ public enum JSONValue: Sendable {
 
     /// Parses a whole JSON document from UTF-8 bytes; throws JSONParseError naming the byte offset.
     public static func parse(_ bytes: UnsafeRawBufferPointer) throws -> JSONValue {
-        var parser = JSONParser(bytes)
-        return try parser.parseDocument()
+        try JSONParser.read(bytes) { try $0.readValue() }
     }
 
     /// Parses a whole JSON document from UTF-8 bytes.
@@ -99,6 +98,40 @@ public enum JSONValue: Sendable {
         if case .null = self { return true }
         return false
     }
+}
+
+/// An object member's key as JSONParser.readObject meets it: the bytes in the document when it
+/// has no escapes (compared with a literal without making a String), else the unescaped text.
+public struct JSONKey {
+    private let bytes: UnsafeBufferPointer<UInt8>
+    private let unescaped: String?
+
+    init(bytes: UnsafeBufferPointer<UInt8>) {
+        self.bytes = bytes
+        unescaped = nil
+    }
+
+    init(text: String) {
+        bytes = UnsafeBufferPointer(start: nil, count: 0)
+        unescaped = text
+    }
+
+    /// The key as a String (an allocation for keys over 15 bytes).
+    public var string: String { unescaped ?? String(decoding: bytes, as: UTF8.self) }
+
+    public static func == (key: JSONKey, literal: StaticString) -> Bool {
+        if let unescaped = key.unescaped { return literal.withUTF8Buffer { unescaped.utf8.elementsEqual($0) } }
+        // Most comparisons fail on the length; the rest are a few bytes, shorter than a call.
+        let count = literal.utf8CodeUnitCount
+        guard key.bytes.count == count else { return false }
+        return literal.withUTF8Buffer { text in
+            for k in 0..<count where key.bytes[k] != text[k] { return false }
+            return true
+        }
+    }
+
+    /// Lets a `switch key` list its cases as literals.
+    public static func ~= (literal: StaticString, key: JSONKey) -> Bool { key == literal }
 }
 
 extension JSONValue: Equatable {

@@ -48,21 +48,36 @@ public struct ServerSentEventParser {
 
     /// Feeds a chunk; returns the events it completed, their data as bytes.
     public mutating func feedBytes(_ chunk: Data) -> [ServerSentEventBytes] {
+        var out: [ServerSentEventBytes] = []
+        feed(chunk) { event, data in
+            out.append(ServerSentEventBytes(event: event, data: data))
+            return true
+        }
+        return out
+    }
+
+    /// Feeds a chunk and hands each event it completes to `onEvent` at once: its `event:` name
+    /// and its data bytes. No array is made per chunk or per event (the data buffer is reused
+    /// unless `onEvent` keeps it), which is why streaming plugins read their answers this way.
+    /// When `onEvent` returns false, `feed` returns false at once; the rest of the chunk stays
+    /// buffered for the next `feed`.
+    @discardableResult
+    public mutating func feed(_ chunk: Data, _ onEvent: (_ event: String, _ data: [UInt8]) -> Bool) -> Bool {
         // As typed bytes, so that the append is one copy rather than a loop over a raw buffer.
         chunk.withUnsafeBytes { pending.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
-        var out: [ServerSentEventBytes] = []
         var start = 0
         var i = 0
-        while true {
+        var going = true
+        while going {
             i = lineEnd(from: max(start, scanned))
             // A CR at the very end may be the first half of a CRLF: wait for more bytes.
             if i == pending.count || (pending[i] == 0x0D && i + 1 == pending.count) { break }
-            line(pending[start..<i], into: &out)
+            going = line(pending[start..<i], onEvent)
             start = pending[i] == 0x0D && pending[i + 1] == 0x0A ? i + 2 : i + 1
         }
-        scanned = i - start
+        scanned = max(0, i - start)
         pending.removeFirst(start)
-        return out
+        return going
     }
 
     /// The index of the first CR or LF at or after `from`, or `pending.count`: the hot loop.
@@ -77,16 +92,18 @@ public struct ServerSentEventParser {
         }
     }
 
-    private mutating func line(_ bytes: ArraySlice<UInt8>, into out: inout [ServerSentEventBytes]) {
+    /// One line; false when the event it dispatched was refused.
+    private mutating func line(_ bytes: ArraySlice<UInt8>, _ onEvent: (String, [UInt8]) -> Bool) -> Bool {
         if bytes.isEmpty {
-            if sawField && dataLines > 0 { out.append(ServerSentEventBytes(event: event, data: data)) }
+            var going = true
+            if sawField && dataLines > 0 { going = onEvent(event, data) }
             event = ""
-            data = []
+            data.removeAll(keepingCapacity: true)
             dataLines = 0
             sawField = false
-            return
+            return going
         }
-        if bytes.first == UInt8(ascii: ":") { return }  // a comment (keep-alive)
+        if bytes.first == UInt8(ascii: ":") { return true }  // a comment (keep-alive)
         var name = bytes, value = bytes[bytes.endIndex...]
         if let colon = bytes.firstIndex(of: UInt8(ascii: ":")) {
             name = bytes[..<colon]
@@ -101,5 +118,6 @@ public struct ServerSentEventParser {
         } else if name.elementsEqual("event".utf8) {
             event = String(decoding: value, as: UTF8.self)
         }
+        return true
     }
 }

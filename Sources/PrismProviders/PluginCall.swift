@@ -45,7 +45,7 @@ public final class PluginCall: @unchecked Sendable {
     private var buffer: [ProviderEvent] = []
     private var head = 0
     private var bufferedBytes = 0
-    private var waiter: CheckedContinuation<Step, Never>?
+    private var waiter: UnsafeContinuation<Step, Never>?
     private var cancelled = false
     private var finished: End?
     private var abandoned = false
@@ -83,7 +83,7 @@ public final class PluginCall: @unchecked Sendable {
 
     /// host->emit: decode, then wait for room unless the call was cancelled.
     func emit(_ bytes: UnsafeRawBufferPointer) -> prism_status {
-        guard let event = ProviderEvent(serialized: bytes) else {
+        guard let event = Self.textEvent(bytes) ?? ProviderEvent(serialized: bytes) else {
             condition.lock()
             if finished == nil { malformedEvent = true; cancelled = true }
             condition.unlock()
@@ -113,6 +113,29 @@ public final class PluginCall: @unchecked Sendable {
             onPeak(buffer.count - head)
         }
         return PRISM_STATUS_OK
+    }
+
+    /// A ProviderEvent that is just a text delta, `{text: {text: "…"}}` (fields 1 and 1, the
+    /// bytes every Swift plugin writes for one), decoded without protobuf-c's allocations; nil
+    /// for any other bytes, and for text that is not valid UTF-8 or holds a NUL: those take the
+    /// full decoder, so that its rules stay the only ones.
+    static func textEvent(_ bytes: UnsafeRawBufferPointer) -> ProviderEvent? {
+        /// A varint at `i` of at most 4 bytes (256 MiB, more than any event), and the index after it.
+        func varint(_ i: Int) -> (value: Int, next: Int)? {
+            var value = 0
+            for k in 0..<4 where i + k < bytes.count {
+                let b = bytes[i + k]
+                value |= Int(b & 0x7F) << (7 * k)
+                if b < 0x80 { return (value, i + k + 1) }
+            }
+            return nil
+        }
+        guard bytes.count >= 2, bytes[0] == 0x0A, let outer = varint(1), outer.next + outer.value == bytes.count else { return nil }
+        if outer.value == 0 { return .text("") }
+        guard bytes[outer.next] == 0x0A, let inner = varint(outer.next + 1), inner.next + inner.value == bytes.count else { return nil }
+        let text = UnsafeRawBufferPointer(rebasing: bytes[inner.next...])
+        guard memchr(text.baseAddress!, 0, text.count) == nil, let string = String(validating: text.assumingMemoryBound(to: UInt8.self), as: UTF8.self) else { return nil }
+        return .text(string)
     }
 
     /// host->finish: record the outcome; the reader sees it after the buffered events.
@@ -192,17 +215,17 @@ public final class PluginCall: @unchecked Sendable {
 
     /// The next event, or the end. Cancelling the reading task cancels the call.
     public func next() async -> Step {
-        await withTaskCancellationHandler {
-            await withCheckedContinuation { (continuation: CheckedContinuation<Step, Never>) in
+        // An event already buffered (the reader fell behind) is taken without suspending.
+        if !Task.isCancelled, let event = condition.withLock({ takeBuffered() }) {
+            condition.broadcast()
+            return .event(event)
+        }
+        return await withTaskCancellationHandler {
+            // Unsafe rather than checked: the waiter is resumed exactly once, by whoever takes it
+            // out under the lock, and the checked kind costs an allocation per event.
+            await withUnsafeContinuation { (continuation: UnsafeContinuation<Step, Never>) in
                 condition.lock()
-                if head < buffer.count && !(cancelled && finished != nil) {
-                    let event = buffer[head]
-                    head += 1
-                    bufferedBytes -= event.byteCount
-                    if head > 64 && head * 2 > buffer.count {
-                        buffer.removeFirst(head)
-                        head = 0
-                    }
+                if let event = takeBuffered() {
                     condition.unlock()
                     condition.broadcast()
                     continuation.resume(returning: .event(event))
@@ -217,6 +240,20 @@ public final class PluginCall: @unchecked Sendable {
         } onCancel: {
             self.cancel()
         }
+    }
+
+    /// The first buffered event, unless the call was cancelled and has ended. Caller holds the
+    /// lock, and broadcasts after releasing it when this returned an event (there is room now).
+    private func takeBuffered() -> ProviderEvent? {
+        guard head < buffer.count && !(cancelled && finished != nil) else { return nil }
+        let event = buffer[head]
+        head += 1
+        bufferedBytes -= event.byteCount
+        if head > 64 && head * 2 > buffer.count {
+            buffer.removeFirst(head)
+            head = 0
+        }
+        return event
     }
 
     /// Stops the call: emit starts failing, the plugin's cancel runs, and a plugin that has not

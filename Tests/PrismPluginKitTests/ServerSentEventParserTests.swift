@@ -1,6 +1,6 @@
 // The SSE parser of PrismPluginKit on the framings the vendors send (OpenAI's `data:` frames,
 // Anthropic's `event:` + `data:`, Gemini's CRLF), split at every byte boundary, through both its
-// String API and the byte API the plugins use.
+// String API, its byte API and the callback the plugins use.
 import Foundation
 import PrismPluginKit
 import XCTest
@@ -35,6 +35,20 @@ final class ServerSentEventParserTests: XCTestCase {
         for n in 1...text.utf8.count {
             XCTAssertEqual(parse(text, splitEvery: n), [ServerSentEvent(event: "", data: "{\"x\": 1}"), ServerSentEvent(event: "", data: "two\nlines")], "split \(n)")
         }
+    }
+
+    func testTheCallbackSeesEventsAsTheyCompleteAndCanStopTheChunk() {
+        var parser = ServerSentEventParser()
+        var seen: [String] = []
+        let going = parser.feed(Data("event: a\ndata: 1\n\ndata: 2\n\ndata: 3\n\n".utf8)) { event, data in
+            seen.append(event + "=" + String(decoding: data, as: UTF8.self))
+            return seen.count < 2
+        }
+        XCTAssertFalse(going)
+        XCTAssertEqual(seen, ["a=1", "=2"], "nothing after the refused event")
+        var later: [String] = []
+        XCTAssertTrue(parser.feed(Data("data: 4\n\n".utf8)) { _, data in later.append(String(decoding: data, as: UTF8.self)); return true })
+        XCTAssertEqual(later, ["3", "4"], "the next feed goes on where the refused event ended")
     }
 
     func testAnUnfinishedEventIsNotDispatched() {

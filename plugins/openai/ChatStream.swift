@@ -26,8 +26,11 @@ struct ChatStream {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
             return true
         }
-        for event in parser.feedBytes(chunk) where !handle(event.data) { return false }
-        return true
+        // The parser is moved out while it calls back into this stream, and back after.
+        var events = ServerSentEventParser()
+        swap(&events, &parser)
+        defer { swap(&events, &parser) }
+        return events.feed(chunk) { _, data in handle(data) }
     }
 
     /// One frame's data; false stops the stream.
@@ -36,31 +39,30 @@ struct ChatStream {
             sawDone = true
             return true
         }
-        let chunk: JSONValue
-        do { chunk = try JSONValue.parse(data) } catch {
+        let chunk: ChatChunk
+        do { chunk = try ChatChunk(data) } catch {
             streamError = CallFailure(.internalError, "openai sent a frame that is not JSON (\(error))")
             return false
         }
-        guard chunk.object != nil else {
+        guard chunk.isObject else {
             streamError = CallFailure(.internalError, "openai sent a frame that is not a JSON object")
             return false
         }
-        if let error = chunk["error"], error.object != nil {
+        if let error = chunk.error, error.object != nil {
             // An error after the 200: whatever was sent stays sent; the call ends non-OK.
             let message = error["message"]?.string ?? "stream error"
             streamError = CallFailure(.unavailable, "openai failed mid-stream: \(message)", retryable: true)
             return false
         }
-        if let u = chunk["usage"], u.object != nil {
+        if let u = chunk.usage, u.object != nil {
             usage = (u["prompt_tokens"]?.uint64 ?? 0, u["completion_tokens"]?.uint64 ?? 0)
         }
-        for choice in chunk["choices"]?.array ?? [] where choice.object != nil && (choice["index"]?.int ?? 0) == 0 {
-            let delta = choice["delta"]
-            if let text = delta?["content"]?.string, !text.isEmpty {
+        for choice in chunk.choices where choice.index == 0 {
+            if let text = choice.content, !text.isEmpty {
                 emittedContent = true
                 if !call.text(text) { return false }
             }
-            for fragment in delta?["tool_calls"]?.array ?? [] {
+            for fragment in choice.toolCalls?.array ?? [] {
                 let index = fragment["index"]?.int ?? 0
                 let function = fragment["function"]
                 var tool = tools[index] ?? ("", "", "")
@@ -69,7 +71,7 @@ struct ChatStream {
                 if let arguments = function?["arguments"]?.string { tool.arguments += arguments }
                 tools[index] = tool
             }
-            if let reason = choice["finish_reason"]?.string { finishReason = reason }
+            if let reason = choice.finishReason { finishReason = reason }
         }
         return true
     }
@@ -105,6 +107,70 @@ struct ChatStream {
         case "tool_calls", "function_call": return .toolUse
         case "content_filter": return .refusal
         default: return .endTurn
+        }
+    }
+}
+
+/// What ChatStream acts on in one chunk, read with JSONParser: the members every chunk repeats
+/// (id, object, created, model, fingerprint, obfuscation padding, logprobs) are checked and
+/// skipped, not built, so a text delta costs its text and the choices array. A repeated key
+/// keeps its last value, as JSONValue's lookups do.
+struct ChatChunk {
+    /// A choice that is an object; `index` 0 when absent or not an integer.
+    struct Choice {
+        var index = 0
+        var content: String?
+        var toolCalls: JSONValue?
+        var finishReason: String?
+    }
+
+    var isObject = false
+    var error: JSONValue?
+    var usage: JSONValue?
+    var choices: [Choice] = []
+
+    init(_ data: [UInt8]) throws {
+        var chunk = ChatChunk()
+        let isObject = try JSONParser.read(data) { p in
+            try p.readObject { key, p in
+                switch key {
+                case "error": chunk.error = try p.readValue()
+                case "usage": chunk.usage = try p.readValue()
+                case "choices":
+                    chunk.choices = []
+                    try p.readArray { p in
+                        var choice = Choice()
+                        if try p.readObject({ key, p in try choice.read(key, &p) }) { chunk.choices.append(choice) }
+                    }
+                default: break  // skipped
+                }
+            }
+        }
+        chunk.isObject = isObject
+        self = chunk
+    }
+
+    private init() {}
+}
+
+extension ChatChunk.Choice {
+    /// One member of a choice object.
+    mutating func read(_ key: JSONKey, _ p: inout JSONParser) throws {
+        switch key {
+        case "index": index = try p.readValue().int ?? 0
+        case "finish_reason": finishReason = try p.readString()
+        case "delta":
+            // A repeated delta replaces the whole of the one before.
+            content = nil
+            toolCalls = nil
+            try p.readObject { key, p in
+                switch key {
+                case "content": content = try p.readString()
+                case "tool_calls": toolCalls = try p.readValue()
+                default: break
+                }
+            }
+        default: break
         }
     }
 }

@@ -131,4 +131,11 @@ public struct ResponseWriter: Sendable {
     public func write(_ message: ByteBuffer) async throws {
         try await stream.write(message)
     }
+
+    /// Writes a message of exactly `size` bytes that `serialize` appends to the buffer it is
+    /// given, which already holds the message's gRPC prefix: one buffer and no copy per message,
+    /// for a handler streaming many small ones (Generate's text deltas).
+    public func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
+        try await stream.write(size: size, serialize)
+    }
 }

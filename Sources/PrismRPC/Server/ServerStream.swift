@@ -166,7 +166,25 @@ final class ServerStream: @unchecked Sendable {
     // MARK: - Entry points from the handler's task
 
     func write(_ message: ByteBuffer) async throws {
-        let framed = MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator)
+        try await push(MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator))
+    }
+
+    /// A message serialized straight after its prefix; compressed responses take the usual path.
+    func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
+        let encoding = responseEncoding()
+        var buffer = connection.allocator.buffer(capacity: 5 + size)
+        if encoding != .identity {
+            serialize(&buffer)
+            return try await write(buffer)
+        }
+        buffer.writeInteger(UInt8(0))
+        buffer.writeInteger(UInt32(size))
+        serialize(&buffer)
+        precondition(buffer.readableBytes == 5 + size, "a message serialized to other than its announced size")
+        try await push(buffer)
+    }
+
+    private func push(_ framed: ByteBuffer) async throws {
         let (scheduleDrain, overCapacity) = try responses.push(framed)
         if scheduleDrain {
             eventLoop.execute { self.drainResponses() }

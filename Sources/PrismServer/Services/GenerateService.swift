@@ -20,7 +20,11 @@ enum GenerateService {
             do {
                 // Events are relayed on the stream's event loop, where their writes go.
                 try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
-                    try await writer.write(encode(output))
+                    if case .event(.text(let text)) = output, let size = textEventSize(text) {
+                        try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
+                    } else {
+                        try await writer.write(encode(output))
+                    }
                 }
             } catch let failure as ProviderFailure {
                 throw rpcError(failure, context)
@@ -108,6 +112,11 @@ enum GenerateService {
     // MARK: - host values → prism.v1.GenerateEvent
 
     static func encode(_ output: GenerationOutput) -> ByteBuffer {
+        if case .event(.text(let text)) = output, let size = textEventSize(text) {
+            var buffer = ByteBufferAllocator().buffer(capacity: size)
+            writeTextEvent(text, into: &buffer)
+            return buffer
+        }
         let b = ProtoBuilder()
         let e = b.message(prism__v1__generate_event__init)
         switch output {
@@ -159,6 +168,51 @@ enum GenerateService {
         }
         return encodeResponse(b, e)
     }
+}
+
+extension GenerateService {
+    // GenerateEvent{text: TextDelta{text}}, the message a stream sends most, is written straight
+    // into its buffer (field 2 holding field 1, both length-delimited) instead of through
+    // protobuf-c structs: the same bytes protobuf-c writes, an empty text included.
+
+    /// The encoded size of a text event; nil for a text holding a NUL, which protobuf-c's copy
+    /// of a C string cuts short: such a rare text keeps that behaviour through `encode`.
+    static func textEventSize(_ text: String) -> Int? {
+        var text = text
+        let count = text.utf8.count
+        if count > 0, text.withUTF8({ memchr($0.baseAddress!, 0, count) }) != nil { return nil }
+        let delta = count == 0 ? 0 : 1 + varintSize(count) + count
+        return 1 + varintSize(delta) + delta
+    }
+
+    /// Appends the text event (its size is `textEventSize(text)`).
+    static func writeTextEvent(_ text: String, into buffer: inout ByteBuffer) {
+        let count = text.utf8.count
+        let delta = count == 0 ? 0 : 1 + varintSize(count) + count
+        let headerSize = 1 + varintSize(delta) + (count == 0 ? 0 : 1 + varintSize(count))
+        buffer.writeWithUnsafeMutableBytes(minimumWritableBytes: headerSize) { out in
+            var k = 0
+            func put(_ byte: UInt8) { out[k] = byte; k += 1 }
+            func varint(_ value: Int) {
+                var v = UInt(value)
+                while v >= 0x80 {
+                    put(UInt8(truncatingIfNeeded: v) | 0x80)
+                    v >>= 7
+                }
+                put(UInt8(v))
+            }
+            put(2 << 3 | 2)
+            varint(delta)
+            if count > 0 {
+                put(1 << 3 | 2)
+                varint(count)
+            }
+            return k
+        }
+        buffer.writeString(text)
+    }
+
+    private static func varintSize(_ v: Int) -> Int { v < 0x80 ? 1 : v < 0x4000 ? 2 : v < 0x20_0000 ? 3 : v < 0x1000_0000 ? 4 : 5 }
 }
 
 /// The non-NULL elements of a protobuf-c repeated message field.
