@@ -15,6 +15,7 @@ import struct
 import subprocess
 import sys
 import threading
+import time
 import zlib
 from pathlib import Path
 
@@ -380,3 +381,51 @@ def test_prices_from_the_config_file_replace_the_defaults_and_a_bad_one_fails_th
     finally:
         server.stop()
 
+
+
+def test_sigterm_with_streams_still_running_cuts_them_and_exits_cleanly(servers: ServerPool, fakes, session_dir: Path):
+    """Streams that outlive the grace period are cut, their vendor calls cancelled, and the server
+    exits 0 without scheduling work on event loops it has already stopped."""
+    config = session_dir / "vendor-short-grace.json"
+    config.write_text(json.dumps({"limits": {"shutdown_grace_seconds": 1}}))
+    env = {"OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
+           "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
+    server = servers.start("vendor-short-grace-h2c", ["--config", str(config)], "h2c", env=env)
+    first_text = threading.Barrier(9, timeout=RPC_TIMEOUT_S)
+    outcomes: list[str] = []
+
+    def stream(n: int) -> None:
+        with server.channel() as channel:
+            call = prism_pb2_grpc.PrismStub(channel).Generate(request(f"slow shutdown {n}", OPENAI_MODEL), timeout=RPC_TIMEOUT_S)
+            seen_text = False
+            try:
+                for event in call:
+                    if event.WhichOneof("event") == "text" and not seen_text:
+                        seen_text = True
+                        first_text.wait()
+                outcomes.append("OK")
+            except grpc.RpcError as err:
+                outcomes.append(err.code().name)
+
+    threads = [threading.Thread(target=stream, args=(n,)) for n in range(8)]
+    for t in threads:
+        t.start()
+    first_text.wait()  # every stream is answering (a slow answer lasts 10 s)
+    code = server.stop()
+    for t in threads:
+        t.join(RPC_TIMEOUT_S)
+    assert code == 0, f"exit code {code}"
+    assert len(outcomes) == 8 and "OK" not in outcomes, f"streams were not cut by the shutdown: {outcomes}"
+    log = server.log_path.read_text("utf-8", "replace")
+    assert "grace period over" in log, log[-2000:]
+    assert "Cannot schedule tasks" not in log, "work was scheduled on a stopped event loop:\n" + log[-3000:]
+    # The vendor saw every cut call go away before its answer was complete.
+    texts = {f"slow shutdown {n}" for n in range(8)}
+    deadline = time.monotonic() + 10
+    while True:
+        gone = {e.get("text") for e in fakes["openai"].entries() if e.get("event") == "disconnected"} & texts
+        done = {e.get("text") for e in fakes["openai"].entries() if e.get("event") == "completed"} & texts
+        if gone == texts or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert gone == texts and not done, f"the vendor saw {sorted(gone)} disconnect and {sorted(done)} complete"

@@ -96,7 +96,7 @@ extension HTTP2ServerConnection {
                 stream.complete(response: nil, error: error)
             }
         case .unary(let body):
-            stream.task = Task {
+            stream.task = handlerTasks.start {
                 do {
                     stream.handlerCompleted(response: try await body(request, context), error: nil)
                 } catch {
@@ -104,7 +104,7 @@ extension HTTP2ServerConnection {
                 }
             }
         case .serverStreaming(let body):
-            stream.task = Task {
+            stream.task = handlerTasks.start {
                 do {
                     try await body(request, context, ResponseWriter(stream: stream))
                     stream.handlerCompleted(response: nil, error: nil)
@@ -127,7 +127,7 @@ extension HTTP2ServerConnection {
         stream.requests = requests
         switch handler {
         case .clientStreaming(let body):
-            stream.task = Task {
+            stream.task = handlerTasks.start {
                 do {
                     stream.handlerCompleted(response: try await body(requests, context), error: nil)
                 } catch {
@@ -135,7 +135,7 @@ extension HTTP2ServerConnection {
                 }
             }
         case .bidirectional(let body):
-            stream.task = Task {
+            stream.task = handlerTasks.start {
                 do {
                     try await body(requests, ResponseWriter(stream: stream), context)
                     stream.handlerCompleted(response: nil, error: nil)

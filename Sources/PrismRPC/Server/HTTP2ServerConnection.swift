@@ -31,10 +31,14 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     /// Usable from any thread (handler tasks frame their messages with it).
     let allocator = ByteBufferAllocator()
 
-    init(router: Router, configuration: ServerConfiguration, logger: Logger) {
+    /// The server's count of running handler tasks, which shutdown waits for.
+    let handlerTasks: HandlerTasks
+
+    init(router: Router, configuration: ServerConfiguration, logger: Logger, handlerTasks: HandlerTasks = HandlerTasks()) {
         self.router = router
         self.configuration = configuration
         self.logger = logger
+        self.handlerTasks = handlerTasks
     }
 
     // MARK: - Channel events

@@ -1,6 +1,7 @@
 // The gRPC server: binds a socket on NIO event loops (one per core), builds each
 // connection's pipeline (TLS if configured, then HTTP/2 + gRPC), enforces the connection
-// limit, and shuts down gracefully (GOAWAY, let calls finish, then close).
+// limit, and shuts down gracefully (GOAWAY, let calls finish, then close, and let the cancelled
+// handlers end before the event loops they run on stop).
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
@@ -13,6 +14,10 @@ public final class RPCServer: Sendable {
     private let group: MultiThreadedEventLoopGroup
     private let tlsContext: TLSContext?
     private let state = NIOLockedValueBox(State())
+    private let handlerTasks = HandlerTasks()
+    /// How long shutdown waits for handlers cancelled by the close to end (a plugin call that
+    /// ignores cancellation is abandoned by the plugin host well before this).
+    static let handlerDrainSeconds = 2.0
 
     private struct State {
         var listener: Channel?
@@ -66,7 +71,7 @@ public final class RPCServer: Sendable {
             if let tlsContext {
                 try sync.addHandler(try OpenSSLHandler(context: tlsContext))
             }
-            try sync.addHandler(HTTP2ServerConnection(router: router, configuration: configuration, logger: logger))
+            try sync.addHandler(HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks))
             return channel.eventLoop.makeSucceededVoidFuture()
         } catch {
             logger.error("cannot set up connection: \(error)")
@@ -95,6 +100,31 @@ public final class RPCServer: Sendable {
             logger.warning("grace period over: closing \(remaining.count) connection(s) with calls in flight")
         }
         for channel in remaining { try? await channel.close() }
+        // Closing cancelled the handlers still running; they end on the event loops (Generate's
+        // relay runs there), so the loops stay up until they have, or the drain time is over.
+        let drainEnd = NIODeadline.now() + .milliseconds(Int64(Self.handlerDrainSeconds * 1000))
+        while handlerTasks.running > 0 && NIODeadline.now() < drainEnd {
+            try? await Task.sleep(nanoseconds: 10_000_000)
+        }
+        if handlerTasks.running > 0 {
+            logger.warning("\(handlerTasks.running) call handler(s) still running \(Self.handlerDrainSeconds) s after their connections closed; stopping anyway")
+        }
         try? await group.shutdownGracefully()
+    }
+}
+
+/// The call handlers (Swift tasks) running across all connections of a server.
+final class HandlerTasks: Sendable {
+    private let count = NIOLockedValueBox(0)
+
+    var running: Int { count.withLockedValue { $0 } }
+
+    /// Starts `body` as a task counted until it returns.
+    func start(_ body: @escaping @Sendable () async -> Void) -> Task<Void, Never> {
+        count.withLockedValue { $0 += 1 }
+        return Task {
+            await body()
+            self.count.withLockedValue { $0 -= 1 }
+        }
     }
 }
