@@ -7,7 +7,8 @@ set -euo pipefail
 # Debian packages: C libraries the Swift targets and plugins link against (with pkg-config to find
 # them), the protobuf compilers tools/gen-proto.sh runs, the local engines' models, and the tools the
 # tests use (openssl makes test certificates; nghttp2-client brings nghttp and h2load; nghttp2-proxy
-# brings nghttpx, the TLS + HTTP/2 front the vendor TLS tests put before the fake vendors).
+# brings nghttpx, the TLS + HTTP/2 front the vendor TLS tests put before the fake vendors; gdb lets
+# the interop harness print a hung server's threads before it kills it).
 PRISM_APT_PACKAGES=(
   pkg-config
   zlib1g-dev
@@ -38,6 +39,7 @@ PRISM_APT_PACKAGES=(
   libsqlite3-dev
   nghttp2-client
   nghttp2-proxy
+  gdb
 )
 
 # PyPI packages for the interop suite (Tests/interop), as "import-name=pip-name": the real gRPC client

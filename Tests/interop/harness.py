@@ -7,6 +7,7 @@ from __future__ import annotations
 import os
 import queue
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -228,8 +229,20 @@ class PrismServer:
         try:
             return self.proc.wait(timeout=timeout)
         except subprocess.TimeoutExpired:
+            stacks = self.thread_stacks()
             self.kill()
-            raise AssertionError(self._describe_failure(f"did not exit within {timeout:.0f}s of SIGTERM; killed"))
+            raise AssertionError(self._describe_failure(f"did not exit within {timeout:.0f}s of SIGTERM; killed")
+                                 + f"\n  threads when it was killed:\n{_indent(stacks)}")
+
+    def thread_stacks(self) -> str:
+        """Every thread's backtrace of the running server (gdb, when installed): what a hung
+        server was waiting for."""
+        if shutil.which("gdb") is None or self.proc is None:
+            return "(gdb is not installed)"
+        done = subprocess.run(["gdb", "-p", str(self.proc.pid), "-batch", "-ex", "thread apply all bt 30"],
+                              capture_output=True, text=True, timeout=120)
+        lines = [line for line in done.stdout.splitlines() if line.startswith(("#", "Thread "))]
+        return "\n".join(lines) or done.stderr[-2000:]
 
     def kill(self) -> None:
         if self.proc is not None and self.proc.poll() is None:
