@@ -92,10 +92,13 @@ public final class PluginCall: @unchecked Sendable {
             return PRISM_STATUS_INVALID_ARGUMENT
         }
         condition.lock()
-        defer { condition.unlock() }
-        guard finished == nil else { return PRISM_STATUS_FAILED_PRECONDITION }
+        guard finished == nil else {
+            condition.unlock()
+            return PRISM_STATUS_FAILED_PRECONDITION
+        }
         if case let .error(_, retryable, retryAfter, _) = event {
             errorDetail = (retryable, retryAfter)
+            condition.unlock()
             return PRISM_STATUS_OK
         }
         // Backpressure: wait while the buffer is full. An oversized event still goes through
@@ -103,15 +106,21 @@ public final class PluginCall: @unchecked Sendable {
         while !cancelled && (buffer.count - head >= maxEvents || (head < buffer.count && bufferedBytes + event.byteCount > maxBytes)) {
             condition.wait()
         }
-        if cancelled { return PRISM_STATUS_CANCELLED }
-        if let waiter {
-            self.waiter = nil
-            waiter.resume(returning: .event(event))
+        if cancelled {
+            condition.unlock()
+            return PRISM_STATUS_CANCELLED
+        }
+        let reader = waiter
+        if reader != nil {
+            waiter = nil
         } else {
             buffer.append(event)
             bufferedBytes += event.byteCount
             onPeak(buffer.count - head)
         }
+        condition.unlock()
+        // Resumed after the lock is released (see takeDueEnd): never resume a reader holding it.
+        reader?.resume(returning: .event(event))
         return PRISM_STATUS_OK
     }
 
@@ -161,11 +170,12 @@ public final class PluginCall: @unchecked Sendable {
         finished = end
         // The plugin is done reading: the producer no longer waits for this call.
         input?.close()
-        deliverEndIfDue()
+        let due = takeDueEnd()
         let release = startReturned && !released
         if release { released = true }
         condition.unlock()
         condition.broadcast()
+        if let due { due.waiter.resume(returning: .end(due.end)) }
         if release { releaseCall() }
     }
 
@@ -283,8 +293,9 @@ public final class PluginCall: @unchecked Sendable {
         buffer.removeAll()
         head = 0
         bufferedBytes = 0
-        deliverEndIfDue()
+        let due = takeDueEnd()
         condition.unlock()
+        if let due { due.waiter.resume(returning: .end(due.end)) }
         plugin.log(.warning, "request \(requestID): ignored cancellation for \(cancelGrace)s; abandoned (its result will be discarded)")
         onAbandon()
     }
@@ -299,11 +310,18 @@ public final class PluginCall: @unchecked Sendable {
         return finished
     }
 
-    /// Wakes a waiting reader with the end when it is due. Caller holds the lock.
-    private func deliverEndIfDue() {
-        guard let waiter, let end = currentEnd() else { return }
+    /// The waiting reader and the end it is due, taken out of the call; nil while the end is not
+    /// due or nobody waits. Caller holds the lock, and resumes the reader after releasing it.
+    ///
+    /// Never resume the reader with the lock held: the runtime runs the reading task's
+    /// cancellation handler (which calls `cancel()` and so waits for this lock) under the task's
+    /// status lock, which resuming that task (with an executor preference) may need too. An event
+    /// loop cancelling a call at the moment its plugin finishes, both on the call's deadline,
+    /// could then deadlock with the plugin's thread. The rest of the host resumes unlocked too.
+    private func takeDueEnd() -> (waiter: UnsafeContinuation<Step, Never>, end: End)? {
+        guard let waiter, let end = currentEnd() else { return nil }
         self.waiter = nil
-        waiter.resume(returning: .end(end))
+        return (waiter, end)
     }
 
     /// Rate limits, overload and timeouts are worth another try.
