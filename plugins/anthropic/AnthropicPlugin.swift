@@ -56,6 +56,8 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
             var m = ModelInfo(id: id)
             m.inputs = [.text, .image, .pdf]
             m.tools = true
+            // A response schema becomes a forced tool (SchemaTool.swift).
+            m.jsonSchema = true
             // Message Batches (half price, answered within 24 h): Batches.swift.
             m.batch = true
             m.maxImages = AnthropicDefaults.maxImages

@@ -122,13 +122,20 @@ struct AnthropicBatches {
         switch result?["type"]?.string {
         case "succeeded":
             let message = result?["message"]
+            var answeredBySchemaTool = false
             for block in message?["content"]?.array ?? [] {
                 switch block["type"]?.string {
                 case "text":
                     outcome.text += block["text"]?.string ?? ""
                 case "tool_use":
                     let input = block["input"].flatMap { $0.object != nil ? $0.jsonText : nil } ?? "{}"
-                    outcome.toolCalls.append((id: block["id"]?.string ?? "", name: block["name"]?.string ?? "", argumentsJSON: input))
+                    let name = block["name"]?.string ?? ""
+                    if SchemaTool.isAnswer(name) {
+                        outcome.text += SchemaTool.answer(toolName: name, inputJSON: input)
+                        answeredBySchemaTool = true
+                    } else {
+                        outcome.toolCalls.append((id: block["id"]?.string ?? "", name: name, argumentsJSON: input))
+                    }
                 default:
                     break  // thinking blocks are not passed on, as in the stream
                 }
@@ -136,7 +143,8 @@ struct AnthropicBatches {
             if let usage = message?["usage"], usage.object != nil {
                 outcome.usage = (usage["input_tokens"]?.uint64 ?? 0, usage["output_tokens"]?.uint64 ?? 0)
             }
-            outcome.stopReason = MessagesStream.stopReason(message?["stop_reason"]?.string)
+            let stop = message?["stop_reason"]?.string
+            outcome.stopReason = answeredBySchemaTool && stop == "tool_use" ? .endTurn : MessagesStream.stopReason(stop)
         case "errored":
             // {"type":"error","error":{"type","message"}}: the status its type stands for, the vendor's message.
             let error = result?["error"]?["error"]

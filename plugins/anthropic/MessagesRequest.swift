@@ -1,6 +1,6 @@
 // Maps a ProviderRequest to the JSON body of POST /v1/messages (streaming) or to one Message
 // Batches item's params (no "stream"): text, base64 image and PDF `document` blocks, tool_use /
-// tool_result, tools, tool_choice and the system prompt.
+// tool_result, tools, tool_choice, the system prompt, and a response schema as a forced tool (SchemaTool).
 import Foundation
 import PrismPluginKit
 
@@ -35,18 +35,26 @@ enum MessagesRequest {
         if stream { body["stream"] = true }
         if !request.system.isEmpty { body["system"] = request.system }
         if let t = request.temperature { body["temperature"] = Double(t) }
-        if !request.tools.isEmpty {
-            body["tools"] = try request.tools.map { tool -> [String: Any] in
-                var t: [String: Any] = ["name": tool.name, "input_schema": try json(tool.inputSchemaJSON, what: "tool \(tool.name) schema")]
-                if !tool.description.isEmpty { t["description"] = tool.description }
-                return t
-            }
+        var tools = try request.tools.map { tool -> [String: Any] in
+            var t: [String: Any] = ["name": tool.name, "input_schema": try json(tool.inputSchemaJSON, what: "tool \(tool.name) schema")]
+            if !tool.description.isEmpty { t["description"] = tool.description }
+            return t
+        }
+        if !tools.isEmpty {
             switch request.toolChoice {
             case "", "auto": break
             case "any", "none": body["tool_choice"] = ["type": request.toolChoice]
             case let name: body["tool_choice"] = ["type": "tool", "name": name]
             }
         }
+        if !request.responseSchemaJSON.isEmpty {
+            // The answer is the input of a tool made from the schema; without client tools it is
+            // forced, with them the model may call theirs first and answer through it at the end.
+            let answer = try SchemaTool.definition(schemaJSON: request.responseSchemaJSON)
+            if tools.isEmpty { body["tool_choice"] = ["type": "tool", "name": answer["name"]!] }
+            tools.append(answer)
+        }
+        if !tools.isEmpty { body["tools"] = tools }
         return body
     }
 

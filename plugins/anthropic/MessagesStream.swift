@@ -1,5 +1,5 @@
 // Reads a streamed Messages answer: message_start, content blocks (text_delta passed on at once,
-// input_json_delta joined per block), message_delta usage and stop_reason, message_stop, `ping`
+// input_json_delta joined per block, or streamed as text for the response schema's tool), message_delta usage and stop_reason, message_stop, `ping`
 // and unknown events ignored, and `event: error` after the 200 surfaced as a failure.
 import Foundation
 import PrismPluginKit
@@ -17,6 +17,8 @@ struct MessagesStream {
     private var outputTokens: UInt64 = 0
     private var streamError: CallFailure?
     private var emittedContent = false
+    /// The answer came as the response schema's tool: its "tool_use" stop is the end of the turn.
+    private var answeredBySchemaTool = false
 
     init(call: ProviderCall) { self.call = call }
 
@@ -60,15 +62,32 @@ struct MessagesStream {
                     if !call.text(text) { return false }
                 }
             case "input_json_delta":
-                tools[index]?.json += delta?["partial_json"]?.string ?? ""
+                let piece = delta?["partial_json"]?.string ?? ""
+                if tools[index]?.name == SchemaTool.name {
+                    // The answer of a response schema streams as text while it arrives.
+                    if !piece.isEmpty {
+                        emittedContent = true
+                        if !call.text(piece) { return false }
+                    }
+                } else {
+                    tools[index]?.json += piece
+                }
             default:
                 break  // thinking, signature and citations deltas are not passed on
             }
         case "content_block_stop":
             let index = e["index"]?.int ?? 0
             if let tool = tools.removeValue(forKey: index) {
-                emittedContent = true
-                if !call.toolCall(id: tool.id, name: tool.name, argumentsJSON: tool.json.isEmpty ? "{}" : tool.json) { return false }
+                if tool.name == SchemaTool.name {
+                    answeredBySchemaTool = true
+                } else if tool.name == SchemaTool.wrappedName {
+                    answeredBySchemaTool = true
+                    emittedContent = true
+                    if !call.text(SchemaTool.answer(toolName: tool.name, inputJSON: tool.json)) { return false }
+                } else {
+                    emittedContent = true
+                    if !call.toolCall(id: tool.id, name: tool.name, argumentsJSON: tool.json.isEmpty ? "{}" : tool.json) { return false }
+                }
             }
         case "message_delta":
             if let reason = e["delta"]?["stop_reason"]?.string { stopReason = reason }
@@ -96,7 +115,7 @@ struct MessagesStream {
         if let streamError { throw streamError }
         guard sawStop else { throw CallFailure(.unavailable, "anthropic's stream ended before message_stop", retryable: !emittedContent) }
         call.usage(input: inputTokens, output: outputTokens)
-        call.finished(Self.stopReason(stopReason))
+        call.finished(answeredBySchemaTool && stopReason == "tool_use" ? .endTurn : Self.stopReason(stopReason))
         if call.isCancelled { throw CallFailure(.cancelled, "cancelled") }
         call.finishOK()
     }

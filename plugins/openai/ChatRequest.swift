@@ -38,8 +38,10 @@ enum ChatRequest {
             }
         }
         if !request.responseSchemaJSON.isEmpty {
+            // Strict where the schema allows it (StrictSchema.swift); otherwise best effort.
+            let schema = try json(request.responseSchemaJSON, what: "response schema")
             body["response_format"] = ["type": "json_schema",
-                                       "json_schema": ["name": "response", "schema": try json(request.responseSchemaJSON, what: "response schema")]]
+                                       "json_schema": ["name": "response", "schema": schema, "strict": StrictSchema.fits(schema)]]
         }
         return try media.serialize(body)
     }
