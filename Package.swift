@@ -111,11 +111,16 @@ let package = Package(
         .target(name: "PrismPluginEspeak", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport", "CEspeakNG"], path: "plugins/espeak/src", publicHeadersPath: "."),
         // --- end local engine plugins ---
 
+        // --- JSON (issue 11) ---
+        // The JSON reader and writer shared by the plugins and the server; Foundation only.
+        .target(name: "PrismJSON"),
+        // --- end JSON ---
+
         // --- vendor provider plugins (issue 6) ---
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The support library for Swift plugins: the ABI entry plumbing, requests, events, HTTP, SSE.
         .target(name: "CPrismPluginKit"),
-        .target(name: "PrismPluginKit", dependencies: ["CPrismPlugin", "CPrismPluginKit", "PrismProtoC", "CProtobufC", "CCurl"]),
+        .target(name: "PrismPluginKit", dependencies: ["CPrismPlugin", "CPrismPluginKit", "PrismProtoC", "CProtobufC", "CCurl", "PrismJSON"]),
         .target(name: "PrismPluginOpenAI", dependencies: ["PrismPluginKit"], path: "plugins/openai"),
         .target(name: "PrismPluginAnthropic", dependencies: ["PrismPluginKit"], path: "plugins/anthropic"),
         .target(name: "PrismPluginGemini", dependencies: ["PrismPluginKit"], path: "plugins/gemini"),
@@ -147,6 +152,7 @@ let package = Package(
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
+        .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
     ],
     swiftLanguageModes: [.v5]
 )

@@ -1,8 +1,8 @@
-// PrismPluginKit's JSON parser and serializer: the value types, escapes and surrogates, numbers,
+// PrismJSON's parser and serializer: the value types, escapes and surrogates, numbers,
 // nesting and its limit, every malformed input we could think of (with the offset reported), and
 // agreement with Foundation's JSONSerialization on vendor chunks and generated documents.
 import Foundation
-import PrismPluginKit
+import PrismJSON
 import XCTest
 
 final class JSONValueTests: XCTestCase {

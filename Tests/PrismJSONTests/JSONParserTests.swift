@@ -2,7 +2,7 @@
 // the wrong kind skipped, and skipping held to exactly the rules of JSONValue.parse: the same
 // documents accepted, the same error at the same byte for everything refused.
 import Foundation
-import PrismPluginKit
+import PrismJSON
 import XCTest
 
 final class JSONParserTests: XCTestCase {

@@ -1,7 +1,7 @@
-// A light JSON value for reading vendor stream chunks: what JSONParser produces, with lookups
-// (`chunk["choices"]?[0]?["delta"]?["content"]?.string`) and a compact serializer for the parts
-// a plugin passes on as JSON text (Gemini's functionCall args). Cheaper than JSONSerialization's
-// [String: Any] on every delta: no bridging, no dynamic casts.
+// A light JSON value for reading vendor stream chunks and schemas: what JSONParser produces, with
+// lookups (`chunk["choices"]?[0]?["delta"]?["content"]?.string`) and a compact serializer for the
+// parts passed on as JSON text (Gemini's functionCall args, Extract's answer). Cheaper than
+// JSONSerialization's [String: Any] on every delta: no bridging, no dynamic casts.
 import Foundation
 
 /// A parsed JSON document. Objects keep their members in document order as (key, value) pairs:
