@@ -19,19 +19,7 @@ struct GenerateCommand: AsyncParsableCommand {
 
     func run() async throws {
         let b = ProtoBuilder()
-        var parts = [b.message(prism__v1__part__init)]
-        parts[0].pointee.kind_case = PRISM__V1__PART__KIND_TEXT
-        parts[0].pointee.text = b.string(prompt)
-        for path in file {
-            guard let data = FileManager.default.contents(atPath: path) else { throw ValidationError("cannot read \(path)") }
-            let media = b.message(prism__v1__media__init)
-            media.pointee.data = b.bytes([UInt8](data))
-            media.pointee.name = b.string((path as NSString).lastPathComponent)
-            let part = b.message(prism__v1__part__init)
-            part.pointee.kind_case = PRISM__V1__PART__KIND_MEDIA
-            part.pointee.media = media
-            parts.append(part)
-        }
+        let parts = try [b.textPart(prompt)] + file.map { try b.filePart($0) }
         let message = b.message(prism__v1__message__init)
         message.pointee.role = PRISM__V1__ROLE__ROLE_USER
         message.pointee.n_parts = parts.count

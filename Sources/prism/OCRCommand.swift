@@ -16,14 +16,8 @@ struct OCRCommand: AsyncParsableCommand {
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 600
 
     func run() async throws {
-        let data = try MediaIO.read(file)
         let b = ProtoBuilder()
-        let media = b.message(prism__v1__media__init)
-        media.pointee.data = data.withUnsafeBytes { b.bytes($0) }
-        media.pointee.name = b.string((file as NSString).lastPathComponent)
-        let part = b.message(prism__v1__part__init)
-        part.pointee.kind_case = PRISM__V1__PART__KIND_MEDIA
-        part.pointee.media = media
+        let part = try b.filePart(file)
         let message = b.message(prism__v1__message__init)
         message.pointee.role = PRISM__V1__ROLE__ROLE_USER
         message.pointee.n_parts = 1

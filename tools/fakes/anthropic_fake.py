@@ -15,6 +15,7 @@ import socket
 import time
 from anthropic_batch import BatchRoutes
 from fakeserver import FakeHandler, image_size, log, serve
+import json_answers
 
 
 SLOW_DELAY_SECONDS = 0.05
@@ -70,6 +71,30 @@ def answer_pieces(text, summary):
     return pieces
 
 
+def forced_tool(body):
+    """The tool that tool_choice forces ({"type": "tool", "name"}), or None."""
+    choice = body.get("tool_choice") or {}
+    if choice.get("type") != "tool":
+        return None
+    return next((t for t in body.get("tools", []) if t.get("name") == choice.get("name")), None)
+
+
+def forced_tool_input(body, tool):
+    """The input a fake model gives a forced tool: the script's or a sample of its input_schema;
+    a scripted answer that is not an object goes in the schema's one required property."""
+    texts = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if message.get("role") == "user":
+            texts += [content] if isinstance(content, str) else [b.get("text", "") for b in content if b.get("type") == "text"]
+    attempt = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+    text = json_answers.answer(texts, attempt, tool.get("input_schema"))
+    value = json.loads(text)
+    if not isinstance(value, dict):
+        text = json.dumps({(tool["input_schema"].get("required") or ["value"])[0]: value})
+    return text
+
+
 class Handler(BatchRoutes, FakeHandler):
     summarize = staticmethod(summarize)
     last_user_text = staticmethod(last_user_text)
@@ -111,6 +136,11 @@ class Handler(BatchRoutes, FakeHandler):
                 return self.error(529, "Overloaded")
             if word.startswith("status-"):
                 return self.error(int(word[7:]), "fake failure %s" % word[7:])
+        tool = forced_tool(body)
+        if (body.get("tool_choice") or {}).get("type") == "tool" and tool is None:
+            return self.error(400, "tool_choice.name: tool '%s' not found in tools" % body["tool_choice"].get("name"))
+        if tool is not None and (tool.get("input_schema") or {}).get("type") != "object":
+            return self.error(400, "tools.0.custom.input_schema.type: Input should be 'object'")
         if "once-429" in text and text not in SEEN_ONCE:
             SEEN_ONCE.add(text)
             return self.error(429, "Number of requests has exceeded your rate limit")
@@ -163,7 +193,20 @@ class Handler(BatchRoutes, FakeHandler):
                         "model": body.get("model"), "content": [], "stop_reason": None, "stop_sequence": None,
                         "usage": {"input_tokens": 12, "output_tokens": 1}}})
             stop = "end_turn"
-            if "tool" in words:
+            tool = forced_tool(body)
+            if tool is not None:
+                # A forced tool is called at once, with no text before it.
+                stop = "tool_use"
+                arguments = forced_tool_input(body, tool)
+                entry["tool_input"] = arguments
+                log(self.args, {"event": "tool-answer", "tool": tool["name"], "input": arguments})
+                self.event({"type": "content_block_start", "index": 0,
+                            "content_block": {"type": "tool_use", "id": "toolu_json", "name": tool["name"], "input": {}}})
+                third = max(1, len(arguments) // 3)
+                for piece in ["", arguments[:third], arguments[third:2 * third], arguments[2 * third:]]:
+                    self.event({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}})
+                self.event({"type": "content_block_stop", "index": 0})
+            elif "tool" in words:
                 stop = "tool_use"
                 self.text_block(0, ["Let me check."])
                 self.event({"type": "content_block_start", "index": 1,

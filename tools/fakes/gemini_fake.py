@@ -31,6 +31,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlparse
 from fakeserver import FakeHandler, image_size, log, serve
+import json_answers
 from gemini_batch import BatchRoutes
 
 
@@ -88,35 +89,6 @@ def schema_error(schema, where):
         if error:
             return error
     return None
-
-
-def sample(schema, root=None):
-    """A JSON value that fits an OpenAPI-subset schema (or a plain JSON Schema: const, local $ref)."""
-    root = root or schema
-    if not isinstance(schema, dict):
-        return None
-    if "$ref" in schema:
-        return sample(root.get("$defs", {}).get(schema["$ref"].rpartition("/")[2], {}), root)
-    if "const" in schema:
-        return schema["const"]
-    if schema.get("anyOf"):
-        return sample(schema["anyOf"][0], root)
-    if schema.get("enum"):
-        return schema["enum"][0]
-    kind = schema.get("type")
-    kind = next((k for k in kind if k != "null"), None) if isinstance(kind, list) else kind
-    kind = (kind or ("object" if "properties" in schema else "string")).upper()
-    if kind == "OBJECT":
-        return {name: sample(sub, root) for name, sub in (schema.get("properties") or {}).items()}
-    if kind == "ARRAY":
-        return [sample(schema.get("items") or {}, root) for _ in range(max(1, int(schema.get("minItems", 1))))]
-    if kind == "INTEGER":
-        return int(schema.get("minimum", 7))
-    if kind == "NUMBER":
-        return float(schema.get("minimum", 2.5))
-    if kind == "BOOLEAN":
-        return True
-    return "2026-01-01T00:00:00Z" if schema.get("format") == "date-time" else "fake text"
 
 
 def file_ref(ref):
@@ -255,7 +227,9 @@ class Handler(BatchRoutes, FakeHandler):
                 return self.error(400, "fake: the TTS model is served on generateContent")
             return self.speech(config, words, entry)
         if schema is not None or json_schema is not None:
-            answer = json.dumps(sample(schema if schema is not None else json_schema))
+            user_texts = [p.get("text", "") for c in body.get("contents", []) if c.get("role", "user") == "user" for p in c.get("parts", [])]
+            attempt = 1 + sum(1 for c in body.get("contents", []) if c.get("role") == "model")
+            answer = json_answers.answer(user_texts, attempt, schema if schema is not None else json_schema)
             log(self.args, {"event": "json-answer", "text": text, "answer": answer})
             pieces = [answer[:len(answer) // 2], answer[len(answer) // 2:]]
         else:

@@ -31,6 +31,7 @@ import time
 import openai_batch
 import openai_media
 from fakeserver import FakeHandler, image_size, log, serve
+import json_answers
 
 # Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
 SLOW_DELAY_SECONDS = 0.05
@@ -143,6 +144,20 @@ def last_user_text(body):
     return ""
 
 
+def json_answer(body):
+    """The JSON text answering a request with response_format json_schema, or None without one."""
+    response_format = body.get("response_format") or {}
+    if response_format.get("type") != "json_schema":
+        return None
+    texts = []
+    for message in body.get("messages", []):
+        content = message.get("content")
+        if message.get("role") == "user":
+            texts += [content] if isinstance(content, str) else [p.get("text", "") for p in content if p.get("type") == "text"]
+    attempt = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+    return json_answers.answer(texts, attempt, response_format.get("json_schema", {}).get("schema"))
+
+
 class Handler(FakeHandler):
     # What openai_batch logs a batch's lines with and answers them with.
     summarize = staticmethod(summarize)
@@ -191,6 +206,11 @@ class Handler(FakeHandler):
             return self.error(429, "Rate limit reached for requests")
         if "stall" in text.split():
             return self.stall(text)
+        json_schema = (body.get("response_format") or {}).get("json_schema") or {}
+        if json_schema.get("strict"):
+            problem = json_answers.strict_error(json_schema.get("schema"))
+            if problem:
+                return self.error(400, problem, param="response_format")
         self.stream(body, text, entry)
 
     def stall(self, text):
@@ -257,7 +277,11 @@ class Handler(FakeHandler):
 
         try:
             delta({"role": "assistant", "content": "", "refusal": None})
-            pieces, calls, finish = answer(text, entry["body"])
+            schema_answer = json_answer(body)
+            if schema_answer is not None:
+                pieces, calls, finish = [schema_answer[:len(schema_answer) // 2], schema_answer[len(schema_answer) // 2:]], [], "stop"
+            else:
+                pieces, calls, finish = answer(text, entry["body"])
             words = text.split()
             if calls:
                 for index, (cid, name, _) in enumerate(calls):
