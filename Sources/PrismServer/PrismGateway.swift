@@ -9,6 +9,8 @@ public final class PrismGateway: Sendable {
     public let server: RPCServer
     public let health: HealthStatusStore
     public let metrics: MetricsInterceptor
+    /// What /readyz reports: plugins loaded, not draining.
+    public let readiness = Readiness()
     /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
     public let plugins: PluginHost
 
@@ -36,6 +38,7 @@ public final class PrismGateway: Sendable {
         if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
+        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics)
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
         for name in router.serviceNames {
@@ -49,11 +52,13 @@ public final class PrismGateway: Sendable {
 
     public func start() async throws {
         plugins.start()
+        readiness.markPluginsLoaded()
         try await server.start()
     }
 
     /// Reports NOT_SERVING first, then drains and stops the server.
     public func shutdown() async {
+        readiness.markDraining()
         health.setAllNotServing()
         await server.shutdown()
         plugins.shutdown()

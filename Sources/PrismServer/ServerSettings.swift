@@ -49,7 +49,14 @@ public struct ConfigFile: Codable, Sendable {
         public var queued_calls: Int?
     }
 
+    /// The HTTP/1.1 and browser surfaces of the gRPC port.
+    public struct HTTP: Codable, Sendable {
+        /// Origins browsers may call from (CORS); PRISM_CORS_ORIGINS overrides.
+        public var cors_origins: [String]?
+    }
+
     public var listen: String?
+    public var http: HTTP?
     public var plugins: Plugins?
     public var tls: TLS?
     public var auth: Auth?
@@ -182,6 +189,7 @@ public struct ServerSettings: Sendable {
             if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
+        if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
@@ -195,11 +203,14 @@ public struct ServerSettings: Sendable {
         return value
     }
 
-    /// Applies `PRISM_LISTEN` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
             pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
+        if let origins = environment["PRISM_CORS_ORIGINS"] {
+            rpc.cors.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -11,6 +11,8 @@ public final class MetricsInterceptor: ServerInterceptor {
         public var started = 0
         public var finishedByCode: [StatusCode: Int] = [:]
         public var latencyBuckets = [Int](repeating: 0, count: MetricsInterceptor.bucketBoundsMs.count + 1)
+        /// Total time of the finished calls, in seconds (a histogram's `_sum`).
+        public var latencySumSeconds = 0.0
         public var inFlight: Int { started - finishedByCode.values.reduce(0, +) }
     }
 
@@ -28,6 +30,7 @@ public final class MetricsInterceptor: ServerInterceptor {
         stats.withLockedValue { all in
             all[call.path, default: MethodStats()].finishedByCode[status.code, default: 0] += 1
             all[call.path]!.latencyBuckets[bucket] += 1
+            all[call.path]!.latencySumSeconds += ms / 1e3
         }
     }
 

@@ -1,5 +1,5 @@
 // The method table: which handler serves which `/package.Service/Method`, in the four gRPC
-// call shapes, plus the interceptors every call passes through.
+// call shapes, plus the interceptors every call passes through and the plain GET pages.
 import NIOCore
 
 /// A handler for one method, in one of gRPC's call shapes. Messages are serialized bytes;
@@ -49,6 +49,19 @@ public struct ServiceDefinition: Sendable {
     }
 }
 
+/// A plain HTTP response for a GET beside the methods: probes and metrics for operators.
+public struct HTTPPage: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: String
+
+    public init(status: Int = 200, contentType: String = "text/plain; charset=utf-8", body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
 /// The server's method table, fixed once the server starts.
 public struct Router: Sendable {
     /// A registered method, with its names split once at registration.
@@ -61,6 +74,8 @@ public struct Router: Sendable {
     private var routes: [String: Route] = [:]
     private var services: Set<String> = []
     public private(set) var interceptors: [any ServerInterceptor] = []
+    /// Pages served to GET by path (`/healthz`), rendered per request on the event loop.
+    private var pages: [String: @Sendable () -> HTTPPage] = [:]
 
     public init() {}
 
@@ -69,6 +84,16 @@ public struct Router: Sendable {
         for (method, handler) in service.methods {
             routes["/\(service.name)/\(method)"] = Route(handler: handler, service: service.name, method: method)
         }
+    }
+
+    /// Serves `render()` to GET (and HEAD) requests for `path`, over HTTP/1.1 and HTTP/2. It runs
+    /// on an event loop: it must be quick and must not block.
+    public mutating func page(_ path: String, _ render: @escaping @Sendable () -> HTTPPage) {
+        pages[path] = render
+    }
+
+    func page(_ path: String) -> (@Sendable () -> HTTPPage)? {
+        pages[path]
     }
 
     public mutating func intercept(with interceptor: any ServerInterceptor) {

@@ -1,5 +1,6 @@
-// One RPC on a server connection: the request's headers and messages coming in, the
-// handler's task, and the response messages and status going out with backpressure.
+// One RPC (or plain HTTP request) on a server connection, HTTP/2 or HTTP/1.1: the request's
+// headers and messages coming in, the handler's task, and the response messages and status
+// going out with backpressure, in the call's wire protocol (gRPC or gRPC-Web).
 // Every stored property is owned by the connection's event loop; the async methods at the
 // bottom are the only entry points from the handler's task, and each hops to that loop.
 import CNGHTTP2
@@ -13,7 +14,7 @@ final class ServerStream: @unchecked Sendable {
     let eventLoop: EventLoop
     /// Strong: a handler's task may outlive the connection, and still reaches it here (the
     /// cycle through `connection.streams` is broken when the stream closes).
-    let connection: HTTP2ServerConnection
+    let connection: any CallTransport
 
     // Request side.
     var request = RequestHeaders()
@@ -23,6 +24,10 @@ final class ServerStream: @unchecked Sendable {
     var requestEnded = false
     var deframer: MessageDeframer?
     var requests: RequestStream?
+    /// gRPC or gRPC-Web, chosen from the request's content-type at dispatch.
+    var wire = WireProtocol.grpc
+    /// For `application/grpc-web-text` requests: the body's base64, decoded as it arrives.
+    var textDecoder: Base64BodyDecoder?
     /// The single request of a unary-request call, once it has arrived.
     var unaryRequest: ByteBuffer?
     var unaryRequestCount = 0
@@ -47,13 +52,22 @@ final class ServerStream: @unchecked Sendable {
     /// Messages on their way from the handler's task, and the per-stream cap.
     let responses: ResponseQueue
     var dataDeferred = false
-    /// The trailers to send once `outbound` is empty; set when the call has a status.
-    var pendingTrailers: HeaderBlock?
+    /// How the response ends once `outbound` is empty; set when the call has a status.
+    var pendingEnd: ResponseEnd?
+    /// Header fields every response head of this request carries (CORS for a browser's origin).
+    var extraHeaders: [(String, String)] = []
     var finalStatus: Status?
     /// Our side is done (trailers or trailers-only sent, or the stream reset).
     var closed = false
 
-    init(id: Int32, eventLoop: EventLoop, connection: HTTP2ServerConnection) {
+    enum ResponseEnd {
+        /// HTTP trailers (native gRPC).
+        case trailers(HeaderBlock)
+        /// The body just ends: its last frame said it all (gRPC-Web, plain responses).
+        case endOfBody
+    }
+
+    init(id: Int32, eventLoop: EventLoop, connection: any CallTransport) {
         self.id = id
         self.eventLoop = eventLoop
         self.connection = connection
@@ -70,10 +84,9 @@ final class ServerStream: @unchecked Sendable {
         outbound.append(framed)
         if !headersSent {
             headersSent = true
-            connection.session.submitHeaders(streamID: id, responseHeaders(), withBody: true)
-        } else if dataDeferred {
-            dataDeferred = false
-            connection.session.resumeData(streamID: id)
+            connection.sendHeaders(self, responseHeaders(), endStream: false)
+        } else {
+            connection.resumeData(self)
         }
         connection.scheduleFlush()
     }
@@ -95,25 +108,67 @@ final class ServerStream: @unchecked Sendable {
             headersSent = true
             var headers = responseHeaders()
             headers.fields += statusFields + trailerFields
-            connection.session.submitHeaders(streamID: id, headers, withBody: false)
+            connection.sendHeaders(self, headers, endStream: true)
+        } else if wire.isWeb {
+            // gRPC-Web: the status travels as the body's last frame.
+            let frame = wire.encode(WireProtocol.trailersFrame(statusFields + trailerFields, allocator: connection.allocator),
+                                    allocator: connection.allocator)
+            responses.added(frame.readableBytes)
+            outbound.append(frame)
+            pendingEnd = .endOfBody
+            connection.resumeData(self)
         } else {
             let plainOK = status.code == .ok && status.message.isEmpty
-            pendingTrailers = plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields)
-            if dataDeferred {
-                dataDeferred = false
-                connection.session.resumeData(streamID: id)
-            }
+            pendingEnd = .trailers(plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields))
+            connection.resumeData(self)
         }
         responses.end(RPCError(.cancelled, "the call has ended"))
         if status.code != .ok { task?.cancel() }
         requests?.finish(RPCError(.cancelled, "call already finished"))
-        connection.callFinished(self, status: status)
+        callFinished(status: status)
         connection.scheduleFlush()
     }
 
     private func responseHeaders() -> HeaderBlock {
-        let fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
-        return HeaderBlock(fixed, context?.responseHeaders.wireHeaders() ?? [])
+        let fixed: FixedHeaders
+        switch wire {
+        case .grpc: fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
+        case .grpcWeb(let text): fixed = text ? FixedHeaders.webTextResponse : FixedHeaders.webResponse
+        }
+        return HeaderBlock(fixed, extraHeaders + (context?.responseHeaders.wireHeaders() ?? []))
+    }
+
+    /// Answers a request that is not a call (a probe, a preflight, a refusal) with a whole
+    /// plain response: `fields` beside the usual ones, and `body` as text.
+    func respond(httpStatus: Int, body: String, fields: [(String, String)] = [],
+                 contentType: String = "text/plain; charset=utf-8", includeBody: Bool = true) {
+        guard !hasStatus, !closed else { return }
+        finalStatus = Status(.ok, "")  // answered: nothing else may respond on this stream
+        headersSent = true
+        let bytes = includeBody ? body.utf8.count : 0
+        // A 204 carries no body and, by RFC 9110, no content-length either.
+        let length = httpStatus == 204 ? [] : [("content-length", String(body.utf8.count))]
+        let head = HeaderBlock(nil, [(":status", String(httpStatus)), ("content-type", contentType)] + length + fields + extraHeaders)
+        if bytes == 0 {
+            connection.sendHeaders(self, head, endStream: true)
+        } else {
+            var buffer = connection.allocator.buffer(capacity: bytes)
+            buffer.writeString(body)
+            responses.added(bytes)
+            outbound.append(buffer)
+            pendingEnd = .endOfBody
+            connection.sendHeaders(self, head, endStream: false)
+        }
+        connection.scheduleFlush()
+    }
+
+    /// Tells the interceptors that saw the call start how it ended.
+    func callFinished(status: Status) {
+        guard let head = context?.head else { return }
+        let elapsed = NIODeadline.now() - startTime
+        for interceptor in connection.router.interceptors.prefix(interceptorsEntered) {
+            interceptor.finished(head, status: status, elapsed: elapsed)
+        }
     }
 
     /// nghttp2 pulls body bytes for the DATA frames it is about to send.
@@ -130,9 +185,10 @@ final class ServerStream: @unchecked Sendable {
             if head.readableBytes == 0 { outbound.removeFirst() } else { outbound[outbound.startIndex] = head }
         }
         if written > 0 { responses.sent(written) }
-        if outbound.isEmpty, let trailers = pendingTrailers {
-            pendingTrailers = nil
-            return .end(count: written, trailers: trailers)
+        if outbound.isEmpty, let end = pendingEnd {
+            pendingEnd = nil
+            if case .trailers(let trailers) = end { return .end(count: written, trailers: trailers) }
+            return .end(count: written, trailers: nil)
         }
         if written == 0 {
             dataDeferred = true
@@ -147,7 +203,7 @@ final class ServerStream: @unchecked Sendable {
         deadlineTimer?.cancel()
         if finalStatus == nil {
             finalStatus = Status(.cancelled, "the client cancelled the call")
-            connection.callFinished(self, status: finalStatus!)
+            callFinished(status: finalStatus!)
         }
         task?.cancel()
         requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
@@ -185,6 +241,7 @@ final class ServerStream: @unchecked Sendable {
     }
 
     private func push(_ framed: ByteBuffer) async throws {
+        let framed = wire.encode(framed, allocator: connection.allocator)
         let (scheduleDrain, overCapacity) = try responses.push(framed)
         if scheduleDrain {
             eventLoop.execute { self.drainResponses() }
@@ -211,14 +268,15 @@ final class ServerStream: @unchecked Sendable {
             return
         }
         if let response {
-            let framed = MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator)
+            let framed = wire.encode(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator),
+                                     allocator: connection.allocator)
             responses.added(framed.readableBytes)
             enqueue(framed)
         }
         finish(.ok)
     }
 
-    static func status(for error: Error, connection: HTTP2ServerConnection) -> Status {
+    static func status(for error: Error, connection: any CallTransport) -> Status {
         switch error {
         case let rpc as RPCError:
             return rpc.status
@@ -237,6 +295,8 @@ extension FixedHeaders {
     static let gzipResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc"),
                                             ("grpc-encoding", "gzip"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)])
     static let okTrailers = FixedHeaders([("grpc-status", "0")])
+    static let webResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web+proto")])
+    static let webTextResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web-text+proto")])
 }
 
 /// The request header fields the runtime acts on, picked out as they arrive; the rest are
@@ -248,6 +308,8 @@ struct RequestHeaders {
     var encoding = ""
     var acceptEncoding = ""
     var timeout: String?
+    /// The browser origin of a cross-origin request (CORS).
+    var origin: String?
     var metadata: [(String, String)] = []
 
     /// Files one field; gRPC's own and HTTP's hop-by-hop fields never reach the metadata.
@@ -266,6 +328,7 @@ struct RequestHeaders {
         else if named("grpc-encoding") { encoding = text() }
         else if named("grpc-accept-encoding") { acceptEncoding = text() }
         else if named("grpc-timeout") { timeout = text() }
+        else if named("origin") { origin = text() }
         else if named("te") || named("user-agent") || named("content-length") { return }
         else { metadata.append((String(decoding: name, as: UTF8.self), text())) }
     }

@@ -3,7 +3,12 @@
 import CNGHTTP2
 import NIOCore
 
-extension HTTP2ServerConnection {
+// Turning a request's head into a running call, for HTTP/2 and HTTP/1.1 alike: the HTTP
+// method (pages, CORS preflight), the wire protocol from the content-type, routing,
+// `grpc-timeout` deadlines, interceptors, and starting the handler in the right shape.
+import NIOCore
+
+extension CallTransport {
     func dispatch(_ stream: ServerStream) {
         if stream.headersTooLarge {
             stream.reject(Status(.resourceExhausted, "request header list exceeds the limit of \(configuration.maxHeaderListBytes) bytes"))
@@ -12,15 +17,30 @@ extension HTTP2ServerConnection {
         let request = stream.request
         let (method, path, contentType, encoding, timeout) =
             (request.method, request.path, request.contentType, request.encoding, request.timeout)
-        guard method == "POST" else {
-            stream.reject(Status(.unimplemented, "HTTP method \(method) is not supported; gRPC uses POST"), httpStatus: 405)
+        stream.extraHeaders = configuration.cors.responseHeaders(origin: request.origin)
+        switch method {
+        case "POST":
+            break
+        case "OPTIONS":
+            answerPreflight(stream, origin: request.origin)
+            return
+        case "GET", "HEAD":
+            answerPage(stream, path: path, includeBody: method == "GET")
+            return
+        default:
+            stream.respond(httpStatus: 405, body: "HTTP method \(method) is not supported: calls use POST, pages GET\n",
+                           fields: [("allow", "GET, HEAD, POST, OPTIONS")])
             return
         }
-        guard contentType.hasPrefix("application/grpc"),
-              contentType.count == 16 || contentType.dropFirst(16).first == "+" || contentType.dropFirst(16).first == ";" else {
-            stream.reject(Status(.invalidArgument, "content-type '\(contentType)' is not gRPC; expected application/grpc"), httpStatus: 415)
+        guard let wire = WireProtocol(contentType: contentType) else {
+            stream.reject(Status(.invalidArgument, "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web or application/grpc-web-text"), httpStatus: 415)
             return
         }
+        guard wire.isWeb || carriesTrailers else {
+            stream.reject(Status(.unimplemented, "application/grpc needs HTTP/2 (its status travels in trailers); over HTTP/1.1 use application/grpc-web"), httpStatus: 415)
+            return
+        }
+        stream.wire = wire
         let route: Router.Route
         switch router.lookup(path: path) {
         case .found(let r): route = r
@@ -32,6 +52,10 @@ extension HTTP2ServerConnection {
             return
         case .malformedPath:
             stream.reject(Status(.unimplemented, "malformed method path '\(path)'"))
+            return
+        }
+        guard !wire.isWeb || route.handler.isUnaryRequest else {
+            stream.reject(Status(.unimplemented, "\(path) streams requests (client-streaming or bidirectional): it needs gRPC over HTTP/2; gRPC-Web serves unary and server-streaming methods"))
             return
         }
         let requestEncoding: MessageEncoding
@@ -55,7 +79,7 @@ extension HTTP2ServerConnection {
         let head = CallHead(path: path, service: route.service, method: route.method,
                             metadata: Metadata.fromWire(request.metadata), peer: peerDescription, deadline: deadline)
         stream.request = RequestHeaders()
-        stream.context = ServerCallContext(head: head, eventLoop: context.eventLoop)
+        stream.context = ServerCallContext(head: head, eventLoop: eventLoop)
         do {
             for interceptor in router.interceptors {
                 stream.interceptorsEntered += 1
@@ -68,16 +92,47 @@ extension HTTP2ServerConnection {
 
         stream.handler = handler
         stream.deframer = MessageDeframer(maxMessageBytes: configuration.maxReceiveMessageBytes, encoding: requestEncoding)
-        stream.clientAcceptsGzip = request.acceptEncoding.split(separator: ",").contains { $0.filter { $0 != " " } == "gzip" }
+        if case .grpcWeb(let text) = wire {
+            // Browsers decompress whole bodies (Content-Encoding); gRPC-Web has no per-message gzip.
+            if text { stream.textDecoder = Base64BodyDecoder() }
+        } else {
+            stream.clientAcceptsGzip = request.acceptEncoding.split(separator: ",").contains { $0.filter { $0 != " " } == "gzip" }
+        }
         if let deadline {
             // Strong captures here and below: a weak reference would move the object's reference
             // counts to a side table and slow every retain and release. Both are cut when the
             // call ends (the timer is cancelled, `requests` dropped).
-            stream.deadlineTimer = context.eventLoop.scheduleTask(deadline: deadline) {
+            stream.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
                 stream.finish(Status(.deadlineExceeded, "deadline exceeded (grpc-timeout \(timeout ?? ""))"))
             }
         }
         if !handler.isUnaryRequest { startStreaming(stream) }
+    }
+
+    /// A GET for a page of the router (probes, metrics); a gRPC method's path says to POST.
+    private func answerPage(_ stream: ServerStream, path: String, includeBody: Bool) {
+        let bare = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
+        if let render = router.page(bare) {
+            let page = render()
+            stream.respond(httpStatus: page.status, body: page.body, contentType: page.contentType, includeBody: includeBody)
+        } else if case .found = router.lookup(path: bare) {
+            stream.respond(httpStatus: 405, body: "\(bare) is an RPC method: call it with POST\n", fields: [("allow", "POST, OPTIONS")])
+        } else {
+            stream.respond(httpStatus: 404, body: "no page or method at \(bare)\n")
+        }
+    }
+
+    /// A CORS preflight: allowed origins learn what they may send; others get no CORS headers.
+    private func answerPreflight(_ stream: ServerStream, origin: String?) {
+        guard let origin else {
+            stream.respond(httpStatus: 204, body: "", fields: [("allow", "GET, HEAD, POST, OPTIONS")])
+            return
+        }
+        guard let fields = configuration.cors.preflightHeaders(origin: origin) else {
+            stream.respond(httpStatus: 403, body: "origin \(origin) is not allowed (see PRISM_CORS_ORIGINS or http.cors_origins)\n")
+            return
+        }
+        stream.respond(httpStatus: 204, body: "", fields: fields)
     }
 
     /// A unary-request call runs once its single message and END_STREAM have arrived.
@@ -120,7 +175,7 @@ extension HTTP2ServerConnection {
     /// A streaming-request call starts at once and reads its messages as they come.
     private func startStreaming(_ stream: ServerStream) {
         guard let handler = stream.handler, let context = stream.context else { return }
-        let loop = self.context.eventLoop
+        let loop = eventLoop
         let requests = RequestStream(onDrained: {
             loop.execute { stream.connection.resumeInbound(stream) }
         })
@@ -150,20 +205,65 @@ extension HTTP2ServerConnection {
 }
 
 extension ServerStream {
-    /// Refuses the call before any handler runs, with a trailers-only response.
+    /// Refuses the call before any handler runs: a trailers-only response, or for an HTTP-level
+    /// refusal (405, 415) that status with the gRPC status beside it and the message as text.
     func reject(_ status: Status, httpStatus: Int = 200) {
         if httpStatus == 200 {
             finish(status)
             return
         }
-        guard !hasStatus else { return }
-        finalStatus = status
-        headersSent = true
-        var fields = [(":status", String(httpStatus)), ("content-type", "application/grpc"),
-                      ("grpc-status", String(status.code.rawValue))]
-        fields.append(("grpc-message", PercentEncoding.encode(status.message)))
-        connection.session.submitHeaders(streamID: id, HeaderBlock(nil, fields), withBody: false)
-        connection.scheduleFlush()
+        respond(httpStatus: httpStatus, body: status.message + "\n",
+                fields: [("grpc-status", String(status.code.rawValue)), ("grpc-message", PercentEncoding.encode(status.message))])
+    }
+
+    /// Request body bytes (DATA frames or an HTTP/1.1 body): decoded from base64 for
+    /// grpc-web-text, cut into messages and handed to the call.
+    func receive(_ bytes: UnsafeRawBufferPointer) {
+        guard !hasStatus, deframer != nil else { return }
+        let allocator = connection.allocator
+        do {
+            if textDecoder != nil {
+                let decoded = try textDecoder!.decode(bytes)
+                decoded.withUnsafeBytes { deframer!.append($0, allocator: allocator) }
+            } else {
+                deframer!.append(bytes, allocator: allocator)
+            }
+            while let message = try deframer!.next(allocator: allocator) {
+                if let requests {
+                    requests.yield(message)
+                } else {
+                    unaryRequestCount += 1
+                    if unaryRequestCount > 1 {
+                        throw RPCError(.internal, "a unary call received more than one request message")
+                    }
+                    unaryRequest = message
+                    context?.requestWasCompressed = deframer!.lastWasCompressed
+                }
+            }
+        } catch {
+            finish(Self.status(for: error, connection: connection))
+        }
+    }
+
+    /// The request body ended: a unary-request call starts, a streaming one sees the end.
+    func requestDidEnd() {
+        guard !requestEnded else { return }
+        requestEnded = true
+        guard !hasStatus, let deframer else { return }
+        do {
+            try deframer.checkComplete()
+            if let textDecoder, !textDecoder.isComplete {
+                throw RPCError(.invalidArgument, "the grpc-web-text request body ends inside a base64 group")
+            }
+        } catch {
+            finish(Self.status(for: error, connection: connection))
+            return
+        }
+        if let requests {
+            requests.finish()
+        } else {
+            connection.startUnary(self)
+        }
     }
 }
 
