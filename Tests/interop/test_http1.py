@@ -1,0 +1,169 @@
+"""HTTP/1.1 on the gRPC port: protocol detection (request line vs HTTP/2 preface, ALPN http/1.1 vs h2),
+keep-alive, bounded and refused input (400, 404, 405, 413, 415, 431), the operator pages /healthz,
+/readyz and /metrics (read with prometheus_client's parser, as Prometheus reads it), and the same
+pages over HTTP/2 and TLS."""
+
+from __future__ import annotations
+
+import grpc
+import pytest
+from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
+from prometheus_client.parser import text_string_to_metric_families
+
+from harness import RPC_TIMEOUT_S
+from http1 import connect, raw_exchange
+
+StatusCode = grpc.StatusCode
+
+
+@pytest.fixture(scope="module", params=["h2c", "tls"])
+def server(servers, request):
+    return servers.get("interop", request.param)
+
+
+@pytest.fixture(scope="module")
+def plain_server(servers):
+    return servers.get("interop", "h2c")
+
+
+def get(conn, path, method="GET", body=None, headers=None):
+    conn.request(method, path, body=body, headers=headers or {})
+    response = conn.getresponse()
+    return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+
+
+def test_keep_alive_serves_two_requests_on_one_connection(server):
+    conn = connect(server)
+    try:
+        status, headers, body = get(conn, "/healthz")
+        assert (status, body) == (200, b"ok\n"), (status, body)
+        assert headers["content-type"].startswith("text/plain"), headers
+        first_socket = conn.sock
+        assert first_socket is not None, "the server closed a keep-alive connection after one request"
+        status, _, body = get(conn, "/readyz")
+        assert (status, body) == (200, b"ready\n"), (status, body)
+        assert conn.sock is first_socket, "the second request needed a new connection"
+    finally:
+        conn.close()
+
+
+def test_pages_answer_head_without_a_body(plain_server):
+    conn = connect(plain_server)
+    try:
+        status, headers, body = get(conn, "/healthz", method="HEAD")
+        assert status == 200 and body == b"" and headers["content-length"] == "3", (status, headers, body)
+        status, _, body = get(conn, "/healthz")  # and the connection is still usable
+        assert (status, body) == (200, b"ok\n")
+    finally:
+        conn.close()
+
+
+def test_bad_request_line_gets_400_and_the_connection_closes(plain_server):
+    reply = raw_exchange(plain_server, b"GARBAGE WITHOUT A VERSION\r\n\r\n")
+    head, _, body = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 400 "), reply[:200]
+    assert b"connection: close" in head.lower(), head
+    assert body.startswith(b"malformed HTTP/1.1 request"), body
+
+
+def test_oversized_header_block_gets_431(plain_server):
+    big = b"x-filler: " + b"a" * (20 << 10) + b"\r\n"
+    reply = raw_exchange(plain_server, b"GET /healthz HTTP/1.1\r\nhost: x\r\n" + big + b"\r\n")
+    assert reply.startswith(b"HTTP/1.1 431 "), reply[:200]
+    assert b"request header fields exceed the limit of 16384 bytes" in reply, reply[:400]
+
+
+def test_unknown_path_wrong_method_and_wrong_content_type(plain_server):
+    conn = connect(plain_server)
+    try:
+        status, _, body = get(conn, "/nowhere")
+        assert status == 404 and body == b"no page or method at /nowhere\n", (status, body)
+        status, headers, body = get(conn, "/healthz", method="PUT", body=b"")
+        assert status == 405 and "POST" in headers["allow"], (status, headers)
+        status, headers, body = get(conn, "/grpc.testing.TestService/EmptyCall")
+        assert status == 405 and headers["allow"] == "POST, OPTIONS", (status, headers, body)
+        assert body == b"/grpc.testing.TestService/EmptyCall is an RPC method: call it with POST\n", body
+        status, headers, body = get(conn, "/grpc.testing.TestService/EmptyCall", method="POST", body=b"hello",
+                                    headers={"content-type": "text/plain"})
+        assert status == 415 and b"content-type 'text/plain' is not served" in body, (status, body)
+        # Native gRPC needs trailers, which HTTP/1.1 does not carry: refused with the way out named.
+        status, headers, body = get(conn, "/grpc.testing.TestService/EmptyCall", method="POST",
+                                    body=b"\0\0\0\0\0", headers={"content-type": "application/grpc"})
+        assert status == 415 and b"over HTTP/1.1 use application/grpc-web" in body, (status, body)
+        assert headers["grpc-status"] == "12", headers
+        status, _, body = get(conn, "/healthz")
+        assert status == 200, "the connection must still serve after refused requests"
+    finally:
+        conn.close()
+
+
+def test_body_over_the_receive_limit_gets_413(servers):
+    server = servers.get("limits", "h2c")  # --max-receive-message-bytes 1000
+    conn = connect(server)
+    try:
+        status, headers, body = get(conn, "/grpc.testing.TestService/UnaryCall", method="POST", body=b"\0" * 5000,
+                                    headers={"content-type": "application/grpc-web+proto"})
+        assert status == 413, (status, body)
+        assert body == b"request body of 5000 bytes exceeds the limit of 1005 bytes\n", body
+        assert headers.get("connection") == "close", headers
+    finally:
+        conn.close()
+
+
+def test_pages_over_http2_too(plain_server):
+    # The pages are the router's, not HTTP/1.1's: an HTTP/2 GET reaches them as well.
+    with plain_server.raw() as conn:
+        conn.handshake()
+        conn.request(1, [(":method", "GET"), (":scheme", "http"), (":authority", "localhost"), (":path", "/readyz")])
+        stream = conn.response(1)
+        assert stream.headers.get(":status") == "200", stream.headers
+        assert stream.data == b"ready\n", stream.data
+
+
+def metrics(server) -> dict[str, object]:
+    conn = connect(server)
+    try:
+        status, headers, body = get(conn, "/metrics")
+    finally:
+        conn.close()
+    assert status == 200, status
+    assert headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8", headers
+    return {f.name: f for f in text_string_to_metric_families(body.decode("utf-8"))}
+
+
+def sample(families, family: str, name: str, **labels) -> float:
+    values = [s.value for s in families[family].samples
+              if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
+    return values[0] if values else 0.0
+
+
+def test_metrics_count_rpcs_by_method_and_code(server):
+    service = "grpc.testing.TestService"
+    before = metrics(server)
+    with server.channel() as channel:
+        stub = test_pb2_grpc.TestServiceStub(channel)
+        for _ in range(3):
+            stub.EmptyCall(empty_pb2.Empty(), timeout=RPC_TIMEOUT_S)
+        with pytest.raises(grpc.RpcError) as info:
+            stub.UnaryCall(messages_pb2.SimpleRequest(response_status=messages_pb2.EchoStatus(code=3, message="no")),
+                           timeout=RPC_TIMEOUT_S)
+        assert info.value.code() == StatusCode.INVALID_ARGUMENT
+    after = metrics(server)
+    assert {"grpc_server_started", "grpc_server_handled", "grpc_server_handling_seconds"} <= set(after), sorted(after)
+    assert after["grpc_server_handled"].type == "counter" and after["grpc_server_handling_seconds"].type == "histogram"
+
+    def delta(family, name, **labels):
+        return sample(after, family, name, **labels) - sample(before, family, name, **labels)
+
+    assert delta("grpc_server_handled", "grpc_server_handled_total", grpc_service=service, grpc_method="EmptyCall", grpc_code="OK") == 3
+    assert delta("grpc_server_handled", "grpc_server_handled_total", grpc_service=service, grpc_method="UnaryCall",
+                 grpc_code="InvalidArgument") == 1
+    assert delta("grpc_server_started", "grpc_server_started_total", grpc_service=service, grpc_method="EmptyCall") == 3
+    assert delta("grpc_server_handling_seconds", "grpc_server_handling_seconds_count", grpc_service=service, grpc_method="EmptyCall") == 3
+    # A histogram's buckets are cumulative and end at +Inf with the count.
+    buckets = [(s.labels["le"], s.value) for s in after["grpc_server_handling_seconds"].samples
+               if s.name.endswith("_bucket") and s.labels["grpc_method"] == "EmptyCall"]
+    values = [v for _, v in buckets]
+    assert values == sorted(values) and buckets[-1][0] == "+Inf", buckets
+    assert buckets[-1][1] == sample(after, "grpc_server_handling_seconds", "grpc_server_handling_seconds_count",
+                                    grpc_service=service, grpc_method="EmptyCall")
