@@ -148,7 +148,8 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio"),
+                                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),

@@ -5,12 +5,16 @@ pages over HTTP/2 and TLS."""
 
 from __future__ import annotations
 
+import json
+import signal
+import socket
+
 import grpc
 import pytest
 from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
-from harness import RPC_TIMEOUT_S
+from harness import RPC_TIMEOUT_S, SHUTDOWN_TIMEOUT_S
 from http1 import connect, raw_exchange
 
 StatusCode = grpc.StatusCode
@@ -167,3 +171,28 @@ def test_metrics_count_rpcs_by_method_and_code(server):
     assert values == sorted(values) and buckets[-1][0] == "+Inf", buckets
     assert buckets[-1][1] == sample(after, "grpc_server_handling_seconds", "grpc_server_handling_seconds_count",
                                     grpc_service=service, grpc_method="EmptyCall")
+
+
+def test_sigterm_closes_a_connection_that_never_spoke(servers, session_dir):
+    # With a grace period far past the fixture's shutdown deadline, only closing the silent,
+    # undecided connection at once lets the server exit in time.
+    config = session_dir / "long-grace.json"
+    config.write_text(json.dumps({"limits": {"shutdown_grace_seconds": 600}}))
+    server = servers.start("silent-client", ["--interop", "--config", str(config)], "h2c")
+    try:
+        _silent_client_then_sigterm(server)
+    finally:
+        server.kill()
+
+
+def _silent_client_then_sigterm(server):
+    with socket.create_connection((server.host, server.port), timeout=SHUTDOWN_TIMEOUT_S) as silent:
+        conn = connect(server)  # a full exchange after it: the silent one has been accepted by now
+        assert get(conn, "/healthz")[0] == 200
+        conn.close()
+        server.proc.send_signal(signal.SIGTERM)
+        try:
+            assert silent.recv(1) == b"", "the server sent bytes to a client that asked nothing"
+        except ConnectionResetError:
+            pass
+    assert server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0

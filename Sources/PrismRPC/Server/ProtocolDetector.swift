@@ -16,11 +16,26 @@ final class ProtocolDetectorHandler: ChannelInboundHandler, RemovableChannelHand
     static let http2Preface = Array("PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n".utf8)
 
     private let install: (Channel, HTTPVersion) throws -> [ChannelHandler]
+    private let idleTimeout: TimeAmount
     private var buffered: ByteBuffer?
+    private var idleTimer: Scheduled<Void>?
 
-    /// `install` returns the handlers that serve `version`, in pipeline order.
-    init(install: @escaping (Channel, HTTPVersion) throws -> [ChannelHandler]) {
+    /// `install` returns the handlers that serve `version`, in pipeline order. A client that
+    /// says nothing for `idleTimeout` is disconnected, as an idle HTTP/2 or HTTP/1.1 one would be.
+    init(idleTimeout: TimeAmount, install: @escaping (Channel, HTTPVersion) throws -> [ChannelHandler]) {
+        self.idleTimeout = idleTimeout
         self.install = install
+    }
+
+    func handlerAdded(context: ChannelHandlerContext) {
+        idleTimer = context.eventLoop.scheduleTask(in: idleTimeout) { [channel = context.channel] in
+            channel.close(promise: nil)
+        }
+    }
+
+    func handlerRemoved(context: ChannelHandlerContext) {
+        idleTimer?.cancel()
+        idleTimer = nil
     }
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
@@ -39,6 +54,11 @@ final class ProtocolDetectorHandler: ChannelInboundHandler, RemovableChannelHand
 
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         // Behind TLS, ALPN has already named the protocol; without ALPN the bytes will tell.
+        if event is ServerShutdownEvent {
+            // Nothing asked yet, nothing to finish: a connection still undecided just closes.
+            context.close(promise: nil)
+            return
+        }
         context.fireUserInboundEventTriggered(event)
         if let handshake = event as? TLSHandshakeCompleted {
             switch handshake.applicationProtocol {

@@ -79,7 +79,7 @@ public final class RPCServer: Sendable {
             if let tlsContext {
                 try sync.addHandler(try OpenSSLHandler(context: tlsContext))
             }
-            try sync.addHandler(ProtocolDetectorHandler { [self] _, version in
+            try sync.addHandler(ProtocolDetectorHandler(idleTimeout: configuration.idleTimeout) { [self] _, version in
                 switch version {
                 case .http2:
                     return [HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks)]
