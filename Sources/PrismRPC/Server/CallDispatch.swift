@@ -10,6 +10,7 @@ import NIOCore
 
 extension CallTransport {
     func dispatch(_ stream: ServerStream) {
+        let configuration = self.configuration  // one copy, not one per use through the protocol
         if stream.headersTooLarge {
             stream.reject(Status(.resourceExhausted, "request header list exceeds the limit of \(configuration.maxHeaderListBytes) bytes"))
             return

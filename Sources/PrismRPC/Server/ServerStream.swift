@@ -44,6 +44,8 @@ final class ServerStream: @unchecked Sendable {
     var interceptorsEntered = 0
     /// The client listed gzip in `grpc-accept-encoding`.
     var clientAcceptsGzip = false
+    /// The server's default for compressing responses, read once (not per message).
+    let serverCompresses: Bool
 
     // Response side.
     var headersSent = false
@@ -71,7 +73,9 @@ final class ServerStream: @unchecked Sendable {
         self.id = id
         self.eventLoop = eventLoop
         self.connection = connection
-        self.responses = ResponseQueue(capacity: connection.configuration.perStreamBufferBytes)
+        let configuration = connection.configuration
+        self.responses = ResponseQueue(capacity: configuration.perStreamBufferBytes)
+        self.serverCompresses = configuration.compressResponses
     }
 
     var hasStatus: Bool { finalStatus != nil }
@@ -216,7 +220,7 @@ final class ServerStream: @unchecked Sendable {
     /// Thread-safe: decided once per call by the context.
     func responseEncoding() -> MessageEncoding {
         context?.responseEncoding(clientAcceptsGzip: clientAcceptsGzip,
-                                  serverDefault: connection.configuration.compressResponses) ?? .identity
+                                  serverDefault: serverCompresses) ?? .identity
     }
 
     // MARK: - Entry points from the handler's task
