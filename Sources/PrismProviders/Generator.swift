@@ -27,6 +27,8 @@ public final class Generator: Sendable {
     public let host: PluginHost
     public let planner: Planner
     public let health: ProviderHealth
+    /// Every usage event of every call, totalled by model (for /metrics).
+    public let usage = UsageTotals()
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(), logger: Logger) {
@@ -157,6 +159,7 @@ public final class Generator: Sendable {
                         usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000
                         event = .usage(usage)
                     }
+                    if case .usage(let usage) = event { self.usage.record(usage, model: model) }
                     try await emit(.event(event))
                 case .end(let end):
                     return end

@@ -38,7 +38,7 @@ public final class PrismGateway: Sendable {
         if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
-        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics)
+        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
         for name in router.serviceNames {

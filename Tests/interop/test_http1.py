@@ -196,3 +196,31 @@ def _silent_client_then_sigterm(server):
         except ConnectionResetError:
             pass
     assert server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+
+
+def test_metrics_total_the_tokens_the_answers_reported(plain_server):
+    from prism.v1 import prism_pb2, prism_pb2_grpc
+
+    from test_generate import png
+
+    labels = {"provider": "local", "model": "local/mediainfo"}
+    before = metrics(plain_server)
+    request = prism_pb2.GenerateRequest(
+        messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[
+            prism_pb2.Part(text="Describe these, twice over."),
+            prism_pb2.Part(media=prism_pb2.Media(mime_type="image/png", data=png(40, 30)))])],
+        route=prism_pb2.Route(model="local/mediainfo"))
+    reported = {"input": 0, "output": 0}
+    with plain_server.channel() as channel:
+        for _ in range(2):
+            for event in prism_pb2_grpc.PrismStub(channel).Generate(request, timeout=RPC_TIMEOUT_S):
+                if event.WhichOneof("event") == "usage":
+                    reported["input"] += event.usage.input_tokens
+                    reported["output"] += event.usage.output_tokens
+    assert reported["input"] > 0 and reported["output"] > 0, f"the example plugin reports usage: {reported}"
+    after = metrics(plain_server)
+    assert after["prism_tokens"].type == "counter", after["prism_tokens"]
+    for direction, tokens in reported.items():
+        got = (sample(after, "prism_tokens", "prism_tokens_total", direction=direction, **labels)
+               - sample(before, "prism_tokens", "prism_tokens_total", direction=direction, **labels))
+        assert got == tokens, f"{direction}: /metrics counted {got} tokens, the answers reported {tokens}"

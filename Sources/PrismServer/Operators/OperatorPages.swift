@@ -2,6 +2,7 @@
 // process serves), /readyz (plugins loaded and not draining) and /metrics. Registered on the
 // router as GET pages, so HTTP/1.1 and HTTP/2 clients reach them alike.
 import Foundation
+import PrismProviders
 import PrismRPC
 
 /// Whether the gateway should get traffic: not before its plugins have loaded, not while it
@@ -27,14 +28,16 @@ public final class Readiness: @unchecked Sendable {
 }
 
 enum OperatorPages {
-    static func register(on router: inout Router, readiness: Readiness, metrics: MetricsInterceptor) {
+    static func register(on router: inout Router, readiness: Readiness, metrics: MetricsInterceptor,
+                         usage: UsageTotals = UsageTotals()) {
         router.page("/healthz") { HTTPPage(body: "ok\n") }
         router.page("/readyz") {
             guard let reason = readiness.notReadyReason else { return HTTPPage(body: "ready\n") }
             return HTTPPage(status: 503, body: "not ready: \(reason)\n")
         }
         router.page("/metrics") {
-            HTTPPage(contentType: PrometheusExposition.contentType, body: PrometheusExposition.render(metrics.snapshot()))
+            HTTPPage(contentType: PrometheusExposition.contentType,
+                     body: PrometheusExposition.render(metrics.snapshot()) + PrometheusExposition.render(usage.snapshot()))
         }
     }
 }

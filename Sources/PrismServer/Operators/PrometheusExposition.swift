@@ -1,6 +1,8 @@
 // Prometheus text exposition (format 0.0.4) of what the RPC layer's MetricsInterceptor counts,
-// named as go-grpc-prometheus names them so existing gRPC dashboards work. Written by hand:
-// three families do not warrant swift-prometheus and swift-metrics in every build.
+// named as go-grpc-prometheus names them so existing gRPC dashboards work, and of the plugins'
+// usage (tokens, cost). Written by hand: five families do not warrant swift-prometheus and
+// swift-metrics in every build.
+import PrismProviders
 import PrismRPC
 
 enum PrometheusExposition {
@@ -32,6 +34,23 @@ enum PrometheusExposition {
             }
             sample(&out, "grpc_server_handling_seconds_sum", labels, stats.latencySumSeconds)
             sample(&out, "grpc_server_handling_seconds_count", labels, Double(cumulative))
+        }
+        return out
+    }
+
+    /// `prism_tokens_total{provider,model,direction}` and `prism_cost_usd_total{provider,model}`.
+    static func render(_ usage: [UsageTotals.Key: UsageTotals.Totals]) -> String {
+        let models = usage.sorted { ($0.key.provider, $0.key.model) < ($1.key.provider, $1.key.model) }
+        var out = ""
+        family(&out, "prism_tokens_total", "counter", "Tokens the providers reported, by model and direction.")
+        for (key, totals) in models {
+            let labels = [("provider", key.provider), ("model", key.model)]
+            sample(&out, "prism_tokens_total", labels + [("direction", "input")], Double(totals.inputTokens))
+            sample(&out, "prism_tokens_total", labels + [("direction", "output")], Double(totals.outputTokens))
+        }
+        family(&out, "prism_cost_usd_total", "counter", "Cost of the provider calls in US dollars, by model.")
+        for (key, totals) in models {
+            sample(&out, "prism_cost_usd_total", [("provider", key.provider), ("model", key.model)], Double(totals.costUSDMicros) / 1e6)
         }
         return out
     }
