@@ -15,6 +15,8 @@ final class WireProtocolTests: XCTestCase {
         XCTAssertEqual(WireProtocol(contentType: "Application/gRPC-Web+proto; charset=utf-8"), .grpcWeb(text: false))
         XCTAssertEqual(WireProtocol(contentType: "application/grpc-web-text"), .grpcWeb(text: true))
         XCTAssertEqual(WireProtocol(contentType: "application/grpc-web-text+proto"), .grpcWeb(text: true))
+        XCTAssertEqual(WireProtocol(contentType: "application/proto"), .connectUnary)
+        XCTAssertNil(WireProtocol(contentType: "application/json"), "Connect's JSON codec is not served yet")
         XCTAssertNil(WireProtocol(contentType: "application/grpc-web+json"), "only the proto codec is served")
         XCTAssertNil(WireProtocol(contentType: "application/grpcx"))
         XCTAssertNil(WireProtocol(contentType: "text/plain"))
@@ -59,5 +61,18 @@ final class WireProtocolTests: XCTestCase {
         let preflight = try XCTUnwrap(policy.preflightHeaders(origin: "https://app.example"))
         XCTAssertTrue(preflight.contains { $0.0 == "access-control-allow-headers" && $0.1.contains("x-grpc-web") })
         XCTAssertNotNil(CORSPolicy(allowedOrigins: ["*"]).preflightHeaders(origin: "https://any.example"))
+    }
+
+    func testConnectErrorsAndTimeouts() {
+        XCTAssertEqual(ConnectProtocol.errorBody(Status(.cancelled, "")), #"{"code":"canceled"}"#)
+        XCTAssertEqual(ConnectProtocol.errorBody(Status(.invalidArgument, "say \"hi\"\n\u{1}é")),
+                       #"{"code":"invalid_argument","message":"say \"hi\"\n\u0001é"}"#)
+        XCTAssertEqual([StatusCode.unauthenticated, .permissionDenied, .notFound, .resourceExhausted, .unimplemented,
+                        .unavailable, .deadlineExceeded, .failedPrecondition, .cancelled].map(ConnectProtocol.httpStatus),
+                       [401, 403, 404, 429, 501, 503, 504, 400, 499])
+        XCTAssertEqual(ConnectProtocol.parseTimeout("1500"), .milliseconds(1500))
+        XCTAssertNil(ConnectProtocol.parseTimeout("-1"))
+        XCTAssertNil(ConnectProtocol.parseTimeout("12345678901"), "at most 10 digits")
+        XCTAssertNil(ConnectProtocol.parseTimeout(""))
     }
 }

@@ -34,10 +34,10 @@ extension CallTransport {
             return
         }
         guard let wire = WireProtocol(contentType: contentType) else {
-            stream.reject(Status(.invalidArgument, "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web or application/grpc-web-text"), httpStatus: 415)
+            stream.reject(Status(.invalidArgument, Self.unservedContentType(contentType)), httpStatus: 415)
             return
         }
-        guard wire.isWeb || carriesTrailers else {
+        guard wire != .grpc || carriesTrailers else {
             stream.reject(Status(.unimplemented, "application/grpc needs HTTP/2 (its status travels in trailers); over HTTP/1.1 use application/grpc-web"), httpStatus: 415)
             return
         }
@@ -55,20 +55,37 @@ extension CallTransport {
             stream.reject(Status(.unimplemented, "malformed method path '\(path)'"))
             return
         }
-        guard !wire.isWeb || route.handler.isUnaryRequest else {
+        guard wire == .grpc || route.handler.isUnaryRequest else {
             stream.reject(Status(.unimplemented, "\(path) streams requests (client-streaming or bidirectional): it needs gRPC over HTTP/2; gRPC-Web serves unary and server-streaming methods"))
             return
         }
+        if wire == .connectUnary {
+            guard route.handler.isUnary else {
+                stream.reject(Status(.unimplemented, "\(path) streams its answer: Connect serves it with application/connect+proto, which Prism does not speak yet; use gRPC-Web (application/grpc-web+proto) or gRPC"))
+                return
+            }
+            if let version = request.connectProtocolVersion, version != "1" {
+                stream.reject(Status(.invalidArgument, "connect-protocol-version '\(version)' is not supported; send 1"))
+                return
+            }
+        }
         let requestEncoding: MessageEncoding
-        switch encoding {
+        // Connect compresses whole bodies (content-encoding); gRPC compresses messages (grpc-encoding).
+        switch wire == .connectUnary ? request.contentEncoding : encoding {
         case "", "identity": requestEncoding = .identity
         case "gzip": requestEncoding = .gzip
         default:
-            stream.reject(Status(.unimplemented, "message encoding '\(encoding)' is not supported; use gzip or identity"))
+            stream.reject(Status(.unimplemented, "message encoding '\(wire == .connectUnary ? request.contentEncoding : encoding)' is not supported; use gzip or identity"))
             return
         }
         var deadline: NIODeadline?
-        if let timeout {
+        if wire == .connectUnary, let text = request.connectTimeout {
+            guard let amount = ConnectProtocol.parseTimeout(text) else {
+                stream.reject(Status(.invalidArgument, "malformed connect-timeout-ms '\(text)'"))
+                return
+            }
+            deadline = .now() + amount
+        } else if let timeout {
             guard let amount = GRPCTimeout.parse(timeout) else {
                 stream.reject(Status(.invalidArgument, "malformed grpc-timeout '\(timeout)'"))
                 return
@@ -93,10 +110,13 @@ extension CallTransport {
 
         stream.handler = handler
         stream.deframer = MessageDeframer(maxMessageBytes: configuration.maxReceiveMessageBytes, encoding: requestEncoding)
-        if case .grpcWeb(let text) = wire {
+        switch wire {
+        case .grpcWeb(let text):
             // Browsers decompress whole bodies (Content-Encoding); gRPC-Web has no per-message gzip.
             if text { stream.textDecoder = Base64BodyDecoder() }
-        } else {
+        case .connectUnary:
+            stream.requestEncoding = requestEncoding
+        case .grpc:
             stream.clientAcceptsGzip = request.acceptEncoding.split(separator: ",").contains { $0.filter { $0 != " " } == "gzip" }
         }
         if let deadline {
@@ -104,10 +124,22 @@ extension CallTransport {
             // counts to a side table and slow every retain and release. Both are cut when the
             // call ends (the timer is cancelled, `requests` dropped).
             stream.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
-                stream.finish(Status(.deadlineExceeded, "deadline exceeded (grpc-timeout \(timeout ?? ""))"))
+                stream.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire == .connectUnary ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
             }
         }
         if !handler.isUnaryRequest { startStreaming(stream) }
+    }
+
+    /// Why a content-type is refused, naming what would be served.
+    static func unservedContentType(_ contentType: String) -> String {
+        let lowered = contentType.lowercased()
+        if lowered.hasPrefix("application/json") {
+            return "Connect with application/json (proto3's JSON mapping) is not implemented yet; send application/proto"
+        }
+        if lowered.hasPrefix("application/connect+") {
+            return "Connect streaming (\(contentType)) is not implemented yet; use gRPC-Web (application/grpc-web+proto) or gRPC"
+        }
+        return "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web, application/grpc-web-text or application/proto (Connect unary)"
     }
 
     /// A GET for a page of the router (probes, metrics); a gRPC method's path says to POST.
@@ -222,6 +254,15 @@ extension ServerStream {
     func receive(_ bytes: UnsafeRawBufferPointer) {
         guard !hasStatus, deframer != nil else { return }
         let allocator = connection.allocator
+        if wire == .connectUnary {
+            // The body is the message: kept whole, bounded like a gRPC message.
+            var bytesBuffer = allocator.buffer(bytes: bytes)
+            if connectBody == nil { connectBody = bytesBuffer } else { connectBody!.writeBuffer(&bytesBuffer) }
+            if connectBody!.readableBytes > deframer!.maxMessageBytes {
+                finish(Status(.resourceExhausted, "request body exceeds the limit of \(deframer!.maxMessageBytes) bytes"))
+            }
+            return
+        }
         do {
             if textDecoder != nil {
                 let decoded = try textDecoder!.decode(bytes)
@@ -259,6 +300,16 @@ extension ServerStream {
         } catch {
             finish(Self.status(for: error, connection: connection))
             return
+        }
+        if wire == .connectUnary {
+            do {
+                unaryRequest = try ConnectProtocol.decodeBody(connectBody, encoding: requestEncoding,
+                                                              limit: deframer.maxMessageBytes, allocator: connection.allocator)
+                connectBody = nil
+            } catch {
+                finish(Self.status(for: error, connection: connection))
+                return
+            }
         }
         if let requests {
             requests.finish()

@@ -135,6 +135,7 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         switch wire {
         case .grpcWeb(text: true): return (message + 2) / 3 * 4
         case .grpcWeb(text: false), .grpc: return message
+        case .connectUnary: return configuration.maxReceiveMessageBytes
         case nil: return configuration.maxPlainRequestBodyBytes
         }
     }

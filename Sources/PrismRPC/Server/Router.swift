@@ -14,6 +14,14 @@ public enum RPCHandler: Sendable {
     case clientStreaming(@Sendable (RequestStream, ServerCallContext) async throws -> ByteBuffer)
     case bidirectional(@Sendable (RequestStream, ResponseWriter, ServerCallContext) async throws -> Void)
 
+    /// One request and one response: what Connect's unary protocol can carry.
+    var isUnary: Bool {
+        switch self {
+        case .unary, .unaryOnEventLoop: return true
+        case .serverStreaming, .clientStreaming, .bidirectional: return false
+        }
+    }
+
     var isUnaryRequest: Bool {
         switch self {
         case .unary, .unaryOnEventLoop, .serverStreaming: return true

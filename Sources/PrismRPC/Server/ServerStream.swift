@@ -28,6 +28,10 @@ final class ServerStream: @unchecked Sendable {
     var wire = WireProtocol.grpc
     /// For `application/grpc-web-text` requests: the body's base64, decoded as it arrives.
     var textDecoder: Base64BodyDecoder?
+    /// Connect unary: the request body as it arrives, then the response message.
+    var connectBody: ByteBuffer?
+    /// Connect unary: the request body's content-encoding.
+    var requestEncoding = MessageEncoding.identity
     /// The single request of a unary-request call, once it has arrived.
     var unaryRequest: ByteBuffer?
     var unaryRequestCount = 0
@@ -107,7 +111,19 @@ final class ServerStream: @unchecked Sendable {
         if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
         let trailerFields = trailers.wireHeaders()
 
-        if !headersSent {
+        if wire == .connectUnary {
+            // A whole response: the message, or the error as HTTP status and JSON.
+            headersSent = true
+            var fields = extraHeaders + (context?.responseHeaders.wireHeaders() ?? [])
+            fields += trailers.wireHeaders().map { ("trailer-" + $0.0, $0.1) }
+            if status.code == .ok {
+                sendWhole(httpStatus: 200, contentType: "application/proto", body: connectBody ?? connection.allocator.buffer(capacity: 0), fields: fields)
+            } else {
+                sendWhole(httpStatus: ConnectProtocol.httpStatus(status.code), contentType: "application/json",
+                          body: connection.allocator.buffer(string: ConnectProtocol.errorBody(status)), fields: fields)
+            }
+            connectBody = nil
+        } else if !headersSent {
             // Trailers-only response: one HEADERS frame with END_STREAM.
             headersSent = true
             var headers = responseHeaders()
@@ -138,6 +154,7 @@ final class ServerStream: @unchecked Sendable {
         switch wire {
         case .grpc: fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
         case .grpcWeb(let text): fixed = text ? FixedHeaders.webTextResponse : FixedHeaders.webResponse
+        case .connectUnary: fixed = FixedHeaders.connectResponse  // unary: `finish` sends it whole
         }
         return HeaderBlock(fixed, extraHeaders + (context?.responseHeaders.wireHeaders() ?? []))
     }
@@ -149,17 +166,21 @@ final class ServerStream: @unchecked Sendable {
         guard !hasStatus, !closed else { return }
         finalStatus = Status(.ok, "")  // answered: nothing else may respond on this stream
         headersSent = true
-        let bytes = includeBody ? body.utf8.count : 0
+        sendWhole(httpStatus: httpStatus, contentType: contentType, body: connection.allocator.buffer(string: body),
+                  fields: fields + extraHeaders, includeBody: includeBody)
+    }
+
+    /// One response with its whole body and its length: plain answers and Connect unary.
+    private func sendWhole(httpStatus: Int, contentType: String, body: ByteBuffer, fields: [(String, String)],
+                           includeBody: Bool = true) {
         // A 204 carries no body and, by RFC 9110, no content-length either.
-        let length = httpStatus == 204 ? [] : [("content-length", String(body.utf8.count))]
-        let head = HeaderBlock(nil, [(":status", String(httpStatus)), ("content-type", contentType)] + length + fields + extraHeaders)
-        if bytes == 0 {
+        let length = httpStatus == 204 ? [] : [("content-length", String(body.readableBytes))]
+        let head = HeaderBlock(nil, [(":status", String(httpStatus)), ("content-type", contentType)] + length + fields)
+        if !includeBody || body.readableBytes == 0 {
             connection.sendHeaders(self, head, endStream: true)
         } else {
-            var buffer = connection.allocator.buffer(capacity: bytes)
-            buffer.writeString(body)
-            responses.added(bytes)
-            outbound.append(buffer)
+            responses.added(body.readableBytes)
+            outbound.append(body)
             pendingEnd = .endOfBody
             connection.sendHeaders(self, head, endStream: false)
         }
@@ -271,7 +292,9 @@ final class ServerStream: @unchecked Sendable {
             finish(Self.status(for: error, connection: connection), trailers: (error as? RPCError)?.trailers ?? Metadata())
             return
         }
-        if let response {
+        if let response, wire == .connectUnary {
+            connectBody = response  // sent whole with the status, by `finish`
+        } else if let response {
             let framed = wire.encode(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator),
                                      allocator: connection.allocator)
             responses.added(framed.readableBytes)
@@ -301,6 +324,7 @@ extension FixedHeaders {
     static let okTrailers = FixedHeaders([("grpc-status", "0")])
     static let webResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web+proto")])
     static let webTextResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web-text+proto")])
+    static let connectResponse = FixedHeaders([(":status", "200"), ("content-type", "application/proto")])
 }
 
 /// The request header fields the runtime acts on, picked out as they arrive; the rest are
@@ -314,6 +338,10 @@ struct RequestHeaders {
     var timeout: String?
     /// The browser origin of a cross-origin request (CORS).
     var origin: String?
+    /// Connect unary: the whole body's compression, the timeout, the protocol version.
+    var contentEncoding = ""
+    var connectTimeout: String?
+    var connectProtocolVersion: String?
     var metadata: [(String, String)] = []
 
     /// Files one field; gRPC's own and HTTP's hop-by-hop fields never reach the metadata.
@@ -333,6 +361,9 @@ struct RequestHeaders {
         else if named("grpc-accept-encoding") { acceptEncoding = text() }
         else if named("grpc-timeout") { timeout = text() }
         else if named("origin") { origin = text() }
+        else if named("content-encoding") { contentEncoding = text() }
+        else if named("connect-timeout-ms") { connectTimeout = text() }
+        else if named("connect-protocol-version") { connectProtocolVersion = text() }
         else if named("te") || named("user-agent") || named("content-length") { return }
         else { metadata.append((String(decoding: name, as: UTF8.self), text())) }
     }

@@ -1,6 +1,6 @@
 // The per-request protocol strategy (as connect-go does it): the request's content-type picks
-// native gRPC or gRPC-Web, binary or base64 text; this file holds what differs between them
-// (content-types, the trailers frame, base64), and everything past it is shared.
+// native gRPC, gRPC-Web (binary or base64 text) or Connect unary; this file holds what differs
+// between them (content-types, the trailers frame, base64), and everything past it is shared.
 import NIOCore
 
 /// How a call's messages and status travel.
@@ -10,6 +10,9 @@ enum WireProtocol: Equatable {
     /// `application/grpc-web[+proto]` or, with `text`, `application/grpc-web-text[+proto]`:
     /// status in a last body frame flagged 0x80; text bodies are base64 both ways.
     case grpcWeb(text: Bool)
+    /// Connect unary with the binary codec (`application/proto`): bare messages, no framing;
+    /// the status is the HTTP status and, on error, a JSON body (ConnectProtocol.swift).
+    case connectUnary
 
     /// The protocol for a request's content-type; nil for one Prism does not serve (gRPC-Web
     /// with a codec other than proto, or not gRPC at all).
@@ -19,6 +22,7 @@ enum WireProtocol: Equatable {
         switch mediaType {
         case "application/grpc-web", "application/grpc-web+proto": self = .grpcWeb(text: false)
         case "application/grpc-web-text", "application/grpc-web-text+proto": self = .grpcWeb(text: true)
+        case "application/proto": self = .connectUnary
         default:
             // Native gRPC keeps its historical leniency: any `+codec` suffix; the codec is the
             // handler's business (they all speak proto).
@@ -27,7 +31,8 @@ enum WireProtocol: Equatable {
         }
     }
 
-    var isWeb: Bool { self != .grpc }
+    /// gRPC-Web: the status in a body frame.
+    var isWeb: Bool { if case .grpcWeb = self { return true } else { return false } }
 
     /// A framed message (or trailers frame) as it goes into the response body.
     func encode(_ framed: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {

@@ -1,0 +1,124 @@
+"""Connect unary with the binary codec (application/proto) on the gRPC port, through the same method
+table and interceptors: bare messages both ways, metadata in headers and trailers as trailer- headers,
+errors as an HTTP status with Connect's JSON body, gzip bodies, connect-timeout-ms and the protocol
+version checked, streaming methods and the JSON codec refused by name; over HTTP/1.1, TLS and HTTP/2."""
+
+from __future__ import annotations
+
+import base64
+import gzip
+import json
+
+import pytest
+from grpc.health.v1 import health_pb2
+from grpc.testing import messages_pb2
+from prism.v1 import prism_pb2
+
+from conftest import API_KEY
+from http1 import connect
+
+HEALTH_CHECK = "/grpc.health.v1.Health/Check"
+
+
+@pytest.fixture(scope="module", params=["h2c", "tls"])
+def server(servers, request):
+    return servers.get("interop", request.param)
+
+
+@pytest.fixture(scope="module")
+def plain_server(servers):
+    return servers.get("interop", "h2c")
+
+
+def post(server, path, body: bytes, content_type="application/proto", headers=None):
+    conn = connect(server)
+    try:
+        sent = {"content-type": content_type, "connect-protocol-version": "1"}
+        sent.update(headers or {})
+        conn.request("POST", path, body=body, headers=sent)
+        response = conn.getresponse()
+        return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
+    finally:
+        conn.close()
+
+
+def error_of(status, headers, body):
+    assert headers["content-type"] == "application/json", (status, headers, body)
+    return json.loads(body)
+
+
+def test_unary_health_check_and_list_providers(server):
+    status, headers, body = post(server, HEALTH_CHECK, health_pb2.HealthCheckRequest().SerializeToString())
+    assert status == 200 and headers["content-type"] == "application/proto", (status, headers, body)
+    assert health_pb2.HealthCheckResponse.FromString(body).status == health_pb2.HealthCheckResponse.SERVING
+    status, _, body = post(server, "/prism.v1.Prism/ListProviders", b"")
+    assert status == 200, (status, body)
+    models = {m.id for p in prism_pb2.ListProvidersResponse.FromString(body).providers for m in p.models}
+    assert "local/mediainfo" in models, models
+
+
+def test_metadata_in_headers_and_trailers_as_trailer_headers(plain_server):
+    request = messages_pb2.SimpleRequest(response_size=100)
+    status, headers, body = post(plain_server, "/grpc.testing.TestService/UnaryCall", request.SerializeToString(), headers={
+        "x-grpc-test-echo-initial": "hello", "x-grpc-test-echo-trailing-bin": base64.b64encode(b"\x0a\x0b").decode()})
+    assert status == 200, (status, body)
+    assert len(messages_pb2.SimpleResponse.FromString(body).payload.body) == 100
+    assert headers["x-grpc-test-echo-initial"] == "hello", headers
+    assert base64.b64decode(headers["trailer-x-grpc-test-echo-trailing-bin"] + "==") == b"\x0a\x0b", headers
+
+
+def test_error_status_as_http_status_and_json(plain_server):
+    request = messages_pb2.SimpleRequest(response_status=messages_pb2.EchoStatus(code=9, message='not now: "busy"\n'))
+    status, headers, body = post(plain_server, "/grpc.testing.TestService/UnaryCall", request.SerializeToString())
+    assert status == 400, (status, body)
+    assert error_of(status, headers, body) == {"code": "failed_precondition", "message": 'not now: "busy"\n'}
+    status, headers, body = post(plain_server, "/prism.v1.Prism/NoSuchMethod", b"")
+    assert status == 501 and error_of(status, headers, body)["code"] == "unimplemented", (status, body)
+
+
+def test_streaming_methods_and_json_are_refused_by_name(plain_server):
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", b"")
+    assert status == 501 and "application/connect+proto" in error_of(status, headers, body)["message"], body
+    status, headers, body = post(plain_server, "/grpc.testing.TestService/FullDuplexCall", b"")
+    assert status == 501 and "needs gRPC over HTTP/2" in error_of(status, headers, body)["message"], body
+    status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/json")
+    assert status == 415 and b"application/json (proto3's JSON mapping) is not implemented yet" in body, (status, body)
+
+
+def test_gzip_body(plain_server):
+    request = messages_pb2.SimpleRequest(response_size=7, payload=messages_pb2.Payload(body=bytes(5000)))
+    status, _, body = post(plain_server, "/grpc.testing.TestService/UnaryCall", gzip.compress(request.SerializeToString()),
+                           headers={"content-encoding": "gzip"})
+    assert status == 200, (status, body)
+    assert len(messages_pb2.SimpleResponse.FromString(body).payload.body) == 7
+    status, headers, body = post(plain_server, HEALTH_CHECK, b"\x00garbage", headers={"content-encoding": "gzip"})
+    assert status == 400 and "gzip" in error_of(status, headers, body)["message"], (status, body)
+
+
+def test_timeout_and_version_headers_are_checked(plain_server):
+    status, headers, body = post(plain_server, HEALTH_CHECK, b"", headers={"connect-timeout-ms": "soon"})
+    assert status == 400 and error_of(status, headers, body) == {
+        "code": "invalid_argument", "message": "malformed connect-timeout-ms 'soon'"}, body
+    status, _, body = post(plain_server, HEALTH_CHECK, b"", headers={"connect-timeout-ms": "5000"})
+    assert status == 200, (status, body)
+    status, headers, body = post(plain_server, HEALTH_CHECK, b"", headers={"connect-protocol-version": "2"})
+    assert status == 400 and "connect-protocol-version '2'" in error_of(status, headers, body)["message"], body
+
+
+def test_auth_applies_to_connect_alike(servers):
+    server = servers.get("auth", "h2c")
+    status, headers, body = post(server, HEALTH_CHECK, b"")
+    assert status == 401 and error_of(status, headers, body)["code"] == "unauthenticated", (status, body)
+    status, _, body = post(server, HEALTH_CHECK, b"", headers={"authorization": f"Bearer {API_KEY}"})
+    assert status == 200, (status, body)
+
+
+def test_connect_over_http2(plain_server):
+    with plain_server.raw() as conn:
+        conn.handshake()
+        conn.request(1, [(":method", "POST"), (":scheme", "http"), (":authority", "localhost"), (":path", HEALTH_CHECK),
+                         ("content-type", "application/proto"), ("connect-protocol-version", "1")], b"")
+        stream = conn.response(1)
+    assert stream.headers[":status"] == "200" and stream.headers["content-type"] == "application/proto", stream.headers
+    assert len(stream.header_blocks) == 1, stream.header_blocks
+    assert health_pb2.HealthCheckResponse.FromString(bytes(stream.data)).status == health_pb2.HealthCheckResponse.SERVING
