@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import base64
 import json
+import signal
+import time
 
 import pytest
 from grpc.health.v1 import health_pb2
@@ -14,6 +16,7 @@ from grpc.testing import messages_pb2
 from prism.v1 import prism_pb2
 
 from conftest import API_KEY
+from harness import SHUTDOWN_TIMEOUT_S
 from http1 import connect, frame, parse_web_body, web_call
 from test_generate import png
 
@@ -232,3 +235,58 @@ def test_cors_origins_from_the_config_file(config_cors_server):
     assert status == 204 and headers["access-control-allow-origin"] == CONFIG_ORIGIN, (status, headers)
     status, headers, _ = preflight(config_cors_server, ALLOWED_ORIGIN)
     assert status == 403 and "access-control-allow-origin" not in headers, (status, headers)
+
+
+# --- lifecycle -----------------------------------------------------------------------------------
+
+
+def read_frame(response) -> tuple[int, bytes]:
+    """One gRPC-Web frame from a binary response body as it streams in."""
+    prefix = response.read(5)
+    assert len(prefix) == 5, f"the body ended inside a frame prefix: {prefix!r}"
+    payload = response.read(int.from_bytes(prefix[1:], "big"))
+    return prefix[0], payload
+
+
+def slow_stream(sizes, interval_us):
+    request = messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[messages_pb2.ResponseParameters(size=n, interval_us=interval_us) for n in sizes])
+    return frame(request.SerializeToString())
+
+
+def test_client_going_away_cancels_the_call(plain_server):
+    from test_http1 import metrics, sample
+
+    labels = {"grpc_service": "grpc.testing.TestService", "grpc_method": "StreamingOutputCall", "grpc_code": "Canceled"}
+    before = sample(metrics(plain_server), "grpc_server_handled", "grpc_server_handled_total", **labels)
+    conn = connect(plain_server)
+    conn.request("POST", "/grpc.testing.TestService/StreamingOutputCall", body=slow_stream([10] * 100, 100_000),
+                 headers={"content-type": "application/grpc-web+proto"})
+    response = conn.getresponse()
+    assert read_frame(response)[0] == 0
+    conn.sock.close()  # gone mid-stream, 99 answers early
+    conn.close()
+    deadline = time.monotonic() + 10
+    while sample(metrics(plain_server), "grpc_server_handled", "grpc_server_handled_total", **labels) == before:
+        assert time.monotonic() < deadline, "the call went on after its client left (no Canceled counted in 10 s)"
+        time.sleep(0.05)
+
+
+def test_sigterm_lets_a_grpc_web_stream_finish(servers):
+    server = servers.start("web-drain", ["--interop"], "h2c")
+    try:
+        conn = connect(server)
+        sizes = [1000, 2000, 3000, 4000]
+        conn.request("POST", "/grpc.testing.TestService/StreamingOutputCall", body=slow_stream(sizes, 300_000),
+                     headers={"content-type": "application/grpc-web+proto"})
+        response = conn.getresponse()
+        flag, first = read_frame(response)
+        assert flag == 0 and len(messages_pb2.StreamingOutputCallResponse.FromString(first).payload.body) == sizes[0]
+        server.proc.send_signal(signal.SIGTERM)
+        messages, trailers, seen = parse_web_body(response.read(), text=False)
+        got = [len(messages_pb2.StreamingOutputCallResponse.FromString(m).payload.body) for m in messages]
+        assert got == sizes[1:] and seen and trailers["grpc-status"] == "0", (got, trailers)
+        conn.close()
+        assert server.proc.wait(timeout=SHUTDOWN_TIMEOUT_S) == 0
+    finally:
+        server.kill()

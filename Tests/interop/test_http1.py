@@ -6,6 +6,7 @@ pages over HTTP/2 and TLS."""
 from __future__ import annotations
 
 import json
+import re
 import signal
 import socket
 
@@ -60,6 +61,15 @@ def test_pages_answer_head_without_a_body(plain_server):
         assert (status, body) == (200, b"ok\n")
     finally:
         conn.close()
+
+
+def test_pipelined_requests_are_answered_in_order(plain_server):
+    reply = raw_exchange(plain_server, b"GET /healthz HTTP/1.1\r\nhost: x\r\n\r\n"
+                                       b"GET /nowhere HTTP/1.1\r\nhost: x\r\n\r\n"
+                                       b"GET /readyz HTTP/1.1\r\nhost: x\r\nconnection: close\r\n\r\n")
+    statuses = re.findall(rb"HTTP/1\.1 (\d{3}) ", reply)
+    assert statuses == [b"200", b"404", b"200"], reply
+    assert reply.index(b"ok\n") < reply.index(b"no page") < reply.index(b"ready\n"), reply
 
 
 def test_bad_request_line_gets_400_and_the_connection_closes(plain_server):
