@@ -12,7 +12,15 @@ import struct
 from dataclasses import dataclass, field
 from urllib.parse import unquote
 
+import pytest
+
 TIMEOUT_S = 20.0
+
+
+@pytest.fixture(scope="module")
+def plain_server(servers):
+    """The --interop server on plaintext, for tests whose point is not the transport (import it)."""
+    return servers.get("interop", "h2c")
 
 
 def connect(server) -> http.client.HTTPConnection:

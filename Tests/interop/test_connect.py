@@ -15,19 +15,9 @@ from grpc.testing import messages_pb2
 from prism.v1 import prism_pb2
 
 from conftest import API_KEY
-from http1 import connect
+from http1 import connect, plain_server  # noqa: F401 (a fixture)
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
-
-
-@pytest.fixture(scope="module", params=["h2c", "tls"])
-def server(servers, request):
-    return servers.get("interop", request.param)
-
-
-@pytest.fixture(scope="module")
-def plain_server(servers):
-    return servers.get("interop", "h2c")
 
 
 def post(server, path, body: bytes, content_type="application/proto", headers=None):
@@ -47,11 +37,11 @@ def error_of(status, headers, body):
     return json.loads(body)
 
 
-def test_unary_health_check_and_list_providers(server):
-    status, headers, body = post(server, HEALTH_CHECK, health_pb2.HealthCheckRequest().SerializeToString())
+def test_unary_health_check_and_list_providers(interop_server):
+    status, headers, body = post(interop_server, HEALTH_CHECK, health_pb2.HealthCheckRequest().SerializeToString())
     assert status == 200 and headers["content-type"] == "application/proto", (status, headers, body)
     assert health_pb2.HealthCheckResponse.FromString(body).status == health_pb2.HealthCheckResponse.SERVING
-    status, _, body = post(server, "/prism.v1.Prism/ListProviders", b"")
+    status, _, body = post(interop_server, "/prism.v1.Prism/ListProviders", b"")
     assert status == 200, (status, body)
     models = {m.id for p in prism_pb2.ListProvidersResponse.FromString(body).providers for m in p.models}
     assert "local/mediainfo" in models, models

@@ -17,22 +17,12 @@ from prism.v1 import prism_pb2
 
 from conftest import API_KEY
 from harness import SHUTDOWN_TIMEOUT_S
-from http1 import connect, frame, parse_web_body, web_call
+from http1 import connect, frame, parse_web_body, plain_server, web_call  # noqa: F401 (a fixture)
 from test_generate import png
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 ALLOWED_ORIGIN = "https://app.example.com"
 CONFIG_ORIGIN = "https://console.example.org"
-
-
-@pytest.fixture(scope="module", params=["h2c", "tls"])
-def server(servers, request):
-    return servers.get("interop", request.param)
-
-
-@pytest.fixture(scope="module")
-def plain_server(servers):
-    return servers.get("interop", "h2c")
 
 
 @pytest.fixture(params=[False, True], ids=["binary", "text"])
@@ -48,8 +38,8 @@ def call(server, path, message, **kwargs):
         conn.close()
 
 
-def test_unary_health_check(server, text):
-    reply = call(server, HEALTH_CHECK, health_pb2.HealthCheckRequest().SerializeToString(), text=text)
+def test_unary_health_check(interop_server, text):
+    reply = call(interop_server, HEALTH_CHECK, health_pb2.HealthCheckRequest().SerializeToString(), text=text)
     assert reply.status == 200, reply
     want = "application/grpc-web-text+proto" if text else "application/grpc-web+proto"
     assert reply.headers["content-type"] == want, reply.headers
@@ -58,20 +48,20 @@ def test_unary_health_check(server, text):
     assert health_pb2.HealthCheckResponse.FromString(reply.messages[0]).status == health_pb2.HealthCheckResponse.SERVING
 
 
-def test_unary_list_providers(server, text):
-    reply = call(server, "/prism.v1.Prism/ListProviders", prism_pb2.ListProvidersRequest().SerializeToString(), text=text)
+def test_unary_list_providers(interop_server, text):
+    reply = call(interop_server, "/prism.v1.Prism/ListProviders", prism_pb2.ListProvidersRequest().SerializeToString(), text=text)
     assert reply.grpc_status == 0, (reply.grpc_status, reply.grpc_message)
     providers = prism_pb2.ListProvidersResponse.FromString(reply.messages[0]).providers
     assert "local/mediainfo" in {m.id for p in providers for m in p.models}, providers
 
 
-def test_server_streaming_generate(server, text):
+def test_server_streaming_generate(interop_server, text):
     request = prism_pb2.GenerateRequest(
         messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[
             prism_pb2.Part(text="What is this?"),
             prism_pb2.Part(media=prism_pb2.Media(mime_type="image/png", data=png(32, 16)))])],
         route=prism_pb2.Route(model="local/mediainfo"))
-    reply = call(server, "/prism.v1.Prism/Generate", request.SerializeToString(), text=text)
+    reply = call(interop_server, "/prism.v1.Prism/Generate", request.SerializeToString(), text=text)
     assert reply.grpc_status == 0, (reply.grpc_status, reply.grpc_message)
     events = [prism_pb2.GenerateEvent.FromString(m) for m in reply.messages]
     kinds = [e.WhichOneof("event") for e in events]
@@ -79,11 +69,11 @@ def test_server_streaming_generate(server, text):
     assert "image/png: 32x16 pixels" in "".join(e.text.text for e in events), events
 
 
-def test_server_streaming_output_call_sizes_and_order(server, text):
+def test_server_streaming_output_call_sizes_and_order(interop_server, text):
     sizes = [10, 20000, 3]
     request = messages_pb2.StreamingOutputCallRequest(
         response_parameters=[messages_pb2.ResponseParameters(size=n) for n in sizes])
-    reply = call(server, "/grpc.testing.TestService/StreamingOutputCall", request.SerializeToString(), text=text)
+    reply = call(interop_server, "/grpc.testing.TestService/StreamingOutputCall", request.SerializeToString(), text=text)
     assert reply.grpc_status == 0, (reply.grpc_status, reply.grpc_message)
     got = [len(messages_pb2.StreamingOutputCallResponse.FromString(m).payload.body) for m in reply.messages]
     assert got == sizes, got

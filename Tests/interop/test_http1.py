@@ -16,19 +16,9 @@ from grpc.testing import empty_pb2, messages_pb2, test_pb2_grpc
 from prometheus_client.parser import text_string_to_metric_families
 
 from harness import RPC_TIMEOUT_S, SHUTDOWN_TIMEOUT_S
-from http1 import connect, raw_exchange
+from http1 import connect, plain_server, raw_exchange  # noqa: F401 (a fixture)
 
 StatusCode = grpc.StatusCode
-
-
-@pytest.fixture(scope="module", params=["h2c", "tls"])
-def server(servers, request):
-    return servers.get("interop", request.param)
-
-
-@pytest.fixture(scope="module")
-def plain_server(servers):
-    return servers.get("interop", "h2c")
 
 
 def get(conn, path, method="GET", body=None, headers=None):
@@ -37,8 +27,8 @@ def get(conn, path, method="GET", body=None, headers=None):
     return response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()
 
 
-def test_keep_alive_serves_two_requests_on_one_connection(server):
-    conn = connect(server)
+def test_keep_alive_serves_two_requests_on_one_connection(interop_server):
+    conn = connect(interop_server)
     try:
         status, headers, body = get(conn, "/healthz")
         assert (status, body) == (200, b"ok\n"), (status, body)
@@ -151,10 +141,10 @@ def sample(families, family: str, name: str, **labels) -> float:
     return values[0] if values else 0.0
 
 
-def test_metrics_count_rpcs_by_method_and_code(server):
+def test_metrics_count_rpcs_by_method_and_code(interop_server):
     service = "grpc.testing.TestService"
-    before = metrics(server)
-    with server.channel() as channel:
+    before = metrics(interop_server)
+    with interop_server.channel() as channel:
         stub = test_pb2_grpc.TestServiceStub(channel)
         for _ in range(3):
             stub.EmptyCall(empty_pb2.Empty(), timeout=RPC_TIMEOUT_S)
@@ -162,7 +152,7 @@ def test_metrics_count_rpcs_by_method_and_code(server):
             stub.UnaryCall(messages_pb2.SimpleRequest(response_status=messages_pb2.EchoStatus(code=3, message="no")),
                            timeout=RPC_TIMEOUT_S)
         assert info.value.code() == StatusCode.INVALID_ARGUMENT
-    after = metrics(server)
+    after = metrics(interop_server)
     assert {"grpc_server_started", "grpc_server_handled", "grpc_server_handling_seconds"} <= set(after), sorted(after)
     assert after["grpc_server_handled"].type == "counter" and after["grpc_server_handling_seconds"].type == "histogram"
 

@@ -16,13 +16,7 @@ enum ConnectProtocol {
                            allocator: ByteBufferAllocator) throws -> ByteBuffer {
         let body = body ?? allocator.buffer(capacity: 0)
         guard encoding == .gzip else { return body }
-        do {
-            return try Gzip.decompress(body, limit: limit, allocator: allocator)
-        } catch Gzip.DecompressError.tooLarge(let limit) {
-            throw RPCError(.resourceExhausted, "decompressed request body exceeds the limit of \(limit) bytes")
-        } catch {
-            throw RPCError(.invalidArgument, "request body could not be decompressed with gzip")
-        }
+        return try Gzip.decompressCallInput(body, limit: limit, allocator: allocator, what: "request body", corrupt: .invalidArgument)
     }
 
     /// The HTTP status of an error (google.rpc's mapping, which Connect's spec follows).
