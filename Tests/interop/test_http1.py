@@ -114,6 +114,17 @@ def test_body_over_the_receive_limit_gets_413(servers):
         conn.close()
 
 
+def test_chunked_body_over_the_limit_gets_413_without_waiting_for_its_end(servers):
+    server = servers.get("limits", "h2c")
+    chunk = b"\0" * 2000
+    # The body never ends: the server must answer and close on its own.
+    reply = raw_exchange(server, b"POST /grpc.testing.TestService/UnaryCall HTTP/1.1\r\nhost: x\r\n"
+                                 b"content-type: application/grpc-web+proto\r\ntransfer-encoding: chunked\r\n\r\n"
+                                 + b"%x\r\n" % len(chunk) + chunk + b"\r\n")
+    assert reply.startswith(b"HTTP/1.1 413 "), reply[:200]
+    assert reply.endswith(b"request body exceeds the limit of 1005 bytes\n"), reply[-200:]
+
+
 def test_pages_over_http2_too(plain_server):
     # The pages are the router's, not HTTP/1.1's: an HTTP/2 GET reaches them as well.
     with plain_server.raw() as conn:

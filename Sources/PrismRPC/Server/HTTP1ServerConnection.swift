@@ -202,7 +202,8 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         let finished = stream
         stream = nil
         finished?.streamClosed(reset: false)
-        if !readingBody { afterExchange() }
+        // Done unless the request body is still arriving on a connection worth keeping.
+        if !readingBody || !keepAlive { afterExchange() }
     }
 
     /// Request and response are both over: wait for the next request, or close.
@@ -210,16 +211,25 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         if !keepAlive || draining { close() }
     }
 
+    /// Closes once the last response is out. The output closes first and the input a little
+    /// later: closing a socket with request bytes still unread makes the kernel send a reset,
+    /// which can destroy the answer in the client's buffers before the client reads it.
     private func close() {
         guard !closing, let context else { return }
         closing = true
-        guard let lastResponseEnd else {
-            context.close(promise: nil)
-            return
-        }
         context.flush()
-        lastResponseEnd.whenComplete { _ in context.close(promise: nil) }
+        let written = lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
+        written.whenComplete { _ in
+            let halfClosed = context.eventLoop.makePromise(of: Void.self)
+            context.close(mode: .output, promise: halfClosed)
+            halfClosed.futureResult.whenFailure { _ in context.close(promise: nil) }
+            context.eventLoop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+        }
     }
+
+    /// How long a client that is still sending after its answer gets to read that answer before
+    /// the connection is closed (it usually closes first, on reading the answer).
+    static let lingerTime = TimeAmount.seconds(2)
 
     // MARK: - Errors and events
 
@@ -233,9 +243,11 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
             headers.add(name: "content-length", value: String(text.utf8.count))
             context.write(wrapOutboundOut(.head(HTTPResponseHead(version: version, status: status, headers: headers))), promise: nil)
             context.write(wrapOutboundOut(.body(.byteBuffer(context.channel.allocator.buffer(string: text)))), promise: nil)
-            closing = true
-            context.writeAndFlush(wrapOutboundOut(.end(nil))).whenComplete { _ in context.close(promise: nil) }
-        } else {
+            let ended = context.eventLoop.makePromise(of: Void.self)
+            context.write(wrapOutboundOut(.end(nil)), promise: ended)
+            lastResponseEnd = ended.futureResult
+            close()
+        } else if !closing {
             logger.debug("HTTP/1.1 connection error from \(peerDescription): \(error)")
             context.close(promise: nil)
         }
