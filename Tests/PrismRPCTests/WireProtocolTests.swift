@@ -16,6 +16,7 @@ final class WireProtocolTests: XCTestCase {
         XCTAssertEqual(WireProtocol(contentType: "application/grpc-web-text"), .grpcWeb(text: true))
         XCTAssertEqual(WireProtocol(contentType: "application/grpc-web-text+proto"), .grpcWeb(text: true))
         XCTAssertEqual(WireProtocol(contentType: "application/proto"), .connectUnary)
+        XCTAssertEqual(WireProtocol(contentType: "application/connect+proto"), .connectStream)
         XCTAssertNil(WireProtocol(contentType: "application/json"), "Connect's JSON codec is not served yet")
         XCTAssertNil(WireProtocol(contentType: "application/grpc-web+json"), "only the proto codec is served")
         XCTAssertNil(WireProtocol(contentType: "application/grpcx"))
@@ -74,5 +75,19 @@ final class WireProtocolTests: XCTestCase {
         XCTAssertNil(ConnectProtocol.parseTimeout("-1"))
         XCTAssertNil(ConnectProtocol.parseTimeout("12345678901"), "at most 10 digits")
         XCTAssertNil(ConnectProtocol.parseTimeout(""))
+    }
+
+    func testConnectEndStreamEnvelope() {
+        func json(_ frame: ByteBuffer) -> String {
+            XCTAssertEqual(frame.getInteger(at: frame.readerIndex, as: UInt8.self), 0x02)
+            XCTAssertEqual(frame.getInteger(at: frame.readerIndex + 1, as: UInt32.self).map(Int.init), frame.readableBytes - 5)
+            return String(decoding: frame.readableBytesView.dropFirst(5), as: UTF8.self)
+        }
+        XCTAssertEqual(json(ConnectProtocol.endStreamFrame(Status(.ok), trailers: Metadata(), allocator: allocator)), "{}")
+        var trailers = Metadata()
+        trailers.add("x-a", "1")
+        trailers.add("x-a", "2")
+        XCTAssertEqual(json(ConnectProtocol.endStreamFrame(Status(.notFound, "no"), trailers: trailers, allocator: allocator)),
+                       #"{"error":{"code":"not_found","message":"no"},"metadata":{"x-a":["1","2"]}}"#)
     }
 }

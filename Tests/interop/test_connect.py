@@ -1,13 +1,15 @@
-"""Connect unary with the binary codec (application/proto) on the gRPC port, through the same method
-table and interceptors: bare messages both ways, metadata in headers and trailers as trailer- headers,
-errors as an HTTP status with Connect's JSON body, gzip bodies, connect-timeout-ms and the protocol
-version checked, streaming methods and the JSON codec refused by name; over HTTP/1.1, TLS and HTTP/2."""
+"""Connect with the binary codec on the gRPC port, through the same method table and interceptors.
+Unary (application/proto): bare messages both ways, metadata in headers and trailers as trailer-
+headers, errors as an HTTP status with Connect's JSON body, gzip bodies, connect-timeout-ms and the
+protocol version checked. Streaming (application/connect+proto): envelopes and the end-stream JSON.
+The JSON codec and streaming-request methods refused by name; over HTTP/1.1, TLS and HTTP/2."""
 
 from __future__ import annotations
 
 import base64
 import gzip
 import json
+import struct
 
 import pytest
 from grpc.health.v1 import health_pb2
@@ -16,6 +18,8 @@ from prism.v1 import prism_pb2
 
 from conftest import API_KEY
 from http1 import connect, plain_server  # noqa: F401 (a fixture)
+from http1 import frame as envelope
+from test_generate import png
 
 HEALTH_CHECK = "/grpc.health.v1.Health/Check"
 
@@ -66,13 +70,65 @@ def test_error_status_as_http_status_and_json(plain_server):
     assert status == 501 and error_of(status, headers, body)["code"] == "unimplemented", (status, body)
 
 
-def test_streaming_methods_and_json_are_refused_by_name(plain_server):
+def test_streaming_request_methods_and_json_are_refused_by_name(plain_server):
     status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", b"")
     assert status == 501 and "application/connect+proto" in error_of(status, headers, body)["message"], body
     status, headers, body = post(plain_server, "/grpc.testing.TestService/FullDuplexCall", b"")
     assert status == 501 and "needs gRPC over HTTP/2" in error_of(status, headers, body)["message"], body
     status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/json")
     assert status == 415 and b"application/json (proto3's JSON mapping) is not implemented yet" in body, (status, body)
+    status, _, body = post(plain_server, "/prism.v1.Prism/Generate", b"{}", content_type="application/connect+json")
+    assert status == 415 and b"Connect streaming with JSON is not implemented yet" in body, (status, body)
+
+
+def streamed(body: bytes) -> tuple[list[bytes], dict]:
+    """Connect streaming's envelopes: messages (flag 0), then exactly one end-stream envelope (flag 2)."""
+    messages, end, i = [], None, 0
+    while i < len(body):
+        assert end is None, f"bytes after the end-stream envelope: {body[i:]!r}"
+        flag, length = struct.unpack(">BI", body[i:i + 5])
+        payload = body[i + 5:i + 5 + length]
+        assert len(payload) == length, "cut envelope"
+        i += 5 + length
+        if flag == 2:
+            end = json.loads(payload)
+        else:
+            assert flag == 0, flag
+            messages.append(payload)
+    assert end is not None, "no end-stream envelope"
+    return messages, end
+
+
+def test_server_streaming_generate(interop_server):
+    request = prism_pb2.GenerateRequest(
+        messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[
+            prism_pb2.Part(text="What is this?"), prism_pb2.Part(media=prism_pb2.Media(mime_type="image/png", data=png(24, 12)))])],
+        route=prism_pb2.Route(model="local/mediainfo"))
+    status, headers, body = post(interop_server, "/prism.v1.Prism/Generate", envelope(request.SerializeToString()),
+                                 content_type="application/connect+proto")
+    assert status == 200 and headers["content-type"] == "application/connect+proto", (status, headers)
+    messages, end = streamed(body)
+    assert end == {}, end
+    events = [prism_pb2.GenerateEvent.FromString(m) for m in messages]
+    assert events[0].WhichOneof("event") == "routed" and "image/png: 24x12 pixels" in "".join(e.text.text for e in events)
+
+
+def test_streaming_errors_and_trailers_in_the_end_stream_envelope(plain_server):
+    request = messages_pb2.StreamingOutputCallRequest(
+        response_parameters=[messages_pb2.ResponseParameters(size=3)],
+        response_status=messages_pb2.EchoStatus(code=8, message="slow down"))
+    status, _, body = post(plain_server, "/grpc.testing.TestService/StreamingOutputCall", envelope(request.SerializeToString()),
+                           content_type="application/connect+proto",
+                           headers={"x-grpc-test-echo-trailing-bin": base64.b64encode(b"\x01\x02").decode()})
+    assert status == 200, (status, body)
+    messages, end = streamed(body)
+    assert len(messages) == 1, messages
+    assert end["error"] == {"code": "resource_exhausted", "message": "slow down"}, end
+    assert [base64.b64decode(v) for v in end["metadata"]["x-grpc-test-echo-trailing-bin"]] == [b"\x01\x02"], end
+    # Refused before any message: still 200, the error in the only envelope.
+    status, _, body = post(plain_server, "/prism.v1.Prism/NoSuchMethod", envelope(b""), content_type="application/connect+proto")
+    assert status == 200 and streamed(body) == ([], {"error": {"code": "unimplemented",
+                                                               "message": "unknown method NoSuchMethod for service prism.v1.Prism"}})
 
 
 def test_gzip_body(plain_server):

@@ -59,9 +59,9 @@ extension CallTransport {
             stream.reject(Status(.unimplemented, "\(path) streams requests (client-streaming or bidirectional): it needs gRPC over HTTP/2; gRPC-Web serves unary and server-streaming methods"))
             return
         }
-        if wire == .connectUnary {
-            guard route.handler.isUnary else {
-                stream.reject(Status(.unimplemented, "\(path) streams its answer: Connect serves it with application/connect+proto, which Prism does not speak yet; use gRPC-Web (application/grpc-web+proto) or gRPC"))
+        if wire.isConnect {
+            guard wire == .connectStream || route.handler.isUnary else {
+                stream.reject(Status(.unimplemented, "\(path) streams its answer: call it with Connect streaming (application/connect+proto)"))
                 return
             }
             if let version = request.connectProtocolVersion, version != "1" {
@@ -70,16 +70,18 @@ extension CallTransport {
             }
         }
         let requestEncoding: MessageEncoding
-        // Connect compresses whole bodies (content-encoding); gRPC compresses messages (grpc-encoding).
-        switch wire == .connectUnary ? request.contentEncoding : encoding {
+        // Connect unary compresses whole bodies (content-encoding), Connect streaming and gRPC
+        // messages (connect-content-encoding, grpc-encoding).
+        let encodingName = wire == .connectUnary ? request.contentEncoding : wire == .connectStream ? request.connectContentEncoding : encoding
+        switch encodingName {
         case "", "identity": requestEncoding = .identity
         case "gzip": requestEncoding = .gzip
         default:
-            stream.reject(Status(.unimplemented, "message encoding '\(wire == .connectUnary ? request.contentEncoding : encoding)' is not supported; use gzip or identity"))
+            stream.reject(Status(.unimplemented, "message encoding '\(encodingName)' is not supported; use gzip or identity"))
             return
         }
         var deadline: NIODeadline?
-        if wire == .connectUnary, let text = request.connectTimeout {
+        if wire.isConnect, let text = request.connectTimeout {
             guard let amount = ConnectProtocol.parseTimeout(text) else {
                 stream.reject(Status(.invalidArgument, "malformed connect-timeout-ms '\(text)'"))
                 return
@@ -116,6 +118,8 @@ extension CallTransport {
             if text { stream.textDecoder = Base64BodyDecoder() }
         case .connectUnary:
             stream.requestEncoding = requestEncoding
+        case .connectStream:
+            break  // responses are not compressed: Prism's are small deltas
         case .grpc:
             stream.clientAcceptsGzip = request.acceptEncoding.split(separator: ",").contains { $0.filter { $0 != " " } == "gzip" }
         }
@@ -124,7 +128,7 @@ extension CallTransport {
             // counts to a side table and slow every retain and release. Both are cut when the
             // call ends (the timer is cancelled, `requests` dropped).
             stream.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
-                stream.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire == .connectUnary ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
+                stream.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire.isConnect ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
             }
         }
         if !handler.isUnaryRequest { startStreaming(stream) }
@@ -136,10 +140,10 @@ extension CallTransport {
         if lowered.hasPrefix("application/json") {
             return "Connect with application/json (proto3's JSON mapping) is not implemented yet; send application/proto"
         }
-        if lowered.hasPrefix("application/connect+") {
-            return "Connect streaming (\(contentType)) is not implemented yet; use gRPC-Web (application/grpc-web+proto) or gRPC"
+        if lowered.hasPrefix("application/connect+json") {
+            return "Connect streaming with JSON is not implemented yet; send application/connect+proto"
         }
-        return "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web, application/grpc-web-text or application/proto (Connect unary)"
+        return "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web, application/grpc-web-text, application/proto or application/connect+proto (Connect)"
     }
 
     /// A GET for a page of the router (probes, metrics); a gRPC method's path says to POST.

@@ -1,7 +1,8 @@
-// The Connect protocol's unary form (connectrpc.com/docs/protocol), binary codec: a POST whose
-// body is the bare request message (`application/proto`), answered with the bare response
-// message, or with an HTTP status and a JSON error naming the code. Metadata travels in headers,
-// trailers as `trailer-` headers. What differs from gRPC lives here; the call runs as any other.
+// The Connect protocol (connectrpc.com/docs/protocol), binary codec. Unary: a POST whose body is
+// the bare request message (`application/proto`), answered with the bare response message, or
+// with an HTTP status and a JSON error naming the code; trailers travel as `trailer-` headers.
+// Streaming (`application/connect+proto`): gRPC-style envelopes, ended by a JSON envelope with
+// the error and trailers. What differs from gRPC lives here; the call runs as any other.
 import NIOCore
 
 enum ConnectProtocol {
@@ -40,6 +41,27 @@ enum ConnectProtocol {
     /// Connect's name of a code: gRPC's in lower case, and `canceled` spelled the American way.
     static func codeName(_ code: StatusCode) -> String {
         code == .cancelled ? "canceled" : code.description.lowercased()
+    }
+
+    /// Connect streaming's last envelope (flag 0x02): `{"error": {...}, "metadata": {...}}`, the
+    /// error absent on success, trailers as metadata (name → list of values).
+    static func endStreamFrame(_ status: Status, trailers: Metadata, allocator: ByteBufferAllocator) -> ByteBuffer {
+        var members: [String] = []
+        if status.code != .ok { members.append("\"error\":" + errorBody(status)) }
+        var values: [(String, [String])] = []
+        for (name, value) in trailers.wireHeaders() {
+            if let i = values.firstIndex(where: { $0.0 == name }) { values[i].1.append(value) } else { values.append((name, [value])) }
+        }
+        if !values.isEmpty {
+            let entries = values.map { jsonString($0.0) + ":[" + $0.1.map(jsonString).joined(separator: ",") + "]" }
+            members.append("\"metadata\":{" + entries.joined(separator: ",") + "}")
+        }
+        let json = "{" + members.joined(separator: ",") + "}"
+        var out = allocator.buffer(capacity: 5 + json.utf8.count)
+        out.writeInteger(UInt8(0x02))
+        out.writeInteger(UInt32(json.utf8.count))
+        out.writeString(json)
+        return out
     }
 
     /// The JSON body of an error: `{"code": "...", "message": "..."}`.

@@ -134,7 +134,7 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         let message = configuration.maxReceiveMessageBytes + 5
         switch wire {
         case .grpcWeb(text: true): return (message + 2) / 3 * 4
-        case .grpcWeb(text: false), .grpc: return message
+        case .grpcWeb(text: false), .grpc, .connectStream: return message
         case .connectUnary: return configuration.maxReceiveMessageBytes
         case nil: return configuration.maxPlainRequestBodyBytes
         }

@@ -123,6 +123,18 @@ final class ServerStream: @unchecked Sendable {
                           body: connection.allocator.buffer(string: ConnectProtocol.errorBody(status)), fields: fields)
             }
             connectBody = nil
+        } else if wire == .connectStream {
+            // Connect streaming: always a body, whose last envelope holds the status as JSON.
+            let frame = ConnectProtocol.endStreamFrame(status, trailers: trailers, allocator: connection.allocator)
+            responses.added(frame.readableBytes)
+            outbound.append(frame)
+            pendingEnd = .endOfBody
+            if headersSent {
+                connection.resumeData(self)
+            } else {
+                headersSent = true
+                connection.sendHeaders(self, responseHeaders(), endStream: false)
+            }
         } else if !headersSent {
             // Trailers-only response: one HEADERS frame with END_STREAM.
             headersSent = true
@@ -155,6 +167,7 @@ final class ServerStream: @unchecked Sendable {
         case .grpc: fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
         case .grpcWeb(let text): fixed = text ? FixedHeaders.webTextResponse : FixedHeaders.webResponse
         case .connectUnary: fixed = FixedHeaders.connectResponse  // unary: `finish` sends it whole
+        case .connectStream: fixed = FixedHeaders.connectStreamResponse
         }
         return HeaderBlock(fixed, extraHeaders + (context?.responseHeaders.wireHeaders() ?? []))
     }
@@ -325,6 +338,7 @@ extension FixedHeaders {
     static let webResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web+proto")])
     static let webTextResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web-text+proto")])
     static let connectResponse = FixedHeaders([(":status", "200"), ("content-type", "application/proto")])
+    static let connectStreamResponse = FixedHeaders([(":status", "200"), ("content-type", "application/connect+proto")])
 }
 
 /// The request header fields the runtime acts on, picked out as they arrive; the rest are
@@ -340,6 +354,8 @@ struct RequestHeaders {
     var origin: String?
     /// Connect unary: the whole body's compression, the timeout, the protocol version.
     var contentEncoding = ""
+    /// Connect streaming: the compression of the messages flagged compressed.
+    var connectContentEncoding = ""
     var connectTimeout: String?
     var connectProtocolVersion: String?
     var metadata: [(String, String)] = []
@@ -363,6 +379,7 @@ struct RequestHeaders {
         else if named("origin") { origin = text() }
         else if named("content-encoding") { contentEncoding = text() }
         else if named("connect-timeout-ms") { connectTimeout = text() }
+        else if named("connect-content-encoding") { connectContentEncoding = text() }
         else if named("connect-protocol-version") { connectProtocolVersion = text() }
         else if named("te") || named("user-agent") || named("content-length") { return }
         else { metadata.append((String(decoding: name, as: UTF8.self), text())) }

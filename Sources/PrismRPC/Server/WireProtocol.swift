@@ -1,5 +1,5 @@
 // The per-request protocol strategy (as connect-go does it): the request's content-type picks
-// native gRPC, gRPC-Web (binary or base64 text) or Connect unary; this file holds what differs
+// native gRPC, gRPC-Web (binary or base64 text) or Connect (unary or streaming); this file holds what differs
 // between them (content-types, the trailers frame, base64), and everything past it is shared.
 import NIOCore
 
@@ -13,6 +13,9 @@ enum WireProtocol: Equatable {
     /// Connect unary with the binary codec (`application/proto`): bare messages, no framing;
     /// the status is the HTTP status and, on error, a JSON body (ConnectProtocol.swift).
     case connectUnary
+    /// Connect streaming with the binary codec (`application/connect+proto`), for
+    /// server-streaming methods: enveloped messages, the status in a last JSON envelope.
+    case connectStream
 
     /// The protocol for a request's content-type; nil for one Prism does not serve (gRPC-Web
     /// with a codec other than proto, or not gRPC at all).
@@ -23,6 +26,7 @@ enum WireProtocol: Equatable {
         case "application/grpc-web", "application/grpc-web+proto": self = .grpcWeb(text: false)
         case "application/grpc-web-text", "application/grpc-web-text+proto": self = .grpcWeb(text: true)
         case "application/proto": self = .connectUnary
+        case "application/connect+proto": self = .connectStream
         default:
             // Native gRPC keeps its historical leniency: any `+codec` suffix; the codec is the
             // handler's business (they all speak proto).
@@ -33,6 +37,9 @@ enum WireProtocol: Equatable {
 
     /// gRPC-Web: the status in a body frame.
     var isWeb: Bool { if case .grpcWeb = self { return true } else { return false } }
+
+    /// Connect, unary or streaming: `connect-*` headers, JSON errors.
+    var isConnect: Bool { self == .connectUnary || self == .connectStream }
 
     /// A framed message (or trailers frame) as it goes into the response body.
     func encode(_ framed: ByteBuffer, allocator: ByteBufferAllocator) -> ByteBuffer {
