@@ -50,10 +50,11 @@ public final class PrismGateway: Sendable {
         self.plugins = plugins
     }
 
+    /// Listens first, so probes get /healthz at once and /readyz says 503 until the plugins are in.
     public func start() async throws {
+        try await server.start()
         plugins.start()
         readiness.markPluginsLoaded()
-        try await server.start()
     }
 
     /// Reports NOT_SERVING first, then drains and stops the server.

@@ -62,6 +62,45 @@ def test_pipelined_requests_are_answered_in_order(plain_server):
     assert reply.index(b"ok\n") < reply.index(b"no page") < reply.index(b"ready\n"), reply
 
 
+def test_http_1_0_gets_an_answer_and_the_connection_closes(plain_server):
+    reply = raw_exchange(plain_server, b"GET /healthz HTTP/1.0\r\n\r\n")
+    assert reply.startswith(b"HTTP/1.0 200 ") and reply.endswith(b"\r\n\r\nok\n"), reply
+
+
+def test_expect_100_continue(plain_server):
+    from grpc.health.v1 import health_pb2
+
+    from http1 import frame, parse_web_body
+
+    body = frame(health_pb2.HealthCheckRequest().SerializeToString())
+    with socket.create_connection((plain_server.host, plain_server.port), timeout=RPC_TIMEOUT_S) as sock:
+        sock.sendall(b"POST /grpc.health.v1.Health/Check HTTP/1.1\r\nhost: x\r\nexpect: 100-continue\r\n"
+                     b"content-type: application/grpc-web+proto\r\nconnection: close\r\n"
+                     b"content-length: %d\r\n\r\n" % len(body))
+        interim = b""
+        while not interim.endswith(b"\r\n\r\n"):
+            chunk = sock.recv(1)
+            assert chunk, f"closed before answering the expectation: {interim!r}"
+            interim += chunk
+        assert interim.startswith(b"HTTP/1.1 100 Continue"), interim
+        sock.sendall(body)
+        reply = b""
+        while chunk := sock.recv(65536):
+            reply += chunk
+    head, _, chunked = reply.partition(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 200 "), reply
+    # De-chunk, then read the gRPC-Web body.
+    data, rest = b"", chunked
+    while True:
+        size_line, _, rest = rest.partition(b"\r\n")
+        size = int(size_line, 16)
+        if size == 0:
+            break
+        data, rest = data + rest[:size], rest[size + 2:]
+    messages, trailers, seen = parse_web_body(data, text=False)
+    assert seen and trailers["grpc-status"] == "0" and len(messages) == 1, (messages, trailers)
+
+
 def test_bad_request_line_gets_400_and_the_connection_closes(plain_server):
     reply = raw_exchange(plain_server, b"GARBAGE WITHOUT A VERSION\r\n\r\n")
     head, _, body = reply.partition(b"\r\n\r\n")
