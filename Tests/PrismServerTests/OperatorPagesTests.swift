@@ -30,7 +30,8 @@ final class OperatorPagesTests: XCTestCase {
 
     func testMetricsExposition() throws {
         let (router, _, metrics) = pages()
-        let head = CallHead(path: "/pkg.Svc/Do", service: "pkg.Svc", method: "Do", metadata: Metadata(), peer: "test", deadline: nil)
+        var head = CallHead(path: "/pkg.Svc/Do", service: "pkg.Svc", method: "Do", metadata: Metadata(), peer: "test", deadline: nil)
+        head.callType = "server_stream"
         try metrics.accept(head)
         metrics.finished(head, status: Status(.ok, ""), elapsed: .milliseconds(3))
         try metrics.accept(head)
@@ -40,7 +41,7 @@ final class OperatorPagesTests: XCTestCase {
         let page = try XCTUnwrap(router.page("/metrics"))()
         XCTAssertEqual(page.contentType, "text/plain; version=0.0.4; charset=utf-8")
         let lines = Set(page.body.split(separator: "\n").map(String.init))
-        let labels = #"grpc_service="pkg.Svc",grpc_method="Do""#
+        let labels = #"grpc_type="server_stream",grpc_service="pkg.Svc",grpc_method="Do""#
         for expected in [
             "# TYPE grpc_server_started_total counter",
             "grpc_server_started_total{\(labels)} 3",

@@ -209,7 +209,8 @@ def test_metrics_count_rpcs_by_method_and_code(interop_server):
     def delta(family, name, **labels):
         return sample(after, family, name, **labels) - sample(before, family, name, **labels)
 
-    assert delta("grpc_server_handled", "grpc_server_handled_total", grpc_service=service, grpc_method="EmptyCall", grpc_code="OK") == 3
+    assert delta("grpc_server_handled", "grpc_server_handled_total", grpc_type="unary", grpc_service=service,
+                 grpc_method="EmptyCall", grpc_code="OK") == 3
     assert delta("grpc_server_handled", "grpc_server_handled_total", grpc_service=service, grpc_method="UnaryCall",
                  grpc_code="InvalidArgument") == 1
     assert delta("grpc_server_started", "grpc_server_started_total", grpc_service=service, grpc_method="EmptyCall") == 3

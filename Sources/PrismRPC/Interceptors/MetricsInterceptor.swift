@@ -8,6 +8,8 @@ public final class MetricsInterceptor: ServerInterceptor {
     public static let bucketBoundsMs: [Double] = [1, 5, 10, 50, 100, 500, 1_000, 5_000, 30_000]
 
     public struct MethodStats: Sendable {
+        /// The method's shape (`CallHead.callType`).
+        public var callType = ""
         public var started = 0
         public var finishedByCode: [StatusCode: Int] = [:]
         public var latencyBuckets = [Int](repeating: 0, count: MetricsInterceptor.bucketBoundsMs.count + 1)
@@ -21,7 +23,10 @@ public final class MetricsInterceptor: ServerInterceptor {
     public init() {}
 
     public func accept(_ call: CallHead) throws {
-        stats.withLockedValue { $0[call.path, default: MethodStats()].started += 1 }
+        stats.withLockedValue {
+            $0[call.path, default: MethodStats()].started += 1
+            $0[call.path]!.callType = call.callType
+        }
     }
 
     public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {

@@ -96,8 +96,9 @@ extension CallTransport {
         }
 
         let handler = route.handler
-        let head = CallHead(path: path, service: route.service, method: route.method,
+        var head = CallHead(path: path, service: route.service, method: route.method,
                             metadata: Metadata.fromWire(request.metadata), peer: peerDescription, deadline: deadline)
+        head.callType = route.handler.callType
         stream.request = RequestHeaders()
         stream.context = ServerCallContext(head: head, eventLoop: eventLoop)
         do {

@@ -14,6 +14,16 @@ public enum RPCHandler: Sendable {
     case clientStreaming(@Sendable (RequestStream, ServerCallContext) async throws -> ByteBuffer)
     case bidirectional(@Sendable (RequestStream, ResponseWriter, ServerCallContext) async throws -> Void)
 
+    /// The shape's name in metrics (go-grpc-prometheus's `grpc_type`).
+    var callType: String {
+        switch self {
+        case .unary, .unaryOnEventLoop: return "unary"
+        case .serverStreaming: return "server_stream"
+        case .clientStreaming: return "client_stream"
+        case .bidirectional: return "bidi_stream"
+        }
+    }
+
     /// One request and one response: what Connect's unary protocol can carry.
     var isUnary: Bool {
         switch self {

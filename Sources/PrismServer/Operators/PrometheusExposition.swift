@@ -10,7 +10,7 @@ enum PrometheusExposition {
 
     /// The whole /metrics page for a snapshot of the interceptor's counters (keyed by method path).
     static func render(_ snapshot: [String: MetricsInterceptor.MethodStats]) -> String {
-        let methods = snapshot.sorted { $0.key < $1.key }.map { (labels(path: $0.key), $0.value) }
+        let methods = snapshot.sorted { $0.key < $1.key }.map { (labels(path: $0.key, type: $0.value.callType), $0.value) }
         var out = ""
         family(&out, "grpc_server_started_total", "counter", "Total number of RPCs started on the server.")
         for (labels, stats) in methods {
@@ -55,11 +55,11 @@ enum PrometheusExposition {
         return out
     }
 
-    /// `grpc_service` and `grpc_method` from `/package.Service/Method`.
-    private static func labels(path: String) -> [(String, String)] {
+    /// `grpc_type`, and `grpc_service` and `grpc_method` from `/package.Service/Method`.
+    private static func labels(path: String, type: String) -> [(String, String)] {
         let parts = path.split(separator: "/", omittingEmptySubsequences: true)
-        guard parts.count == 2 else { return [("grpc_service", path), ("grpc_method", "")] }
-        return [("grpc_service", String(parts[0])), ("grpc_method", String(parts[1]))]
+        guard parts.count == 2 else { return [("grpc_type", type), ("grpc_service", path), ("grpc_method", "")] }
+        return [("grpc_type", type), ("grpc_service", String(parts[0])), ("grpc_method", String(parts[1]))]
     }
 
     /// Go's names for the codes (`codes.Code.String()`), which go-grpc-prometheus puts in `grpc_code`.
