@@ -48,7 +48,7 @@ let package = Package(
         // Swift face of the generated messages: decode, encode, ownership.
         .target(
             name: "PrismProto",
-            dependencies: ["PrismProtoC", "CProtobufC", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PrismProtoC", "CProtobufC", "PrismJSON", .product(name: "NIOCore", package: "swift-nio")]
         ),
 
         // Transport and gRPC semantics: sockets, TLS, HTTP/2, framing, deadlines, a client.

@@ -70,15 +70,13 @@ def test_error_status_as_http_status_and_json(plain_server):
     assert status == 501 and error_of(status, headers, body)["code"] == "unimplemented", (status, body)
 
 
-def test_streaming_request_methods_and_json_are_refused_by_name(plain_server):
+def test_streaming_request_methods_and_other_codecs_are_refused_by_name(plain_server):
     status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", b"")
     assert status == 501 and "application/connect+proto" in error_of(status, headers, body)["message"], body
     status, headers, body = post(plain_server, "/grpc.testing.TestService/FullDuplexCall", b"")
     assert status == 501 and "needs gRPC over HTTP/2" in error_of(status, headers, body)["message"], body
-    status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/json")
-    assert status == 415 and b"application/json (proto3's JSON mapping) is not implemented yet" in body, (status, body)
-    status, _, body = post(plain_server, "/prism.v1.Prism/Generate", b"{}", content_type="application/connect+json")
-    assert status == 415 and b"Connect streaming with JSON is not implemented yet" in body, (status, body)
+    status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/xml")
+    assert status == 415 and b"content-type 'application/xml' is not served" in body, (status, body)
 
 
 def streamed(body: bytes) -> tuple[list[bytes], dict]:
@@ -168,3 +166,50 @@ def test_connect_over_http2(plain_server):
     assert stream.headers[":status"] == "200" and stream.headers["content-type"] == "application/proto", stream.headers
     assert len(stream.header_blocks) == 1, stream.header_blocks
     assert health_pb2.HealthCheckResponse.FromString(bytes(stream.data)).status == health_pb2.HealthCheckResponse.SERVING
+
+
+# --- the JSON codec: checked against json_format on the same answers over gRPC -----------------
+
+
+def test_json_unary_equals_json_format_of_the_grpc_answer(interop_server):
+    from google.protobuf import json_format
+    from prism.v1 import prism_pb2_grpc
+
+    status, headers, body = post(interop_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/json")
+    assert status == 200 and headers["content-type"] == "application/json", (status, headers, body)
+    with interop_server.channel() as channel:
+        grpc_answer = prism_pb2_grpc.PrismStub(channel).ListProviders(prism_pb2.ListProvidersRequest(), timeout=20)
+    assert json.loads(body) == json_format.MessageToDict(grpc_answer), body
+
+
+def test_json_streaming_generate_equals_json_format_of_the_grpc_events(plain_server):
+    from google.protobuf import json_format
+    from prism.v1 import prism_pb2_grpc
+
+    request = prism_pb2.GenerateRequest(
+        messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[
+            prism_pb2.Part(text="What is this?"), prism_pb2.Part(media=prism_pb2.Media(mime_type="image/png", data=png(20, 10)))])],
+        route=prism_pb2.Route(model="local/mediainfo"), max_tokens=100, labels={"team": "web"})
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate",
+                                 envelope(json_format.MessageToJson(request, indent=None).encode()),
+                                 content_type="application/connect+json")
+    assert status == 200 and headers["content-type"] == "application/connect+json", (status, headers)
+    messages, end = streamed(body)
+    assert end == {}, end
+    with plain_server.channel() as channel:
+        grpc_events = list(prism_pb2_grpc.PrismStub(channel).Generate(request, timeout=20))
+    assert [json.loads(m) for m in messages] == [json_format.MessageToDict(e) for e in grpc_events]
+    assert "usage" in json.loads(messages[-2]) and isinstance(json.loads(messages[-2])["usage"]["outputTokens"], str), \
+        "64-bit counts are JSON strings"
+
+
+def test_json_that_does_not_fit_names_the_field(plain_server):
+    status, headers, body = post(plain_server, "/prism.v1.Prism/ListProviders", b'{"verbose": true}', content_type="application/json")
+    assert status == 400 and error_of(status, headers, body) == {
+        "code": "invalid_argument",
+        "message": "prism.v1.ListProvidersRequest JSON: verbose: prism.v1.ListProvidersRequest has no field 'verbose'"}, body
+    body = envelope(b'{"messages": [{"role": "ROLE_ALIEN"}]}')
+    status, _, reply = post(plain_server, "/prism.v1.Prism/Generate", body, content_type="application/connect+json")
+    assert status == 200, (status, reply)
+    assert streamed(reply) == ([], {"error": {"code": "invalid_argument", "message":
+        "prism.v1.GenerateRequest JSON: messages[0].role: 'ROLE_ALIEN' is not a value of prism.v1.Role"}})

@@ -42,6 +42,13 @@ extension CallTransport {
             return
         }
         stream.wire = wire
+        if WireProtocol.isJSON(contentType: contentType) {
+            guard let codec = router.jsonCodec else {
+                stream.reject(Status(.invalidArgument, "Connect's JSON codec is not available in this server; send application/proto"), httpStatus: 415)
+                return
+            }
+            stream.jsonCodec = codec
+        }
         let route: Router.Route
         switch router.lookup(path: path) {
         case .found(let r): route = r
@@ -61,7 +68,7 @@ extension CallTransport {
         }
         if wire.isConnect {
             guard wire == .connectStream || route.handler.isUnary else {
-                stream.reject(Status(.unimplemented, "\(path) streams its answer: call it with Connect streaming (application/connect+proto)"))
+                stream.reject(Status(.unimplemented, "\(path) streams its answer: call it with Connect streaming (application/connect+json or application/connect+proto)"))
                 return
             }
             if let version = request.connectProtocolVersion, version != "1" {
@@ -137,14 +144,7 @@ extension CallTransport {
 
     /// Why a content-type is refused, naming what would be served.
     static func unservedContentType(_ contentType: String) -> String {
-        let lowered = contentType.lowercased()
-        if lowered.hasPrefix("application/json") {
-            return "Connect with application/json (proto3's JSON mapping) is not implemented yet; send application/proto"
-        }
-        if lowered.hasPrefix("application/connect+json") {
-            return "Connect streaming with JSON is not implemented yet; send application/connect+proto"
-        }
-        return "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web, application/grpc-web-text, application/proto or application/connect+proto (Connect)"
+        "content-type '\(contentType)' is not served; use application/grpc (HTTP/2), application/grpc-web, application/grpc-web-text, or Connect's application/proto, application/json, application/connect+proto, application/connect+json"
     }
 
     /// A GET for a page of the router (probes, metrics); a gRPC method's path says to POST.
@@ -275,7 +275,8 @@ extension ServerStream {
             } else {
                 deframer!.append(bytes, allocator: allocator)
             }
-            while let message = try deframer!.next(allocator: allocator) {
+            while var message = try deframer!.next(allocator: allocator) {
+                if let jsonCodec, let path = context?.head.path { message = try jsonCodec.request(fromJSON: message, path: path) }
                 if let requests {
                     requests.yield(message)
                 } else {
@@ -310,6 +311,9 @@ extension ServerStream {
             do {
                 unaryRequest = try ConnectProtocol.decodeBody(connectBody, encoding: requestEncoding,
                                                               limit: deframer.maxMessageBytes, allocator: connection.allocator)
+                if let jsonCodec, let path = context?.head.path {
+                    unaryRequest = try jsonCodec.request(fromJSON: unaryRequest!, path: path)
+                }
                 connectBody = nil
             } catch {
                 finish(Self.status(for: error, connection: connection))

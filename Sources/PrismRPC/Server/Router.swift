@@ -67,6 +67,16 @@ public struct ServiceDefinition: Sendable {
     }
 }
 
+/// Converts a method's messages between protobuf binary and proto3 JSON, for Connect's JSON
+/// codec. PrismRPC knows no message types: the server supplies this from its descriptors.
+public protocol JSONCodec: Sendable {
+    /// The request message of the method at `path`, from JSON. Throws an `RPCError`
+    /// (INVALID_ARGUMENT naming the field) for JSON that does not fit the message.
+    func request(fromJSON json: ByteBuffer, path: String) throws -> ByteBuffer
+    /// A response message of the method at `path`, as JSON.
+    func response(toJSON message: ByteBuffer, path: String) throws -> ByteBuffer
+}
+
 /// A plain HTTP response for a GET beside the methods: probes and metrics for operators.
 public struct HTTPPage: Sendable {
     public var status: Int
@@ -92,6 +102,8 @@ public struct Router: Sendable {
     private var routes: [String: Route] = [:]
     private var services: Set<String> = []
     public private(set) var interceptors: [any ServerInterceptor] = []
+    /// Connect's JSON codec (`application/json`, `application/connect+json`); without it they get 415.
+    public var jsonCodec: (any JSONCodec)?
     /// Pages served to GET by path (`/healthz`), rendered per request on the event loop.
     private var pages: [String: @Sendable () -> HTTPPage] = [:]
 

@@ -30,6 +30,8 @@ final class ServerStream: @unchecked Sendable {
     var textDecoder: Base64BodyDecoder?
     /// Connect unary: the request body as it arrives, then the response message.
     var connectBody: ByteBuffer?
+    /// Connect with the JSON codec: converts messages both ways.
+    var jsonCodec: (any JSONCodec)?
     /// Connect unary: the request body's content-encoding.
     var requestEncoding = MessageEncoding.identity
     /// The single request of a unary-request call, once it has arrived.
@@ -117,7 +119,8 @@ final class ServerStream: @unchecked Sendable {
             var fields = extraHeaders + (context?.responseHeaders.wireHeaders() ?? [])
             fields += trailers.wireHeaders().map { ("trailer-" + $0.0, $0.1) }
             if status.code == .ok {
-                sendWhole(httpStatus: 200, contentType: "application/proto", body: connectBody ?? connection.allocator.buffer(capacity: 0), fields: fields)
+                sendWhole(httpStatus: 200, contentType: jsonCodec == nil ? "application/proto" : "application/json",
+                          body: connectBody ?? connection.allocator.buffer(capacity: 0), fields: fields)
             } else {
                 sendWhole(httpStatus: ConnectProtocol.httpStatus(status.code), contentType: "application/json",
                           body: connection.allocator.buffer(string: ConnectProtocol.errorBody(status)), fields: fields)
@@ -167,7 +170,7 @@ final class ServerStream: @unchecked Sendable {
         case .grpc: fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
         case .grpcWeb(let text): fixed = text ? FixedHeaders.webTextResponse : FixedHeaders.webResponse
         case .connectUnary: fixed = FixedHeaders.connectResponse  // unary: `finish` sends it whole
-        case .connectStream: fixed = FixedHeaders.connectStreamResponse
+        case .connectStream: fixed = jsonCodec == nil ? FixedHeaders.connectStreamResponse : FixedHeaders.connectStreamJSONResponse
         }
         return HeaderBlock(fixed, extraHeaders + (context?.responseHeaders.wireHeaders() ?? []))
     }
@@ -260,6 +263,10 @@ final class ServerStream: @unchecked Sendable {
     // MARK: - Entry points from the handler's task
 
     func write(_ message: ByteBuffer) async throws {
+        if let jsonCodec, let path = context?.head.path {
+            let json = try jsonCodec.response(toJSON: message, path: path)
+            return try await push(MessageFramer.frame(json, encoding: .identity, allocator: connection.allocator))
+        }
         try await push(MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator))
     }
 
@@ -267,7 +274,7 @@ final class ServerStream: @unchecked Sendable {
     func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
         let encoding = responseEncoding()
         var buffer = connection.allocator.buffer(capacity: 5 + size)
-        if encoding != .identity {
+        if encoding != .identity || jsonCodec != nil {
             serialize(&buffer)
             return try await write(buffer)
         }
@@ -306,7 +313,13 @@ final class ServerStream: @unchecked Sendable {
             return
         }
         if let response, wire == .connectUnary {
-            connectBody = response  // sent whole with the status, by `finish`
+            // Sent whole with the status, by `finish`.
+            do {
+                connectBody = try jsonCodec.map { try $0.response(toJSON: response, path: context?.head.path ?? "") } ?? response
+            } catch {
+                finish(Self.status(for: error, connection: connection))
+                return
+            }
         } else if let response {
             let framed = wire.encode(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator),
                                      allocator: connection.allocator)
@@ -339,6 +352,7 @@ extension FixedHeaders {
     static let webTextResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web-text+proto")])
     static let connectResponse = FixedHeaders([(":status", "200"), ("content-type", "application/proto")])
     static let connectStreamResponse = FixedHeaders([(":status", "200"), ("content-type", "application/connect+proto")])
+    static let connectStreamJSONResponse = FixedHeaders([(":status", "200"), ("content-type", "application/connect+json")])
 }
 
 /// The request header fields the runtime acts on, picked out as they arrive; the rest are

@@ -25,8 +25,8 @@ enum WireProtocol: Equatable {
         switch mediaType {
         case "application/grpc-web", "application/grpc-web+proto": self = .grpcWeb(text: false)
         case "application/grpc-web-text", "application/grpc-web-text+proto": self = .grpcWeb(text: true)
-        case "application/proto": self = .connectUnary
-        case "application/connect+proto": self = .connectStream
+        case "application/proto", "application/json": self = .connectUnary
+        case "application/connect+proto", "application/connect+json": self = .connectStream
         default:
             // Native gRPC keeps its historical leniency: any `+codec` suffix; the codec is the
             // handler's business (they all speak proto).
@@ -37,6 +37,13 @@ enum WireProtocol: Equatable {
 
     /// gRPC-Web: the status in a body frame.
     var isWeb: Bool { if case .grpcWeb = self { return true } else { return false } }
+
+    /// Whether a Connect request's codec is JSON rather than protobuf binary.
+    static func isJSON(contentType: String) -> Bool {
+        let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)
+            .first.map { $0.filter { $0 != " " }.lowercased() } ?? ""
+        return mediaType == "application/json" || mediaType == "application/connect+json"
+    }
 
     /// Connect, unary or streaming: `connect-*` headers, JSON errors.
     var isConnect: Bool { self == .connectUnary || self == .connectStream }
