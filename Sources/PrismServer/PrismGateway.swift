@@ -39,6 +39,7 @@ public final class PrismGateway: Sendable {
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
         OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
+        ConsolePages.register(on: &router)
         router.jsonCodec = ProtoJSONCodec(schema: try ProtoSchema.embedded())
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)

@@ -1,0 +1,124 @@
+// The console's entry module: loads the capability matrix, sends the prompt and its attachments
+// to Generate (Connect server streaming, JSON), streams the answer into the page, stops it on
+// request, and reads the answer aloud through Synthesize.
+import { serverStream, unary } from './connect.js';
+import { Attachments } from './attachments.js';
+import { AnswerView, base64Bytes } from './answer.js';
+import { fillMatrix, fillModelSelect } from './providers.js';
+
+const SERVICE = '/prism.v1.Prism';
+// The API key lives for the tab only (sessionStorage), never in a cookie or on disk.
+const KEY_STORAGE = 'prism.apiKey';
+
+const $ = (id) => document.getElementById(id);
+const form = $('ask');
+const prompt = $('prompt');
+const modelSelect = $('model');
+const modelStatus = $('model-status');
+const sendButton = $('send');
+const stopButton = $('stop');
+const speakButton = $('speak');
+const speech = $('speech');
+const keyInput = $('api-key');
+
+const view = new AnswerView({ answer: $('answer'), routed: $('routed'), usage: $('usage'), error: $('error'), media: $('media') });
+const attachments = new Attachments({ input: $('file'), dropZone: $('drop'), list: $('attachments') });
+let running = null;  // the AbortController of the call in flight
+
+keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? '';
+keyInput.addEventListener('change', () => {
+  sessionStorage.setItem(KEY_STORAGE, keyInput.value.trim());
+  loadProviders();
+});
+const apiKey = () => keyInput.value.trim();
+
+async function loadProviders() {
+  modelStatus.textContent = 'loading providers…';
+  modelStatus.classList.remove('error');
+  try {
+    const reply = await unary(`${SERVICE}/ListProviders`, {}, { apiKey: apiKey() });
+    const providers = reply.providers ?? [];
+    const count = fillModelSelect(modelSelect, providers);
+    fillMatrix($('matrix').tBodies[0], providers);
+    modelStatus.textContent = `${count} models from ${providers.length} providers`;
+    modelSelect.dataset.loaded = 'true';
+  } catch (error) {
+    modelStatus.textContent = `could not list the providers: ${error.message}`;
+    modelStatus.classList.add('error');
+  }
+}
+
+function setRunning(controller) {
+  running = controller;
+  sendButton.disabled = Boolean(controller);
+  stopButton.disabled = !controller;
+  speakButton.disabled = Boolean(controller) || !view.text;
+}
+
+async function send() {
+  if (running) return;
+  const text = prompt.value.trim();
+  if (!text && !attachments.files.length) {
+    view.reset();
+    view.showError('Nothing to send', 'type a prompt or attach a file first.');
+    prompt.focus();
+    return;
+  }
+  const controller = new AbortController();
+  setRunning(controller);
+  view.start();
+  try {
+    const parts = (text ? [{ text }] : []).concat(await attachments.parts());
+    const request = { messages: [{ role: 'ROLE_USER', parts }] };
+    if (modelSelect.value) request.route = { model: modelSelect.value };
+    for await (const event of serverStream(`${SERVICE}/Generate`, request, { apiKey: apiKey(), signal: controller.signal })) {
+      view.event(event);
+    }
+    view.done();
+  } catch (error) {
+    if (error.name === 'AbortError') view.cancelled();
+    else view.fail(error);
+  } finally {
+    setRunning(null);
+  }
+}
+
+/** Reads the answer aloud: Synthesize (server streaming) as WAV, played when the last chunk is in. */
+async function speak() {
+  if (running || !view.text) return;
+  const controller = new AbortController();
+  setRunning(controller);
+  const chunks = [];
+  let type = 'audio/wav';
+  try {
+    const request = { text: view.text, format: 'wav' };
+    for await (const event of serverStream(`${SERVICE}/Synthesize`, request, { apiKey: apiKey(), signal: controller.signal })) {
+      if (event.audio) {
+        type = event.audio.mimeType || type;
+        chunks.push(base64Bytes(event.audio.data));
+      }
+    }
+    speech.src = URL.createObjectURL(new Blob(chunks, { type }));
+    speech.hidden = false;
+    await speech.play().catch(() => { /* autoplay refused: the controls are there */ });
+  } catch (error) {
+    if (error.name !== 'AbortError') view.fail(error, 'Could not read the answer aloud');
+  } finally {
+    setRunning(null);
+  }
+}
+
+form.addEventListener('submit', (event) => {
+  event.preventDefault();
+  send();
+});
+prompt.addEventListener('keydown', (event) => {
+  if (event.key === 'Enter' && (event.ctrlKey || event.metaKey)) {
+    event.preventDefault();
+    form.requestSubmit();
+  }
+});
+stopButton.addEventListener('click', () => running?.abort());
+speakButton.addEventListener('click', speak);
+
+loadProviders();
