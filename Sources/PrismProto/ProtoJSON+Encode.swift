@@ -83,35 +83,35 @@ extension ProtoJSON {
     private func encodeScalar(_ value: JSONValue, _ field: ProtoSchema.Field, path: String, into out: inout [UInt8]) throws {
         switch field.type {
         case .double:
-            Self.fixed64(try Self.floating(value, path).bitPattern, into: &out)
+            Self.fixed(try Self.floating(value, path).bitPattern, into: &out)
         case .float:
             let d = try Self.floating(value, path)
             guard !d.isFinite || abs(d) <= Double(Float.greatestFiniteMagnitude) else {
                 throw ProtoJSONError("\(path): \(d) is out of range for a float")
             }
-            Self.fixed32(Float(d).bitPattern, into: &out)
+            Self.fixed(Float(d).bitPattern, into: &out)
         case .int32:
             Self.varint(UInt64(bitPattern: Int64(try Self.integer(value, path, in: Int64(Int32.min)...Int64(Int32.max)))), into: &out)
         case .sint32:
             let v = Int32(try Self.integer(value, path, in: Int64(Int32.min)...Int64(Int32.max)))
             Self.varint(UInt64(UInt32(bitPattern: (v << 1) ^ (v >> 31))), into: &out)
         case .sfixed32:
-            Self.fixed32(UInt32(bitPattern: Int32(try Self.integer(value, path, in: Int64(Int32.min)...Int64(Int32.max)))), into: &out)
+            Self.fixed(UInt32(bitPattern: Int32(try Self.integer(value, path, in: Int64(Int32.min)...Int64(Int32.max)))), into: &out)
         case .uint32:
             Self.varint(UInt64(try Self.unsigned(value, path, max: UInt64(UInt32.max))), into: &out)
         case .fixed32:
-            Self.fixed32(UInt32(try Self.unsigned(value, path, max: UInt64(UInt32.max))), into: &out)
+            Self.fixed(UInt32(try Self.unsigned(value, path, max: UInt64(UInt32.max))), into: &out)
         case .int64:
             Self.varint(UInt64(bitPattern: try Self.integer(value, path, in: Int64.min...Int64.max)), into: &out)
         case .sint64:
             let v = try Self.integer(value, path, in: Int64.min...Int64.max)
             Self.varint(UInt64(bitPattern: (v << 1) ^ (v >> 63)), into: &out)
         case .sfixed64:
-            Self.fixed64(UInt64(bitPattern: try Self.integer(value, path, in: Int64.min...Int64.max)), into: &out)
+            Self.fixed(UInt64(bitPattern: try Self.integer(value, path, in: Int64.min...Int64.max)), into: &out)
         case .uint64:
             Self.varint(try Self.unsigned(value, path, max: UInt64.max), into: &out)
         case .fixed64:
-            Self.fixed64(try Self.unsigned(value, path, max: UInt64.max), into: &out)
+            Self.fixed(try Self.unsigned(value, path, max: UInt64.max), into: &out)
         case .bool:
             guard case .bool(let b) = value else { throw ProtoJSONError("\(path): expected true or false") }
             Self.varint(b ? 1 : 0, into: &out)
@@ -197,12 +197,9 @@ extension ProtoJSON {
         out.append(UInt8(v))
     }
 
-    private static func fixed32(_ value: UInt32, into out: inout [UInt8]) {
-        for i in 0..<4 { out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt32(i)))) }
-    }
-
-    private static func fixed64(_ value: UInt64, into out: inout [UInt8]) {
-        for i in 0..<8 { out.append(UInt8(truncatingIfNeeded: value >> (8 * UInt64(i)))) }
+    /// A little-endian fixed32 or fixed64.
+    private static func fixed<T: FixedWidthInteger>(_ value: T, into out: inout [UInt8]) {
+        for i in 0..<MemoryLayout<T>.size { out.append(UInt8(truncatingIfNeeded: value >> (8 * i))) }
     }
 
     private static func lengthDelimited(_ number: Int, _ bytes: [UInt8], into out: inout [UInt8]) {

@@ -42,9 +42,9 @@ public struct ProtoJSON: Sendable {
             let wire: WireValue
             switch key & 7 {
             case 0: wire = .varint(try reader.varint())
-            case 1: wire = .fixed64(try reader.fixed64())
+            case 1: wire = .fixed64(try reader.fixed(UInt64.self))
             case 2: wire = .bytes(try reader.lengthDelimited())
-            case 5: wire = .fixed32(try reader.fixed32())
+            case 5: wire = .fixed32(try reader.fixed(UInt32.self))
             default: throw ProtoJSONError("\(path): unsupported wire type \(key & 7)")
             }
             guard let field = message.field(number: number) else { continue }  // unknown: dropped, as JSON has no place for it
@@ -53,8 +53,8 @@ public struct ProtoJSON: Sendable {
                 while !inner.atEnd {
                     switch field.type.wireType {
                     case 0: values[number, default: []].append(.varint(try inner.varint()))
-                    case 1: values[number, default: []].append(.fixed64(try inner.fixed64()))
-                    default: values[number, default: []].append(.fixed32(try inner.fixed32()))
+                    case 1: values[number, default: []].append(.fixed64(try inner.fixed(UInt64.self)))
+                    default: values[number, default: []].append(.fixed32(try inner.fixed(UInt32.self)))
                     }
                 }
             } else {
@@ -167,20 +167,14 @@ struct WireReader {
         throw ProtoJSONError("truncated or overlong varint")
     }
 
-    mutating func fixed32() throws -> UInt32 {
-        guard bytes.count - offset >= 4 else { throw ProtoJSONError("truncated fixed32") }
-        var v: UInt32 = 0
-        for i in 0..<4 { v |= UInt32(bytes[offset + i]) << (8 * UInt32(i)) }
-        offset += 4
-        return v
-    }
-
-    mutating func fixed64() throws -> UInt64 {
-        guard bytes.count - offset >= 8 else { throw ProtoJSONError("truncated fixed64") }
-        var v: UInt64 = 0
-        for i in 0..<8 { v |= UInt64(bytes[offset + i]) << (8 * UInt64(i)) }
-        offset += 8
-        return v
+    /// A little-endian fixed32 or fixed64.
+    mutating func fixed<T: FixedWidthInteger & UnsignedInteger>(_: T.Type) throws -> T {
+        let size = MemoryLayout<T>.size
+        guard bytes.count - offset >= size else { throw ProtoJSONError("truncated fixed\(size * 8)") }
+        var value: T = 0
+        for i in 0..<size { value |= T(bytes[offset + i]) << (8 * i) }
+        offset += size
+        return value
     }
 
     mutating func lengthDelimited() throws -> UnsafeRawBufferPointer {
