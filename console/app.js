@@ -1,10 +1,11 @@
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
-// to Generate (Connect server streaming, JSON), streams the answer into the page, stops it on
-// request, and reads the answer aloud through Synthesize.
+// (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
+// into the page, stops it on request, and reads the answer aloud through Synthesize.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
+import { Recorder } from './recorder.js';
 
 const SERVICE = '/prism.v1.Prism';
 // The API key lives for the tab only (sessionStorage), never in a cookie or on disk.
@@ -24,6 +25,15 @@ const keyInput = $('api-key');
 const view = new AnswerView({ answer: $('answer'), routed: $('routed'), usage: $('usage'), error: $('error'), media: $('media') });
 const attachments = new Attachments({ input: $('file'), dropZone: $('drop'), list: $('attachments') });
 let running = null;  // the AbortController of the call in flight
+// A recording is attached like any file; with no prompt yet, the prompt asks for its words.
+new Recorder({
+  button: $('record'),
+  status: $('record-status'),
+  onRecording: (file) => {
+    attachments.add([file]);
+    if (!prompt.value.trim()) prompt.value = 'Transcribe this recording.';
+  },
+});
 
 keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? '';
 keyInput.addEventListener('change', () => {

@@ -42,7 +42,11 @@ class Browser:
         options.binary_location = str(CHROMIUM)
         for flag in ("--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
                      "--no-first-run", "--disable-background-networking", "--disable-component-update",
-                     "--disable-default-apps", "--disable-sync", "--window-size=1280,900"):
+                     "--disable-default-apps", "--disable-sync", "--window-size=1280,900",
+                     # A microphone that plays a beep, granted without asking: the recording test.
+                     "--use-fake-device-for-media-stream", "--use-fake-ui-for-media-stream",
+                     # The Speak test plays what Synthesize returns without a click first.
+                     "--autoplay-policy=no-user-gesture-required"):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
         self.driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
@@ -234,6 +238,44 @@ def test_attached_png_reaches_the_vendor(browser, vendor_server, fakes, tmp_path
     assert len(sent) == 1, sent
     images = sent[0]["body"]["images"]
     assert [(i["mime"], i["width"], i["height"]) for i in images] == [("image/png", 64, 48)], images
+
+
+def test_a_recording_from_the_microphone_reaches_the_vendor_as_audio(browser, vendor_server, fakes):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    record = driver.find_element(*by_testid("record"))
+    record.click()
+    wait(driver, lambda d: (s := d.find_element("id", "record-status").text).startswith("recording… ")
+         and float(s.split()[1]) >= 1.0, "a second of recording")
+    assert record.get_attribute("aria-pressed") == "true"
+    record.click()
+    wait(driver, lambda d: ".webm (audio/webm" in d.find_element("id", "attachments").text, "the recording to be attached")
+    assert record.get_attribute("aria-pressed") == "false"
+    assert driver.find_element(*by_testid("prompt")).get_attribute("value") == "Transcribe this recording."
+    # gpt-4o-audio-preview takes audio: the gateway decodes the WebM/Opus and sends WAV.
+    prompt = "recorded from the console"
+    ask(driver, prompt, model="openai/gpt-4o-audio-preview")
+    answer = finished(driver)
+    sent = fakes["openai"].requests(prompt)
+    assert len(sent) == 1, sent
+    audio = sent[0]["body"]["audio"]
+    assert len(audio) == 1 and audio[0]["format"] == "wav" and audio[0]["riff"], audio
+    assert audio[0]["wav"] and audio[0]["wav"][0] >= 0.9, f"a second of audio or more: {audio}"
+    assert answer.startswith(f"You said: {prompt} [audio wav "), answer
+
+
+def test_speak_plays_the_answer_through_synthesize(browser, vendor_server):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    speak = driver.find_element("id", "speak")
+    assert not speak.is_enabled(), "nothing to speak before an answer"
+    ask(driver, "say something")
+    finished(driver)
+    speak.click()
+    wait(driver, lambda d: d.execute_script(
+        "const a = document.getElementById('speech'); return !a.hidden && a.readyState >= 1 && a.duration > 0"),
+        "the spoken answer to be ready to play")
+    assert not driver.find_element(*by_testid("error")).is_displayed(), driver.find_element(*by_testid("error")).text
 
 
 def test_a_vendor_error_is_shown(browser, vendor_server, fakes):

@@ -163,14 +163,15 @@ export class AnswerView {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""603291a7e9243019fcef""#, text: #####"""
+        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""b0b79d99e6b1814d8d84""#, text: #####"""
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
-// to Generate (Connect server streaming, JSON), streams the answer into the page, stops it on
-// request, and reads the answer aloud through Synthesize.
+// (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
+// into the page, stops it on request, and reads the answer aloud through Synthesize.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
+import { Recorder } from './recorder.js';
 
 const SERVICE = '/prism.v1.Prism';
 // The API key lives for the tab only (sessionStorage), never in a cookie or on disk.
@@ -190,6 +191,15 @@ const keyInput = $('api-key');
 const view = new AnswerView({ answer: $('answer'), routed: $('routed'), usage: $('usage'), error: $('error'), media: $('media') });
 const attachments = new Attachments({ input: $('file'), dropZone: $('drop'), list: $('attachments') });
 let running = null;  // the AbortController of the call in flight
+// A recording is attached like any file; with no prompt yet, the prompt asks for its words.
+new Recorder({
+  button: $('record'),
+  status: $('record-status'),
+  onRecording: (file) => {
+    attachments.add([file]);
+    if (!prompt.value.trim()) prompt.value = 'Transcribe this recording.';
+  },
+});
 
 keyInput.value = sessionStorage.getItem(KEY_STORAGE) ?? '';
 keyInput.addEventListener('change', () => {
@@ -572,7 +582,7 @@ thead th { background: var(--panel); position: sticky; top: 0; }
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""dbc779c4535ddf20fca8""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""24e8acb9884f525d1499""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -614,8 +624,12 @@ thead th { background: var(--panel); position: sticky; top: 0; }
         <textarea id="prompt" data-testid="prompt" rows="4" required
                   placeholder="Ask anything; attach images, PDFs or audio below. Ctrl+Enter sends."></textarea>
         <div id="drop" class="drop">
-          <label for="file">Attach files (images, PDFs, audio), or drop them here</label>
+          <label for="file">Attach files (images, PDFs, audio), drop them here, or record from the microphone</label>
           <input id="file" data-testid="file" type="file" multiple accept="image/*,application/pdf,audio/*,video/*">
+          <div class="row">
+            <button id="record" data-testid="record" type="button" aria-pressed="false">Record</button>
+            <span id="record-status" class="muted" role="status"></span>
+          </div>
           <ul id="attachments" class="attachments" aria-label="Attached files"></ul>
         </div>
         <div class="row actions">
@@ -731,6 +745,65 @@ export function fillMatrix(tbody, providers) {
     }
   }
   tbody.replaceChildren(...rows);
+}
+
+"""#####),
+        ConsoleAsset(path: "/console/recorder.js", contentType: "text/javascript; charset=utf-8", etag: #""76e33bd880f4d5a62ab9""#, text: #####"""
+// Microphone recording for the prompt: MediaRecorder's audio (WebM/Opus in Chromium, Ogg in
+// Firefox) becomes an attached file, so Generate gets it as audio media; the gateway transcribes it
+// when the chosen model takes no audio (Transcribe itself is bidirectional: HTTP/2 gRPC only).
+
+// How often the recorder hands over data, and so how often the elapsed time is shown.
+const SLICE_MS = 250;
+
+export class Recorder {
+  /** `onRecording(file)` receives each finished recording as a File. */
+  constructor({ button, status, onRecording }) {
+    Object.assign(this, { button, status, onRecording });
+    this.recorder = null;
+    button.addEventListener('click', () => this.toggle());
+  }
+
+  async toggle() {
+    if (this.recorder) {
+      this.recorder.stop();
+      return;
+    }
+    if (!navigator.mediaDevices?.getUserMedia || typeof MediaRecorder === 'undefined') {
+      this.status.textContent = 'recording needs a browser with MediaRecorder, on https or localhost';
+      return;
+    }
+    let stream;
+    try {
+      stream = await navigator.mediaDevices.getUserMedia({ audio: true });
+    } catch (error) {
+      this.status.textContent = `no microphone: ${error.message}`;
+      return;
+    }
+    const chunks = [];
+    const recorder = new MediaRecorder(stream);
+    const started = performance.now();
+    recorder.ondataavailable = (event) => {
+      if (event.data.size) chunks.push(event.data);
+      const seconds = (performance.now() - started) / 1000;
+      this.status.textContent = `recording… ${seconds.toFixed(1)} s`;
+    };
+    recorder.onstop = () => {
+      for (const track of stream.getTracks()) track.stop();
+      this.recorder = null;
+      this.button.textContent = 'Record';
+      this.button.setAttribute('aria-pressed', 'false');
+      const type = (recorder.mimeType || 'audio/webm').split(';')[0];
+      const stamp = new Date().toISOString().slice(11, 19).replaceAll(':', '');
+      this.status.textContent = '';
+      this.onRecording(new File(chunks, `recording-${stamp}.${type.split('/')[1]}`, { type }));
+    };
+    recorder.start(SLICE_MS);
+    this.recorder = recorder;
+    this.button.textContent = 'Stop recording';
+    this.button.setAttribute('aria-pressed', 'true');
+    this.status.textContent = 'recording…';
+  }
 }
 
 """#####),
