@@ -7,6 +7,7 @@ A missing browser or driver fails the module with a message saying what to insta
 
 from __future__ import annotations
 
+import base64
 import http.client
 import json
 import time
@@ -238,6 +239,30 @@ def test_attached_png_reaches_the_vendor(browser, vendor_server, fakes, tmp_path
     assert len(sent) == 1, sent
     images = sent[0]["body"]["images"]
     assert [(i["mime"], i["width"], i["height"]) for i in images] == [("image/png", 64, 48)], images
+
+
+def test_a_dropped_file_is_attached_and_an_adaptation_is_shown(browser, vendor_server, fakes):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    # What a drop from the desktop delivers: a drop event whose DataTransfer holds the file.
+    driver.execute_script("""
+        const bytes = Uint8Array.from(atob(arguments[1]), (c) => c.charCodeAt(0));
+        const transfer = new DataTransfer();
+        transfer.items.add(new File([bytes], 'dropped.png', {type: 'image/png'}));
+        for (const type of ['dragover', 'drop']) {
+            arguments[0].dispatchEvent(new DragEvent(type, {dataTransfer: transfer, bubbles: true, cancelable: true}));
+        }
+    """, driver.find_element("id", "drop"), base64.b64encode(png(3000, 20)).decode())
+    wait(driver, lambda d: "dropped.png (image/png" in d.find_element("id", "attachments").text, "the dropped file to be listed")
+    # gpt-4o's long edge limit is under 3000 px: the gateway downscales, and the routed line says so.
+    prompt = "what is this dropped strip"
+    ask(driver, prompt)
+    answer = finished(driver)
+    routed = driver.find_element(*by_testid("routed")).text
+    assert "adapted: " in routed and "no adaptation" not in routed, routed
+    images = fakes["openai"].requests(prompt)[0]["body"]["images"]
+    assert len(images) == 1 and images[0]["width"] < 3000, images
+    assert answer == f"You said: {prompt} [image {images[0]['width']}x{images[0]['height']} {images[0]['mime']}]", answer
 
 
 def test_a_recording_from_the_microphone_reaches_the_vendor_as_audio(browser, vendor_server, fakes):
