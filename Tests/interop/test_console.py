@@ -15,7 +15,8 @@ from pathlib import Path
 
 import pytest
 
-from harness import RPC_TIMEOUT_S
+from conftest import API_KEY
+from harness import REPO_ROOT, RPC_TIMEOUT_S
 from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, png, vendor_server  # noqa: F401 (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -66,8 +67,9 @@ class Browser:
 
 
 @pytest.fixture(scope="module")
-def browser(session_dir: Path):
-    b = Browser(session_dir / "console-screenshots")
+def browser():
+    # Beside the build (ignored by git), so a failure's screenshot outlives the test folder.
+    b = Browser(REPO_ROOT / ".build" / "console-screenshots")
     try:
         yield b
     finally:
@@ -328,6 +330,20 @@ def test_an_unknown_model_is_refused_with_the_servers_reason(browser, vendor_ser
     finished(driver, "error")
     error = driver.find_element(*by_testid("error")).text
     assert "The request failed:" in error and "nowhere" in error, error
+
+
+def test_a_server_that_wants_an_api_key_gets_the_one_typed_in(browser, servers):
+    from selenium.webdriver.common.keys import Keys
+    server = servers.get("auth", "h2c")
+    driver = browser.driver
+    driver.get(f"http://{server.target}/")
+    wait(driver, lambda d: "unauthenticated" in d.find_element("id", "model-status").text, "the refusal to show")
+    driver.find_element("css selector", ".key summary").click()
+    driver.find_element("id", "api-key").send_keys(API_KEY, Keys.ENTER)
+    wait(driver, lambda d: d.find_element(*by_testid("model")).get_attribute("data-loaded") == "true",
+         "the model list, with the key")
+    ask(driver, "hello with a key", model="local/mediainfo")
+    assert finished(driver).strip(), "an answer from local/mediainfo"
 
 
 def test_the_page_loads_nothing_from_elsewhere_and_the_policy_blocks_it(browser, vendor_server, tmp_path: Path):
