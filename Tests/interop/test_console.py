@@ -17,6 +17,7 @@ import pytest
 
 from conftest import API_KEY
 from harness import REPO_ROOT, RPC_TIMEOUT_S
+from test_vendor_tls import vendor_env
 from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, png, vendor_server  # noqa: F401 (fixtures)
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -51,6 +52,8 @@ class Browser:
                      "--autoplay-policy=no-user-gesture-required"):
             options.add_argument(flag)
         options.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+        # The TLS test's server has a certificate from the session's own CA, which chromium does not know.
+        options.set_capability("acceptInsecureCerts", True)
         self.driver = webdriver.Chrome(service=Service(executable_path=str(CHROMEDRIVER)), options=options)
         self.artifacts = artifacts
         artifacts.mkdir(parents=True, exist_ok=True)
@@ -330,6 +333,42 @@ def test_an_unknown_model_is_refused_with_the_servers_reason(browser, vendor_ser
     finished(driver, "error")
     error = driver.find_element(*by_testid("error")).text
     assert "The request failed:" in error and "nowhere" in error, error
+
+
+def test_over_tls_the_browser_speaks_http2_and_stop_resets_the_stream(browser, servers, fakes):
+    # What a deployment with a certificate serves: ALPN picks h2, so the page, ListProviders and
+    # the Generate stream all travel over HTTP/2, and Stop becomes an RST_STREAM.
+    urls = {name: f"http://127.0.0.1:{fake.port}" for name, fake in fakes.items()}
+    server = servers.start("console-tls", [], "tls", env=vendor_env(urls))
+    try:
+        driver = browser.driver
+        driver.get_log("performance")
+        driver.get(f"https://{server.target}/")
+        wait(driver, lambda d: d.find_element(*by_testid("model")).get_attribute("data-loaded") == "true",
+             "the model list over TLS")
+        prompt = "hello over http2"
+        ask(driver, prompt)
+        assert finished(driver) == f"You said: {prompt}"
+        protocols = {}
+        for entry in driver.get_log("performance"):
+            message = json.loads(entry["message"])["message"]
+            if message["method"] == "Network.responseReceived":
+                response = message["params"]["response"]
+                protocols[response["url"]] = response.get("protocol")
+        origin = f"https://{server.target}/"
+        for path in ("", "console/app.js", "prism.v1.Prism/ListProviders", "prism.v1.Prism/Generate"):
+            assert protocols.get(origin + path) == "h2", f"{path or '/'} over {protocols.get(origin + path)}: {protocols}"
+
+        slow = "slow answer over http2"
+        ask(driver, slow)
+        wait(driver, lambda d: answer_state(d) == "streaming" and "tick 2" in d.find_element(*by_testid("answer")).text,
+             "ticks over HTTP/2")
+        driver.find_element("id", "stop").click()
+        finished(driver, "cancelled")
+        fake_log_until(fakes["openai"], lambda es: any(e.get("event") == "disconnected" and e.get("text") == slow for e in es),
+                       "the vendor call cut when the browser reset the stream")
+    finally:
+        server.stop()
 
 
 def test_a_server_that_wants_an_api_key_gets_the_one_typed_in(browser, servers):
