@@ -30,9 +30,15 @@ export class AnswerView {
     return this.chunks.join('');
   }
 
+  /** The model that answered (the last `routed`), for the transcript. */
+  get model() {
+    return this.lastModel;
+  }
+
   reset() {
     this.chunks = [];
     this.routes = [];
+    this.lastModel = '';
     this.pendingMedia = new Map();  // mime type → chunks until `last`
     this.answerEl.replaceChildren();
     this.mediaEl.replaceChildren();
@@ -65,7 +71,8 @@ export class AnswerView {
 
   showRouted(info) {
     // A second `routed` means the first attempt failed before any content and was retried or fell back.
-    const parts = [`${info.model || info.provider || 'a provider'}`];
+    this.lastModel = info.model || info.provider || '';
+    const parts = [this.lastModel || 'a provider'];
     if (info.attempt && info.attempt > 1) parts.push(`attempt ${info.attempt}`);
     if (info.cacheHit) parts.push('from the cache');
     const adaptations = info.adaptations ?? [];

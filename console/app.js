@@ -4,6 +4,7 @@
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
+import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
 
@@ -21,9 +22,14 @@ const stopButton = $('stop');
 const speakButton = $('speak');
 const speech = $('speech');
 const keyInput = $('api-key');
+const question = $('question');
 
 const view = new AnswerView({ answer: $('answer'), routed: $('routed'), usage: $('usage'), error: $('error'), media: $('media') });
 const attachments = new Attachments({ input: $('file'), dropZone: $('drop'), list: $('attachments') });
+const conversation = new Conversation($('transcript'));
+// The last finished turn, shown in the answer panel: it joins the transcript when the next starts.
+let lastTurn = null;
+const newChatButton = $('new-chat');
 let running = null;  // the AbortController of the call in flight
 // A recording is attached like any file; with no prompt yet, the prompt asks for its words.
 new Recorder({
@@ -63,28 +69,38 @@ function setRunning(controller) {
   sendButton.disabled = Boolean(controller);
   stopButton.disabled = !controller;
   speakButton.disabled = Boolean(controller) || !view.text;
+  newChatButton.disabled = Boolean(controller) || (conversation.isEmpty && !lastTurn);
 }
 
 async function send() {
   if (running) return;
   const text = prompt.value.trim();
   if (!text && !attachments.files.length) {
-    view.reset();
     view.showError('Nothing to send', 'type a prompt or attach a file first.');
     prompt.focus();
     return;
   }
+  if (lastTurn) conversation.add(...lastTurn);
+  lastTurn = null;
   const controller = new AbortController();
   setRunning(controller);
   view.start();
   try {
     const parts = (text ? [{ text }] : []).concat(await attachments.parts());
-    const request = { messages: [{ role: 'ROLE_USER', parts }] };
+    const message = { role: 'ROLE_USER', parts };
+    question.textContent = `You: ${describe(message)}`;
+    question.hidden = false;
+    const request = { messages: conversation.with(message) };
     if (modelSelect.value) request.route = { model: modelSelect.value };
     for await (const event of serverStream(`${SERVICE}/Generate`, request, { apiKey: apiKey(), signal: controller.signal })) {
       view.event(event);
     }
     view.done();
+    // The turn is kept and the input cleared for the next one; a failed turn stays to be retried.
+    // An answer without text (tool calls, media) is not sent back: a text part cannot be empty.
+    lastTurn = view.text ? [message, view.text, view.model] : null;
+    prompt.value = '';
+    attachments.clear();
   } catch (error) {
     if (error.name === 'AbortError') view.cancelled();
     else view.fail(error);
@@ -129,6 +145,14 @@ prompt.addEventListener('keydown', (event) => {
   }
 });
 stopButton.addEventListener('click', () => running?.abort());
+newChatButton.addEventListener('click', () => {
+  conversation.clear();
+  lastTurn = null;
+  view.reset();
+  question.hidden = true;
+  setRunning(null);
+  prompt.focus();
+});
 speakButton.addEventListener('click', speak);
 
 loadProviders();

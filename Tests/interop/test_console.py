@@ -214,6 +214,30 @@ def test_prompt_streams_an_answer_with_route_and_cost(browser, vendor_server, fa
     assert len(sent) == 1 and sent[0]["body"]["model"] == "gpt-4o", sent
 
 
+def test_a_second_prompt_carries_the_conversation_and_new_chat_forgets_it(browser, vendor_server, fakes):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    first, second, third = "my name is Ada", "what is my name", "a fresh start"
+    ask(driver, first)
+    assert finished(driver) == f"You said: {first}"
+    assert driver.find_element(*by_testid("prompt")).get_attribute("value") == "", "the prompt is cleared for the next turn"
+    ask(driver, second)
+    assert finished(driver) == f"You said: {second}"
+    assert driver.find_element("id", "question").text == f"You: {second}", "the answer panel says what it answers"
+    transcript = driver.find_element(*by_testid("transcript")).text
+    assert transcript == f"You: {first}\n{OPENAI_MODEL}: You said: {first}", transcript
+    sent = fakes["openai"].requests(second)[0]["body"]["messages"]
+    assert sent == [{"role": "user", "content": [{"type": "text", "text": first}]},
+                    {"role": "assistant", "content": f"You said: {first}"},
+                    {"role": "user", "content": [{"type": "text", "text": second}]}], sent
+
+    driver.find_element("id", "new-chat").click()
+    assert driver.find_element(*by_testid("transcript")).text == ""
+    ask(driver, third)
+    finished(driver)
+    assert [m["role"] for m in fakes["openai"].requests(third)[0]["body"]["messages"]] == ["user"]
+
+
 def test_stop_cuts_a_streaming_answer_and_the_vendor_call(browser, vendor_server, fakes):
     driver = browser.driver
     open_console(driver, vendor_server)

@@ -4,7 +4,7 @@
 enum ConsoleAssets {
     /// Every file: its URL path, content type, entity tag, and text.
     static let all: [ConsoleAsset] = [
-        ConsoleAsset(path: "/console/answer.js", contentType: "text/javascript; charset=utf-8", etag: #""10f76ee7bf2e61552a7d""#, text: #####"""
+        ConsoleAsset(path: "/console/answer.js", contentType: "text/javascript; charset=utf-8", etag: #""4b0e464bbbc6cea20533""#, text: #####"""
 // The answer panel: renders a Generate stream's events as they arrive (the routed line with its
 // adaptations, text deltas, tool calls, media, usage and cost, the stop reason) and how it ended.
 // `data-state` on the answer says where it is: idle, streaming, done, error or cancelled.
@@ -37,9 +37,15 @@ export class AnswerView {
     return this.chunks.join('');
   }
 
+  /** The model that answered (the last `routed`), for the transcript. */
+  get model() {
+    return this.lastModel;
+  }
+
   reset() {
     this.chunks = [];
     this.routes = [];
+    this.lastModel = '';
     this.pendingMedia = new Map();  // mime type → chunks until `last`
     this.answerEl.replaceChildren();
     this.mediaEl.replaceChildren();
@@ -72,7 +78,8 @@ export class AnswerView {
 
   showRouted(info) {
     // A second `routed` means the first attempt failed before any content and was retried or fell back.
-    const parts = [`${info.model || info.provider || 'a provider'}`];
+    this.lastModel = info.model || info.provider || '';
+    const parts = [this.lastModel || 'a provider'];
     if (info.attempt && info.attempt > 1) parts.push(`attempt ${info.attempt}`);
     if (info.cacheHit) parts.push('from the cache');
     const adaptations = info.adaptations ?? [];
@@ -163,13 +170,14 @@ export class AnswerView {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""b0b79d99e6b1814d8d84""#, text: #####"""
+        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""681d6b8d77fca5e034aa""#, text: #####"""
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
 // into the page, stops it on request, and reads the answer aloud through Synthesize.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
+import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
 
@@ -187,9 +195,14 @@ const stopButton = $('stop');
 const speakButton = $('speak');
 const speech = $('speech');
 const keyInput = $('api-key');
+const question = $('question');
 
 const view = new AnswerView({ answer: $('answer'), routed: $('routed'), usage: $('usage'), error: $('error'), media: $('media') });
 const attachments = new Attachments({ input: $('file'), dropZone: $('drop'), list: $('attachments') });
+const conversation = new Conversation($('transcript'));
+// The last finished turn, shown in the answer panel: it joins the transcript when the next starts.
+let lastTurn = null;
+const newChatButton = $('new-chat');
 let running = null;  // the AbortController of the call in flight
 // A recording is attached like any file; with no prompt yet, the prompt asks for its words.
 new Recorder({
@@ -229,28 +242,38 @@ function setRunning(controller) {
   sendButton.disabled = Boolean(controller);
   stopButton.disabled = !controller;
   speakButton.disabled = Boolean(controller) || !view.text;
+  newChatButton.disabled = Boolean(controller) || (conversation.isEmpty && !lastTurn);
 }
 
 async function send() {
   if (running) return;
   const text = prompt.value.trim();
   if (!text && !attachments.files.length) {
-    view.reset();
     view.showError('Nothing to send', 'type a prompt or attach a file first.');
     prompt.focus();
     return;
   }
+  if (lastTurn) conversation.add(...lastTurn);
+  lastTurn = null;
   const controller = new AbortController();
   setRunning(controller);
   view.start();
   try {
     const parts = (text ? [{ text }] : []).concat(await attachments.parts());
-    const request = { messages: [{ role: 'ROLE_USER', parts }] };
+    const message = { role: 'ROLE_USER', parts };
+    question.textContent = `You: ${describe(message)}`;
+    question.hidden = false;
+    const request = { messages: conversation.with(message) };
     if (modelSelect.value) request.route = { model: modelSelect.value };
     for await (const event of serverStream(`${SERVICE}/Generate`, request, { apiKey: apiKey(), signal: controller.signal })) {
       view.event(event);
     }
     view.done();
+    // The turn is kept and the input cleared for the next one; a failed turn stays to be retried.
+    // An answer without text (tool calls, media) is not sent back: a text part cannot be empty.
+    lastTurn = view.text ? [message, view.text, view.model] : null;
+    prompt.value = '';
+    attachments.clear();
   } catch (error) {
     if (error.name === 'AbortError') view.cancelled();
     else view.fail(error);
@@ -295,6 +318,14 @@ prompt.addEventListener('keydown', (event) => {
   }
 });
 stopButton.addEventListener('click', () => running?.abort());
+newChatButton.addEventListener('click', () => {
+  conversation.clear();
+  lastTurn = null;
+  view.reset();
+  question.hidden = true;
+  setRunning(null);
+  prompt.focus();
+});
 speakButton.addEventListener('click', speak);
 
 loadProviders();
@@ -498,7 +529,7 @@ export async function* serverStream(path, request, { apiKey = '', signal } = {})
 }
 
 """#####),
-        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""7b5deed0c6a5ddd1052a""#, text: #####"""
+        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""e2c17d7cfbdf887db61f""#, text: #####"""
 /* The console's look: readable type, visible focus, system colours in light and dark, one column
    that fits a phone and widens on a desk. No web fonts, nothing fetched. */
 :root {
@@ -577,12 +608,72 @@ table { border-collapse: collapse; width: 100%; font-size: 0.9rem; }
 th, td { text-align: left; padding: 0.35rem 0.6rem; border-bottom: 1px solid var(--line); vertical-align: top; }
 thead th { background: var(--panel); position: sticky; top: 0; }
 
+.transcript { list-style: none; margin: 1.25rem 0 0; padding: 0; display: grid; gap: 0.5rem; }
+.transcript li { padding: 0.5rem 0.75rem; border-radius: 8px; border: 1px solid var(--line); white-space: pre-wrap;
+                 overflow-wrap: anywhere; }
+.transcript li.assistant { background: var(--panel); }
+.question { margin: 0 0 0.25rem; font-weight: 600; overflow-wrap: anywhere; white-space: pre-wrap; }
+
+"""#####),
+        ConsoleAsset(path: "/console/conversation.js", contentType: "text/javascript; charset=utf-8", etag: #""8cd6f93c7e832894b1ba""#, text: #####"""
+// The chat so far: every finished turn (the user's message and the answer's text) is kept and
+// sent again before the next prompt, as Generate takes a conversation in `messages`; the
+// transcript shows the earlier turns. A failed or stopped turn is not kept.
+
+/** A user message as read back: its text, and the names of its files in brackets. */
+export function describe(message) {
+  const files = message.parts.filter((p) => p.media).map((p) => p.media.name || p.media.mimeType);
+  const text = message.parts.filter((p) => p.text).map((p) => p.text).join(' ');
+  return files.length ? `${text} [${files.join(', ')}]` : text;
+}
+
+export class Conversation {
+  constructor(list) {
+    this.list = list;
+    this.messages = [];
+  }
+
+  get isEmpty() {
+    return this.messages.length === 0;
+  }
+
+  /** The request's messages: the turns so far, then the new user message. */
+  with(userMessage) {
+    return [...this.messages, userMessage];
+  }
+
+  /** Keeps a finished turn; `label` says who answered (the routed model). */
+  add(userMessage, answerText, label) {
+    this.messages.push(userMessage, { role: 'ROLE_ASSISTANT', parts: [{ text: answerText }] });
+    this.list.append(
+      this.item('You', describe(userMessage), 'user'),
+      this.item(label || 'Answer', answerText, 'assistant'),
+    );
+  }
+
+  item(who, text, role) {
+    const li = document.createElement('li');
+    li.className = role;
+    const name = document.createElement('strong');
+    name.textContent = `${who}: `;
+    const body = document.createElement('span');
+    body.textContent = text;
+    li.append(name, body);
+    return li;
+  }
+
+  clear() {
+    this.messages = [];
+    this.list.replaceChildren();
+  }
+}
+
 """#####),
         ConsoleAsset(path: "/console/icon.svg", contentType: "image/svg+xml", etag: #""713868a6da8a626761a1""#, text: #####"""
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""24e8acb9884f525d1499""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""1138b0750d1bf704a289""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -636,11 +727,14 @@ thead th { background: var(--panel); position: sticky; top: 0; }
           <button id="send" data-testid="send" type="submit">Send</button>
           <button id="stop" type="button" disabled>Stop</button>
           <button id="speak" type="button" disabled title="Read the answer aloud (Synthesize)">Speak</button>
+          <button id="new-chat" type="button" disabled>New chat</button>
         </div>
       </form>
 
+      <ol id="transcript" data-testid="transcript" class="transcript" aria-label="Earlier turns of this chat"></ol>
       <article id="reply" class="reply" aria-labelledby="reply-title">
         <h3 id="reply-title">Answer</h3>
+        <p id="question" class="question" hidden></p>
         <p id="routed" data-testid="routed" class="meta" hidden></p>
         <div id="answer" data-testid="answer" class="answer" aria-live="polite" aria-busy="false" data-state="idle"></div>
         <div id="media" class="media"></div>
