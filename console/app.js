@@ -1,12 +1,14 @@
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
-// into the page, stops it on request, and reads the answer aloud through Synthesize.
+// into the page, stops it on request, reads the answer aloud through Synthesize, and shows the
+// server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
+import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
 // The API key lives for the tab only (sessionStorage), never in a cookie or on disk.
@@ -106,6 +108,7 @@ async function send() {
     else view.fail(error);
   } finally {
     setRunning(null);
+    showServer();
   }
 }
 
@@ -155,4 +158,12 @@ newChatButton.addEventListener('click', () => {
 });
 speakButton.addEventListener('click', speak);
 
+/** The Server panel, refreshed at load, after every answer and on request. */
+function showServer() {
+  refreshServer({ readiness: $('readiness'), calls: $('calls-table'), usage: $('usage-table') })
+    .catch((error) => { $('readiness').textContent = `could not read the server's state: ${error.message}`; });
+}
+$('refresh-server').addEventListener('click', showServer);
+
 loadProviders();
+showServer();

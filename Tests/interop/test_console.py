@@ -238,6 +238,32 @@ def test_a_second_prompt_carries_the_conversation_and_new_chat_forgets_it(browse
     assert [m["role"] for m in fakes["openai"].requests(third)[0]["body"]["messages"]] == ["user"]
 
 
+def test_the_server_panel_shows_readiness_and_the_counters_of_metrics(browser, vendor_server):
+    from prometheus_client.parser import text_string_to_metric_families
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    table = driver.find_element(*by_testid("usage-table"))
+    wait(driver, lambda d: table.get_attribute("data-updated"), "the server panel to load")
+    assert driver.find_element(*by_testid("readiness")).text == "ready"
+    before = int(table.get_attribute("data-updated"))
+    ask(driver, "count me in the metrics")
+    finished(driver)
+    wait(driver, lambda d: int(table.get_attribute("data-updated")) > before, "the panel to refresh after the answer")
+
+    # The panel says what /metrics says, read now by Prometheus' own parser.
+    samples = [s for f in text_string_to_metric_families(http_get(vendor_server, "/metrics")[2].decode()) for s in f.samples]
+    def metric(name, **labels):
+        return next(s.value for s in samples if s.name == name and all(s.labels.get(k) == v for k, v in labels.items()))
+    row = [r.text for r in table.find_elements("xpath", f".//tr[td[1][text()='{OPENAI_MODEL}']]/td")]
+    assert row == [OPENAI_MODEL, str(int(metric("prism_tokens_total", model=OPENAI_MODEL, direction="input"))),
+                   str(int(metric("prism_tokens_total", model=OPENAI_MODEL, direction="output"))),
+                   f"${metric('prism_cost_usd_total', model=OPENAI_MODEL):.6f}"], (row, [s for s in samples if "gpt-4o" in str(s.labels)])
+    calls = driver.find_element(*by_testid("calls-table"))
+    generate_ok = [r.text for r in calls.find_elements("xpath", ".//tr[td[1][text()='prism.v1.Prism/Generate'] and td[2][text()='OK']]/td")]
+    assert generate_ok == ["prism.v1.Prism/Generate", "OK", str(int(metric(
+        "grpc_server_handled_total", grpc_method="Generate", grpc_code="OK")))], generate_ok
+
+
 def test_stop_cuts_a_streaming_answer_and_the_vendor_call(browser, vendor_server, fakes):
     driver = browser.driver
     open_console(driver, vendor_server)

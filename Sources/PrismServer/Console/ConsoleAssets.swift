@@ -170,16 +170,18 @@ export class AnswerView {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""681d6b8d77fca5e034aa""#, text: #####"""
+        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""38da6fde8e9d2376f33b""#, text: #####"""
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
-// into the page, stops it on request, and reads the answer aloud through Synthesize.
+// into the page, stops it on request, reads the answer aloud through Synthesize, and shows the
+// server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
+import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
 // The API key lives for the tab only (sessionStorage), never in a cookie or on disk.
@@ -279,6 +281,7 @@ async function send() {
     else view.fail(error);
   } finally {
     setRunning(null);
+    showServer();
   }
 }
 
@@ -328,7 +331,15 @@ newChatButton.addEventListener('click', () => {
 });
 speakButton.addEventListener('click', speak);
 
+/** The Server panel, refreshed at load, after every answer and on request. */
+function showServer() {
+  refreshServer({ readiness: $('readiness'), calls: $('calls-table'), usage: $('usage-table') })
+    .catch((error) => { $('readiness').textContent = `could not read the server's state: ${error.message}`; });
+}
+$('refresh-server').addEventListener('click', showServer);
+
 loadProviders();
+showServer();
 
 """#####),
         ConsoleAsset(path: "/console/attachments.js", contentType: "text/javascript; charset=utf-8", etag: #""0c483cd9a43577125f40""#, text: #####"""
@@ -673,7 +684,7 @@ export class Conversation {
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""1138b0750d1bf704a289""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""42be03dba248f34c6086""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -692,6 +703,7 @@ export class Conversation {
     <nav aria-label="Sections">
       <a href="#chat">Chat</a>
       <a href="#providers">Providers</a>
+      <a href="#server">Server</a>
     </nav>
     <details class="key">
       <summary>API key</summary>
@@ -757,6 +769,29 @@ export class Conversation {
           <tbody></tbody>
         </table>
       </div>
+    </section>
+
+    <section id="server" aria-labelledby="server-title">
+      <h2 id="server-title">Server</h2>
+      <div class="row">
+        <p id="readiness" data-testid="readiness" role="status">…</p>
+        <button id="refresh-server" type="button">Refresh</button>
+      </div>
+      <h3 id="usage-title">Tokens and cost since the server started</h3>
+      <div class="scroll" tabindex="0" role="region" aria-labelledby="usage-title">
+        <table id="usage-table" data-testid="usage-table">
+          <thead><tr><th scope="col">Model</th><th scope="col">Tokens in</th><th scope="col">Tokens out</th><th scope="col">Cost</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <h3 id="calls-title">Calls by method and status</h3>
+      <div class="scroll" tabindex="0" role="region" aria-labelledby="calls-title">
+        <table id="calls-table" data-testid="calls-table">
+          <thead><tr><th scope="col">Method</th><th scope="col">Status</th><th scope="col">Calls</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <p class="muted">From <a href="/metrics">/metrics</a> (Prometheus text) and <a href="/readyz">/readyz</a>.</p>
     </section>
   </main>
 </body>
@@ -898,6 +933,67 @@ export class Recorder {
     this.button.setAttribute('aria-pressed', 'true');
     this.status.textContent = 'recording…';
   }
+}
+
+"""#####),
+        ConsoleAsset(path: "/console/server.js", contentType: "text/javascript; charset=utf-8", etag: #""87cc85090d0b1fbbead8""#, text: #####"""
+// The Server panel: readiness (/readyz) and what /metrics has counted since the server started,
+// read from the Prometheus text: calls by method and status, tokens and cost by model.
+
+/** Samples of a Prometheus text exposition: `{name, labels, value}`, comments skipped. */
+export function parsePrometheus(text) {
+  const samples = [];
+  for (const line of text.split('\n')) {
+    if (!line || line.startsWith('#')) continue;
+    const match = /^([a-zA-Z_:][\w:]*)(?:\{(.*)\})?\s+(\S+)/.exec(line);
+    if (!match) continue;
+    const labels = {};
+    for (const [, name, value] of (match[2] ?? '').matchAll(/(\w+)="((?:[^"\\]|\\.)*)"/g)) {
+      labels[name] = value.replace(/\\(.)/g, (_, c) => (c === 'n' ? '\n' : c));
+    }
+    samples.push({ name: match[1], labels, value: Number(match[3]) });
+  }
+  return samples;
+}
+
+function rows(tbody, data) {
+  tbody.replaceChildren(...data.map((cells) => {
+    const tr = document.createElement('tr');
+    for (const text of cells) {
+      const td = document.createElement('td');
+      td.textContent = text;
+      tr.append(td);
+    }
+    return tr;
+  }));
+}
+
+/** Fills the panel; `elements` holds readiness (a paragraph) and the calls and usage tables. */
+export async function refreshServer({ readiness, calls, usage }) {
+  const [ready, metrics] = await Promise.all([fetch('/readyz'), fetch('/metrics')]);
+  readiness.textContent = (await ready.text()).trim();
+  readiness.classList.toggle('error', !ready.ok);
+  const samples = parsePrometheus(await metrics.text());
+
+  const handled = samples.filter((s) => s.name === 'grpc_server_handled_total');
+  rows(calls.tBodies[0], handled
+    .map((s) => [`${s.labels.grpc_service}/${s.labels.grpc_method}`, s.labels.grpc_code, String(s.value)])
+    .sort((a, b) => a[0].localeCompare(b[0]) || a[1].localeCompare(b[1])));
+
+  const byModel = new Map();
+  const entry = (labels) => {
+    // The model label is already `provider/model`; older servers may have said the model alone.
+    const key = labels.model.includes('/') ? labels.model : `${labels.provider}/${labels.model}`;
+    if (!byModel.has(key)) byModel.set(key, { input: 0, output: 0, cost: 0 });
+    return byModel.get(key);
+  };
+  for (const s of samples) {
+    if (s.name === 'prism_tokens_total') entry(s.labels)[s.labels.direction === 'output' ? 'output' : 'input'] += s.value;
+    if (s.name === 'prism_cost_usd_total') entry(s.labels).cost += s.value;
+  }
+  rows(usage.tBodies[0], [...byModel.entries()].sort().map(([model, t]) =>
+    [model, String(t.input), String(t.output), `$${t.cost.toFixed(6)}`]));
+  usage.dataset.updated = String(Number(usage.dataset.updated ?? 0) + 1);
 }
 
 """#####),
