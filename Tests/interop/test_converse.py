@@ -24,6 +24,7 @@ from test_vendors import (ANTHROPIC_KEY, ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MOD
 # The server's converse limits for this module: a wait short enough to test, few turns.
 TOOL_RESULT_TIMEOUT_S = 3
 MAX_TURNS = 6
+MAX_HISTORY_BYTES = 4 << 20
 MODELS = {"anthropic": ANTHROPIC_MODEL, "openai": OPENAI_MODEL, "gemini": GEMINI_MODEL}
 # Each vendor's long-edge limit for images (the gateway fits to it); Gemini has none.
 LONG_EDGE = {"anthropic": 1568, "openai": 2048, "gemini": None}
@@ -35,7 +36,8 @@ POLL_TIMEOUT_S = 10.0
 @pytest.fixture(scope="module")
 def converse_server(servers: ServerPool, fakes, session_dir: Path):  # noqa: F811
     config = session_dir / "converse.json"
-    config.write_text(json.dumps({"converse": {"tool_result_timeout_seconds": TOOL_RESULT_TIMEOUT_S, "max_turns": MAX_TURNS}}))
+    config.write_text(json.dumps({"converse": {"tool_result_timeout_seconds": TOOL_RESULT_TIMEOUT_S, "max_turns": MAX_TURNS,
+                                               "max_history_bytes": MAX_HISTORY_BYTES}}))
     env = {
         "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fakes['anthropic'].port}",
@@ -57,10 +59,7 @@ class Talk:
     def __init__(self, server, task: str, model: str, *, first: prism_pb2.ConverseRequest | None = None):
         self.channel = server.channel()
         self.outbox: queue.Queue = queue.Queue()
-        start = prism_pb2.GenerateRequest(
-            messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[prism_pb2.Part(text=task)])],
-            tools=[SCREENSHOT_TOOL], route=prism_pb2.Route(model=model))
-        self.outbox.put(first or prism_pb2.ConverseRequest(start=start))
+        self.outbox.put(first or start(task, model))
         self.call = prism_pb2_grpc.PrismStub(self.channel).Converse(iter(self.outbox.get, None), timeout=RPC_TIMEOUT_S)
 
     def turn(self) -> list:
@@ -93,6 +92,12 @@ class Talk:
         finally:
             self.channel.close()
         return events, None
+
+
+def start(task: str, model: str, fallbacks=()) -> prism_pb2.ConverseRequest:
+    return prism_pb2.ConverseRequest(start=prism_pb2.GenerateRequest(
+        messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[prism_pb2.Part(text=task)])],
+        tools=[SCREENSHOT_TOOL], route=prism_pb2.Route(model=model, fallbacks=list(fallbacks))))
 
 
 def screenshot_result(call, width: int, height: int, name: str) -> prism_pb2.ToolResult:
@@ -310,3 +315,31 @@ def test_more_turns_than_the_limit_is_resource_exhausted(converse_server, fakes)
         talk.results(prism_pb2.ToolResult(tool_call_id=call.id, content=[prism_pb2.Part(text="ok")]))
     expect_error(talk, grpc.StatusCode.RESOURCE_EXHAUSTED, "converse.max_turns", str(MAX_TURNS))
     assert max(e.get("turn", 0) for e in fakes["openai"].entries() if e.get("task") == task) == MAX_TURNS
+
+
+def test_a_turn_falls_back_on_its_own_and_the_next_plans_afresh(converse_server, fakes):  # noqa: F811
+    task = "agent-3 overloaded-turn-2 with a fallback"
+    talk = Talk(converse_server, "", ANTHROPIC_MODEL, first=start(task, ANTHROPIC_MODEL, fallbacks=[OPENAI_MODEL]))
+    call = of_kind(talk.turn(), "tool_call")[0]
+    talk.results(screenshot_result(call, 320, 200, "shot.png"))
+    events = talk.turn()
+    routed = of_kind(events, "routed")
+    assert [r.model for r in routed] == [ANTHROPIC_MODEL, ANTHROPIC_MODEL, OPENAI_MODEL] and routed[-1].attempt == 3, routed
+    last_routed = max(i for i, kind in enumerate(kinds(events)) if kind == "routed")
+    check_turn(events[last_routed:], prism_pb2.STOP_TOOL_USE, "turn 2 on openai")
+    # OpenAI got the whole history in its shape: Anthropic's tool call id, the result, its image.
+    body = sent(fakes["openai"], task, 2)
+    assert [m["role"] for m in body["messages"]] == ["user", "assistant", "tool", "user"], body["messages"]
+    assert body["messages"][2]["tool_call_id"] == "toolu_t1" and len(body["images"]) == 1, body
+    talk.results(screenshot_result(of_kind(events, "tool_call")[0], 320, 200, "shot2.png"))
+    events = talk.turn()
+    assert of_kind(events, "routed")[0].model == ANTHROPIC_MODEL, "turn 3 should be planned afresh, on the first choice"
+    check_turn(events, prism_pb2.STOP_END_TURN, "turn 3")
+    assert talk.end()[1] is None
+
+
+def test_a_history_over_its_byte_limit_is_resource_exhausted(converse_server):
+    talk = Talk(converse_server, "agent-3 a huge tool result", ANTHROPIC_MODEL)
+    call = of_kind(talk.turn(), "tool_call")[0]
+    talk.results(prism_pb2.ToolResult(tool_call_id=call.id, content=[prism_pb2.Part(text="x" * (MAX_HISTORY_BYTES + 1))]))
+    expect_error(talk, grpc.StatusCode.RESOURCE_EXHAUSTED, "converse.max_history_bytes", str(MAX_HISTORY_BYTES))

@@ -32,7 +32,7 @@ SEEN_ONCE = set()
 def summarize(body):
     """The body with base64 data replaced by what a test asserts on."""
     images, documents = [], []
-    for index, message in enumerate(body.get("messages", [])):
+    for message in body.get("messages", []):
         content = message.get("content")
         if not isinstance(content, list):
             continue
@@ -46,7 +46,7 @@ def summarize(body):
                 continue
             data = source["data"]
             raw = base64.b64decode(data)
-            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data, "message": index}
+            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data}
             if tool_use_id:
                 item["tool_use_id"] = tool_use_id
             if block["type"] == "image":
@@ -125,7 +125,8 @@ class Handler(BatchRoutes, FakeHandler):
             return self.error(400, "anthropic-version header is required")
         if "max_tokens" not in body:
             return self.error(400, "max_tokens: Field required")
-        for word in text.split():
+        script = agent_script(self.task, turn, ("slow", "overloaded"))
+        for word in text.split() + (["overloaded"] if script == "overloaded" else []):
             if word == "overloaded":
                 return self.error(529, "Overloaded")
             if word.startswith("status-"):
@@ -133,7 +134,7 @@ class Handler(BatchRoutes, FakeHandler):
         if "once-429" in text and text not in SEEN_ONCE:
             SEEN_ONCE.add(text)
             return self.error(429, "Number of requests has exceeded your rate limit")
-        self.stream(body, text, entry, agent_script(self.task, turn), turn)
+        self.stream(body, text, entry, script, turn)
 
     def error(self, status, message):
         self.reply(status, {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
