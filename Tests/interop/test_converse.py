@@ -18,8 +18,8 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool
 from harness import RPC_TIMEOUT_S
-from test_vendors import (ANTHROPIC_KEY, ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MODEL, OPENAI_KEY, OPENAI_MODEL, fakes, kinds,  # noqa: F401
-                          of_kind, png, text_of)
+from test_vendors import (ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, kinds, of_kind, png, text_of,  # noqa: F401
+                          vendor_env)
 
 # The server's converse limits for this module: a wait short enough to test, few turns.
 TOOL_RESULT_TIMEOUT_S = 3
@@ -38,14 +38,7 @@ def converse_server(servers: ServerPool, fakes, session_dir: Path):  # noqa: F81
     config = session_dir / "converse.json"
     config.write_text(json.dumps({"converse": {"tool_result_timeout_seconds": TOOL_RESULT_TIMEOUT_S, "max_turns": MAX_TURNS,
                                                "max_history_bytes": MAX_HISTORY_BYTES}}))
-    env = {
-        "OPENAI_API_KEY": OPENAI_KEY, "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
-        "ANTHROPIC_API_KEY": ANTHROPIC_KEY, "ANTHROPIC_BASE_URL": f"http://127.0.0.1:{fakes['anthropic'].port}",
-        "GEMINI_API_KEY": GEMINI_KEY, "GEMINI_BASE_URL": f"http://127.0.0.1:{fakes['gemini'].port}/v1beta",
-        "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "", "ALL_PROXY": "", "all_proxy": "",
-        "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
-    }
-    server = servers.start("converse-h2c", ["--config", str(config)], "h2c", env=env)
+    server = servers.start("converse-h2c", ["--config", str(config)], "h2c", env=vendor_env(fakes))
     try:
         yield server
     finally:
