@@ -6,7 +6,6 @@
 // message; a half-close between turns ends the stream OK. The history lives in a Conversation.
 import Foundation
 import NIOCore
-import PrismMedia
 import PrismProto
 import PrismProviders
 import PrismRPC
