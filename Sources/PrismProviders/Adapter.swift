@@ -84,12 +84,19 @@ struct Adapter: Sendable {
 
         var adapted = request
         for (m, message) in request.messages.enumerated() {
+            // The parts standing for the medium at (message m, part p, tool-result content i).
+            func replaced(_ part: ContentPart, _ p: Int, _ i: Int?) -> [ContentPart] {
+                guard let index = media.firstIndex(where: { $0.message == m && $0.part == p && $0.inner == i }),
+                      let replacement = replacements[index] else { return [part] }
+                return replacement
+            }
             var parts: [ContentPart] = []
             for (p, part) in message.parts.enumerated() {
-                if let index = media.firstIndex(where: { $0.message == m && $0.part == p }), let replacement = replacements[index] {
-                    parts += replacement
+                if case let .toolResult(id, content, isError) = part {
+                    let inner = content.enumerated().flatMap { replaced($0.element, p, $0.offset) }
+                    parts.append(.toolResult(toolCallID: id, content: inner, isError: isError))
                 } else {
-                    parts.append(part)
+                    parts += replaced(part, p, nil)
                 }
             }
             adapted.messages[m].parts = parts

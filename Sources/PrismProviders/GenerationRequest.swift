@@ -102,12 +102,24 @@ public struct GenerationRequest: Sendable {
         self.messages = messages
     }
 
-    /// Every medium of the request, in order, with where it sits.
-    var media: [(message: Int, part: Int, media: MediaInput)] {
-        var result: [(Int, Int, MediaInput)] = []
+    /// Every medium of the request, in order, with where it sits: `inner` is its index in the
+    /// content of a tool result (the screenshot an agent's tool returned), nil for a part of its
+    /// own. Media are planned, checked and fitted alike wherever they sit (one level deep: a tool
+    /// result inside a tool result is not a thing any vendor takes).
+    var media: [(message: Int, part: Int, inner: Int?, media: MediaInput)] {
+        var result: [(Int, Int, Int?, MediaInput)] = []
         for (m, message) in messages.enumerated() {
             for (p, part) in message.parts.enumerated() {
-                if case .media(let media) = part { result.append((m, p, media)) }
+                switch part {
+                case .media(let media):
+                    result.append((m, p, nil, media))
+                case .toolResult(_, let content, _):
+                    for (i, inner) in content.enumerated() {
+                        if case .media(let media) = inner { result.append((m, p, i, media)) }
+                    }
+                default:
+                    break
+                }
             }
         }
         return result

@@ -24,7 +24,7 @@ public final class PrismGateway: Sendable {
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
-        router.register(PrismService.definition(generator: generator))
+        router.register(PrismService.definition(generator: generator, converse: settings.converse))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()

@@ -49,8 +49,18 @@ public struct ConfigFile: Codable, Sendable {
         public var queued_calls: Int?
     }
 
+    /// Converse streams' bounds; each absent value keeps its default (ConverseLimits).
+    public struct Converse: Codable, Sendable {
+        public var max_turns: Int?
+        public var max_history_bytes: Int?
+        public var tool_result_timeout_seconds: Double?
+        /// Most recent tool-result images sent each turn; older ones become a placeholder.
+        public var kept_tool_images: Int?
+    }
+
     public var listen: String?
     public var plugins: Plugins?
+    public var converse: Converse?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -134,6 +144,8 @@ public struct ServerSettings: Sendable {
     /// The plugin host's worker pool: calls running at once, and calls queued when all run.
     public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
+    /// Bounds of each Converse stream (config file `converse`).
+    public private(set) var converse = ConverseLimits()
 
     public init() {}
 
@@ -182,6 +194,7 @@ public struct ServerSettings: Sendable {
             if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
+        if let c = file.converse { try converse.apply(c) }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }

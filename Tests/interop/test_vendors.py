@@ -104,14 +104,9 @@ def fakes(session_dir: Path):
             fake.stop()
 
 
-@pytest.fixture(scope="module")
-def vendor_server(servers: ServerPool, fakes: dict[str, Fake]):
-    """prism-server (h2c) whose vendor plugins point at the fakes, through the env a user would set."""
-    folder = server_binary().parent
-    missing = [p for p in PLUGINS if not (folder / p).is_file()]
-    if missing:
-        pytest.fail(f"vendor plugins missing beside {server_binary()}: {missing} (run swift build)")
-    env = {
+def vendor_env(fakes: dict[str, Fake]) -> dict[str, str]:
+    """The environment of a prism-server whose three vendor plugins point at the fakes."""
+    return {
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
@@ -122,7 +117,16 @@ def vendor_server(servers: ServerPool, fakes: dict[str, Fake]):
         "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "", "ALL_PROXY": "", "all_proxy": "",
         "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
     }
-    server = servers.start("vendors-h2c", [], "h2c", env=env)
+
+
+@pytest.fixture(scope="module")
+def vendor_server(servers: ServerPool, fakes: dict[str, Fake]):
+    """prism-server (h2c) whose vendor plugins point at the fakes, through the env a user would set."""
+    folder = server_binary().parent
+    missing = [p for p in PLUGINS if not (folder / p).is_file()]
+    if missing:
+        pytest.fail(f"vendor plugins missing beside {server_binary()}: {missing} (run swift build)")
+    server = servers.start("vendors-h2c", [], "h2c", env=vendor_env(fakes))
     try:
         yield server
     finally:

@@ -13,22 +13,30 @@ enum GenerateService {
         .serverStreaming { body, context, writer in
             let message = try decodeRequest(prism__v1__generate_request__init, body)
             var request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
-            if let deadline = context.deadline {
-                let remaining = Double((deadline - NIODeadline.now()).nanoseconds) / 1e9
-                request.deadline = Date().addingTimeInterval(remaining)
-            }
+            request.deadline = deadline(context)
             do {
                 // Events are relayed on the stream's event loop, where their writes go.
                 try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
-                    if case .event(.text(let text)) = output, let size = textEventSize(text) {
-                        try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
-                    } else {
-                        try await writer.write(encode(output))
-                    }
+                    try await write(output, to: writer)
                 }
             } catch let failure as ProviderFailure {
                 throw rpcError(failure, context)
             }
+        }
+    }
+
+    /// The call's deadline as the plugin host takes it.
+    static func deadline(_ context: ServerCallContext) -> Date? {
+        guard let deadline = context.deadline else { return nil }
+        return Date().addingTimeInterval(Double((deadline - NIODeadline.now()).nanoseconds) / 1e9)
+    }
+
+    /// Sends one output as a GenerateEvent (text deltas, the most frequent, without a copy).
+    static func write(_ output: GenerationOutput, to writer: ResponseWriter) async throws {
+        if case .event(.text(let text)) = output, let size = textEventSize(text) {
+            try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
+        } else {
+            try await writer.write(encode(output))
         }
     }
 
@@ -83,7 +91,7 @@ enum GenerateService {
         return request
     }
 
-    private static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
+    static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
         switch p.kind_case {
         case PRISM__V1__PART__KIND_TEXT:
             return .text(String(protoC: p.text))

@@ -25,8 +25,9 @@ enum PrismService {
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
-    /// The method table; with a `generator`, Generate and ListProviders are served by its plugin host.
-    static func definition(generator: Generator? = nil) -> ServiceDefinition {
+    /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
+    /// host, and Converse within the `converse` bounds.
+    static func definition(generator: Generator? = nil, converse: ConverseLimits = ConverseLimits()) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -42,6 +43,7 @@ enum PrismService {
             service.add("ListProviders", ProvidersService.handler(generator.host))
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
+            service.add("Converse", ConverseService.handler(generator, limits: converse))
         }
         return service
     }
