@@ -49,8 +49,24 @@ public struct ConfigFile: Codable, Sendable {
         public var queued_calls: Int?
     }
 
+    /// Media the server fetches itself (Media.uri): `media.fetch`.
+    public struct Media: Codable, Sendable {
+        public struct Fetch: Codable, Sendable {
+            /// Host names, addresses or CIDR ranges that may be fetched although they are
+            /// loopback, private or link-local (the SSRF guard refuses those otherwise).
+            public var allow_hosts: [String]?
+            /// Bytes of one fetched medium (default `MediaFetchLimits.maxBytes`).
+            public var max_bytes: Int?
+            /// Seconds for one fetch, redirects included (default `MediaFetchLimits.timeoutSeconds`).
+            public var timeout_seconds: Int?
+        }
+
+        public var fetch: Fetch?
+    }
+
     public var listen: String?
     public var plugins: Plugins?
+    public var media: Media?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -134,6 +150,8 @@ public struct ServerSettings: Sendable {
     /// The plugin host's worker pool: calls running at once, and calls queued when all run.
     public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
+    /// How Media.uri is fetched: `media.fetch` in the config file.
+    public var mediaFetch = MediaFetchPolicy()
 
     public init() {}
 
@@ -181,6 +199,15 @@ public struct ServerSettings: Sendable {
             if let preference = plugins.preference { providerPreference = preference }
             if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
+        }
+        if let fetch = file.media?.fetch {
+            do {
+                if let hosts = fetch.allow_hosts { mediaFetch.allowList = try FetchAllowList(hosts) }
+                if let v = fetch.max_bytes { try mediaFetch.setMaxBytes(v) }
+                if let v = fetch.timeout_seconds { try mediaFetch.setTimeoutSeconds(v) }
+            } catch {
+                throw SettingsError("\(error)")
+            }
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
