@@ -1,0 +1,373 @@
+"""Media.uri: the server fetches http(s) media itself, decodes data: URIs, and refuses what its SSRF
+guard forbids. Origins are Python http.servers started here on ephemeral ports: one on 127.0.0.2
+(allowed by the config of the server under test) and one on 127.0.0.1 (never allowed), which logs
+every request so a test can prove a refused fetch never reached it. The model is local/mediainfo,
+the example plugin, which answers with the facts of the media it got."""
+
+from __future__ import annotations
+
+import base64
+import json
+import threading
+import time
+import urllib.parse
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+import grpc
+import pytest
+from prism.v1 import prism_pb2, prism_pb2_grpc
+
+from harness import RPC_TIMEOUT_S, ServerStartError, rpc_error
+from test_generate import png
+
+StatusCode = grpc.StatusCode
+
+MAX_BYTES = 1_000_000   # media.fetch.max_bytes of the configured server
+FETCH_TIMEOUT_S = 3     # media.fetch.timeout_seconds of the configured server
+WAIT_S = 15.0           # how long a test polls for something the origin should see
+IMAGE = png(64, 48)
+
+
+class Origin:
+    """An HTTP origin on `host`, port chosen by the kernel, with a log of the requests it got and
+    of the responses a client cut short."""
+
+    def __init__(self, host: str):
+        self.hits: list[str] = []
+        self.cut: list[str] = []   # paths whose client went away mid-answer
+        origin = self
+
+        class Handler(BaseHTTPRequestHandler):
+            def log_message(self, *args):  # quiet
+                pass
+
+            def do_GET(self):
+                origin.hits.append(self.path)
+                url = urllib.parse.urlsplit(self.path)
+                query = urllib.parse.parse_qs(url.query)
+                route = url.path
+                if route == "/image.png":
+                    # A declared type that lies: the gateway must sniff.
+                    self._answer(200, IMAGE, "application/octet-stream")
+                elif route == "/redirect":
+                    self._redirect(query["to"][0])
+                elif route.startswith("/chain/"):
+                    left = int(route.rsplit("/", 1)[1])  # redirects still to go
+                    if left > 0:
+                        self._redirect(f"/chain/{left - 1}")
+                    else:
+                        self._answer(200, IMAGE, "image/png")
+                elif route == "/missing":
+                    self._answer(404, b"not here", "text/plain")
+                elif route == "/big":
+                    self._endless(declared_length=None)
+                elif route == "/big-declared":
+                    self._endless(declared_length=50 * MAX_BYTES)
+                elif route == "/stall":
+                    self._stall()
+                else:
+                    self._answer(404, b"no route", "text/plain")
+
+            def _answer(self, status: int, body: bytes, content_type: str) -> None:
+                self.send_response(status)
+                self.send_header("Content-Type", content_type)
+                self.send_header("Content-Length", str(len(body)))
+                self.end_headers()
+                self.wfile.write(body)
+
+            def _redirect(self, location: str) -> None:
+                self.send_response(302)
+                self.send_header("Location", location)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+
+            def _endless(self, declared_length: int | None) -> None:
+                """Far more than MAX_BYTES, until the client goes away."""
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                if declared_length is not None:
+                    self.send_header("Content-Length", str(declared_length))
+                self.send_header("Connection", "close")
+                self.end_headers()
+                chunk = IMAGE * (65536 // len(IMAGE) + 1)
+                try:
+                    for _ in range(50 * MAX_BYTES // len(chunk)):
+                        self.wfile.write(chunk)
+                except OSError:
+                    origin.cut.append(self.path)
+
+            def _stall(self) -> None:
+                """Headers and a few bytes, then a byte now and then, never the end."""
+                self.send_response(200)
+                self.send_header("Content-Type", "image/png")
+                self.send_header("Content-Length", "100000")
+                self.end_headers()
+                deadline = time.monotonic() + 60
+                try:
+                    self.wfile.write(IMAGE[:16])
+                    while time.monotonic() < deadline:
+                        time.sleep(0.05)
+                        self.wfile.write(b"\0")
+                        self.wfile.flush()
+                except OSError:
+                    origin.cut.append(self.path)
+
+        self.server = ThreadingHTTPServer((host, 0), Handler)
+        self.server.daemon_threads = True
+        self.base = f"http://{host}:{self.server.server_address[1]}"
+        threading.Thread(target=self.server.serve_forever, name=f"origin-{host}", daemon=True).start()
+
+    def url(self, path: str) -> str:
+        return self.base + path
+
+    def wait_for(self, what: str, condition) -> None:
+        deadline = time.monotonic() + WAIT_S
+        while not condition():
+            assert time.monotonic() < deadline, f"the origin {self.base} never saw {what}; hits {self.hits}, cut {self.cut}"
+            time.sleep(0.02)
+
+    def close(self) -> None:
+        self.server.shutdown()
+        self.server.server_close()
+
+
+@pytest.fixture(scope="module")
+def allowed():
+    origin = Origin("127.0.0.2")
+    yield origin
+    origin.close()
+
+
+@pytest.fixture(scope="module")
+def private():
+    origin = Origin("127.0.0.1")
+    yield origin
+    origin.close()
+
+
+@pytest.fixture(scope="module")
+def server(servers, tmp_path_factory):
+    """A server whose config allows 127.0.0.2 (not 127.0.0.1) with small limits."""
+    config = tmp_path_factory.mktemp("media-uri") / "prism.json"
+    config.write_text(json.dumps({"media": {"fetch": {
+        "allow_hosts": ["127.0.0.2"], "max_bytes": MAX_BYTES, "timeout_seconds": FETCH_TIMEOUT_S}}}))
+    server = servers.start("media-uri-h2c", ["--config", str(config)], "h2c")
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="module")
+def default_server(servers):
+    """A server with no media.fetch settings: the guard's defaults."""
+    return servers.get("plain", "h2c")
+
+
+def request_for(*media: prism_pb2.Media, tool_result: bool = False) -> prism_pb2.GenerateRequest:
+    parts = [prism_pb2.Part(media=m) for m in media]
+    if tool_result:
+        parts = [prism_pb2.Part(tool_result=prism_pb2.ToolResult(tool_call_id="call_1", content=parts))]
+    return prism_pb2.GenerateRequest(
+        messages=[prism_pb2.Message(role=prism_pb2.ROLE_USER, parts=[prism_pb2.Part(text="What is this?"), *parts])],
+        route=prism_pb2.Route(model="local/mediainfo"))
+
+
+def generate(server, request, timeout=RPC_TIMEOUT_S):
+    with server.channel() as channel:
+        events = list(prism_pb2_grpc.PrismStub(channel).Generate(request, timeout=timeout))
+    routed = [e.routed for e in events if e.WhichOneof("event") == "routed"]
+    text = "".join(e.text.text for e in events if e.WhichOneof("event") == "text")
+    return routed, text
+
+
+def refused(server, request, code, *fragments, timeout=RPC_TIMEOUT_S) -> str:
+    """Runs a Generate that must fail with `code`; its message must hold every fragment."""
+    def call():
+        with server.channel() as channel:
+            return list(prism_pb2_grpc.PrismStub(channel).Generate(request, timeout=timeout))
+    err = rpc_error(call, f"Generate with {request.messages[0].parts[-1]}")
+    assert err.code() == code, f"expected {code.name}, got {err.code().name}: {err.details()!r}"
+    for fragment in fragments:
+        assert fragment in err.details(), f"{fragment!r} missing from the message {err.details()!r}"
+    return err.details()
+
+
+# --- fetched and decoded ------------------------------------------------------------------------
+
+
+def test_an_image_by_uri_reaches_the_model(server, allowed):
+    url = allowed.url("/image.png")
+    routed, text = generate(server, request_for(prism_pb2.Media(uri=url)))
+    # Sniffed (the origin said application/octet-stream), named after the URL's last segment.
+    assert "image.png image/png: 64x48 pixels" in text, text
+    assert routed and any(a.startswith(f"uri '{url}'→image/png") for a in routed[0].adaptations), routed
+    assert allowed.hits.count("/image.png") >= 1, allowed.hits
+
+
+def test_the_same_uri_twice_is_fetched_once(server, allowed):
+    url = allowed.url("/image.png?twice")
+    _, text = generate(server, request_for(prism_pb2.Media(uri=url, name="a"), prism_pb2.Media(uri=url, name="b")))
+    assert "a image/png: 64x48 pixels" in text and "b image/png: 64x48 pixels" in text, text
+    assert allowed.hits.count("/image.png?twice") == 1, allowed.hits
+
+
+def test_data_uris_base64_and_percent_encoded(server):
+    encoded = base64.b64encode(IMAGE).decode()
+    request = request_for(
+        # The type in the URI is only declared: this one lies, and the bytes win.
+        prism_pb2.Media(uri=f"data:image/jpeg;base64,{encoded}", name="b64"),
+        prism_pb2.Media(uri="data:application/octet-stream," + urllib.parse.quote_from_bytes(IMAGE), name="pct"))
+    routed, text = generate(server, request)
+    assert "b64 image/png: 64x48 pixels" in text and "pct image/png: 64x48 pixels" in text, text
+    assert sum(a.startswith("data uri→image/png") for a in routed[0].adaptations) == 2, routed[0].adaptations
+
+
+def test_a_malformed_data_uri_is_invalid(server):
+    refused(server, request_for(prism_pb2.Media(uri="data:image/png;base64,@@@not-base64@@@")),
+            StatusCode.INVALID_ARGUMENT, "messages[0].parts[1].media.uri", "not base64")
+
+
+def test_five_redirects_are_followed_six_are_not(server, allowed):
+    routed, text = generate(server, request_for(prism_pb2.Media(uri=allowed.url("/chain/5"))))
+    assert "image/png: 64x48 pixels" in text, text
+    assert any("after 5 redirects" in a for a in routed[0].adaptations), routed[0].adaptations
+    url = allowed.url("/chain/6")
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION,
+            url, "redirected more than 5 times")
+
+
+# --- the SSRF guard -----------------------------------------------------------------------------
+
+
+def test_loopback_is_refused_by_default(default_server, private):
+    url = private.url("/image.png?default")
+    refused(default_server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION,
+            url, "resolves to 127.0.0.1, a loopback address; allow it with media.fetch.allow_hosts")
+    assert "/image.png?default" not in private.hits, "the refused origin was contacted"
+
+
+def test_loopback_not_in_the_allow_list_is_refused(server, allowed, private):
+    url = private.url("/image.png?configured")
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION, url, "127.0.0.1", "loopback")
+    assert "/image.png?configured" not in private.hits
+
+
+@pytest.mark.parametrize("target", ["127.0.0.1", "localhost", "[::ffff:127.0.0.1]"])
+def test_a_redirect_from_an_allowed_host_to_loopback_is_refused(server, allowed, private, target):
+    port = private.server.server_address[1]
+    to = f"http://{target}:{port}/image.png?via-redirect"
+    url = allowed.url("/redirect?" + urllib.parse.urlencode({"to": to}))
+    message = refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION,
+                      url, f"redirected to '{to}'", "loopback", "media.fetch.allow_hosts")
+    if target.startswith("[::ffff:"):
+        assert "an IPv6 form of 127.0.0.1" in message, message
+    assert not any(hit.startswith("/image.png?via-redirect") for hit in private.hits), private.hits
+    assert any(hit.startswith("/redirect?") for hit in allowed.hits), allowed.hits
+
+
+@pytest.mark.parametrize("host, reason", [
+    ("169.254.169.254", "169.254.169.254, the cloud metadata address"),
+    ("10.1.2.3", "10.1.2.3, a private address"),
+    ("[fe80::1]", "fe80::1, a link-local address"),
+    ("100.64.0.1", "100.64.0.1, a carrier-grade NAT (shared) address"),
+    ("0.0.0.0", "0.0.0.0, an unspecified"),
+])
+def test_internal_addresses_are_refused_before_connecting(default_server, host, reason):
+    # None of these is reachable from the test machine: an attempt to connect would time out or
+    # fail with a transport error, not FAILED_PRECONDITION naming the address class.
+    url = f"http://{host}/latest/meta-data/"
+    refused(default_server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION,
+            url, f"resolves to {reason}")
+
+
+def test_a_uri_inside_a_tool_result_is_fetched_and_guarded(server, allowed, private):
+    url = private.url("/image.png?tool")
+    refused(server, request_for(prism_pb2.Media(uri=url), tool_result=True), StatusCode.FAILED_PRECONDITION,
+            "messages[0].parts[1].tool_result.parts[0].media.uri", url, "loopback")
+    generate(server, request_for(prism_pb2.Media(uri=allowed.url("/image.png?tool")), tool_result=True))
+    assert allowed.hits.count("/image.png?tool") == 1, allowed.hits
+
+
+# --- limits and failures of the origin ----------------------------------------------------------
+
+
+@pytest.mark.parametrize("path", ["/big", "/big-declared"])
+def test_too_large_stops_the_transfer(server, allowed, path):
+    url = allowed.url(path)
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.RESOURCE_EXHAUSTED,
+            url, f"larger than media.fetch.max_bytes ({MAX_BYTES} bytes)")
+    # The origin had 50 times the limit to send: it finds the connection closed instead.
+    allowed.wait_for(f"the client of {path} go away", lambda: path in allowed.cut)
+
+
+def test_a_stalled_origin_hits_the_fetch_timeout(server, allowed):
+    url = allowed.url("/stall?timeout")
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.DEADLINE_EXCEEDED,
+            url, f"was not fetched within media.fetch.timeout_seconds ({FETCH_TIMEOUT_S} s)")
+    allowed.wait_for("the timed-out fetch close its connection", lambda: "/stall?timeout" in allowed.cut)
+
+
+def test_the_rpc_deadline_ends_the_fetch(server, allowed):
+    # The RPC's 1 s deadline comes before the fetch timeout (3 s): the status is the deadline's,
+    # whether the runtime or the fetcher reports it first, and the fetch stops.
+    refused(server, request_for(prism_pb2.Media(uri=allowed.url("/stall?deadline"))), StatusCode.DEADLINE_EXCEEDED,
+            timeout=1.0)
+    allowed.wait_for("the fetch end at the deadline", lambda: "/stall?deadline" in allowed.cut)
+
+
+def test_cancelling_the_rpc_stops_the_fetch(server, allowed):
+    with server.channel() as channel:
+        call = prism_pb2_grpc.PrismStub(channel).Generate(
+            request_for(prism_pb2.Media(uri=allowed.url("/stall?cancel"))), timeout=RPC_TIMEOUT_S)
+        allowed.wait_for("the fetch start", lambda: "/stall?cancel" in allowed.hits)
+        call.cancel()
+        allowed.wait_for("the cancelled fetch close its connection", lambda: "/stall?cancel" in allowed.cut)
+    assert_serving_generate(server, allowed)
+
+
+def test_a_404_names_the_uri_and_the_status(server, allowed):
+    url = allowed.url("/missing")
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION, url, "answered HTTP 404")
+
+
+@pytest.mark.parametrize("uri, scheme", [("ftp://127.0.0.2/image.png", "ftp"), ("file:///etc/passwd", "file"),
+                                         ("gopher://127.0.0.2/", "gopher")])
+def test_an_unknown_scheme_is_invalid(server, uri, scheme):
+    refused(server, request_for(prism_pb2.Media(uri=uri)), StatusCode.INVALID_ARGUMENT,
+            "messages[0].parts[1].media.uri", uri, f"the scheme '{scheme}' is not fetched")
+
+
+def test_data_and_uri_together_are_invalid(server, allowed):
+    refused(server, request_for(prism_pb2.Media(uri=allowed.url("/image.png"), data=IMAGE)),
+            StatusCode.INVALID_ARGUMENT, "both data and uri")
+
+
+def assert_serving_generate(server, allowed) -> None:
+    """The server still fetches and answers."""
+    _, text = generate(server, request_for(prism_pb2.Media(uri=allowed.url("/image.png?after"))))
+    assert "image/png: 64x48 pixels" in text, text
+
+
+def test_a_stalled_fetch_does_not_hold_up_others(server, allowed):
+    with server.channel() as channel:
+        stalled = prism_pb2_grpc.PrismStub(channel).Generate(
+            request_for(prism_pb2.Media(uri=allowed.url("/stall?beside"))), timeout=RPC_TIMEOUT_S)
+        allowed.wait_for("the stalled fetch start", lambda: "/stall?beside" in allowed.hits)
+        assert_serving_generate(server, allowed)
+        stalled.cancel()
+
+
+# --- settings -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fetch, named", [
+    ({"allow_hosts": ["http://internal/"]}, "media.fetch.allow_hosts entry 'http://internal/'"),
+    ({"allow_hosts": ["10.0.0.0/40"]}, "media.fetch.allow_hosts entry '10.0.0.0/40'"),
+    ({"max_bytes": 0}, "media.fetch.max_bytes must be between 1 and"),
+    ({"timeout_seconds": -1}, "media.fetch.timeout_seconds must be between 1 and"),
+])
+def test_bad_settings_stop_the_server_at_start(servers, tmp_path, fetch, named):
+    config = tmp_path / "prism.json"
+    config.write_text(json.dumps({"media": {"fetch": fetch}}))
+    with pytest.raises(ServerStartError) as failure:
+        servers.start(f"media-uri-bad-{tmp_path.name}", ["--config", str(config)], "h2c").kill()
+    assert named in str(failure.value), str(failure.value)
