@@ -234,6 +234,10 @@ private final class FetchTransfer {
         // to would be the proxy's, and the guard could not see the origin's.
         prism_curl_set_string(h, CURLOPT_PROXY, "")
         prism_curl_set_long(h, CURLOPT_NOSIGNAL, 1)
+        // HTTP/1.1: one fetch per connection at a time, so stopping a fetch (cancelled, over the
+        // limit) closes its connection and the origin stops sending; an HTTP/2 stream given up
+        // on would share its connection with other fetches. A single file gains nothing from h2.
+        prism_curl_set_long(h, CURLOPT_HTTP_VERSION, Int(CURL_HTTP_VERSION_1_1))
         prism_curl_set_string(h, CURLOPT_USERAGENT, "prism-media-fetch")
         prism_curl_set_opensocket_fn(h, openSocketCallback)
         prism_curl_set_pointer(h, CURLOPT_OPENSOCKETDATA, context)
