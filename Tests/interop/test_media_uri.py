@@ -19,6 +19,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from harness import RPC_TIMEOUT_S, ServerStartError, rpc_error
 from test_generate import png
+from tls_front import TLSFront
 
 StatusCode = grpc.StatusCode
 
@@ -306,22 +307,22 @@ def test_a_stalled_origin_hits_the_fetch_timeout(server, allowed):
     allowed.wait_for("the timed-out fetch close its connection", lambda: "/stall?timeout" in allowed.cut)
 
 
-def test_the_rpc_deadline_ends_the_fetch(server, allowed):
-    # The RPC's 1 s deadline comes before the fetch timeout (3 s): the status is the deadline's,
-    # whether the runtime or the fetcher reports it first, and the fetch stops.
-    refused(server, request_for(prism_pb2.Media(uri=allowed.url("/stall?deadline"))), StatusCode.DEADLINE_EXCEEDED,
+def test_the_rpc_deadline_ends_the_fetch(patient, private):
+    # The RPC's 1 s deadline comes long before the fetch timeout (30 s): the status is the
+    # deadline's, whether the runtime or the fetcher reports it first, and the fetch stops.
+    refused(patient, request_for(prism_pb2.Media(uri=private.url("/stall?deadline"))), StatusCode.DEADLINE_EXCEEDED,
             timeout=1.0)
-    allowed.wait_for("the fetch end at the deadline", lambda: "/stall?deadline" in allowed.cut)
+    private.wait_for("the fetch end at the deadline", lambda: "/stall?deadline" in private.cut)
 
 
-def test_cancelling_the_rpc_stops_the_fetch(server, allowed):
-    with server.channel() as channel:
+def test_cancelling_the_rpc_stops_the_fetch(patient, private):
+    with patient.channel() as channel:
         call = prism_pb2_grpc.PrismStub(channel).Generate(
-            request_for(prism_pb2.Media(uri=allowed.url("/stall?cancel"))), timeout=RPC_TIMEOUT_S)
-        allowed.wait_for("the fetch start", lambda: "/stall?cancel" in allowed.hits)
+            request_for(prism_pb2.Media(uri=private.url("/stall?cancel"))), timeout=RPC_TIMEOUT_S)
+        private.wait_for("the fetch start", lambda: "/stall?cancel" in private.hits)
         call.cancel()
-        allowed.wait_for("the cancelled fetch close its connection", lambda: "/stall?cancel" in allowed.cut)
-    assert_serving_generate(server, allowed)
+        private.wait_for("the cancelled fetch close its connection", lambda: "/stall?cancel" in private.cut)
+    assert_still_fetching(patient, private)
 
 
 def test_a_404_names_the_uri_and_the_status(server, allowed):
@@ -341,19 +342,68 @@ def test_data_and_uri_together_are_invalid(server, allowed):
             StatusCode.INVALID_ARGUMENT, "both data and uri")
 
 
-def assert_serving_generate(server, allowed) -> None:
+def assert_still_fetching(server, origin) -> None:
     """The server still fetches and answers."""
-    _, text = generate(server, request_for(prism_pb2.Media(uri=allowed.url("/image.png?after"))))
+    _, text = generate(server, request_for(prism_pb2.Media(uri=origin.url("/image.png?after"))))
     assert "image/png: 64x48 pixels" in text, text
 
 
-def test_a_stalled_fetch_does_not_hold_up_others(server, allowed):
-    with server.channel() as channel:
+def test_a_stalled_fetch_does_not_hold_up_others(patient, private):
+    with patient.channel() as channel:
         stalled = prism_pb2_grpc.PrismStub(channel).Generate(
-            request_for(prism_pb2.Media(uri=allowed.url("/stall?beside"))), timeout=RPC_TIMEOUT_S)
-        allowed.wait_for("the stalled fetch start", lambda: "/stall?beside" in allowed.hits)
-        assert_serving_generate(server, allowed)
+            request_for(prism_pb2.Media(uri=private.url("/stall?beside"))), timeout=RPC_TIMEOUT_S)
+        private.wait_for("the stalled fetch start", lambda: "/stall?beside" in private.hits)
+        assert_still_fetching(patient, private)
         stalled.cancel()
+
+
+# --- https ----------------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def https_origin(private, certs, session_dir):
+    """nghttpx with the suite CA's certificate for 127.0.0.1 (ALPN h2 and http/1.1) in front of
+    the 127.0.0.1 origin."""
+    front = TLSFront("media-uri", private.server.server_address[1], certs.server_cert, certs.server_key,
+                     session_dir / "media-uri-front").start()
+    yield front
+    front.stop()
+
+
+def loopback_server(servers, tmp_path_factory, name: str, env: dict[str, str]):
+    """A server that allows 127.0.0.1, with the default fetch limits (30 s)."""
+    config = tmp_path_factory.mktemp(name) / "prism.json"
+    config.write_text(json.dumps({"media": {"fetch": {"allow_hosts": ["127.0.0.1"]}}}))
+    return servers.start(f"{name}-h2c", ["--config", str(config)], "h2c", env=env)
+
+
+@pytest.fixture(scope="module")
+def patient(servers, tmp_path_factory, certs):
+    """Allows 127.0.0.1 (the private origin), trusts the suite's CA, and keeps the default fetch
+    timeout of 30 s: longer than WAIT_S, so an origin that sees its client go away within WAIT_S
+    saw a cancellation or a deadline, not the fetch timeout."""
+    server = loopback_server(servers, tmp_path_factory, "media-uri-patient", {"SSL_CERT_FILE": str(certs.ca_cert)})
+    yield server
+    server.stop()
+
+
+def test_https_with_the_trust_store_of_ssl_cert_file(patient, https_origin):
+    url = https_origin.url + "/image.png?https"
+    routed, text = generate(patient, request_for(prism_pb2.Media(uri=url)))
+    assert "image.png image/png: 64x48 pixels" in text, text
+    assert any(a.startswith(f"uri '{url}'→image/png") for a in routed[0].adaptations), routed
+    # HTTP/1.1 even where the origin offers h2 (a stopped fetch must close its connection).
+    entries = https_origin.wait_for_entries(1)
+    assert [e["alpn"] for e in entries if e["path"] == "/image.png"] == ["http/1.1"], entries
+
+
+def test_https_with_an_untrusted_certificate_is_refused(servers, tmp_path_factory, https_origin):
+    server = loopback_server(servers, tmp_path_factory, "media-uri-untrusted", {"SSL_CERT_FILE": "", "SSL_CERT_DIR": ""})
+    try:
+        url = https_origin.url + "/image.png?untrusted"
+        refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION, url, "cannot be fetched", "certificate")
+    finally:
+        server.stop()
 
 
 # --- settings -----------------------------------------------------------------------------------
