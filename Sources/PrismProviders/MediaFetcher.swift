@@ -53,19 +53,20 @@ public final class MediaFetcher: Sendable {
     /// failure cancels the other fetches. Returns `request` itself when it names no URI.
     public func resolve(_ request: GenerationRequest) async throws -> (request: GenerationRequest, report: [String]) {
         var wanted: [(uri: String, field: String)] = []
-        func collect(_ parts: [ContentPart], _ field: String) {
+        // `list` is the field holding `parts`: "messages[0].parts", "….tool_result.content".
+        func collect(_ parts: [ContentPart], _ list: String) {
             for (index, part) in parts.enumerated() {
                 switch part {
                 case .media(let media) where media.data.isEmpty && !media.uri.isEmpty:
-                    if !wanted.contains(where: { $0.uri == media.uri }) { wanted.append((media.uri, "\(field).parts[\(index)].media.uri")) }
+                    if !wanted.contains(where: { $0.uri == media.uri }) { wanted.append((media.uri, "\(list)[\(index)].media.uri")) }
                 case .toolResult(_, let content, _):
-                    collect(content, "\(field).parts[\(index)].tool_result")
+                    collect(content, "\(list)[\(index)].tool_result.content")
                 default:
                     break
                 }
             }
         }
-        for (index, message) in request.messages.enumerated() { collect(message.parts, "messages[\(index)]") }
+        for (index, message) in request.messages.enumerated() { collect(message.parts, "messages[\(index)].parts") }
         guard !wanted.isEmpty else { return (request, []) }
 
         let budget = FetchBudget(total: policy.maxBytes * MediaFetchLimits.requestBytesFactor)

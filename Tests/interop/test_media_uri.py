@@ -58,6 +58,8 @@ class Origin:
                         self._redirect(f"/chain/{left - 1}")
                     else:
                         self._answer(200, IMAGE, "image/png")
+                elif route == "/sized":
+                    self._answer(200, IMAGE + bytes(int(query["n"][0]) - len(IMAGE)), "image/png")
                 elif route == "/missing":
                     self._answer(404, b"not here", "text/plain")
                 elif route == "/big":
@@ -283,7 +285,7 @@ def test_internal_addresses_are_refused_before_connecting(default_server, host, 
 def test_a_uri_inside_a_tool_result_is_fetched_and_guarded(server, allowed, private):
     url = private.url("/image.png?tool")
     refused(server, request_for(prism_pb2.Media(uri=url), tool_result=True), StatusCode.FAILED_PRECONDITION,
-            "messages[0].parts[1].tool_result.parts[0].media.uri", url, "loopback")
+            "messages[0].parts[1].tool_result.content[0].media.uri", url, "loopback")
     generate(server, request_for(prism_pb2.Media(uri=allowed.url("/image.png?tool")), tool_result=True))
     assert allowed.hits.count("/image.png?tool") == 1, allowed.hits
 
@@ -298,6 +300,13 @@ def test_too_large_stops_the_transfer(server, allowed, path):
             url, f"larger than media.fetch.max_bytes ({MAX_BYTES} bytes)")
     # The origin had 50 times the limit to send: it finds the connection closed instead.
     allowed.wait_for(f"the client of {path} go away", lambda: path in allowed.cut)
+
+
+def test_a_requests_uris_together_are_limited(server, allowed):
+    # Each is under max_bytes; five of them are over the request's 4 × max_bytes.
+    urls = [allowed.url(f"/sized?n={9 * MAX_BYTES // 10}&i={i}") for i in range(5)]
+    refused(server, request_for(*[prism_pb2.Media(uri=url) for url in urls]), StatusCode.RESOURCE_EXHAUSTED,
+            f"takes the media fetched for this request past {4 * MAX_BYTES} bytes (4 × media.fetch.max_bytes)")
 
 
 def test_a_stalled_origin_hits_the_fetch_timeout(server, allowed):
