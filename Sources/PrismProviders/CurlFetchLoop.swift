@@ -88,6 +88,7 @@ final class CurlFetchLoop: @unchecked Sendable {
             lock.lock()
             let new = submitted
             submitted = []
+            // Read under the lock; a cancel that comes later is seen on the next turn (it wakes us).
             let cancelled = (new + active.values).filter(\.cancelRequested)
             if new.isEmpty && active.isEmpty {
                 threadRunning = false
@@ -96,7 +97,8 @@ final class CurlFetchLoop: @unchecked Sendable {
             }
             lock.unlock()
 
-            for transfer in new where !transfer.cancelRequested { begin(transfer) }
+            let skipped = Set(cancelled.map(ObjectIdentifier.init))
+            for transfer in new where !skipped.contains(ObjectIdentifier(transfer)) { begin(transfer) }
             for transfer in cancelled {
                 finish(transfer, .failure(ProviderFailure(.cancelled, "the request was cancelled while it was being fetched")), abandoned: true)
             }

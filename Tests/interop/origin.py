@@ -49,6 +49,8 @@ class Origin:
                     self._answer(200, IMAGE + bytes(int(query["n"][0]) - len(IMAGE)), "image/png")
                 elif route == "/missing":
                     self._answer(404, b"not here", "text/plain")
+                elif route == "/overloaded":
+                    self._answer(503, b"try later", "text/plain")
                 elif route == "/big":
                     self._endless(declared_length=None)
                 elif route == "/big-declared":

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import json
+import socket
 import urllib.parse
 
 import grpc
@@ -227,6 +228,16 @@ def test_cancelling_the_rpc_stops_the_fetch(patient, private):
 def test_a_404_names_the_uri_and_the_status(server, allowed):
     url = allowed.url("/missing")
     refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.FAILED_PRECONDITION, url, "answered HTTP 404")
+
+
+def test_an_origin_that_may_recover_is_unavailable(server, allowed):
+    url = allowed.url("/overloaded")
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.UNAVAILABLE, url, "answered HTTP 503")
+    with socket.socket() as closed:  # a port nobody listens on once this is closed
+        closed.bind(("127.0.0.2", 0))
+        port = closed.getsockname()[1]
+    url = f"http://127.0.0.2:{port}/image.png"
+    refused(server, request_for(prism_pb2.Media(uri=url)), StatusCode.UNAVAILABLE, url, "cannot be fetched")
 
 
 @pytest.mark.parametrize("uri, scheme", [("ftp://127.0.0.2/image.png", "ftp"), ("file:///etc/passwd", "file"),
