@@ -90,7 +90,7 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", .product(name: "Logging", package: "swift-log")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),

@@ -8,17 +8,21 @@ public enum Role: Int, Sendable {
     case unspecified = 0, user = 1, assistant = 2
 }
 
-/// Media as the client sent it (or as the adapter made it): declared type, bytes, optional name.
+/// Media as the client sent it (or as the adapter made it): declared type, bytes, optional name;
+/// or a URI whose bytes the Generator fetches (MediaFetcher) before anything else looks at it.
 public struct MediaInput: Sendable {
     /// The type the client declared; the adapter sniffs the bytes and never trusts it alone.
     public var mimeType: String
     public var data: Data
     public var name: String
+    /// Media.uri: where `data` comes from while it is empty; kept once fetched.
+    public var uri: String
 
-    public init(mimeType: String, data: Data, name: String = "") {
+    public init(mimeType: String, data: Data, name: String = "", uri: String = "") {
         self.mimeType = mimeType
         self.data = data
         self.name = name
+        self.uri = uri
     }
 }
 

@@ -27,12 +27,16 @@ public final class Generator: Sendable {
     public let host: PluginHost
     public let planner: Planner
     public let health: ProviderHealth
+    /// Fetches Media.uri before planning (the config's `media.fetch` policy).
+    public let fetcher: MediaFetcher
     private let logger: Logger
 
-    public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(), logger: Logger) {
+    public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
+                fetcher: MediaFetcher = MediaFetcher(), logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
+        self.fetcher = fetcher
         self.logger = logger
     }
 
@@ -52,6 +56,10 @@ public final class Generator: Sendable {
            !named.operations.contains(.generate), let operation = named.operations.first(where: { $0 == .ocr || $0 == .transcribe }) {
             asked.operation = operation
         }
+        // Media by URI is fetched once, before planning looks at any bytes; retries and
+        // fallbacks reuse what was fetched. Each attempt's `routed` names the fetches.
+        let fetched: [String]
+        (asked, fetched) = try await fetcher.resolve(asked)
         let request = asked
         var needs = try await offload { try RequestNeeds.of(request) }
         if request.streamedAudio != nil {
@@ -78,7 +86,7 @@ public final class Generator: Sendable {
             for retry in 0..<ProviderLimits.attemptsPerModel {
                 try Task.checkCancellation()
                 attempt += 1
-                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: report, attempt: attempt)))
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt)))
                 let started = Date()
                 let end: PluginCall.End
                 var sentContent = false

@@ -18,7 +18,8 @@ public final class PrismGateway: Sendable {
         pluginOptions.workerThreads = settings.pluginWorkerThreads
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
-        let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference), logger: logger)
+        let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference),
+                                  fetcher: MediaFetcher(policy: settings.mediaFetch), logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()

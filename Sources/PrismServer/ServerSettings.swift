@@ -58,9 +58,25 @@ public struct ConfigFile: Codable, Sendable {
         public var kept_tool_images: Int?
     }
 
+    /// Media the server fetches itself (Media.uri): `media.fetch`.
+    public struct Media: Codable, Sendable {
+        public struct Fetch: Codable, Sendable {
+            /// Host names, addresses or CIDR ranges that may be fetched although they are
+            /// loopback, private or link-local (the SSRF guard refuses those otherwise).
+            public var allow_hosts: [String]?
+            /// Bytes of one fetched medium (default `MediaFetchLimits.maxBytes`).
+            public var max_bytes: Int?
+            /// Seconds for one fetch, redirects included (default `MediaFetchLimits.timeoutSeconds`).
+            public var timeout_seconds: Int?
+        }
+
+        public var fetch: Fetch?
+    }
+
     public var listen: String?
     public var plugins: Plugins?
     public var converse: Converse?
+    public var media: Media?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -146,6 +162,8 @@ public struct ServerSettings: Sendable {
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
     /// Bounds of each Converse stream (config file `converse`).
     public private(set) var converse = ConverseLimits()
+    /// How Media.uri is fetched: `media.fetch` in the config file.
+    public var mediaFetch = MediaFetchPolicy()
 
     public init() {}
 
@@ -195,6 +213,15 @@ public struct ServerSettings: Sendable {
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
         if let c = file.converse { try converse.apply(c) }
+        if let fetch = file.media?.fetch {
+            do {
+                if let hosts = fetch.allow_hosts { mediaFetch.allowList = try FetchAllowList(hosts) }
+                if let v = fetch.max_bytes { try mediaFetch.setMaxBytes(v) }
+                if let v = fetch.timeout_seconds { try mediaFetch.setTimeoutSeconds(v) }
+            } catch {
+                throw SettingsError("\(error)")
+            }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }

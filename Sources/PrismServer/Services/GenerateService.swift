@@ -97,13 +97,14 @@ enum GenerateService {
             return .text(String(protoC: p.text))
         case PRISM__V1__PART__KIND_MEDIA:
             guard let m = p.media?.pointee else { throw RPCError(.invalidArgument, "\(field).parts.media is empty") }
-            if m.data.len == 0 {
-                if !String(protoC: m.uri).isEmpty {
-                    throw RPCError(.unimplemented, "\(field): Media.uri is not fetched by this build yet; send the bytes in Media.data")
-                }
-                throw RPCError(.invalidArgument, "\(field): Media has neither data nor uri")
+            let uri = String(protoC: m.uri)
+            switch (m.data.len == 0, uri.isEmpty) {
+            case (true, true): throw RPCError(.invalidArgument, "\(field): Media has neither data nor uri")
+            case (false, false): throw RPCError(.invalidArgument, "\(field): Media has both data and uri; set one")
+            default: break
             }
-            return .media(MediaInput(mimeType: String(protoC: m.mime_type), data: Data([UInt8](protoC: m.data)), name: String(protoC: m.name)))
+            // A uri is fetched by the Generator (MediaFetcher) before planning.
+            return .media(MediaInput(mimeType: String(protoC: m.mime_type), data: Data([UInt8](protoC: m.data)), name: String(protoC: m.name), uri: uri))
         case PRISM__V1__PART__KIND_TOOL_CALL:
             let t = p.tool_call!.pointee
             return .toolCall(id: String(protoC: t.id), name: String(protoC: t.name), argumentsJSON: String(protoC: t.arguments_json))

@@ -200,7 +200,10 @@ struct  Prism__V1__Media
   char *mime_type;
   ProtobufCBinaryData data;
   /*
-   * https only; fetched by the server under an allow-list.
+   * https://, http:// (fetched by the server once per request, within media.fetch's byte and time
+   * limits, at most 5 redirects; loopback, private, link-local and metadata addresses are refused
+   * unless media.fetch.allow_hosts allows them) or data: (base64 or percent-encoded). The type
+   * the origin or the data: URI declares is checked against the bytes like mime_type.
    */
   char *uri;
   /*
