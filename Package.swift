@@ -114,6 +114,8 @@ let package = Package(
         // --- JSON (issue 11) ---
         // The JSON reader and writer shared by the plugins and the server; Foundation only.
         .target(name: "PrismJSON"),
+        // Prism's own JSON Schema (draft 2020-12) validator: Extract checks every vendor answer with it.
+        .target(name: "PrismSchema", dependencies: ["PrismJSON"]),
         // --- end JSON ---
 
         // --- vendor provider plugins (issue 6) ---
@@ -130,7 +132,7 @@ let package = Package(
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -153,6 +155,7 @@ let package = Package(
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
+        .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
     ],
     swiftLanguageModes: [.v5]
 )
