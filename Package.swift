@@ -90,7 +90,7 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", .product(name: "Logging", package: "swift-log")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -152,7 +152,7 @@ let package = Package(
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
-        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
+        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),

@@ -25,7 +25,8 @@ public final class PrismGateway: Sendable {
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
-        router.register(PrismService.definition(generator: generator, converse: settings.converse))
+        router.register(PrismService.definition(generator: generator, converse: settings.converse,
+                                                extractRepairs: settings.extractRepairs))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()

@@ -73,10 +73,16 @@ public struct ConfigFile: Codable, Sendable {
         public var fetch: Fetch?
     }
 
+    /// Extract: repair rounds after an answer that fails the schema (default 1, at most 3).
+    public struct Extract: Codable, Sendable {
+        public var repairs: Int?
+    }
+
     public var listen: String?
     public var plugins: Plugins?
     public var converse: Converse?
     public var media: Media?
+    public var extract: Extract?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -164,6 +170,8 @@ public struct ServerSettings: Sendable {
     public private(set) var converse = ConverseLimits()
     /// How Media.uri is fetched: `media.fetch` in the config file.
     public var mediaFetch = MediaFetchPolicy()
+    /// Extract's repair rounds (`extract.repairs`).
+    public private(set) var extractRepairs = Extractor.defaultRepairs
 
     public init() {}
 
@@ -221,6 +229,12 @@ public struct ServerSettings: Sendable {
             } catch {
                 throw SettingsError("\(error)")
             }
+        }
+        if let v = file.extract?.repairs {
+            guard (0...Extractor.maxRepairs).contains(v) else {
+                throw SettingsError("extract.repairs must be between 0 and \(Extractor.maxRepairs), not \(v)")
+            }
+            extractRepairs = v
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }

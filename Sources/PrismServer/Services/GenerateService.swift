@@ -80,17 +80,27 @@ enum GenerateService {
         request.outputs = Set(UnsafeBufferPointer(start: r.outputs, count: r.outputs == nil ? 0 : r.n_outputs).compactMap {
             Modality(rawValue: Int($0.rawValue))
         })
-        if let route = r.route?.pointee {
-            request.route = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
-                                         fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
-                                         nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
-        }
-        for entry in elements(r.labels, r.n_labels) {
-            request.labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value)
-        }
+        request.route = routeRequest(r.route)
+        request.labels = labels(r.labels, r.n_labels)
         return request
     }
 
+    /// A prism.v1.Route as the planner's; absent = any capable provider.
+    static func routeRequest(_ route: UnsafeMutablePointer<Prism__V1__Route>?) -> RouteRequest {
+        guard let route = route?.pointee else { return RouteRequest() }
+        return RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                            fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                            nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+    }
+
+    /// A request's labels map.
+    static func labels<Entry: LabelsEntry>(_ entries: UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>?, _ count: Int) -> [String: String] {
+        var labels: [String: String] = [:]
+        for entry in elements(entries, count) { labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value) }
+        return labels
+    }
+
+    /// One Part of a message (`field` names where it sits, for errors).
     static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
         switch p.kind_case {
         case PRISM__V1__PART__KIND_TEXT:
@@ -130,12 +140,7 @@ enum GenerateService {
         let e = b.message(prism__v1__generate_event__init)
         switch output {
         case .routed(let info):
-            let r = b.message(prism__v1__route_info__init)
-            r.pointee.provider = b.string(info.provider)
-            r.pointee.model = b.string(info.model)
-            r.pointee.n_adaptations = info.adaptations.count
-            r.pointee.adaptations = b.strings(info.adaptations)
-            r.pointee.attempt = UInt32(info.attempt)
+            let r = b.routeInfo(info)
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_ROUTED
             e.pointee.routed = r
         case .event(.text(let text)):
@@ -158,12 +163,7 @@ enum GenerateService {
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_MEDIA
             e.pointee.media = m
         case .event(.usage(let usage)):
-            let u = b.message(prism__v1__usage__init)
-            u.pointee.input_tokens = usage.inputTokens
-            u.pointee.output_tokens = usage.outputTokens
-            u.pointee.image_tokens = usage.imageTokens
-            u.pointee.audio_seconds = usage.audioSeconds
-            u.pointee.cost_usd_micros = usage.costUSDMicros
+            let u = b.usage(usage)
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_USAGE
             e.pointee.usage = u
         case .event(.finished(let reason)):
@@ -228,3 +228,12 @@ extension GenerateService {
 func elements<Element>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?, _ count: Int) -> [UnsafeMutablePointer<Element>] {
     UnsafeBufferPointer(start: array, count: array == nil ? 0 : count).compactMap { $0 }
 }
+
+/// An entry of a request's `map<string, string> labels`, whatever message holds it.
+protocol LabelsEntry {
+    var key: UnsafeMutablePointer<CChar>! { get }
+    var value: UnsafeMutablePointer<CChar>! { get }
+}
+
+extension Prism__V1__GenerateRequest__LabelsEntry: LabelsEntry {}
+extension Prism__V1__ExtractRequest__LabelsEntry: LabelsEntry {}
