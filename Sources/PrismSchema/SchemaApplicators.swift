@@ -107,8 +107,8 @@ extension SchemaEvaluator {
         var valid = true
         for (position, member) in members.enumerated() {
             for (pattern, node) in patterns where pattern.matches(member.key) {
-                if !evaluate(node, child: member.value, key: member.key, position: position) { valid = false }
-                annotations.properties.insert(member.key)
+                if !evaluate(node, child: member.value, key: .key(member.key), position: position) { valid = false }
+                if collects { annotations.properties.insert(member.key) }
             }
         }
         return valid
@@ -118,7 +118,7 @@ extension SchemaEvaluator {
         guard let members = instance.object else { return true }
         var valid = true
         for (position, member) in members.enumerated() {
-            let (ok, violations) = trial(node, child: .string(member.key), key: member.key, position: position)
+            let (ok, violations) = trial(node, child: .string(member.key), key: .key(member.key), position: position)
             guard !ok else { continue }
             valid = false
             // Reported at the object, naming the member: a name is not a location of its own.
@@ -131,7 +131,7 @@ extension SchemaEvaluator {
         guard let elements = instance.array else { return true }
         var valid = true
         for (i, node) in nodes.enumerated() where i < elements.count {
-            if !evaluate(node, child: elements[i], key: String(i), position: i) { valid = false }
+            if !evaluate(node, child: elements[i], key: .index(i), position: i) { valid = false }
         }
         annotations.itemPrefix = max(annotations.itemPrefix, min(nodes.count, elements.count))
         return valid
@@ -140,9 +140,9 @@ extension SchemaEvaluator {
     private mutating func contains(_ keywordCheck: KeywordCheck, _ node: Int, _ min: Int, _ max: Int?, _ instance: JSONValue, _ annotations: inout Annotations) -> Bool {
         guard let elements = instance.array else { return true }
         var matched = 0
-        for (i, element) in elements.enumerated() where trial(node, child: element, key: String(i), position: i).valid {
+        for (i, element) in elements.enumerated() where trial(node, child: element, key: .index(i), position: i).valid {
             matched += 1
-            annotations.items.insert(i)
+            if collects { annotations.items.insert(i) }
         }
         if matched < min {
             report(keywordCheck.keyword, keywordCheck.schemaPath, "must contain at least \(Self.count(min, "item")) matching the contains schema, has \(matched)")
@@ -162,8 +162,8 @@ extension SchemaEvaluator {
         var valid = true
         for (position, member) in members.enumerated() {
             guard let node = schema(member.key) else { continue }
-            if !evaluate(node, child: member.value, key: member.key, position: position) { valid = false }
-            annotations.properties.insert(member.key)
+            if !evaluate(node, child: member.value, key: .key(member.key), position: position) { valid = false }
+            if collects { annotations.properties.insert(member.key) }
         }
         return valid
     }
@@ -176,7 +176,7 @@ extension SchemaEvaluator {
         for (i, element) in elements.enumerated() {
             guard let node = schema(i) else { continue }
             applied = true
-            if !evaluate(node, child: element, key: String(i), position: i) { valid = false }
+            if !evaluate(node, child: element, key: .index(i), position: i) { valid = false }
         }
         if applied { annotations.allItems = true }
         return valid

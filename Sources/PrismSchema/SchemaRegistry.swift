@@ -24,7 +24,7 @@ struct SchemaRegistry {
         "additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
         "unevaluatedItems", "unevaluatedProperties", "contentSchema",
     ]
-    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
+    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"]
     static let schemaArrayKeywords: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems"]
 
     /// `$schema` values taken to mean draft 2020-12. Older json-schema.org dialects are accepted too:

@@ -146,6 +146,10 @@ final class JSONSchemaTests: XCTestCase {
 
     func testKnownDialectsAndTheMetaSchemaItselfAreAccepted() throws {
         _ = try JSONSchema(text: ##"{"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"a": {"type": "string"}}, "properties": {"a": {"$ref": "#/definitions/a"}}}"##)
+        // Draft 7's dependencies is still honoured: arrays as dependentRequired, schemas as dependentSchemas.
+        let legacy = try JSONSchema(text: #"{"dependencies": {"card": ["billing_address"], "vat_id": {"required": ["country"]}}}"#)
+        XCTAssertEqual(legacy.validate(try json(#"{"card": 1, "vat_id": "x"}"#)).map(\.message),
+                       [#"must have the property "billing_address" when "card" is present"#, #"must have the property "country""#])
         let meta = try JSONSchema(text: #"{"$ref": "https://json-schema.org/draft/2020-12/schema"}"#)
         XCTAssertEqual(meta.validate(try json(#"{"type": "object"}"#)), [])
         XCTAssertEqual(meta.validate(try json(#"{"minLength": -1}"#)).map(\.instancePath), ["/minLength"])
