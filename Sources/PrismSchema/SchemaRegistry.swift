@@ -114,7 +114,7 @@ struct SchemaRegistry {
             let remote = target.scheme != URIReference(Self.defaultBase).scheme
             throw SchemaError(schemaPath: schemaPath, message: remote
                 ? "\"\(reference)\" refers to \(resource), which is not in this schema: remote references are not fetched"
-                : "\"\(reference)\" does not resolve to any schema in this document")
+                : "\"\(reference)\" does not resolve to any schema in this document (other documents are not fetched)")
         }
         let fragment = target.fragment ?? ""
         if fragment.isEmpty { return (root, nil) }

@@ -96,6 +96,9 @@ final class JSONSchemaTests: XCTestCase {
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "a{"}"#).validate(.string("a{")), [], "a lone { is a literal")
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "^\\p{Lu}\\u{E9}$"}"#).validate(.string("A\u{E9}")), [])
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "[^]"}"#).validate(.string("\n")), [])
+        let verticalTab = try JSONSchema(text: #"{"pattern": "^\\v\\0$"}"#)
+        XCTAssertEqual(verticalTab.validate(.string("\u{0B}\u{0}")), [])
+        XCTAssertEqual(verticalTab.validate(.string("\n\u{0}")).count, 1, "\\v is U+000B alone, not ICU's vertical space class")
         XCTAssertEqual(try JSONSchema(text: #"{"maxLength": 2}"#).validate(.string("\u{1F600}\u{1F600}")), [], "lengths count code points")
     }
 
@@ -131,6 +134,8 @@ final class JSONSchemaTests: XCTestCase {
              #""https://example.com/address.json" refers to https://example.com/address.json, which is not in this schema: remote references are not fetched"#),
             (#"{"$id": "https://example.com/invoice.json", "items": {"$ref": "line.json#/x"}}"#, "/items/$ref",
              #""line.json#/x" refers to https://example.com/line.json, which is not in this schema: remote references are not fetched"#),
+            (#"{"properties": {"address": {"$ref": "address.json"}}}"#, "/properties/address/$ref",
+             #""address.json" does not resolve to any schema in this document (other documents are not fetched)"#),
             (#"{"$schema": "https://example.com/my-meta", "type": "object"}"#, "/$schema",
              #""https://example.com/my-meta" is not a JSON Schema dialect Prism knows (draft 2020-12 is supported; custom meta-schemas are not fetched)"#),
             (#"{"items": [{"type": "string"}]}"#, "/items", "items must be an object or a boolean, is an array"),
