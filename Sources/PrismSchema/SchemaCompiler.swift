@@ -113,6 +113,8 @@ final class SchemaCompiler {
         switch keyword {
         case "properties", "patternProperties", "additionalProperties", "unevaluatedProperties": return (keyword, .property)
         case "items", "prefixItems", "unevaluatedItems": return (keyword, .item)
+        // A definition applies through the `$ref` that names it: the schema itself is what refuses.
+        case "$defs", "definitions": return ("false", .value)
         default: return (n == 0 ? "false" : keyword, .value)
         }
     }
@@ -212,7 +214,7 @@ final class SchemaCompiler {
         }
 
         private func check(_ keyword: String, _ value: JSONValue, in schema: JSONValue,
-                                    patterns: [(pattern: CompiledPattern, schema: Int)]) throws -> Check? {
+                           patterns: [(pattern: CompiledPattern, schema: Int)]) throws -> Check? {
             switch keyword {
             case "type":
                 let names = value.array ?? [value]

@@ -128,7 +128,9 @@ final class JSONSchemaTests: XCTestCase {
             (#"{"multipleOf": 0}"#, "/multipleOf", "multipleOf must be > 0, is 0"),
             (#"{"properties": {"code": {"pattern": "[a-"}}}"#, "/properties/code/pattern", #""[a-" is not a valid regular expression"#),
             (#"{"patternProperties": {"(": {}}}"#, "/patternProperties/(", #""(" is not a valid regular expression"#),
-            (##"{"properties": {"x": {"$ref": "#/$defs/missing"}}}"##, "/properties/x/$ref", ##""#/$defs/missing" points to nothing: no value at /$defs/missing of prism-schema:/root.json"##),
+            (##"{"properties": {"x": {"$ref": "#/$defs/missing"}}}"##, "/properties/x/$ref", ##""#/$defs/missing" points to nothing: no value at /$defs/missing in this schema"##),
+            (#"{"$defs": {"a": {"$anchor": "x"}, "b": {"$anchor": "x"}}}"#, "/$defs/b/$anchor", "$anchor declares #x, which /$defs/a already declares"),
+            (#"{"$id": "https://example.com/a", "items": {"$id": "a"}}"#, "/items/$id", "$id declares https://example.com/a, which the root already declares"),
             (##"{"$ref": "#nowhere"}"##, "/$ref", ##""#nowhere" names the anchor "nowhere", which this schema does not declare"##),
             (#"{"$ref": "https://example.com/address.json"}"#, "/$ref",
              #""https://example.com/address.json" refers to https://example.com/address.json, which is not in this schema: remote references are not fetched"#),
@@ -180,10 +182,13 @@ final class JSONSchemaTests: XCTestCase {
         // must end the recursion long before the stack does, in this debug build too.
         let outcome = ThreadOutcome()
         let deepSchema = String(repeating: #"{"items":"#, count: 200) + "true" + String(repeating: "}", count: 200)
+        // The deepest schemas allowed, in the forms the meta-schema check recurses through most.
+        let deepest = [#"{"allOf":[{"not":"#, #"{"properties":{"a":{"items":"#].map { String(repeating: $0, count: 16) + "true" + String(repeating: $0.hasPrefix(#"{"allOf"#) ? "}]}" : "}}}", count: 16) }
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             outcome.keywords = schema.validate(deep).map(\.keyword)
             outcome.compiled = Result { try JSONSchema(text: deepSchema) }
+            outcome.deepest = deepest.map { text in Result { try JSONSchema(text: text) } }
             done.signal()
         }
         thread.stackSize = 1 << 20
@@ -193,6 +198,10 @@ final class JSONSchemaTests: XCTestCase {
         guard case .failure(let error as SchemaError)? = outcome.compiled else { return XCTFail("compiled a schema nested 200 deep") }
         XCTAssertEqual(error.message, "subschemas nested deeper than 32 levels")
         XCTAssertEqual(error.schemaPath, "/" + Array(repeating: "items", count: 33).joined(separator: "/"))
+        XCTAssertEqual(outcome.deepest.count, 2)
+        for result in outcome.deepest {
+            XCTAssertNoThrow(try result.get(), "a schema nested 32 deep compiles")
+        }
     }
 
     func testOneCompiledSchemaValidatesFromManyThreads() throws {
@@ -209,4 +218,5 @@ final class JSONSchemaTests: XCTestCase {
 private final class ThreadOutcome: @unchecked Sendable {
     var keywords: [String] = []
     var compiled: Result<JSONSchema, Error>?
+    var deepest: [Result<JSONSchema, Error>] = []
 }
