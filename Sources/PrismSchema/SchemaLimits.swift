@@ -14,6 +14,10 @@ enum SchemaLimits {
     /// release build and 2.6 KB in a debug build (measured), so the deepest validation fits in well
     /// under 1 MB; an answer nested deeper is refused with a violation rather than a crash.
     static let maxEvaluationDepth = 256
+    /// Time one pattern may spend matching one string, in nanoseconds. Real patterns take
+    /// microseconds; a catastrophically backtracking one can take minutes on a short answer, so past
+    /// this the value is reported as not validated rather than holding the thread.
+    static let maxPatternMatchTime: UInt64 = 250_000_000
     /// Alternatives of anyOf/oneOf whose first violation is quoted in the message of the failed keyword.
     static let maxQuotedBranches = 3
 }

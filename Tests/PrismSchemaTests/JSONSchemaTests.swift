@@ -204,6 +204,17 @@ final class JSONSchemaTests: XCTestCase {
         }
     }
 
+    func testABacktrackingPatternIsStoppedAndReportedNotValidated() throws {
+        // ^(a+)+$ backtracks exponentially: on 40 characters it would run for days.
+        let hostile = String(repeating: "a", count: 40) + "!"
+        let schema = try JSONSchema(text: #"{"properties": {"name": {"pattern": "^(a+)+$"}}, "patternProperties": {"^(a+)+$": true}}"#)
+        let violations = schema.validate(.object([("name", .string(hostile)), (hostile, .null)]))
+        XCTAssertEqual(violations.map(\.keyword), ["patternProperties", "pattern"], "the object's violation before its member's")
+        XCTAssertEqual(violations.map(\.instancePath), ["", "/name"])
+        for v in violations { XCTAssertTrue(v.message.hasSuffix("took longer than 250 ms: not validated"), v.message) }
+        XCTAssertEqual(schema.validate(.object([("name", .string("aaa"))])), [], "the same pattern on a matching value")
+    }
+
     func testOneCompiledSchemaValidatesFromManyThreads() throws {
         let schema = try JSONSchema(text: invoiceSchema)
         let bad = try json(#"{"invoice_number":"F","currency":"EUR","line_items":[{"description":"x","amount":-1}],"total":1}"#)
