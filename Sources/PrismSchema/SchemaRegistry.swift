@@ -125,7 +125,9 @@ struct SchemaRegistry {
             }
             return (location, nil)
         }
-        let name = JSONPointer.percentDecoded(fragment) ?? fragment
+        guard !fragment.hasPrefix("/"), let name = JSONPointer.percentDecoded(fragment) else {
+            throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" has a fragment that is neither a JSON Pointer (bad ~ or % escape) nor an anchor name")
+        }
         guard let location = anchors[resource + "#" + name] else {
             throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" names the anchor \"\(name)\", which \(Self.describe(resource)) does not declare")
         }

@@ -131,6 +131,7 @@ final class JSONSchemaTests: XCTestCase {
             (##"{"properties": {"x": {"$ref": "#/$defs/missing"}}}"##, "/properties/x/$ref", ##""#/$defs/missing" points to nothing: no value at /$defs/missing in this schema"##),
             (#"{"$defs": {"a": {"$anchor": "x"}, "b": {"$anchor": "x"}}}"#, "/$defs/b/$anchor", "$anchor declares #x, which /$defs/a already declares"),
             (#"{"$id": "https://example.com/a", "items": {"$id": "a"}}"#, "/items/$id", "$id declares https://example.com/a, which the root already declares"),
+            (##"{"$defs": {"a~b": {}}, "$ref": "#/$defs/a~2b"}"##, "/$ref", ##""#/$defs/a~2b" has a fragment that is neither a JSON Pointer (bad ~ or % escape) nor an anchor name"##),
             (##"{"$ref": "#nowhere"}"##, "/$ref", ##""#nowhere" names the anchor "nowhere", which this schema does not declare"##),
             (#"{"$ref": "https://example.com/address.json"}"#, "/$ref",
              #""https://example.com/address.json" refers to https://example.com/address.json, which is not in this schema: remote references are not fetched"#),
