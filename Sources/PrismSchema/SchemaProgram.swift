@@ -48,11 +48,12 @@ final class CompiledPattern: @unchecked Sendable {
     func matches(_ text: String) -> Bool? {
         let deadline = DispatchTime.now().uptimeNanoseconds + SchemaLimits.maxPatternMatchTime
         var matched: Bool? = false
-        regex.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(location: 0, length: text.utf16.count)) { result, _, stop in
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(location: 0, length: text.utf16.count)) { result, flags, stop in
             if result != nil {
                 matched = true
                 stop.pointee = true
-            } else if DispatchTime.now().uptimeNanoseconds > deadline {
+            } else if !flags.contains(.completed), DispatchTime.now().uptimeNanoseconds > deadline {
+                // Only a match still running is cut: a finished one has its answer, however late.
                 matched = nil
                 stop.pointee = true
             }
