@@ -43,6 +43,8 @@ enum ECMARegex {
                 case "s": out += inClass ? space : "[\(space)]"
                 case "S": out += "[^\(space)]"
                 case "b": out += inClass ? #"\x{08}"# : wordBoundary
+                case "v": out += #"\x{0B}"#  // ICU's \v is a class of vertical spaces
+                case "0" where i >= p.count || !("0"..."9").contains(p[i]): out += #"\x{0}"#
                 case "B": out += inClass ? "B" : "(?!\(wordBoundary))"
                 case "u" where i < p.count && p[i] == "{", "p" where i < p.count && p[i] == "{", "P" where i < p.count && p[i] == "{":
                     // \u{1F600} (the u flag's form) is ICU's \x{1F600}; \p{Letter} is the same in both.

@@ -18,11 +18,9 @@ extension SchemaEvaluator {
         case .conditional(let condition, let then, let otherwise): return conditional(condition, then, otherwise, instance, &annotations)
         case .dependentSchemas(let dependencies): return dependentSchemas(dependencies, instance, &annotations)
         case .properties(let schemas): return eachMember(of: instance, &annotations) { name in schemas[name] }
-        case .patternProperties(let patterns): return patternProperties(patterns, instance, &annotations)
+        case .patternProperties(let patterns): return patternProperties(keywordCheck, patterns, instance, &annotations)
         case .additionalProperties(let node, let named, let patterns):
-            return eachMember(of: instance, &annotations) { name in
-                named.contains(name) || patterns.contains(where: { $0.matches(name) }) ? nil : node
-            }
+            return additionalProperties(keywordCheck, node, named, patterns, instance, &annotations)
         case .unevaluatedProperties(let node):
             let evaluated = annotations.properties
             return eachMember(of: instance, &annotations) { name in evaluated.contains(name) ? nil : node }
@@ -33,7 +31,7 @@ extension SchemaEvaluator {
             let evaluated = annotations
             return eachElement(of: instance, &annotations) { i in evaluated.evaluated(item: i) ? nil : node }
         case .contains(let node, let min, let max): return contains(keywordCheck, node, min, max, instance, &annotations)
-        default: return assert(keywordCheck, instance)
+        default: return checkAssertion(keywordCheck, instance)
         }
     }
 
@@ -102,23 +100,50 @@ extension SchemaEvaluator {
         return valid
     }
 
-    private mutating func patternProperties(_ patterns: [(pattern: CompiledPattern, schema: Int)], _ instance: JSONValue, _ annotations: inout Annotations) -> Bool {
+    private mutating func patternProperties(_ keywordCheck: KeywordCheck, _ patterns: [(pattern: CompiledPattern, schema: Int)],
+                                            _ instance: JSONValue, _ annotations: inout Annotations) -> Bool {
         guard let members = instance.object else { return true }
         var valid = true
         for (position, member) in members.enumerated() {
-            for (pattern, node) in patterns where pattern.matches(member.key) {
-                if !evaluate(node, child: member.value, key: member.key, position: position) { valid = false }
-                annotations.properties.insert(member.key)
+            for (pattern, node) in patterns {
+                guard let matched = matches(pattern, member.key, keywordCheck, &valid), matched else { continue }
+                if !evaluate(node, child: member.value, key: .key(member.key), position: position) { valid = false }
+                if collects { annotations.properties.insert(member.key) }
             }
         }
         return valid
+    }
+
+    /// Applies the schema to the members neither `properties` names nor a `patternProperties` pattern matches.
+    private mutating func additionalProperties(_ keywordCheck: KeywordCheck, _ node: Int, _ named: Set<String>, _ patterns: [CompiledPattern],
+                                               _ instance: JSONValue, _ annotations: inout Annotations) -> Bool {
+        guard let members = instance.object else { return true }
+        var valid = true
+        members: for (position, member) in members.enumerated() where !named.contains(member.key) {
+            for pattern in patterns {
+                guard let matched = matches(pattern, member.key, keywordCheck, &valid) else { continue members }
+                if matched { continue members }
+            }
+            if !evaluate(node, child: member.value, key: .key(member.key), position: position) { valid = false }
+            if collects { annotations.properties.insert(member.key) }
+        }
+        return valid
+    }
+
+    /// `pattern.matches(name)` for a member name; a match stopped by the time limit is reported as a
+    /// violation of `keywordCheck` (clearing `valid`) and gives nil.
+    private mutating func matches(_ pattern: CompiledPattern, _ name: String, _ keywordCheck: KeywordCheck, _ valid: inout Bool) -> Bool? {
+        if let matched = pattern.matches(name) { return matched }
+        report(keywordCheck.keyword, keywordCheck.schemaPath, Self.timeout(pattern, name))
+        valid = false
+        return nil
     }
 
     private mutating func propertyNames(_ node: Int, _ instance: JSONValue) -> Bool {
         guard let members = instance.object else { return true }
         var valid = true
         for (position, member) in members.enumerated() {
-            let (ok, violations) = trial(node, child: .string(member.key), key: member.key, position: position)
+            let (ok, violations) = trial(node, child: .string(member.key), key: .key(member.key), position: position)
             guard !ok else { continue }
             valid = false
             // Reported at the object, naming the member: a name is not a location of its own.
@@ -131,7 +156,7 @@ extension SchemaEvaluator {
         guard let elements = instance.array else { return true }
         var valid = true
         for (i, node) in nodes.enumerated() where i < elements.count {
-            if !evaluate(node, child: elements[i], key: String(i), position: i) { valid = false }
+            if !evaluate(node, child: elements[i], key: .index(i), position: i) { valid = false }
         }
         annotations.itemPrefix = max(annotations.itemPrefix, min(nodes.count, elements.count))
         return valid
@@ -140,9 +165,9 @@ extension SchemaEvaluator {
     private mutating func contains(_ keywordCheck: KeywordCheck, _ node: Int, _ min: Int, _ max: Int?, _ instance: JSONValue, _ annotations: inout Annotations) -> Bool {
         guard let elements = instance.array else { return true }
         var matched = 0
-        for (i, element) in elements.enumerated() where trial(node, child: element, key: String(i), position: i).valid {
+        for (i, element) in elements.enumerated() where trial(node, child: element, key: .index(i), position: i).valid {
             matched += 1
-            annotations.items.insert(i)
+            if collects { annotations.items.insert(i) }
         }
         if matched < min {
             report(keywordCheck.keyword, keywordCheck.schemaPath, "must contain at least \(Self.count(min, "item")) matching the contains schema, has \(matched)")
@@ -162,8 +187,8 @@ extension SchemaEvaluator {
         var valid = true
         for (position, member) in members.enumerated() {
             guard let node = schema(member.key) else { continue }
-            if !evaluate(node, child: member.value, key: member.key, position: position) { valid = false }
-            annotations.properties.insert(member.key)
+            if !evaluate(node, child: member.value, key: .key(member.key), position: position) { valid = false }
+            if collects { annotations.properties.insert(member.key) }
         }
         return valid
     }
@@ -176,7 +201,7 @@ extension SchemaEvaluator {
         for (i, element) in elements.enumerated() {
             guard let node = schema(i) else { continue }
             applied = true
-            if !evaluate(node, child: element, key: String(i), position: i) { valid = false }
+            if !evaluate(node, child: element, key: .index(i), position: i) { valid = false }
         }
         if applied { annotations.allItems = true }
         return valid

@@ -7,7 +7,7 @@ import PrismJSON
 extension SchemaEvaluator {
     /// Checks one assertion keyword (not an applicator) against `instance`, reporting its violations.
     /// Kept apart from the recursive applicators so that their stack frames stay small.
-    mutating func assert(_ keywordCheck: KeywordCheck, _ instance: JSONValue) -> Bool {
+    mutating func checkAssertion(_ keywordCheck: KeywordCheck, _ instance: JSONValue) -> Bool {
         let keyword = keywordCheck.keyword, path = keywordCheck.schemaPath
         func fail(_ message: String) -> Bool {
             report(keyword, path, message)
@@ -47,7 +47,8 @@ extension SchemaEvaluator {
             return length <= n || fail("must be at most \(Self.count(n, "character")) long, is \(length)")
         case .pattern(let pattern):
             guard let s = instance.string else { return true }
-            return pattern.matches(s) || fail("must match the pattern \(Self.short(.string(pattern.source))), is \(Self.short(instance))")
+            guard let matched = pattern.matches(s) else { return fail(Self.timeout(pattern, s)) }
+            return matched || fail("must match the pattern \(Self.short(.string(pattern.source))), is \(Self.short(instance))")
         case .minItems(let n):
             guard let elements = instance.array else { return true }
             return elements.count >= n || fail("must have at least \(Self.count(n, "item")), has \(elements.count)")
@@ -119,6 +120,11 @@ extension SchemaEvaluator {
         guard q.isFinite else { return false }
         let r = q.rounded()
         return abs(q - r) <= 4 * r.ulp
+    }
+
+    /// The message for a pattern match stopped at SchemaLimits.maxPatternMatchTime.
+    static func timeout(_ pattern: CompiledPattern, _ text: String) -> String {
+        "matching \(short(.string(text))) against the pattern \(short(.string(pattern.source))) took longer than \(SchemaLimits.maxPatternMatchTime / 1_000_000) ms: not validated"
     }
 
     /// A number as JSON writes it (3, not 3.0).

@@ -113,6 +113,8 @@ final class SchemaCompiler {
         switch keyword {
         case "properties", "patternProperties", "additionalProperties", "unevaluatedProperties": return (keyword, .property)
         case "items", "prefixItems", "unevaluatedItems": return (keyword, .item)
+        // A definition applies through the `$ref` that names it: the schema itself is what refuses.
+        case "$defs", "definitions": return ("false", .value)
         default: return (n == 0 ? "false" : keyword, .value)
         }
     }
@@ -182,16 +184,37 @@ final class SchemaCompiler {
                 }
             }
             for (keyword, value) in members {
+                let path = compiler.registry.path(of: location.appending(keyword))
+                if keyword == "dependencies" {
+                    checks += try dependencies(value).map { KeywordCheck(keyword: keyword, schemaPath: path, check: $0) }
+                    continue
+                }
                 guard let check = try check(keyword, value, in: schema, patterns: patterns) else { continue }
-                let keywordCheck = KeywordCheck(keyword: keyword, schemaPath: compiler.registry.path(of: location.appending(keyword)), check: check)
+                let keywordCheck = KeywordCheck(keyword: keyword, schemaPath: path, check: check)
                 if keyword.hasPrefix("unevaluated") { deferred.append(keywordCheck) } else { checks.append(keywordCheck) }
             }
             if !deferred.isEmpty { compiler.program.collectsAnnotations = true }
             return checks + deferred
         }
 
+        /// Draft 7's `dependencies`, which 2020-12 split into dependentRequired (the arrays) and
+        /// dependentSchemas (the schemas); still honoured, as the 2020-12 meta-schema still describes it.
+        private func dependencies(_ value: JSONValue) throws -> [Check] {
+            guard let entries = value.object else { throw fail("dependencies", "dependencies must be an object") }
+            var required: [(property: String, required: [String])] = []
+            var schemas: [(property: String, schema: Int)] = []
+            for (property, entry) in entries {
+                if entry.array != nil {
+                    required.append((property, try strings("dependencies", entry)))
+                } else {
+                    schemas.append((property, try sub("dependencies", property)))
+                }
+            }
+            return (required.isEmpty ? [] : [.dependentRequired(required)]) + (schemas.isEmpty ? [] : [.dependentSchemas(schemas)])
+        }
+
         private func check(_ keyword: String, _ value: JSONValue, in schema: JSONValue,
-                                    patterns: [(pattern: CompiledPattern, schema: Int)]) throws -> Check? {
+                           patterns: [(pattern: CompiledPattern, schema: Int)]) throws -> Check? {
             switch keyword {
             case "type":
                 let names = value.array ?? [value]

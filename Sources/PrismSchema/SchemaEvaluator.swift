@@ -1,19 +1,24 @@
 // Validation of one instance against a SchemaProgram: a recursive walk of the nodes over the instance
 // that records a violation per failed check, tracks the dynamic scope for `$dynamicRef`, collects the
 // annotations unevaluatedProperties/unevaluatedItems need (only when the schema has them), and guards
-// against `$ref` loops and hostile nesting. The keyword checks themselves are in SchemaApplicators.swift and SchemaAssertions.swift.
+// against `$ref` loops and hostile nesting. The keywords themselves are in SchemaApplicators.swift
+// and SchemaAssertions.swift.
 import PrismJSON
 
 struct SchemaEvaluator {
     let program: SchemaProgram
-    /// The instance location being evaluated: raw keys (or indices) and their member/element positions,
-    /// which order the violations as the instance's own text does.
-    private var keys: [String] = []
+    /// Whether annotations are collected: only a schema with unevaluated* keywords needs them.
+    let collects: Bool
+    /// The instance location being evaluated: member names or element indices, and their positions
+    /// in the instance, which order the violations as the instance's own text does.
+    private var keys: [PathToken] = []
     private var positions: [Int] = []
     /// Resources entered, outermost first: the dynamic scope.
     private var scope: [Int] = []
-    /// Nodes being evaluated at the current instance location: meeting one again is a loop.
+    /// Nodes being evaluated, and where those at the current instance location start: meeting one of
+    /// those again is a loop (evaluation went round without reaching into the instance).
     private var active: [Int] = []
+    private var activeHere = 0
     private var depth = 0
     private var found: [(position: [Int], violation: SchemaViolation)] = []
 
@@ -34,8 +39,22 @@ struct SchemaEvaluator {
         func evaluated(item index: Int) -> Bool { allItems || index < itemPrefix || items.contains(index) }
     }
 
+    /// A step of an instance path: an object member or an array element.
+    enum PathToken {
+        case key(String)
+        case index(Int)
+
+        var text: String {
+            switch self {
+            case .key(let key): return key
+            case .index(let i): return String(i)
+            }
+        }
+    }
+
     init(program: SchemaProgram) {
         self.program = program
+        collects = program.collectsAnnotations
     }
 
     /// Every violation of `instance`, in the instance's document order (a location before what is in
@@ -51,7 +70,7 @@ struct SchemaEvaluator {
 
     /// Records a violation at the current instance location.
     mutating func report(_ keyword: String, _ schemaPath: String, _ message: String) {
-        found.append((positions, SchemaViolation(instancePath: JSONPointer.pointer(keys), keyword: keyword, schemaPath: schemaPath, message: message)))
+        found.append((positions, SchemaViolation(instancePath: instancePath, keyword: keyword, schemaPath: schemaPath, message: message)))
     }
 
     /// Evaluates node `index` against `instance` at the current location; on success the node's
@@ -67,7 +86,7 @@ struct SchemaEvaluator {
             report("depth", node.location, "nested deeper than \(SchemaLimits.maxEvaluationDepth) subschema evaluations: not validated")
             return false
         }
-        guard !active.contains(index) else {
+        guard !active[activeHere...].contains(index) else {
             report("$ref", node.location, "the schema refers to itself here without reaching into the value: an endless $ref loop")
             return false
         }
@@ -89,7 +108,7 @@ struct SchemaEvaluator {
 
     /// A `false` schema's violation, worded for where it stands.
     private mutating func refuse(_ node: SchemaNode) {
-        let key = keys.last ?? ""
+        let key = keys.last?.text ?? ""
         switch node.refusal {
         case .property: report(node.refusedBy, node.location, "property \"\(key)\" is not allowed")
         case .item: report(node.refusedBy, node.location, "item \(key) is not allowed")
@@ -99,14 +118,14 @@ struct SchemaEvaluator {
 
     /// Evaluates a subschema on a member or element of the current instance.
     @discardableResult
-    mutating func evaluate(_ index: Int, child value: JSONValue, key: String, position: Int) -> Bool {
+    mutating func evaluate(_ index: Int, child value: JSONValue, key: PathToken, position: Int) -> Bool {
         keys.append(key)
         positions.append(position)
-        let outerActive = active
-        active = []
+        let outerActiveHere = activeHere
+        activeHere = active.count
         var discarded = Annotations()
         let valid = evaluate(index, value, &discarded)
-        active = outerActive
+        activeHere = outerActiveHere
         keys.removeLast()
         positions.removeLast()
         return valid
@@ -123,7 +142,7 @@ struct SchemaEvaluator {
     }
 
     /// `trial` on a member or element.
-    mutating func trial(_ index: Int, child value: JSONValue, key: String, position: Int) -> (valid: Bool, violations: [SchemaViolation]) {
+    mutating func trial(_ index: Int, child value: JSONValue, key: PathToken, position: Int) -> (valid: Bool, violations: [SchemaViolation]) {
         let mark = found.count
         let valid = evaluate(index, child: value, key: key, position: position)
         let violations = found[mark...].map(\.violation)
@@ -140,5 +159,5 @@ struct SchemaEvaluator {
     }
 
     /// The current instance location as a JSON Pointer.
-    var instancePath: String { JSONPointer.pointer(keys) }
+    var instancePath: String { JSONPointer.pointer(keys.lazy.map(\.text)) }
 }

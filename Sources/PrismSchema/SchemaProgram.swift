@@ -41,9 +41,24 @@ final class CompiledPattern: @unchecked Sendable {
         self.regex = regex
     }
 
-    /// Whether the pattern matches anywhere in `text` (JSON Schema patterns are not anchored).
-    func matches(_ text: String) -> Bool {
-        regex.firstMatch(in: text, options: [], range: NSRange(location: 0, length: text.utf16.count)) != nil
+    /// Whether the pattern matches anywhere in `text` (JSON Schema patterns are not anchored); nil
+    /// when matching ran past SchemaLimits.maxPatternMatchTime. A backtracking pattern such as
+    /// `^(a+)+$` takes seconds on 30 characters: ICU calls back during a long match (`reportProgress`),
+    /// which is where it is stopped.
+    func matches(_ text: String) -> Bool? {
+        let deadline = DispatchTime.now().uptimeNanoseconds + SchemaLimits.maxPatternMatchTime
+        var matched: Bool? = false
+        regex.enumerateMatches(in: text, options: [.reportProgress], range: NSRange(location: 0, length: text.utf16.count)) { result, flags, stop in
+            if result != nil {
+                matched = true
+                stop.pointee = true
+            } else if !flags.contains(.completed), DispatchTime.now().uptimeNanoseconds > deadline {
+                // Only a match still running is cut: a finished one has its answer, however late.
+                matched = nil
+                stop.pointee = true
+            }
+        }
+        return matched
     }
 }
 

@@ -24,7 +24,7 @@ struct SchemaRegistry {
         "additionalProperties", "propertyNames", "items", "contains", "not", "if", "then", "else",
         "unevaluatedItems", "unevaluatedProperties", "contentSchema",
     ]
-    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas"]
+    static let schemaMapKeywords: Set<String> = ["properties", "patternProperties", "$defs", "definitions", "dependentSchemas", "dependencies"]
     static let schemaArrayKeywords: Set<String> = ["allOf", "anyOf", "oneOf", "prefixItems"]
 
     /// `$schema` values taken to mean draft 2020-12. Older json-schema.org dialects are accepted too:
@@ -114,22 +114,37 @@ struct SchemaRegistry {
             let remote = target.scheme != URIReference(Self.defaultBase).scheme
             throw SchemaError(schemaPath: schemaPath, message: remote
                 ? "\"\(reference)\" refers to \(resource), which is not in this schema: remote references are not fetched"
-                : "\"\(reference)\" does not resolve to any schema in this document")
+                : "\"\(reference)\" does not resolve to any schema in this document (other documents are not fetched)")
         }
         let fragment = target.fragment ?? ""
         if fragment.isEmpty { return (root, nil) }
         if let tokens = JSONPointer.tokens(ofFragment: fragment) {
             let location = SchemaLocation(document: root.document, tokens: root.tokens + tokens)
             guard value(at: location) != nil else {
-                throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" points to nothing: no value at \(JSONPointer.pointer(tokens)) of \(resource)")
+                throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" points to nothing: no value at \(JSONPointer.pointer(tokens)) in \(Self.describe(resource))")
             }
             return (location, nil)
         }
-        let name = JSONPointer.percentDecoded(fragment) ?? fragment
+        guard !fragment.hasPrefix("/"), let name = JSONPointer.percentDecoded(fragment) else {
+            throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" has a fragment that is neither a JSON Pointer (bad ~ or % escape) nor an anchor name")
+        }
         guard let location = anchors[resource + "#" + name] else {
-            throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" names the anchor \"\(name)\", which \(resource == URIReference(Self.defaultBase).text ? "this schema" : resource) does not declare")
+            throw SchemaError(schemaPath: schemaPath, message: "\"\(reference)\" names the anchor \"\(name)\", which \(Self.describe(resource)) does not declare")
         }
         return (location, name)
+    }
+
+    /// A resource for a message: its URI, or "this schema" for the document's own (which has no `$id`).
+    private static func describe(_ resource: String) -> String {
+        resource == defaultBase ? "this schema" : resource
+    }
+
+    /// Throws when `identifier` already names another place of the same document: which one would a
+    /// reference mean? (Across documents the first to declare it keeps it.)
+    private func checkUnique(_ table: [String: SchemaLocation], _ identifier: String, at location: SchemaLocation, keyword: String) throws {
+        guard let existing = table[identifier], existing.document == location.document, existing != location else { return }
+        throw SchemaError(schemaPath: path(of: location.appending(keyword)),
+                          message: "\(keyword) declares \(identifier.hasPrefix(Self.defaultBase) ? String(identifier.dropFirst(Self.defaultBase.count)) : identifier), which \(path(of: existing).isEmpty ? "the root" : path(of: existing)) already declares")
     }
 
     /// Walks a subschema, recording its base URI, resource and anchors, then its subschemas.
@@ -144,6 +159,7 @@ struct SchemaRegistry {
         var base = base
         if let id = value["$id"]?.string {
             base = URIReference(id).resolved(against: base).withoutFragment
+            try checkUnique(resourceRoots, base.text, at: location, keyword: "$id")
             resourceRoots[base.text] = resourceRoots[base.text] ?? location
         }
         baseAt[location] = base
@@ -154,8 +170,12 @@ struct SchemaRegistry {
                                   message: "\"\(dialect)\" is not a JSON Schema dialect Prism knows (draft 2020-12 is supported; custom meta-schemas are not fetched)")
             }
         }
-        if let anchor = value["$anchor"]?.string { anchors[base.text + "#" + anchor] = location }
+        if let anchor = value["$anchor"]?.string {
+            try checkUnique(anchors, base.text + "#" + anchor, at: location, keyword: "$anchor")
+            anchors[base.text + "#" + anchor] = anchors[base.text + "#" + anchor] ?? location
+        }
         if let anchor = value["$dynamicAnchor"]?.string {
+            try checkUnique(anchors, base.text + "#" + anchor, at: location, keyword: "$dynamicAnchor")
             anchors[base.text + "#" + anchor] = anchors[base.text + "#" + anchor] ?? location
             dynamicAnchors[base.text, default: [:]][anchor] = location
             dynamicAnchorAt[location] = anchor

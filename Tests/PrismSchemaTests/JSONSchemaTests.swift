@@ -96,6 +96,9 @@ final class JSONSchemaTests: XCTestCase {
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "a{"}"#).validate(.string("a{")), [], "a lone { is a literal")
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "^\\p{Lu}\\u{E9}$"}"#).validate(.string("A\u{E9}")), [])
         XCTAssertEqual(try JSONSchema(text: #"{"pattern": "[^]"}"#).validate(.string("\n")), [])
+        let verticalTab = try JSONSchema(text: #"{"pattern": "^\\v\\0$"}"#)
+        XCTAssertEqual(verticalTab.validate(.string("\u{0B}\u{0}")), [])
+        XCTAssertEqual(verticalTab.validate(.string("\n\u{0}")).count, 1, "\\v is U+000B alone, not ICU's vertical space class")
         XCTAssertEqual(try JSONSchema(text: #"{"maxLength": 2}"#).validate(.string("\u{1F600}\u{1F600}")), [], "lengths count code points")
     }
 
@@ -125,12 +128,17 @@ final class JSONSchemaTests: XCTestCase {
             (#"{"multipleOf": 0}"#, "/multipleOf", "multipleOf must be > 0, is 0"),
             (#"{"properties": {"code": {"pattern": "[a-"}}}"#, "/properties/code/pattern", #""[a-" is not a valid regular expression"#),
             (#"{"patternProperties": {"(": {}}}"#, "/patternProperties/(", #""(" is not a valid regular expression"#),
-            (##"{"properties": {"x": {"$ref": "#/$defs/missing"}}}"##, "/properties/x/$ref", ##""#/$defs/missing" points to nothing: no value at /$defs/missing of prism-schema:/root.json"##),
+            (##"{"properties": {"x": {"$ref": "#/$defs/missing"}}}"##, "/properties/x/$ref", ##""#/$defs/missing" points to nothing: no value at /$defs/missing in this schema"##),
+            (#"{"$defs": {"a": {"$anchor": "x"}, "b": {"$anchor": "x"}}}"#, "/$defs/b/$anchor", "$anchor declares #x, which /$defs/a already declares"),
+            (#"{"$id": "https://example.com/a", "items": {"$id": "a"}}"#, "/items/$id", "$id declares https://example.com/a, which the root already declares"),
+            (##"{"$defs": {"a~b": {}}, "$ref": "#/$defs/a~2b"}"##, "/$ref", ##""#/$defs/a~2b" has a fragment that is neither a JSON Pointer (bad ~ or % escape) nor an anchor name"##),
             (##"{"$ref": "#nowhere"}"##, "/$ref", ##""#nowhere" names the anchor "nowhere", which this schema does not declare"##),
             (#"{"$ref": "https://example.com/address.json"}"#, "/$ref",
              #""https://example.com/address.json" refers to https://example.com/address.json, which is not in this schema: remote references are not fetched"#),
             (#"{"$id": "https://example.com/invoice.json", "items": {"$ref": "line.json#/x"}}"#, "/items/$ref",
              #""line.json#/x" refers to https://example.com/line.json, which is not in this schema: remote references are not fetched"#),
+            (#"{"properties": {"address": {"$ref": "address.json"}}}"#, "/properties/address/$ref",
+             #""address.json" does not resolve to any schema in this document (other documents are not fetched)"#),
             (#"{"$schema": "https://example.com/my-meta", "type": "object"}"#, "/$schema",
              #""https://example.com/my-meta" is not a JSON Schema dialect Prism knows (draft 2020-12 is supported; custom meta-schemas are not fetched)"#),
             (#"{"items": [{"type": "string"}]}"#, "/items", "items must be an object or a boolean, is an array"),
@@ -146,6 +154,10 @@ final class JSONSchemaTests: XCTestCase {
 
     func testKnownDialectsAndTheMetaSchemaItselfAreAccepted() throws {
         _ = try JSONSchema(text: ##"{"$schema": "http://json-schema.org/draft-07/schema#", "definitions": {"a": {"type": "string"}}, "properties": {"a": {"$ref": "#/definitions/a"}}}"##)
+        // Draft 7's dependencies is still honoured: arrays as dependentRequired, schemas as dependentSchemas.
+        let legacy = try JSONSchema(text: #"{"dependencies": {"card": ["billing_address"], "vat_id": {"required": ["country"]}}}"#)
+        XCTAssertEqual(legacy.validate(try json(#"{"card": 1, "vat_id": "x"}"#)).map(\.message),
+                       [#"must have the property "billing_address" when "card" is present"#, #"must have the property "country""#])
         let meta = try JSONSchema(text: #"{"$ref": "https://json-schema.org/draft/2020-12/schema"}"#)
         XCTAssertEqual(meta.validate(try json(#"{"type": "object"}"#)), [])
         XCTAssertEqual(meta.validate(try json(#"{"minLength": -1}"#)).map(\.instancePath), ["/minLength"])
@@ -171,10 +183,13 @@ final class JSONSchemaTests: XCTestCase {
         // must end the recursion long before the stack does, in this debug build too.
         let outcome = ThreadOutcome()
         let deepSchema = String(repeating: #"{"items":"#, count: 200) + "true" + String(repeating: "}", count: 200)
+        // The deepest schemas allowed, in the forms the meta-schema check recurses through most.
+        let deepest = [#"{"allOf":[{"not":"#, #"{"properties":{"a":{"items":"#].map { String(repeating: $0, count: 16) + "true" + String(repeating: $0.hasPrefix(#"{"allOf"#) ? "}]}" : "}}}", count: 16) }
         let done = DispatchSemaphore(value: 0)
         let thread = Thread {
             outcome.keywords = schema.validate(deep).map(\.keyword)
             outcome.compiled = Result { try JSONSchema(text: deepSchema) }
+            outcome.deepest = deepest.map { text in Result { try JSONSchema(text: text) } }
             done.signal()
         }
         thread.stackSize = 1 << 20
@@ -184,6 +199,21 @@ final class JSONSchemaTests: XCTestCase {
         guard case .failure(let error as SchemaError)? = outcome.compiled else { return XCTFail("compiled a schema nested 200 deep") }
         XCTAssertEqual(error.message, "subschemas nested deeper than 32 levels")
         XCTAssertEqual(error.schemaPath, "/" + Array(repeating: "items", count: 33).joined(separator: "/"))
+        XCTAssertEqual(outcome.deepest.count, 2)
+        for result in outcome.deepest {
+            XCTAssertNoThrow(try result.get(), "a schema nested 32 deep compiles")
+        }
+    }
+
+    func testABacktrackingPatternIsStoppedAndReportedNotValidated() throws {
+        // ^(a+)+$ backtracks exponentially: on 40 characters it would run for days.
+        let hostile = String(repeating: "a", count: 40) + "!"
+        let schema = try JSONSchema(text: #"{"properties": {"name": {"pattern": "^(a+)+$"}}, "patternProperties": {"^(a+)+$": true}}"#)
+        let violations = schema.validate(.object([("name", .string(hostile)), (hostile, .null)]))
+        XCTAssertEqual(violations.map(\.keyword), ["patternProperties", "pattern"], "the object's violation before its member's")
+        XCTAssertEqual(violations.map(\.instancePath), ["", "/name"])
+        for v in violations { XCTAssertTrue(v.message.hasSuffix("took longer than 250 ms: not validated"), v.message) }
+        XCTAssertEqual(schema.validate(.object([("name", .string("aaa"))])), [], "the same pattern on a matching value")
     }
 
     func testOneCompiledSchemaValidatesFromManyThreads() throws {
@@ -200,4 +230,5 @@ final class JSONSchemaTests: XCTestCase {
 private final class ThreadOutcome: @unchecked Sendable {
     var keywords: [String] = []
     var compiled: Result<JSONSchema, Error>?
+    var deepest: [Result<JSONSchema, Error>] = []
 }
