@@ -18,6 +18,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool
 from harness import RPC_TIMEOUT_S
+from origin import Origin
 from test_vendors import (ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, kinds, of_kind, png, text_of,  # noqa: F401
                           vendor_env)
 
@@ -37,7 +38,8 @@ POLL_TIMEOUT_S = 10.0
 def converse_server(servers: ServerPool, fakes, session_dir: Path):  # noqa: F811
     config = session_dir / "converse.json"
     config.write_text(json.dumps({"converse": {"tool_result_timeout_seconds": TOOL_RESULT_TIMEOUT_S, "max_turns": MAX_TURNS,
-                                               "max_history_bytes": MAX_HISTORY_BYTES}}))
+                                               "max_history_bytes": MAX_HISTORY_BYTES},
+                                  "media": {"fetch": {"allow_hosts": ["127.0.0.2"]}}}))
     server = servers.start("converse-h2c", ["--config", str(config)], "h2c", env=vendor_env(fakes))
     try:
         yield server
@@ -336,3 +338,28 @@ def test_a_history_over_its_byte_limit_is_resource_exhausted(converse_server):
     call = of_kind(talk.turn(), "tool_call")[0]
     talk.results(prism_pb2.ToolResult(tool_call_id=call.id, content=[prism_pb2.Part(text="x" * (MAX_HISTORY_BYTES + 1))]))
     expect_error(talk, grpc.StatusCode.RESOURCE_EXHAUSTED, "converse.max_history_bytes", str(MAX_HISTORY_BYTES))
+
+
+def test_a_screenshot_by_uri_is_fetched_once_for_the_whole_conversation(converse_server, fakes):  # noqa: F811
+    origin = Origin("127.0.0.2")
+    try:
+        task = "agent-3 screenshots by uri"
+        url = origin.url("/image.png?converse")
+        talk = Talk(converse_server, task, ANTHROPIC_MODEL)
+        events = talk.turn()
+        call = of_kind(events, "tool_call")[0]
+        talk.results(prism_pb2.ToolResult(tool_call_id=call.id, content=[prism_pb2.Part(media=prism_pb2.Media(uri=url))]))
+        events = talk.turn()
+        assert any(url in a for a in events[0].routed.adaptations), events[0].routed
+        call = of_kind(events, "tool_call")[0]
+        talk.results(prism_pb2.ToolResult(tool_call_id=call.id, content=[prism_pb2.Part(text="no screenshot this time")]))
+        events = talk.turn()
+        check_turn(events, prism_pb2.STOP_END_TURN, "turn 3")
+        assert not any(url in a for a in events[0].routed.adaptations), events[0].routed
+        _, err = talk.end()
+        assert err is None, err
+        assert origin.hits.count("/image.png?converse") == 1, origin.hits
+        # The fetched image is still in the history the vendor got on turn 3.
+        assert len(sent(fakes["anthropic"], task, 3)["images"]) == 1
+    finally:
+        origin.close()

@@ -67,6 +67,17 @@ struct Conversation {
         try checkBytes()
     }
 
+    /// Fetches the media of the history that are still only a URI (those of messages added since
+    /// the last turn), keeping the bytes so that later turns do not fetch them again; returns the
+    /// fetcher's report lines for this turn's `routed`.
+    mutating func fetchMedia(with fetcher: MediaFetcher) async throws -> [String] {
+        let (resolved, report) = try await fetcher.resolve(request)
+        guard !report.isEmpty else { return [] }
+        request.messages = resolved.messages
+        try checkBytes()
+        return report
+    }
+
     /// Starts the next model turn: the request to send, and the line its `routed` event adds
     /// about elided images (nil when none were). RESOURCE_EXHAUSTED past `maxTurns`.
     mutating func startTurn() throws -> (GenerationRequest, String?) {

@@ -26,8 +26,15 @@ enum ConverseService {
             var conversation = try Conversation(start: request, limits: limits)
 
             while true {
+                // Media by URI are fetched once, when they join the history, not every turn.
+                let fetched: [String]
+                do {
+                    fetched = try await conversation.fetchMedia(with: generator.fetcher)
+                } catch let failure as ProviderFailure {
+                    throw GenerateService.rpcError(failure, context)
+                }
                 let (turn, note) = try conversation.startTurn()
-                let answer = try await run(turn, note: note, generator: generator, writer: writer, context: context)
+                let answer = try await run(turn, notes: fetched + (note.map { [$0] } ?? []), generator: generator, writer: writer, context: context)
                 try conversation.recordAnswer(text: answer.text, toolCalls: answer.toolCalls)
 
                 // The client's next message: results for this turn's tool calls (within the
@@ -65,10 +72,10 @@ enum ConverseService {
         var toolCalls: [(id: String, name: String, argumentsJSON: String)] = []
     }
 
-    /// Runs one model turn, relaying its events; `note` (what was elided) joins every `routed`.
+    /// Runs one model turn, relaying its events; `notes` (media fetched, images elided) join every `routed`.
     /// Runs in the handler's task: a client's cancellation or a broken stream cancels that task,
     /// and with it the plugin call.
-    private static func run(_ request: GenerationRequest, note: String?, generator: Generator,
+    private static func run(_ request: GenerationRequest, notes: [String], generator: Generator,
                             writer: ResponseWriter, context: ServerCallContext) async throws -> TurnAnswer {
         let answer = LockedBox(TurnAnswer())
         do {
@@ -76,7 +83,7 @@ enum ConverseService {
                 switch output {
                 case .routed(var info):
                     answer.withLockedValue { $0 = TurnAnswer() }  // a retry or fallback starts over
-                    if let note { info.adaptations.append(note) }
+                    info.adaptations.append(contentsOf: notes)
                     try await GenerateService.write(.routed(info), to: writer)
                     return
                 case .event(.text(let text)):
@@ -167,6 +174,8 @@ enum ConverseService {
     /// Reads media headers: call through `offload`.
     private static func checked(_ part: ContentPart, _ field: String) throws -> ContentPart {
         guard case .media(var media) = part else { return part }
+        // A medium by URI is checked once fetched, before the turn that first sends it.
+        if media.data.isEmpty && !media.uri.isEmpty { return part }
         do {
             let needs = try RequestNeeds.of(GenerationRequest(messages: [ChatMessage(role: .user, parts: [part])]))
             if let sniffed = needs.media.first?.mimeType { media.mimeType = sniffed }
