@@ -61,7 +61,7 @@ final class PlannerTests: XCTestCase {
             Row(name: "explicit model that cannot serve names why", media: [audio], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
                 error: .failedPrecondition, message: "eye/vision cannot serve this request: it has no audio input and no transcribe-capable provider is loaded"),
             Row(name: "explicit model not loaded", media: [], matrix: [full], route: RouteRequest(model: "nope/x"),
-                error: .failedPrecondition, message: "model 'nope/x' is not loaded (loaded: big/omni)"),
+                error: .failedPrecondition, message: "model 'nope/x' is not loaded (loaded providers: big)"),
             Row(name: "explicit model wins over native", media: [pdf(1)], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
                 model: "eye/vision", steps: [.fitImages, .pdfToPages(medium: 0, pages: 1)]),
             Row(name: "provider filter", media: [image], matrix: [full, vision], route: RouteRequest(provider: "eye"), model: "eye/vision", steps: [.fitImages]),

@@ -52,7 +52,7 @@ struct GeminiBatch {
         if let other = batch.items.first(where: { $0.request.model != model }) {
             throw CallFailure(.invalidArgument, "gemini: a batch runs one model; item '\(other.customID)' asks for \(other.request.model), not \(model)")
         }
-        guard !settings.ttsModels.contains(model) else { throw CallFailure(.invalidArgument, "gemini model \(model) only synthesizes speech; it has no batches") }
+        guard !settings.isSpeechModel(model) else { throw CallFailure(.invalidArgument, "gemini model \(model) only synthesizes speech; it has no batches") }
         let limit = settings.inlineLimitBytes
         var payload = JSONBody()
         var requests: [[String: Any]] = []
