@@ -277,13 +277,3 @@ final class ImageFitterTests: XCTestCase {
     }
 }
 
-/// Targets for these tests, shaped like vendors' (the real limits are the plugins' declarations,
-/// turned into targets by PrismProviders' ModelLimits.imageTarget).
-private extension ImageTarget {
-    /// A long edge, a pixel budget and a byte cap (Anthropic-like: 1568 px, 1.15 MP, 3.75 MiB).
-    static let pixelBudget = ImageTarget(maxLongEdge: 1568, maxPixels: 1_150_000, maxBytes: 5 * 1024 * 1024 * 3 / 4,
-                                         acceptedFormats: [.jpeg, .png, .webp, .gif])
-    /// A short-edge limit (OpenAI-like `high` detail: 2048 px long, 768 px short).
-    static let shortEdge = ImageTarget(maxLongEdge: 2048, maxShortEdge: 768, maxBytes: 20 * 1024 * 1024,
-                                       acceptedFormats: [.jpeg, .png, .webp, .gif])
-}

@@ -10,6 +10,7 @@ Scenarios (a word in the last user text block): tool, slow, cut, midstream, stat
 otherwise an echo listing each image ("[image WxH mime]") and document ("[document N bytes]").
 """
 import base64
+import hashlib
 import json
 import socket
 import time
@@ -39,7 +40,8 @@ def summarize(body):
                 continue
             data = source["data"]
             raw = base64.b64decode(data)
-            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data}
+            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data,
+                    "sha256": hashlib.sha256(raw).hexdigest()}
             if block["type"] == "image":
                 item["width"], item["height"] = image_size(raw)
                 images.append(item)
