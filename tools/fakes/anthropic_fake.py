@@ -40,9 +40,9 @@ def summarize(body):
                 continue
             data = source["data"]
             raw = base64.b64decode(data)
-            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data,
-                    "sha256": hashlib.sha256(raw).hexdigest()}
+            item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data}
             if block["type"] == "image":
+                item["sha256"] = hashlib.sha256(raw).hexdigest()
                 item["width"], item["height"] = image_size(raw)
                 images.append(item)
             elif block["type"] == "document":
