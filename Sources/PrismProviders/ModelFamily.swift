@@ -17,9 +17,13 @@ public struct ModelFamily: Sendable, Equatable {
     /// The provider/pattern name ListProviders shows ("anthropic/claude-*").
     public var name: String { template.name }
 
-    /// Whether `id` matches the pattern as a whole (a glob whose only wildcard is `*`).
+    /// Whether `id` matches the pattern as a whole (a glob whose only wildcard is `*`). Only ids
+    /// of printable ASCII without spaces, at most `ProviderLimits.maxModelIDLength` long, match:
+    /// the id is the client's, and reaches the vendor as it is.
     public func matches(_ id: String) -> Bool {
-        Self.glob(Array(pattern.utf8)[...], Array(id.utf8)[...])
+        let bytes = Array(id.utf8)
+        guard bytes.count <= ProviderLimits.maxModelIDLength, bytes.allSatisfy({ (0x21...0x7E).contains($0) }) else { return false }
+        return Self.glob(Array(pattern.utf8)[...], bytes[...])
     }
 
     /// The row for `id`: the family's capabilities under that id, which the plugin receives.

@@ -151,6 +151,11 @@ final class PlannerTests: XCTestCase {
         XCTAssertTrue(twoStars.matches("transcribe"))
         XCTAssertFalse(twoStars.matches("gpt-4o"))
         XCTAssertTrue(family("x", "*", inputs: []).matches("anything/at:all"))
+        // The id is the client's: no spaces, controls or non-ASCII, and bounded in length.
+        XCTAssertFalse(claude.matches("claude-x y"))
+        XCTAssertFalse(claude.matches("claude-\n"))
+        XCTAssertFalse(claude.matches("claude-é"))
+        XCTAssertFalse(claude.matches("claude-" + String(repeating: "a", count: ProviderLimits.maxModelIDLength)))
     }
 
     func testAnUnlistedIdIsServedByTheFirstMatchingFamilyUnderItsOwnName() throws {

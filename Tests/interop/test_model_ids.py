@@ -89,6 +89,13 @@ def test_unlisted_openai_and_gemini_ids_reach_their_vendors_verbatim(vendor_serv
     (sent,) = fakes["gemini"].requests(prompt)
     assert sent["path"].startswith("/v1beta/models/gemini-3-pro-preview:streamGenerateContent"), sent["path"]
 
+    # The id is the client's: characters that mean something in a URL are escaped, not obeyed.
+    prompt = "any model id: a gemini id with url characters"
+    events, err = generate(vendor_server, request(prompt, "gemini/gemini-x/../../files?key=1#"))
+    sent = fakes["gemini"].requests(prompt)
+    assert [e["path"].split("?")[0] for e in sent] == ["/v1beta/models/gemini-x%2F..%2F..%2Ffiles%3Fkey%3D1%23:streamGenerateContent"], \
+        (sent, err)
+
 
 def test_an_id_no_family_matches_is_failed_precondition_naming_what_is_served(vendor_server, fakes):  # noqa: F811
     prompt = "any model id: not a claude"

@@ -79,7 +79,7 @@ struct GeminiBatch {
             "display_name": batch.displayName.isEmpty ? "prism-batch" : batch.displayName,
             "input_config": ["requests": ["requests": requests]],
         ]]
-        var request = try self.request(path: "/models/\(model):batchGenerateContent")
+        var request = try self.request(path: GeminiSettings.modelPath(model, "batchGenerateContent"))
         request.body = try payload.serialize(body)
         return request
     }

@@ -111,6 +111,15 @@ struct GeminiSettings {
             builtIn: GeminiDefaults.ttsFamilies.map(GeminiProvider.speechModel) + GeminiDefaults.families.map(GeminiProvider.generateModel))
     }
 
+    /// The URL path of `model`'s `method` ("/models/gemini-2.5-flash:generateContent"). The id is
+    /// the client's (any id a family matches reaches the plugin as it is), so everything but
+    /// RFC 3986's unreserved characters is percent-encoded: no id can leave `/models/` or add a query.
+    static func modelPath(_ model: String, _ method: String) -> String {
+        var unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        unreserved.insert(charactersIn: "-._~")
+        return "/models/" + (model.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "") + ":" + method
+    }
+
     /// Whether `model` only speaks: a listed TTS model, or an unlisted one named like one.
     func isSpeechModel(_ model: String) -> Bool {
         ttsModels.contains(model) || (!models.contains(model) && model.hasSuffix("-tts"))
@@ -199,7 +208,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
     private func generate(_ request: ProviderRequest, call: ProviderCall, apiKey: String) throws {
         let files = GeminiFiles(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
         let uploaded = try files.uploadOversized(request)
-        var http = HTTPRequest(url: settings.baseURL + "/models/\(request.model):streamGenerateContent?alt=sse")
+        var http = HTTPRequest(url: settings.baseURL + GeminiSettings.modelPath(request.model, "streamGenerateContent") + "?alt=sse")
         http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
         http.body = try GeminiRequest.body(for: request, files: uploaded, schemaField: settings.schemaField)
         http.deadline = request.deadline

@@ -52,8 +52,9 @@
  *        id is a pattern ("claude-*"). A client's "provider/ID" with no known row is served by
  *        the first family matching ID, and start_call gets ProviderRequest.model = ID verbatim
  *        (so a plugin declaring families must pass ids it does not know to its vendor as they
- *        are). Limits.max_image_short_edge: the host fits images to it too. No function was
- *        added; a 1.2 host ignores both fields.
+ *        are, escaped where they go into a URL; the host matches only ids of printable ASCII
+ *        without spaces, at most 256 bytes). Limits.max_image_short_edge: the host fits images
+ *        to it too. No function was added; a 1.2 host ignores both fields.
  *
  * Errors
  *
