@@ -140,8 +140,11 @@ def start_with_config(servers: ServerPool, fakes, session_dir: Path, name: str, 
 
 @pytest.fixture(scope="module")
 def alias_server(servers: ServerPool, fakes, session_dir: Path):  # noqa: F811
-    server = start_with_config(servers, fakes, session_dir, "aliases", {"models": {"aliases": {
-        "smart": ARTICLE_MODEL, "backup": "openai/gpt-4o"}}})
+    """Aliases, a family from the openai plugin's config, and a gemini family config it refuses."""
+    server = start_with_config(servers, fakes, session_dir, "aliases", {
+        "models": {"aliases": {"smart": ARTICLE_MODEL, "backup": "openai/gpt-4o"}},
+        "plugins": {"config": {"openai": {"families": {"ft:gpt-4o*": "gpt-4o"}},
+                               "gemini": {"families": {"gemini-x": "gemini-2.5-flash"}}}}})
     try:
         yield server
     finally:
@@ -177,6 +180,21 @@ def test_a_bad_alias_is_a_startup_error_naming_it(servers: ServerPool, fakes, se
         server = start_with_config(servers, fakes, session_dir, "bad-alias", {"models": {"aliases": aliases}})
         server.stop()
     assert named in str(failure.value), str(failure.value)
+
+
+def test_a_plugin_config_adds_families_and_a_bad_one_fails_that_plugin(alias_server, fakes):  # noqa: F811
+    reply = list_providers(alias_server)
+    openai = next(p for p in reply.providers if p.name == "openai")
+    assert [f.id for f in openai.families][:2] == ["openai/ft:gpt-4o*", "openai/*transcribe*"], openai.families
+    prompt = "config family: a fine-tuned gpt-4o"
+    image = prism_pb2.Media(mime_type="image/png", data=png(800, 600), name="small.png")
+    events, err = generate(alias_server, request(prompt, "openai/ft:gpt-4o-2024-08-06:acme::abc123", media=[image]))
+    ok(events, err, "config family")
+    (sent,) = fakes["openai"].requests(prompt)
+    assert sent["body"]["model"] == "ft:gpt-4o-2024-08-06:acme::abc123" and len(sent["body"]["images"]) == 1, sent["body"]
+    gemini = next(p for p in reply.providers if p.plugin == "libprism-plugin-gemini.so")
+    assert gemini.state == prism_pb2.PROVIDER_STATE_FAILED, gemini
+    assert "families key 'gemini-x' must be a pattern with '*'" in gemini.state_reason, gemini.state_reason
 
 
 # --- one source of vendor limits ----------------------------------------------------------------
