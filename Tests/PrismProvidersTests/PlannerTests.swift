@@ -1,5 +1,6 @@
 // The planner, table-driven over capability rows made by hand: which model is chosen, with which
-// adaptation steps, and the status and message when nothing can serve.
+// adaptation steps, and the status and message when nothing can serve; model families (ABI 1.3)
+// for ids beyond the rows, and the config's aliases.
 import Foundation
 @testable import PrismProviders
 import XCTest

@@ -97,6 +97,17 @@ def test_unlisted_openai_and_gemini_ids_reach_their_vendors_verbatim(vendor_serv
         (sent, err)
 
 
+def test_an_unlisted_gemini_tts_id_is_a_voice_by_its_family(vendor_server, fakes):  # noqa: F811
+    text = "any model id: a newer gemini voice"
+    req = prism_pb2.SynthesizeRequest(text=text, format="wav", route=prism_pb2.Route(model="gemini/gemini-2.5-pro-preview-tts"))
+    with vendor_server.channel() as channel:
+        events = list(prism_pb2_grpc.PrismStub(channel).Synthesize(req, timeout=RPC_TIMEOUT_S))
+    assert events[0].routed.model == "gemini/gemini-2.5-pro-preview-tts", events[0]
+    assert sum(len(e.audio.data) for e in events if e.WhichOneof("event") == "audio") > 44
+    (sent,) = fakes["gemini"].requests(text)
+    assert sent["path"] == "/v1beta/models/gemini-2.5-pro-preview-tts:generateContent", sent["path"]
+
+
 def test_an_id_no_family_matches_is_failed_precondition_naming_what_is_served(vendor_server, fakes):  # noqa: F811
     prompt = "any model id: not a claude"
     events, err = generate(vendor_server, request(prompt, "anthropic/gpt-4o"))
