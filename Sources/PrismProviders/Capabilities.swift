@@ -146,15 +146,19 @@ public struct ProviderDescription: Sendable, Equatable {
         models.first { $0.id == id } ?? families.first { $0.matches(id) }?.model(id)
     }
 
-    /// What this provider serves, for an error naming it: "claude-sonnet-4-5, …; families claude-*".
+    /// What this provider serves, for an error naming it: "claude-sonnet-4-5, …, and ids matching claude-*".
     public var served: String {
-        let known = models.map(\.id).joined(separator: ", ")
-        let patterns = families.map(\.pattern).joined(separator: ", ")
-        switch (known.isEmpty, patterns.isEmpty) {
-        case (true, true): return "no model" + (summary.isEmpty ? "" : " (\(summary))")
-        case (false, true): return known
-        case (true, false): return "ids matching \(patterns)"
-        case (false, false): return "\(known), and ids matching \(patterns)"
+        Self.served(known: models.map(\.id), patterns: families.map(\.pattern)) ?? "no model" + (summary.isEmpty ? "" : " (\(summary))")
+    }
+
+    /// Known ids and family patterns as one phrase, or nil when there are neither.
+    static func served(known: [String], patterns: [String]) -> String? {
+        let matching = patterns.isEmpty ? nil : "ids matching " + patterns.joined(separator: ", ")
+        switch (known.isEmpty, matching) {
+        case (true, nil): return nil
+        case (false, nil): return known.joined(separator: ", ")
+        case (true, let matching?): return matching
+        case (false, let matching?): return known.joined(separator: ", ") + ", and " + matching
         }
     }
 

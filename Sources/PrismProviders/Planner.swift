@@ -134,10 +134,8 @@ public struct Planner: Sendable {
     /// The error for a named model nobody serves: what its provider does serve, or which providers are loaded.
     private func unknownModel(_ name: String, matrix: [ModelCapability], families: [ModelFamily]) -> ProviderFailure {
         let provider = name.firstIndex(of: "/").map { String(name[..<$0]) } ?? ""
-        let known = matrix.filter { $0.provider == provider }.map(\.id)
-        let patterns = families.filter { $0.template.provider == provider }.map(\.pattern)
-        guard known.isEmpty && patterns.isEmpty else {
-            let served = known.joined(separator: ", ") + (patterns.isEmpty ? "" : (known.isEmpty ? "" : ", and ") + "ids matching " + patterns.joined(separator: ", "))
+        if let served = ProviderDescription.served(known: matrix.filter { $0.provider == provider }.map(\.id),
+                                                   patterns: families.filter { $0.template.provider == provider }.map(\.pattern)) {
             return ProviderFailure(.failedPrecondition, "model '\(name)' is not served: \(provider) serves \(served)")
         }
         var providers: [String] = []
