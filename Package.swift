@@ -143,8 +143,10 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia",
+                // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 

@@ -12,7 +12,7 @@ struct Adapter: Sendable {
     /// The request as `candidate.model` will receive it, and what was done to get there.
     func adapt(_ request: GenerationRequest, for candidate: Candidate) async throws -> (GenerationRequest, [String]) {
         let model = candidate.model
-        let target = Self.imageTarget(model.limits)
+        let target = model.limits.imageTarget
         let media = request.media
         var replacements: [Int: [ContentPart]] = [:]
         var report: [String] = []
@@ -102,13 +102,6 @@ struct Adapter: Sendable {
             adapted.messages[m].parts = parts
         }
         return (adapted, report)
-    }
-
-    /// The image target of a model's limits; formats from its MIME types (jpeg, png, webp if none).
-    static func imageTarget(_ limits: ModelLimits) -> ImageTarget {
-        let formats = limits.imageMimeTypes.compactMap { MediaFormat(mimeType: $0) }
-        return ImageTarget(maxLongEdge: limits.maxImageLongEdge, maxPixels: limits.maxImagePixels, maxBytes: limits.maxImageBytes,
-                           acceptedFormats: formats.isEmpty ? [.jpeg, .png, .webp] : formats)
     }
 
     private func fit(_ media: MediaInput, label: String, target: ImageTarget) throws -> FittedImage {
@@ -227,6 +220,18 @@ struct Adapter: Sendable {
         case .libraryFailure: return ProviderFailure(.internalError, "\(what): \(error)")
         default: return ProviderFailure(.invalidArgument, "\(what): \(error)")
         }
+    }
+}
+
+extension ModelLimits {
+    /// What an image is fitted to before it is sent to this model: the plugin's declared long
+    /// edge, short edge, pixel count and bytes at once, and its formats (jpeg, png, webp if it
+    /// lists none). The one place a vendor's image limits become a target: the gateway and
+    /// `prism media fit --provider` both use it, so the CLI shows what the vendor is sent.
+    public var imageTarget: ImageTarget {
+        let formats = imageMimeTypes.compactMap { MediaFormat(mimeType: $0) }
+        return ImageTarget(maxLongEdge: maxImageLongEdge, maxShortEdge: maxImageShortEdge, maxPixels: maxImagePixels, maxBytes: maxImageBytes,
+                           acceptedFormats: formats.isEmpty ? [.jpeg, .png, .webp] : formats)
     }
 }
 

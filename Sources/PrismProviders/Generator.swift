@@ -49,10 +49,11 @@ public final class Generator: Sendable {
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
                          emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
+        asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
         // the inputs (how `prism ocr` reaches local/tesseract): the answer is its text.
-        if request.operation == .generate, !request.route.model.isEmpty,
-           let named = host.capabilityMatrix().first(where: { $0.name == request.route.model }),
+        if request.operation == .generate, !asked.route.model.isEmpty,
+           let named = host.capabilityMatrix().first(where: { $0.name == asked.route.model }),
            !named.operations.contains(.generate), let operation = named.operations.first(where: { $0 == .ocr || $0 == .transcribe }) {
             asked.operation = operation
         }
@@ -66,7 +67,8 @@ public final class Generator: Sendable {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), skipping: health.coolingDown())
+        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                          skipping: health.coolingDown())
         let adapter = Adapter(host: host)
         var attempt = 0
         var lastFailure: ProviderFailure?

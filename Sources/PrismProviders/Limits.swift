@@ -43,6 +43,9 @@ public enum ProviderLimits {
     /// Consecutive failures after which a provider/model is skipped for `cooldownSeconds`.
     public static let failuresBeforeCooldown = 3
     public static let cooldownSeconds = 30.0
+    /// Longest model id a family may match (ABI 1.3). Vendors' ids are tens of characters; the id
+    /// is the client's and goes into vendor requests, logs and metrics labels, so it is bounded.
+    public static let maxModelIDLength = 256
     /// Frames sampled from a video for a model without video input, when its image limit allows.
     public static let videoFrames = 8
 }

@@ -78,11 +78,18 @@ public struct ConfigFile: Codable, Sendable {
         public var repairs: Int?
     }
 
+    /// Model names: `aliases` maps a name clients may use in Route.model and Route.fallbacks to
+    /// a real "provider/model" ({"smart": "anthropic/claude-sonnet-4-5"}).
+    public struct Models: Codable, Sendable {
+        public var aliases: [String: String]?
+    }
+
     public var listen: String?
     public var plugins: Plugins?
     public var converse: Converse?
     public var media: Media?
     public var extract: Extract?
+    public var models: Models?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -163,6 +170,9 @@ public struct ServerSettings: Sendable {
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
     public var pluginConfig: [String: String] = [:]
     public var providerPreference: [String] = []
+    /// `models.aliases`: alias → "provider/model"; no target is itself an alias (checked here),
+    /// and each target's provider must be loaded (checked by the gateway once plugins are).
+    public private(set) var modelAliases: [String: String] = [:]
     /// The plugin host's worker pool: calls running at once, and calls queued when all run.
     public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
@@ -236,6 +246,7 @@ public struct ServerSettings: Sendable {
             }
             extractRepairs = v
         }
+        if let aliases = file.models?.aliases { try setModelAliases(aliases) }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
@@ -283,6 +294,22 @@ public struct ServerSettings: Sendable {
     public mutating func setPluginQueuedCalls(_ value: Int, source: String = "--plugin-queued-calls") throws {
         guard value >= 0 else { throw SettingsError("\(source) must be 0 or more, not \(value)") }
         pluginQueuedCalls = value
+    }
+
+    /// Sets `models.aliases`, refusing an empty name, a target that is not "provider/model", and
+    /// an alias to an alias (one lookup must give the real model, and chains invite loops).
+    public mutating func setModelAliases(_ aliases: [String: String]) throws {
+        for (alias, target) in aliases.sorted(by: { $0.key < $1.key }) {
+            guard !alias.isEmpty else { throw SettingsError("models.aliases has an empty alias (for '\(target)')") }
+            if aliases[target] != nil {
+                throw SettingsError("models.aliases.\(alias) names '\(target)', which is itself an alias; name the model it stands for")
+            }
+            let parts = target.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw SettingsError("models.aliases.\(alias) must name a model as provider/model, not '\(target)'")
+            }
+        }
+        modelAliases = aliases
     }
 
     /// More threads than this would hit the kernel's per-user limit on an ordinary machine

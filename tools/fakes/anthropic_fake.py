@@ -13,6 +13,7 @@ a tool_use block (id toolu_tN, its input in input_json_delta pieces) on turns be
 inside tool_result blocks are summarized with the tool_use_id they answer.
 """
 import base64
+import hashlib
 import json
 import socket
 import time
@@ -51,6 +52,7 @@ def summarize(body):
             if tool_use_id:
                 item["tool_use_id"] = tool_use_id
             if block["type"] == "image":
+                item["sha256"] = hashlib.sha256(raw).hexdigest()
                 item["width"], item["height"] = image_size(raw)
                 images.append(item)
             elif block["type"] == "document":
