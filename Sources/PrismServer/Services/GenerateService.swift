@@ -76,6 +76,10 @@ enum GenerateService {
             request.route = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
                                          fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
                                          nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+            guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
+                throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
+            }
+            request.route.cache = cache
         }
         for entry in elements(r.labels, r.n_labels) {
             request.labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value)
@@ -127,6 +131,7 @@ enum GenerateService {
             r.pointee.n_adaptations = info.adaptations.count
             r.pointee.adaptations = b.strings(info.adaptations)
             r.pointee.attempt = UInt32(info.attempt)
+            r.pointee.cache_hit = info.cacheHit ? 1 : 0
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_ROUTED
             e.pointee.routed = r
         case .event(.text(let text)):
