@@ -14,6 +14,8 @@ struct CachedAnswer: Codable, Equatable {
         var output: UInt64
         var image: UInt64
         var audioSeconds: Double
+        var cacheRead: UInt64?
+        var cacheWrite: UInt64?
     }
 
     var provider: String
@@ -48,6 +50,8 @@ struct CachedAnswer: Codable, Equatable {
             usage.outputTokens = tokens.output
             usage.imageTokens = tokens.image
             usage.audioSeconds = tokens.audioSeconds
+            usage.cacheReadTokens = tokens.cacheRead ?? 0
+            usage.cacheWriteTokens = tokens.cacheWrite ?? 0
             events.append(.usage(usage))
         }
         events.append(.finished(stopReason: stopReason))
@@ -80,7 +84,8 @@ final class AnswerRecorder: @unchecked Sendable {
             case let .toolCall(id, name, arguments):
                 answer.items.append(.toolCall(id: id, name: name, argumentsJSON: arguments))
             case .usage(let usage):
-                answer.tokens = .init(input: usage.inputTokens, output: usage.outputTokens, image: usage.imageTokens, audioSeconds: usage.audioSeconds)
+                answer.tokens = .init(input: usage.inputTokens, output: usage.outputTokens, image: usage.imageTokens, audioSeconds: usage.audioSeconds,
+                                      cacheRead: usage.cacheReadTokens, cacheWrite: usage.cacheWriteTokens)
             case .finished(let reason):
                 answer.stopReason = reason
                 finished = true

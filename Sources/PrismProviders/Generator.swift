@@ -172,7 +172,7 @@ public final class Generator: Sendable {
                     if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
                     if event.isContent { sentContent = true }
                     if case .usage(var usage) = event, usage.costUSDMicros == 0 {
-                        usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000
+                        usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
                     try await emit(.event(event))

@@ -2,7 +2,8 @@
 plugin and the fake OpenAI server (the fakes of test_vendors.py): a miss then a hit (one vendor
 request), BYPASS and REFRESH, the default rule (temperature 0 cached, 0.7 not), a hit after a
 restart and after kill -9 on the same PRISM_DATA_DIR, single flight for 20 identical requests, a
-cut stream never cached, one photo in two encodings sharing an entry, and TTL expiry."""
+cut stream never cached, one photo in two encodings sharing an entry, and TTL expiry. Then
+Anthropic's own prompt cache: the marks the plugin sets and the cache tokens in Usage."""
 
 from __future__ import annotations
 
@@ -19,7 +20,8 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool
 from harness import RPC_TIMEOUT_S
-from test_vendors import OPENAI_MODEL, fakes, generate, kinds, of_kind, ok, png, request, text_of, vendor_env  # noqa: F401
+from test_generate import pdf
+from test_vendors import ANTHROPIC_MODEL, OPENAI_MODEL, fakes, generate, kinds, of_kind, ok, png, request, text_of, vendor_env  # noqa: F401
 
 # The TTL of the expiry test's server: short, so the test waits little.
 SHORT_TTL_SECONDS = 1
@@ -233,3 +235,59 @@ def test_a_disabled_cache_is_never_used(servers: ServerPool, fakes, session_dir:
         assert len(fakes["openai"].requests(text)) == 2
     finally:
         server.stop()
+
+
+# --- Anthropic's prompt cache (the vendor's, behind the gateway's) --------------------------------
+
+LONG_SYSTEM = "You are a careful analyst of reports. " * 150  # about 5,700 characters: over 1,024 tokens
+
+
+def marks(body) -> list[str]:
+    """The blocks of a logged Anthropic body that carry cache_control, by kind."""
+    found = ["system"] if isinstance(body.get("system"), list) and body["system"][0].get("cache_control") else []
+    for message in body["messages"]:
+        for block in message["content"] if isinstance(message["content"], list) else []:
+            if block.get("cache_control"):
+                found.append(block["type"] + (":" + block["title"] if block.get("title") else ""))
+    return found
+
+
+def test_anthropic_prompt_cache_marks_and_usage(cache_server, fakes):
+    text = unique("cache anthropic prompt")
+    req = request(text, ANTHROPIC_MODEL, media=[prism_pb2.Media(mime_type="application/pdf", data=pdf(3), name="r.pdf")])
+    req.system = LONG_SYSTEM
+    req.route.cache = prism_pb2.CACHE_BYPASS  # the gateway's own cache would answer the repeat
+    usages = []
+    for _ in range(2):
+        events, err = generate(cache_server, req)
+        ok(events, err, "anthropic with a long system prompt and a PDF")
+        usages.append(of_kind(events, "usage")[-1])
+    bodies = [r["body"] for r in fakes["anthropic"].requests(text)]
+    assert len(bodies) == 2 and marks(bodies[0]) == ["system", "document:r.pdf"], marks(bodies[0])
+    written, read = usages
+    assert written.cache_write_tokens > 0 and written.cache_read_tokens == 0, written
+    assert read.cache_read_tokens == written.cache_write_tokens and read.cache_write_tokens == 0, read
+    assert read.cost_usd_micros < written.cost_usd_micros, (read, written)
+
+
+def test_anthropic_prompt_cache_keeps_at_most_four_marks(cache_server, fakes):
+    text = unique("cache anthropic marks")
+    documents = [prism_pb2.Media(mime_type="application/pdf", data=pdf(1 + i), name=f"d{i}.pdf") for i in range(5)]
+    req = request(text, ANTHROPIC_MODEL, media=documents)
+    req.system = LONG_SYSTEM
+    events, err = generate(cache_server, req)
+    ok(events, err, "five PDFs and a long system prompt")  # the fake refuses a fifth mark, as the API does
+    body = fakes["anthropic"].requests(text)[0]["body"]
+    assert marks(body) == ["system", "document:d2.pdf", "document:d3.pdf", "document:d4.pdf"], marks(body)
+
+
+def test_a_short_prompt_is_not_marked(cache_server, fakes):
+    text = unique("cache anthropic short")
+    req = request(text, ANTHROPIC_MODEL)
+    req.system = "Be brief."
+    events, err = generate(cache_server, req)
+    ok(events, err, "a short prompt")
+    body = fakes["anthropic"].requests(text)[0]["body"]
+    assert body["system"] == "Be brief." and marks(body) == [], body
+    usage = of_kind(events, "usage")[-1]
+    assert usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0, usage

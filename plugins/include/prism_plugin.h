@@ -48,6 +48,8 @@
  *        submit, get, results, cancel) answered by ProviderEvent.batch_status / batch_result, in
  *        plugin.proto. No function was added; the host sends batch calls only to plugins built
  *        against 1.2 or later whose model declares Features.batch.
+ *   1.3  (also) Usage.cache_read_tokens / cache_write_tokens in plugin.proto: a vendor's prompt
+ *        cache use; plugins before it leave them 0.
  *
  * Errors
  *

@@ -160,6 +160,8 @@ enum GenerateService {
             u.pointee.image_tokens = usage.imageTokens
             u.pointee.audio_seconds = usage.audioSeconds
             u.pointee.cost_usd_micros = usage.costUSDMicros
+            u.pointee.cache_read_tokens = usage.cacheReadTokens
+            u.pointee.cache_write_tokens = usage.cacheWriteTokens
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_USAGE
             e.pointee.usage = u
         case .event(.finished(let reason)):
