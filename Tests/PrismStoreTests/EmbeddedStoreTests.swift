@@ -24,6 +24,14 @@ final class EmbeddedStoreTests: XCTestCase {
         XCTAssertEqual(mode, 0o700)
     }
 
+    func testUnusableDataFolderIsAClearError() throws {
+        let file = folder + "-file"
+        FileManager.default.createFile(atPath: file, contents: Data())
+        defer { unlink(file) }
+        XCTAssertThrowsError(try DataDirectory.prepare(file)) { XCTAssertTrue("\($0)".contains("is not a folder"), "\($0)") }
+        XCTAssertThrowsError(try DataDirectory.prepare(file + "/prism")) { XCTAssertTrue("\($0)".contains("cannot create the data folder"), "\($0)") }
+    }
+
     func testUnwritableDataFolderIsAClearError() throws {
         try FileManager.default.createDirectory(atPath: folder, withIntermediateDirectories: true)
         chmod(folder, 0o500)
@@ -32,10 +40,6 @@ final class EmbeddedStoreTests: XCTestCase {
         XCTAssertThrowsError(try DataDirectory.prepare(folder)) { error in
             XCTAssertTrue("\(error)".contains("not writable"), "\(error)")
         }
-        let file = folder + "-file"
-        FileManager.default.createFile(atPath: file, contents: Data())
-        defer { unlink(file) }
-        XCTAssertThrowsError(try DataDirectory.prepare(file)) { XCTAssertTrue("\($0)".contains("not a folder"), "\($0)") }
     }
 
     func testDataFolderDefaults() {

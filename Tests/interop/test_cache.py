@@ -19,7 +19,7 @@ import pytest
 from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool
-from harness import RPC_TIMEOUT_S
+from harness import RPC_TIMEOUT_S, ServerStartError
 from test_generate import pdf
 from test_vendors import ANTHROPIC_MODEL, OPENAI_MODEL, fakes, generate, kinds, of_kind, ok, png, request, text_of, vendor_env  # noqa: F401
 
@@ -291,3 +291,11 @@ def test_a_short_prompt_is_not_marked(cache_server, fakes):
     assert body["system"] == "Be brief." and marks(body) == [], body
     usage = of_kind(events, "usage")[-1]
     assert usage.cache_read_tokens == 0 and usage.cache_write_tokens == 0, usage
+
+
+def test_an_unusable_data_folder_stops_the_start(servers: ServerPool, session_dir: Path):
+    blocker = session_dir / "not-a-folder"
+    blocker.write_text("a file where the data folder should be")
+    with pytest.raises(ServerStartError) as failure:
+        servers.start("cache-bad-data-dir", [], "h2c", env={"PRISM_DATA_DIR": str(blocker / "prism")})
+    assert "cannot create the data folder" in str(failure.value), str(failure.value)
