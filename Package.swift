@@ -90,7 +90,8 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -128,11 +129,18 @@ let package = Package(
         .target(name: "PrismPluginGemini", dependencies: ["PrismPluginKit"], path: "plugins/gemini"),
         // --- end vendor provider plugins ---
 
+        // --- stores (issue 12) ---
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The embedded store (SQLite in WAL mode in the data folder) and the protocols a shared
+        // store implements: the response cache now, batches next. Nothing of RPC or providers.
+        .target(name: "PrismStore", dependencies: ["CSQLite"]),
+        // --- end stores ---
+
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -158,6 +166,7 @@ let package = Package(
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
+        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
     ],
     swiftLanguageModes: [.v5]
 )

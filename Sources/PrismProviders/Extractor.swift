@@ -149,5 +149,7 @@ extension Usage {
         imageTokens += other.imageTokens
         audioSeconds += other.audioSeconds
         costUSDMicros += other.costUSDMicros
+        cacheReadTokens += other.cacheReadTokens
+        cacheWriteTokens += other.cacheWriteTokens
     }
 }

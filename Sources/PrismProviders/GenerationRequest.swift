@@ -68,12 +68,16 @@ public struct RouteRequest: Sendable {
     public var fallbacks: [String] = []
     /// ADAPTATION_NATIVE_ONLY: no conversion of inputs, only providers that take them as they are.
     public var nativeOnly = false
+    /// How the response cache is used (prism.v1.Route.cache).
+    public var cache = CachePolicy.default
 
-    public init(provider: String = "", model: String = "", fallbacks: [String] = [], nativeOnly: Bool = false) {
+    public init(provider: String = "", model: String = "", fallbacks: [String] = [], nativeOnly: Bool = false,
+                cache: CachePolicy = .default) {
         self.provider = provider
         self.model = model
         self.fallbacks = fallbacks
         self.nativeOnly = nativeOnly
+        self.cache = cache
     }
 }
 

@@ -14,6 +14,8 @@ public struct RouteInfo: Sendable, Equatable {
     public var adaptations: [String]
     /// 1 for the first try; each retry or fallback counts up.
     public var attempt: Int
+    /// The answer that follows is replayed from the response cache.
+    public var cacheHit = false
 }
 
 /// What the generator hands the service, in order: `routed`, then events, per attempt.
@@ -29,14 +31,17 @@ public final class Generator: Sendable {
     public let health: ProviderHealth
     /// Fetches Media.uri before planning (the config's `media.fetch` policy).
     public let fetcher: MediaFetcher
+    /// The response cache; nil when it is off.
+    public let cache: GenerationCache?
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
-                fetcher: MediaFetcher = MediaFetcher(), logger: Logger) {
+                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
         self.fetcher = fetcher
+        self.cache = cache
         self.logger = logger
     }
 
@@ -84,11 +89,21 @@ public final class Generator: Sendable {
                 lastFailure = failure
                 continue
             }
+            // The cache is keyed by the request as this model receives it (see ResponseCaching).
+            let ticket = cache?.ticket(original: request, adapted: adapted, model: model, operation: candidate.operation)
+            defer { ticket?.release() }
+            if let hit = await ticket?.cachedAnswer() {
+                attempt += 1
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
+                for event in hit.events() { try await emit(.event(event)) }
+                return
+            }
 
             for retry in 0..<ProviderLimits.attemptsPerModel {
                 try Task.checkCancellation()
                 attempt += 1
                 try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt)))
+                ticket?.startAttempt()
                 let started = Date()
                 let end: PluginCall.End
                 var sentContent = false
@@ -98,6 +113,7 @@ public final class Generator: Sendable {
                     end = try await withTaskExecutorPreference(relayExecutor) {
                         try await stream(call, model: model, sentContent: &sentContent) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
+                            ticket?.record(output)
                             try await emit(output)
                         }
                     }
@@ -106,6 +122,7 @@ public final class Generator: Sendable {
                     break
                 }
                 if end.isOK {
+                    await ticket?.complete()
                     if let voice = SpeechOutput.voice(of: candidate) {
                         try await SpeechOutput.speak(answer.text, via: voice, host: host, original: request, emit: emit)
                     }
@@ -164,7 +181,7 @@ public final class Generator: Sendable {
                     if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
                     if event.isContent { sentContent = true }
                     if case .usage(var usage) = event, usage.costUSDMicros == 0 {
-                        usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000
+                        usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
                     try await emit(.event(event))

@@ -48,6 +48,13 @@ public enum ProviderLimits {
     public static let maxModelIDLength = 256
     /// Frames sampled from a video for a model without video input, when its image limit allows.
     public static let videoFrames = 8
+    /// Identical requests that wait for one in progress (the response cache's single flight)
+    /// before more make their own calls: enough for a burst of retries or fan-out, few enough
+    /// that a slow leader does not hold an unbounded crowd.
+    public static let cacheFlightWaiters = 64
+    /// Characters per text event when a cached answer is replayed (vendors stream a few words
+    /// per event; a hit sends larger pieces, fewer writes).
+    public static let cacheReplayChunkCharacters = 256
 }
 
 /// Bounds on media the gateway fetches itself (Media.uri); MediaFetchPolicy starts from these,

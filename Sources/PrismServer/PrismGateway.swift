@@ -1,9 +1,11 @@
 // Assembles the gateway: the method table (prism.v1.Prism, health, reflection, and the
 // interop service when asked), the interceptors (auth, metrics, logging) and the RPC server.
+import Foundation
 import Logging
 import PrismProto
 import PrismProviders
 import PrismRPC
+import PrismStore
 
 public final class PrismGateway: Sendable {
     public let server: RPCServer
@@ -13,15 +15,31 @@ public final class PrismGateway: Sendable {
     public let plugins: PluginHost
     /// The config's model aliases, whose providers are checked once the plugins have loaded.
     private let aliases: [String: String]
+    /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
+    public let store: EmbeddedStore
+    private let sweeper: CacheSweeper?
 
     public init(settings: ServerSettings, logger: Logger) throws {
+        // The data folder first: a folder that cannot be made or written stops the start here.
+        let directory = try settings.resolvedDataDirectory()
+        try DataDirectory.prepare(directory)
+        let store = try EmbeddedStore(directory: directory)
+        var cache: GenerationCache?
+        if settings.cacheEnabled {
+            let disk = SQLiteResponseCache(store: store, maxDiskBytes: settings.cacheDiskBytes)
+            cache = GenerationCache(store: MemoryCacheFront(backing: disk, maxBytes: settings.cacheMemoryBytes),
+                                    ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
+        }
+        sweeper = cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
+        self.store = store
+
         var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
         pluginOptions.pluginConfig = settings.pluginConfig
         pluginOptions.workerThreads = settings.pluginWorkerThreads
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
         let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
-        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), logger: logger)
+        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
@@ -80,6 +98,8 @@ public final class PrismGateway: Sendable {
         health.setAllNotServing()
         await server.shutdown()
         plugins.shutdown()
+        sweeper?.stop()
+        store.close()
     }
 }
 

@@ -1,10 +1,11 @@
 // The daemon's settings: embedded defaults, then the config file (`--config`, JSON), then
-// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`), then command-line flags,
+// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`, `PRISM_DATA_DIR`), then command-line flags,
 // each overriding the one before. Produces the RPC layer's ServerConfiguration, the auth
 // decision, and the plugin host's folders and worker pool size.
 import Foundation
 import PrismProviders
 import PrismRPC
+import PrismStore
 
 /// The config file's shape. Every field is optional; absent means "keep the default".
 public struct ConfigFile: Codable, Sendable {
@@ -84,7 +85,21 @@ public struct ConfigFile: Codable, Sendable {
         public var aliases: [String: String]?
     }
 
+    /// The response cache (README "Response cache").
+    public struct Cache: Codable, Sendable {
+        public var enabled: Bool?
+        /// How long an answer is served (default 3600).
+        public var ttl_seconds: Int?
+        /// Bytes of answers kept in memory in front of the store.
+        public var max_bytes: Int?
+        /// Bytes of answers kept in the store; the oldest go first.
+        public var max_disk_bytes: Int?
+    }
+
     public var listen: String?
+    /// The data folder (PRISM_DATA_DIR overrides).
+    public var data_dir: String?
+    public var cache: Cache?
     public var plugins: Plugins?
     public var converse: Converse?
     public var media: Media?
@@ -182,8 +197,24 @@ public struct ServerSettings: Sendable {
     public var mediaFetch = MediaFetchPolicy()
     /// Extract's repair rounds (`extract.repairs`).
     public private(set) var extractRepairs = Extractor.defaultRepairs
+    /// The data folder (`data_dir`, PRISM_DATA_DIR); nil: `DataDirectory.resolve` of the environment.
+    public var dataDirectory: String?
+    /// The response cache: on, TTL, bytes in memory and on disk.
+    public var cacheEnabled = true
+    public private(set) var cacheTTLSeconds = 3600
+    public private(set) var cacheMemoryBytes = 64 << 20
+    public private(set) var cacheDiskBytes = 1 << 30
 
     public init() {}
+
+    /// The data folder to use: the one set, else PRISM_DATA_DIR's XDG default for this user.
+    public func resolvedDataDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let dataDirectory { return dataDirectory }
+        guard let directory = DataDirectory.resolve(environment) else {
+            throw SettingsError("no data folder: set PRISM_DATA_DIR (or data_dir in the config file); HOME is not set either")
+        }
+        return directory
+    }
 
     /// The folder holding the running executable (SwiftPM's .build/<configuration>).
     public static var defaultPluginPath: [String] {
@@ -247,22 +278,30 @@ public struct ServerSettings: Sendable {
             extractRepairs = v
         }
         if let aliases = file.models?.aliases { try setModelAliases(aliases) }
+        if let dir = file.data_dir { dataDirectory = dir }
+        if let cache = file.cache {
+            if let v = cache.enabled { cacheEnabled = v }
+            if let v = cache.ttl_seconds { cacheTTLSeconds = try Self.positive(v, "ttl_seconds", section: "cache") }
+            if let v = cache.max_bytes { cacheMemoryBytes = try Self.positive(v, "max_bytes", section: "cache") }
+            if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
 
     /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
     /// would stop the server from serving anyone, or trap when narrowed).
-    private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max) throws -> Int {
+    private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max, section: String = "limits") throws -> Int {
         guard value >= 1, value <= maximum else {
-            throw SettingsError("limits.\(name) must be between 1 and \(maximum), not \(value)")
+            throw SettingsError("\(section).\(name) must be between 1 and \(maximum), not \(value)")
         }
         return value
     }
 
-    /// Applies `PRISM_LISTEN` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
+        if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
         if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
             pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }

@@ -55,6 +55,8 @@
  *        are, escaped where they go into a URL; the host matches only ids of printable ASCII
  *        without spaces, at most 256 bytes). Limits.max_image_short_edge: the host fits images
  *        to it too. No function was added; a 1.2 host ignores both fields.
+ *   1.3  (also) Usage.cache_read_tokens / cache_write_tokens in plugin.proto: a vendor's prompt
+ *        cache use; plugins before it leave them 0.
  *
  * Errors
  *

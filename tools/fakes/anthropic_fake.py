@@ -11,6 +11,8 @@ otherwise an echo listing each image ("[image WxH mime]") and document ("[docume
 The agent loop of fakeserver.agent_script (agent-N in the first user text) streams a text block and
 a tool_use block (id toolu_tN, its input in input_json_delta pieces) on turns before N; images
 inside tool_result blocks are summarized with the tool_use_id they answer.
+Prompt caching: cache_control marks (at most 4, else the API's 400) make message_start's usage
+report cache_creation_input_tokens the first time a prefix is seen and cache_read_input_tokens after.
 """
 import base64
 import hashlib
@@ -28,6 +30,10 @@ ERROR_TYPES = {400: "invalid_request_error", 401: "authentication_error", 402: "
                404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error", 500: "api_error",
                504: "timeout_error", 529: "overloaded_error"}
 SEEN_ONCE = set()
+# Prompt-cache prefixes written so far (hashes of the request up to a cache_control mark).
+CACHED_PREFIXES = set()
+# The API's limit on cache_control blocks in one request.
+MAX_CACHE_BREAKPOINTS = 4
 
 
 
@@ -88,6 +94,34 @@ def answer_pieces(text, summary):
     pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["media_type"]) for i in summary["images"]]
     pieces += [" [document %d bytes]" % d["bytes"] for d in summary["documents"]]
     return pieces
+
+
+def cache_usage(body):
+    """The prompt cache's part of usage for `body`, as the API reports it: the tokens of the
+    request up to its last cache_control mark (tools, system, messages; 4 bytes a token) are
+    written the first time that prefix is seen, read after. (None, count) when over the limit."""
+    prefix, marks, tokens = [], 0, 0
+    parts = [("tools", body.get("tools", []))]
+    system = body.get("system")
+    parts.append(("system", system if isinstance(system, list) else [{"text": system or ""}]))
+    for message in body.get("messages", []):
+        content = message.get("content")
+        parts.append((message.get("role"), content if isinstance(content, list) else [{"text": content}]))
+    for role, blocks in parts:
+        for block in blocks:
+            prefix.append(json.dumps([role, block], sort_keys=True))
+            if isinstance(block, dict) and block.get("cache_control"):
+                marks += 1
+                tokens = len("".join(prefix)) // 4
+                key = hash("".join(prefix))
+    if marks > MAX_CACHE_BREAKPOINTS:
+        return None, marks
+    if not marks:
+        return {}, 0
+    if key in CACHED_PREFIXES:
+        return {"cache_read_input_tokens": tokens, "cache_creation_input_tokens": 0}, marks
+    CACHED_PREFIXES.add(key)
+    return {"cache_read_input_tokens": 0, "cache_creation_input_tokens": tokens}, marks
 
 
 def forced_tool(body):
@@ -163,6 +197,10 @@ class Handler(BatchRoutes, FakeHandler):
             return self.error(400, "tool_choice.name: tool '%s' not found in tools" % body["tool_choice"].get("name"))
         if tool is not None and (tool.get("input_schema") or {}).get("type") != "object":
             return self.error(400, "tools.0.custom.input_schema.type: Input should be 'object'")
+        cached, marks = cache_usage(body)
+        if cached is None:
+            return self.error(400, "A maximum of %d blocks with cache_control may be provided. Found %d." % (MAX_CACHE_BREAKPOINTS, marks))
+        entry["cache_usage"] = cached
         if "once-429" in text and text not in SEEN_ONCE:
             SEEN_ONCE.add(text)
             return self.error(429, "Number of requests has exceeded your rate limit")
@@ -213,7 +251,7 @@ class Handler(BatchRoutes, FakeHandler):
         try:
             self.event({"type": "message_start", "message": {"id": "msg_fake", "type": "message", "role": "assistant",
                         "model": body.get("model"), "content": [], "stop_reason": None, "stop_sequence": None,
-                        "usage": {"input_tokens": 12, "output_tokens": 1}}})
+                        "usage": dict({"input_tokens": 12, "output_tokens": 1}, **entry["cache_usage"])}})
             stop = "end_turn"
             tool = forced_tool(body)
             if tool is not None:

@@ -16,6 +16,7 @@ Scenarios (a word in the last user text part):
   stall         no answer at all for 10 s (not even headers); logs "disconnected" as soon as the
                 client closes the connection, so tests see cancellation before the first byte
   once-429      429 with retry-after: 1 the first time this exact text is seen, then a normal answer
+  numbered      the echo followed by " (answer N)", N counting the requests with this exact text
   (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
 
 The agent loop of fakeserver.agent_script (agent-N in the first user text) streams a content delta
@@ -48,6 +49,8 @@ ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_erro
                503: ("server_error", None)}
 
 SEEN_ONCE = set()
+# Requests seen per text, for the numbered scenario.
+SEEN_COUNT = {}
 # The usage every answer reports.
 USAGE = {"prompt_tokens": 16, "completion_tokens": 7, "total_tokens": 23}
 # The tool scenario's calls: id, name, and the arguments in the fragments they are streamed in.
@@ -99,6 +102,9 @@ def answer(text, summary):
     pieces += [" [image %dx%d %s]" % (i["width"], i["height"], i["mime"]) for i in summary["images"]]
     pieces += [" [audio %s %d bytes]" % (a["format"], a["bytes"]) for a in summary["audio"]]
     pieces += [" [file %s %d bytes]" % (f["filename"], f["bytes"]) for f in summary["files"]]
+    if "numbered" in text.split():
+        SEEN_COUNT[text] = SEEN_COUNT.get(text, 0) + 1
+        pieces.append(" (answer %d)" % SEEN_COUNT[text])
     return pieces, [], "stop"
 
 

@@ -36,6 +36,7 @@ extension ProtoBuilder {
         r.pointee.n_adaptations = info.adaptations.count
         r.pointee.adaptations = strings(info.adaptations)
         r.pointee.attempt = UInt32(info.attempt)
+        r.pointee.cache_hit = info.cacheHit ? 1 : 0
         return r
     }
 
@@ -47,6 +48,8 @@ extension ProtoBuilder {
         u.pointee.image_tokens = usage.imageTokens
         u.pointee.audio_seconds = usage.audioSeconds
         u.pointee.cost_usd_micros = usage.costUSDMicros
+        u.pointee.cache_read_tokens = usage.cacheReadTokens
+        u.pointee.cache_write_tokens = usage.cacheWriteTokens
         return u
     }
 }

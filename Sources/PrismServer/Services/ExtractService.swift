@@ -42,7 +42,7 @@ enum ExtractService {
         }
         guard !input.isEmpty else { throw RPCError(.invalidArgument, "input: the request has nothing to extract from") }
         var request = Extractor.request(input: input, schemaJSON: schemaText, instructions: String(protoC: r.instructions))
-        request.route = GenerateService.routeRequest(r.route)
+        request.route = try GenerateService.routeRequest(r.route)
         request.labels = GenerateService.labels(r.labels, r.n_labels)
         return (request, schema)
     }

@@ -80,17 +80,22 @@ enum GenerateService {
         request.outputs = Set(UnsafeBufferPointer(start: r.outputs, count: r.outputs == nil ? 0 : r.n_outputs).compactMap {
             Modality(rawValue: Int($0.rawValue))
         })
-        request.route = routeRequest(r.route)
+        request.route = try routeRequest(r.route)
         request.labels = labels(r.labels, r.n_labels)
         return request
     }
 
     /// A prism.v1.Route as the planner's; absent = any capable provider.
-    static func routeRequest(_ route: UnsafeMutablePointer<Prism__V1__Route>?) -> RouteRequest {
+    static func routeRequest(_ route: UnsafeMutablePointer<Prism__V1__Route>?) throws -> RouteRequest {
         guard let route = route?.pointee else { return RouteRequest() }
-        return RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
-                            fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
-                            nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+        var request = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                                   fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                                   nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+        guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
+            throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
+        }
+        request.cache = cache
+        return request
     }
 
     /// A request's labels map.

@@ -97,16 +97,24 @@ typedef enum _Prism__V1__Adaptation {
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__V1__ADAPTATION)
 } Prism__V1__Adaptation;
 /*
- * How the response cache is used for this request.
+ * How the gateway's response cache is used for this request. Entries are keyed by a hash of
+ * the request as sent to the chosen model (media by their fitted bytes), kept for the configured
+ * TTL, and replayed with routed.cache_hit = true and usage at cost 0 (original token counts).
+ * Only text answers that end complete (stop END_TURN, TOOL_USE or SEQUENCE) are stored.
  */
 typedef enum _Prism__V1__CachePolicy {
+  /*
+   * Read any entry; write the answer when the request is cacheable by default: temperature 0,
+   * or a response schema with the temperature unset, and no tools.
+   */
   PRISM__V1__CACHE_POLICY__CACHE_DEFAULT = 0,
   /*
    * Neither read nor write the cache.
    */
   PRISM__V1__CACHE_POLICY__CACHE_BYPASS = 1,
   /*
-   * Do not read the cache, but store the fresh answer.
+   * Do not read the cache, but store the fresh answer (even when the default rule would not:
+   * how a client asks to cache, e.g., a request with tools).
    */
   PRISM__V1__CACHE_POLICY__CACHE_REFRESH = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__V1__CACHE_POLICY)
@@ -328,6 +336,11 @@ struct  Prism__V1__Route
   size_t n_fallbacks;
   char **fallbacks;
   Prism__V1__Adaptation adaptation;
+  /*
+   * The response cache: DEFAULT reads any entry and stores the answer to a request with
+   * temperature 0 (or a response schema and no temperature) and no tools; REFRESH stores
+   * without reading; BYPASS does neither. See CachePolicy.
+   */
   Prism__V1__CachePolicy cache;
 };
 #define PRISM__V1__ROUTE__INIT \
@@ -453,10 +466,16 @@ struct  Prism__V1__Usage
   uint64_t image_tokens;
   double audio_seconds;
   uint64_t cost_usd_micros;
+  /*
+   * Input tokens the vendor read from its prompt cache (billed at its cache rate, e.g. a tenth
+   * of input for Anthropic), and tokens written to it (e.g. 1.25x input); not in input_tokens.
+   */
+  uint64_t cache_read_tokens;
+  uint64_t cache_write_tokens;
 };
 #define PRISM__V1__USAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__usage__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*

@@ -2824,7 +2824,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__media_chunk__descriptor =
   (ProtobufCMessageInit) prism__plugin__v1__media_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__usage__field_descriptors[5] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__usage__field_descriptors[7] =
 {
   {
     "input_tokens",
@@ -2886,9 +2886,35 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__usage__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "cache_read_tokens",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__Usage, cache_read_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "cache_write_tokens",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__Usage, cache_write_tokens),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__usage__field_indices_by_name[] = {
   3,   /* field[3] = audio_seconds */
+  5,   /* field[5] = cache_read_tokens */
+  6,   /* field[6] = cache_write_tokens */
   4,   /* field[4] = cost_usd_micros */
   2,   /* field[2] = image_tokens */
   0,   /* field[0] = input_tokens */
@@ -2897,7 +2923,7 @@ static const unsigned prism__plugin__v1__usage__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__plugin__v1__usage__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 5 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__usage__descriptor =
 {
@@ -2907,7 +2933,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__usage__descriptor =
   "Prism__Plugin__V1__Usage",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__Usage),
-  5,
+  7,
   prism__plugin__v1__usage__field_descriptors,
   prism__plugin__v1__usage__field_indices_by_name,
   1,  prism__plugin__v1__usage__number_ranges,

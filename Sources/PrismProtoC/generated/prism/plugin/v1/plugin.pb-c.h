@@ -658,10 +658,17 @@ struct  Prism__Plugin__V1__Usage
   uint64_t image_tokens;
   double audio_seconds;
   uint64_t cost_usd_micros;
+  /*
+   * ABI 1.3: input tokens read from / written to the vendor's prompt cache, not counted in
+   * input_tokens. When cost_usd_micros is 0 the host prices them at Anthropic's rates (reads a
+   * tenth of the input price, writes 1.25 times it); a vendor that bills otherwise sets the cost.
+   */
+  uint64_t cache_read_tokens;
+  uint64_t cache_write_tokens;
 };
 #define PRISM__PLUGIN__V1__USAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__usage__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
