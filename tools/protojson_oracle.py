@@ -16,6 +16,7 @@ import base64
 import json
 import math
 import random
+import struct
 import subprocess
 import sys
 import tempfile
@@ -175,7 +176,40 @@ class Generator:
 
 
 def to_json(msg):
-    return json.dumps(json_format.MessageToDict(msg), ensure_ascii=False)
+    return json.dumps(shortest_floats(json_format.MessageToDict(msg), msg.DESCRIPTOR), ensure_ascii=False)
+
+
+def shortest_float(v):
+    """json_format prints a float field with at least 6 significant digits (1.4013e-45); ProtoJSON
+    prints the shortest decimal that reads back as the same float (1e-45). Both denote the same
+    float, so the oracle's value is respelled the shortest way before comparing as doubles."""
+    if not isinstance(v, float) or not math.isfinite(v):
+        return v
+    f32 = struct.unpack("f", struct.pack("f", v))[0]
+    for digits in range(1, 10):
+        text = "%.*g" % (digits, f32)
+        if struct.unpack("f", struct.pack("f", float(text)))[0] == f32:
+            return float(text)
+    return v
+
+
+def shortest_floats(value, d):
+    """`value`, a MessageToDict result of type d, with every float field's number shortest."""
+    for key, v in value.items():
+        f = next(x for x in d.fields if x.json_name == key)
+        if f.message_type is not None and f.message_type.GetOptions().map_entry:
+            value_f = f.message_type.fields_by_name["value"]
+            if value_f.message_type is not None:
+                for x in v.values():
+                    shortest_floats(x, value_f.message_type)
+            elif value_f.type == FD.TYPE_FLOAT:
+                value[key] = {k: shortest_float(x) for k, x in v.items()}
+        elif f.message_type is not None:
+            for x in (v if f.is_repeated else [v]):
+                shortest_floats(x, f.message_type)
+        elif f.type == FD.TYPE_FLOAT:
+            value[key] = [shortest_float(x) for x in v] if f.is_repeated else shortest_float(v)
+    return value
 
 
 def rejects(cls, text, ignore=False):
@@ -262,7 +296,9 @@ def main():
                 emit({"kind": "reject", "type": name, "input": text, "ignoreUnknownFields": False, "why": why})
                 if rejects(cls, text, ignore=True):
                     emit({"kind": "reject", "type": name, "input": text, "ignoreUnknownFields": True, "why": why})
-                else:
+                elif why in ("unknown field", "nested unknown field", "unknown enum name"):
+                    # (json_format with ignore_unknown_fields also takes {"msg": "text"}, reading
+                    # the string's characters as unknown field names; ProtoJSON refuses that.)
                     parsed = json_format.Parse(text, cls(), ignore_unknown_fields=True)
                     emit({"kind": "ignore", "type": name, "input": text, "json": to_json(parsed)})
     print(json.dumps({"types": len(names), **counts}))

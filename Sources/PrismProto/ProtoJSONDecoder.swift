@@ -47,13 +47,14 @@ struct ProtoJSONDecoder {
             throw fail(path, "expected a JSON object (\(protoTypeName(descriptor)))")
         }
         let message = builder.message(descriptor: descriptor)
+        let names = schema.message(descriptor)
         var seen: Set<UInt32> = []
         // A oneof is named by where protobuf-c keeps its case; the value is the member set.
         var oneofs: [UInt32: String] = [:]
         try parser.readObject { key, parser in
             let name = key.string
             let fieldPath = path.isEmpty ? name : "\(path).\(name)"
-            guard let field = schema.field(named: name, in: descriptor) else {
+            guard let field = schema.field(named: name, in: descriptor, names) else {
                 if ignoreUnknownFields { return }
                 throw fail(fieldPath, "unknown field: \(protoTypeName(descriptor)) has no field \"\(name)\"")
             }

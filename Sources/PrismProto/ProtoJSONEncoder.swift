@@ -12,9 +12,10 @@ struct ProtoJSONEncoder {
     /// presence for them), oneof members and sub-messages written whenever they are set.
     func object(_ message: UnsafeRawPointer, _ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> JSONValue {
         var members: [(key: String, value: JSONValue)] = []
+        let names = schema.message(descriptor)
         for field in fields(of: descriptor) {
             if let value = self.value(of: field, in: message) {
-                members.append((schema.jsonName(field, in: descriptor), value))
+                members.append((schema.jsonName(field, names), value))
             }
         }
         return .object(members)

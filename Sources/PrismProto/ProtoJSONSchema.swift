@@ -61,25 +61,30 @@ struct ProtoJSONSchema: Sendable {
         }
     }
 
-    /// The JSON name of `field` of the message type `descriptor`.
-    func jsonName(_ field: UnsafePointer<ProtobufCFieldDescriptor>, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> String {
-        messages[protoTypeName(descriptor)]?.jsonNames[field.pointee.id] ?? Self.defaultJSONName(String(protoC: field.pointee.name))
+    /// What the set says of the message type `descriptor`; look it up once per message.
+    func message(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> Message? {
+        messages[protoTypeName(descriptor)]
     }
 
-    /// The field of `descriptor` that a JSON member named `name` sets: by json_name first,
-    /// then by the field's name in the .proto, as the mapping requires of parsers.
-    func field(named name: String, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> UnsafePointer<ProtobufCFieldDescriptor>? {
-        if let number = messages[protoTypeName(descriptor)]?.numbersByJSONName[name] {
+    /// The JSON name of `field`, of a message type described by `message` (nil: not in the set).
+    func jsonName(_ field: UnsafePointer<ProtobufCFieldDescriptor>, _ message: Message?) -> String {
+        message?.jsonNames[field.pointee.id] ?? Self.defaultJSONName(String(protoC: field.pointee.name))
+    }
+
+    /// The field of `descriptor` (described by `message`) that a JSON member named `name` sets:
+    /// by json_name first, then by the field's name in the .proto, as the mapping requires.
+    func field(
+        named name: String, in descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ message: Message?
+    ) -> UnsafePointer<ProtobufCFieldDescriptor>? {
+        if let number = message?.numbersByJSONName[name] {
             return protobuf_c_message_descriptor_get_field(descriptor, number)
         }
         if let field = name.withCString({ protobuf_c_message_descriptor_get_field_by_name(descriptor, $0) }) {
             return field
         }
         // A type outside the set: its json names are the computed ones.
-        for field in fields(of: descriptor) where Self.defaultJSONName(String(protoC: field.pointee.name)) == name {
-            return field
-        }
-        return nil
+        guard message == nil else { return nil }
+        return fields(of: descriptor).first { Self.defaultJSONName(String(protoC: $0.pointee.name)) == name }
     }
 
     /// Whether `field` is a map: a repeated field of a message type marked `map_entry`.
