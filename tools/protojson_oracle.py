@@ -301,6 +301,12 @@ def main():
                     # the string's characters as unknown field names; ProtoJSON refuses that.)
                     parsed = json_format.Parse(text, cls(), ignore_unknown_fields=True)
                     emit({"kind": "ignore", "type": name, "input": text, "json": to_json(parsed)})
+        # proto2 (explicit presence, has_ flags, defaults): Prism's own descriptor set as a
+        # google.protobuf.FileDescriptorSet, a type outside that set (names computed, no maps).
+        wire = (ROOT / "Sources/PrismProtoC/generated/descriptor_set.pb").read_bytes()
+        fds = descriptor_pb2.FileDescriptorSet.FromString(wire)
+        emit({"kind": "message", "type": "google.protobuf.FileDescriptorSet", "binary": base64.b64encode(wire).decode(),
+              "json": to_json(fds), "variant": to_json(fds), "variantJSON": to_json(fds)})
     print(json.dumps({"types": len(names), **counts}))
 
 

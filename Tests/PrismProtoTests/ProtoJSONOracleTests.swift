@@ -15,6 +15,7 @@ final class ProtoJSONOracleTests: XCTestCase {
         protoDescriptor(prism__plugin__v1__batch_call__init),
         protoDescriptor(prism__plugin__v1__batch_status__init),
         protoDescriptor(prism__plugin__v1__batch_item_result__init),
+        protoDescriptor(google__protobuf__file_descriptor_set__init),
     ]
 
     /// Every message type reachable from the embedded services and the extra roots, by full name.
