@@ -87,15 +87,23 @@ public enum ProtoJSON {
 
     /// Base64 as the mapping allows it in: the standard or the URL-safe alphabet, padded or not.
     static func base64Decoded(_ text: String) -> Data? {
-        var normalized = String(text.map { $0 == "-" ? "+" : $0 == "_" ? "/" : $0 })
-        while normalized.hasSuffix("=") { normalized.removeLast() }
-        switch normalized.utf8.count % 4 {
+        // Bytes, not Characters: media are megabytes of base64.
+        var bytes = Array(text.utf8)
+        for index in bytes.indices {
+            switch bytes[index] {
+            case UInt8(ascii: "-"): bytes[index] = UInt8(ascii: "+")
+            case UInt8(ascii: "_"): bytes[index] = UInt8(ascii: "/")
+            default: break
+            }
+        }
+        while bytes.last == UInt8(ascii: "=") { bytes.removeLast() }
+        switch bytes.count % 4 {
         case 1: return nil
-        case 2: normalized += "=="
-        case 3: normalized += "="
+        case 2: bytes += [UInt8(ascii: "="), UInt8(ascii: "=")]
+        case 3: bytes.append(UInt8(ascii: "="))
         default: break
         }
-        return Data(base64Encoded: normalized)
+        return Data(base64Encoded: Data(bytes))
     }
 
     /// The .proto spelling of a scalar type, for error messages.
