@@ -284,7 +284,8 @@ struct ProtoJSONDecoder {
         let wide = field.pointee.valueSize == 8
         let exact = !text.contains { ".eE".contains($0) }
         let decimal = exact ? text : Double(text).flatMap { $0.isFinite && $0.rounded() == $0 ? String(format: "%.0f", $0) : nil }
-        guard let decimal, !decimal.isEmpty, decimal.allSatisfy({ "0123456789+-".contains($0) }) else {
+        let digits = decimal.map { $0.hasPrefix("-") || $0.hasPrefix("+") ? $0.dropFirst() : Substring($0) }
+        guard let decimal, let digits, !digits.isEmpty, digits.allSatisfy({ "0123456789".contains($0) }) else {
             throw fail(path, "\"\(text)\" is not an integer")
         }
         let outOfRange = fail(path, "\(text) is out of range for a \(ProtoJSON.typeName(type))")

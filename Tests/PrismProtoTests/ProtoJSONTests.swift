@@ -89,6 +89,8 @@ final class ProtoJSONTests: XCTestCase {
         XCTAssertEqual(error(usage, #"{"inputTokens": -1}"#)?.path, "inputTokens")
         XCTAssertEqual(error(batch, #"{"total": 1.5}"#)?.description, #"total: "1.5" is not an integer"#)
         XCTAssertEqual(error(batch, #"{"total": " 1"}"#)?.path, "total")
+        XCTAssertEqual(error(batch, #"{"total": "-"}"#)?.description, #"total: "-" is not an integer"#)
+        XCTAssertEqual(error(batch, #"{"total": "Infinity"}"#)?.description, #"total: "Infinity" is not an integer"#)
         XCTAssertEqual(error(batch, #"{"total": true}"#)?.description, "total: expected an integer (a number or a string)")
     }
 
