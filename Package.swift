@@ -45,7 +45,7 @@ let package = Package(
             publicHeadersPath: "generated",
             cSettings: [.headerSearchPath("generated")]
         ),
-        // Swift face of the generated messages: decode, encode, ownership.
+        // Swift face of the generated messages: decode, encode, ownership, proto3 JSON (ProtoJSON).
         .target(
             name: "PrismProto",
             dependencies: ["PrismProtoC", "CProtobufC", "PrismJSON", .product(name: "NIOCore", package: "swift-nio")]
@@ -92,7 +92,8 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -116,6 +117,8 @@ let package = Package(
         // --- JSON (issue 11) ---
         // The JSON reader and writer shared by the plugins and the server; Foundation only.
         .target(name: "PrismJSON"),
+        // Prism's own JSON Schema (draft 2020-12) validator: Extract checks every vendor answer with it.
+        .target(name: "PrismSchema", dependencies: ["PrismJSON"]),
         // --- end JSON ---
 
         // --- vendor provider plugins (issue 6) ---
@@ -128,11 +131,18 @@ let package = Package(
         .target(name: "PrismPluginGemini", dependencies: ["PrismPluginKit"], path: "plugins/gemini"),
         // --- end vendor provider plugins ---
 
+        // --- stores (issue 12) ---
+        .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // The embedded store (SQLite in WAL mode in the data folder) and the protocols a shared
+        // store implements: the response cache now, batches next. Nothing of RPC or providers.
+        .target(name: "PrismStore", dependencies: ["CSQLite"]),
+        // --- end stores ---
+
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -143,19 +153,23 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia",
+                // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
         .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio"),
                                                     .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
-        .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
+        .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
-        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
+        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
+        .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
+        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
     ],
     swiftLanguageModes: [.v5]
 )

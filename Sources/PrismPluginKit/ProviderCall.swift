@@ -70,10 +70,13 @@ public final class ProviderCall: @unchecked Sendable {
         emit { $0.message(3) { m in m.string(1, mimeType); m.data(2, data); m.bool(3, last) } }
     }
 
-    /// Emits what the call consumed; the host prices it when `costUSDMicros` is 0.
-    @discardableResult public func usage(input: UInt64, output: UInt64, imageTokens: UInt64 = 0, audioSeconds: Double = 0, costUSDMicros: UInt64 = 0) -> Bool {
+    /// Emits what the call consumed; the host prices it when `costUSDMicros` is 0. Cache tokens
+    /// (ABI 1.3) are input read from / written to the vendor's prompt cache, not in `input`.
+    @discardableResult public func usage(input: UInt64, output: UInt64, imageTokens: UInt64 = 0, audioSeconds: Double = 0, costUSDMicros: UInt64 = 0,
+                                         cacheReadTokens: UInt64 = 0, cacheWriteTokens: UInt64 = 0) -> Bool {
         emit { $0.message(4) { u in
             u.uint(1, input); u.uint(2, output); u.uint(3, imageTokens); u.double(4, audioSeconds); u.uint(5, costUSDMicros)
+            u.uint(6, cacheReadTokens); u.uint(7, cacheWriteTokens)
         } }
     }
 

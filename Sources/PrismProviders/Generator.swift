@@ -14,6 +14,8 @@ public struct RouteInfo: Sendable, Equatable {
     public var adaptations: [String]
     /// 1 for the first try; each retry or fallback counts up.
     public var attempt: Int
+    /// The answer that follows is replayed from the response cache.
+    public var cacheHit = false
 }
 
 /// What the generator hands the service, in order: `routed`, then events, per attempt.
@@ -27,14 +29,21 @@ public final class Generator: Sendable {
     public let host: PluginHost
     public let planner: Planner
     public let health: ProviderHealth
+    /// Fetches Media.uri before planning (the config's `media.fetch` policy).
+    public let fetcher: MediaFetcher
+    /// The response cache; nil when it is off.
+    public let cache: GenerationCache?
     /// Every usage event of every call, totalled by model (for /metrics).
     public let usage = UsageTotals()
     private let logger: Logger
 
-    public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(), logger: Logger) {
+    public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
+                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
+        self.fetcher = fetcher
+        self.cache = cache
         self.logger = logger
     }
 
@@ -47,20 +56,26 @@ public final class Generator: Sendable {
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
                          emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
+        asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
         // the inputs (how `prism ocr` reaches local/tesseract): the answer is its text.
-        if request.operation == .generate, !request.route.model.isEmpty,
-           let named = host.capabilityMatrix().first(where: { $0.name == request.route.model }),
+        if request.operation == .generate, !asked.route.model.isEmpty,
+           let named = host.capabilityMatrix().first(where: { $0.name == asked.route.model }),
            !named.operations.contains(.generate), let operation = named.operations.first(where: { $0 == .ocr || $0 == .transcribe }) {
             asked.operation = operation
         }
+        // Media by URI is fetched once, before planning looks at any bytes; retries and
+        // fallbacks reuse what was fetched. Each attempt's `routed` names the fetches.
+        let fetched: [String]
+        (asked, fetched) = try await fetcher.resolve(asked)
         let request = asked
         var needs = try await offload { try RequestNeeds.of(request) }
         if request.streamedAudio != nil {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), skipping: health.coolingDown())
+        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                          skipping: health.coolingDown())
         let adapter = Adapter(host: host)
         var attempt = 0
         var lastFailure: ProviderFailure?
@@ -76,11 +91,21 @@ public final class Generator: Sendable {
                 lastFailure = failure
                 continue
             }
+            // The cache is keyed by the request as this model receives it (see ResponseCaching).
+            let ticket = cache?.ticket(original: request, adapted: adapted, model: model, operation: candidate.operation)
+            defer { ticket?.release() }
+            if let hit = await ticket?.cachedAnswer() {
+                attempt += 1
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
+                for event in hit.events() { try await emit(.event(event)) }
+                return
+            }
 
             for retry in 0..<ProviderLimits.attemptsPerModel {
                 try Task.checkCancellation()
                 attempt += 1
-                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: report, attempt: attempt)))
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt)))
+                ticket?.startAttempt()
                 let started = Date()
                 let end: PluginCall.End
                 var sentContent = false
@@ -90,6 +115,7 @@ public final class Generator: Sendable {
                     end = try await withTaskExecutorPreference(relayExecutor) {
                         try await stream(call, model: model, sentContent: &sentContent) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
+                            ticket?.record(output)
                             try await emit(output)
                         }
                     }
@@ -98,6 +124,7 @@ public final class Generator: Sendable {
                     break
                 }
                 if end.isOK {
+                    await ticket?.complete()
                     if let voice = SpeechOutput.voice(of: candidate) {
                         try await SpeechOutput.speak(answer.text, via: voice, host: host, original: request, emit: emit)
                     }
@@ -156,7 +183,7 @@ public final class Generator: Sendable {
                     if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
                     if event.isContent { sentContent = true }
                     if case .usage(var usage) = event, usage.costUSDMicros == 0 {
-                        usage.costUSDMicros = (usage.inputTokens * model.pricing.inputPerMillion + usage.outputTokens * model.pricing.outputPerMillion) / 1_000_000
+                        usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
                     if case .usage(let usage) = event { self.usage.record(usage, model: model) }

@@ -10,8 +10,23 @@ public struct Usage: Sendable, Equatable {
     public var imageTokens: UInt64 = 0
     public var audioSeconds: Double = 0
     public var costUSDMicros: UInt64 = 0
+    /// Input tokens read from / written to the vendor's prompt cache (not in `inputTokens`).
+    public var cacheReadTokens: UInt64 = 0
+    public var cacheWriteTokens: UInt64 = 0
 
     public init() {}
+
+    /// Anthropic's prompt cache rates relative to the input price, the only vendor that reports
+    /// cache tokens today (plugin.proto Usage): reads a tenth, writes 1.25 times.
+    static let cacheReadPriceFactor = 0.1
+    static let cacheWritePriceFactor = 1.25
+
+    /// What this usage costs at `pricing`, in micro-dollars.
+    func cost(at pricing: ModelPricing) -> UInt64 {
+        let cached = Double(cacheReadTokens) * Self.cacheReadPriceFactor + Double(cacheWriteTokens) * Self.cacheWritePriceFactor
+        return (inputTokens * pricing.inputPerMillion + outputTokens * pricing.outputPerMillion
+                + UInt64((cached * Double(pricing.inputPerMillion)).rounded())) / 1_000_000
+    }
 }
 
 /// One event of a plugin call.
@@ -86,6 +101,8 @@ public enum ProviderEvent: Sendable, Equatable {
             usage.imageTokens = u.image_tokens
             usage.audioSeconds = u.audio_seconds
             usage.costUSDMicros = u.cost_usd_micros
+            usage.cacheReadTokens = u.cache_read_tokens
+            usage.cacheWriteTokens = u.cache_write_tokens
             self = .usage(usage)
         case PRISM__PLUGIN__V1__PROVIDER_EVENT__EVENT_FINISHED:
             self = .finished(stopReason: Int(e.finished?.pointee.stop_reason.rawValue ?? 1))

@@ -1,9 +1,11 @@
 // Assembles the gateway: the method table (prism.v1.Prism, health, reflection, and the
 // interop service when asked), the interceptors (auth, metrics, logging) and the RPC server.
+import Foundation
 import Logging
 import PrismProto
 import PrismProviders
 import PrismRPC
+import PrismStore
 
 public final class PrismGateway: Sendable {
     public let server: RPCServer
@@ -13,20 +15,40 @@ public final class PrismGateway: Sendable {
     public let readiness = Readiness()
     /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
     public let plugins: PluginHost
+    /// The config's model aliases, whose providers are checked once the plugins have loaded.
+    private let aliases: [String: String]
+    /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
+    public let store: EmbeddedStore
+    private let sweeper: CacheSweeper?
 
     public init(settings: ServerSettings, logger: Logger) throws {
+        // The data folder first: a folder that cannot be made or written stops the start here.
+        let directory = try settings.resolvedDataDirectory()
+        try DataDirectory.prepare(directory)
+        let store = try EmbeddedStore(directory: directory)
+        var cache: GenerationCache?
+        if settings.cacheEnabled {
+            let disk = SQLiteResponseCache(store: store, maxDiskBytes: settings.cacheDiskBytes)
+            cache = GenerationCache(store: MemoryCacheFront(backing: disk, maxBytes: settings.cacheMemoryBytes),
+                                    ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
+        }
+        sweeper = cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
+        self.store = store
+
         var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
         pluginOptions.pluginConfig = settings.pluginConfig
         pluginOptions.workerThreads = settings.pluginWorkerThreads
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
-        let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference), logger: logger)
+        let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
+        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
-        router.register(PrismService.definition(generator: generator))
+        router.register(PrismService.definition(generator: generator, converse: settings.converse,
+                                                extractRepairs: settings.extractRepairs))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -40,7 +62,7 @@ public final class PrismGateway: Sendable {
         router.intercept(with: LoggingInterceptor(logger: logger))
         OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
         ConsolePages.register(on: &router)
-        router.jsonCodec = ProtoJSONCodec(schema: try ProtoSchema.embedded())
+        router.jsonCodec = ProtoJSONCodec(methods: .embedded)
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
         for name in router.serviceNames {
@@ -50,13 +72,33 @@ public final class PrismGateway: Sendable {
         self.health = health
         self.metrics = metrics
         self.plugins = plugins
+        self.aliases = settings.modelAliases
     }
 
-    /// Listens first, so probes get /healthz at once and /readyz says 503 until the plugins are in.
+    /// Loads the plugins (refusing an alias none of them serves), then listens; /readyz says
+    /// ready from then until shutdown begins.
     public func start() async throws {
-        try await server.start()
         plugins.start()
+        do {
+            try Self.checkAliases(aliases, providers: plugins.plugins())
+        } catch {
+            plugins.shutdown()
+            throw error
+        }
         readiness.markPluginsLoaded()
+        try await server.start()
+    }
+
+    /// Refuses an alias whose model's provider no loaded plugin is: a typo there would otherwise
+    /// surface only when a client first uses the alias.
+    static func checkAliases(_ aliases: [String: String], providers: [PluginHost.PluginStatus]) throws {
+        let loaded = Set(providers.compactMap { $0.state == .loaded ? $0.provider?.name : nil })
+        for (alias, target) in aliases.sorted(by: { $0.key < $1.key }) {
+            let provider = String(target.prefix { $0 != "/" })
+            guard loaded.contains(provider) else {
+                throw SettingsError("models.aliases.\(alias) names '\(target)', but no loaded plugin is provider '\(provider)' (loaded: \(loaded.sorted().joined(separator: ", ")))")
+            }
+        }
     }
 
     /// Reports NOT_SERVING first, then drains and stops the server.
@@ -65,6 +107,8 @@ public final class PrismGateway: Sendable {
         health.setAllNotServing()
         await server.shutdown()
         plugins.shutdown()
+        sweeper?.stop()
+        store.close()
     }
 }
 

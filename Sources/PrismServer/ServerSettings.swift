@@ -1,10 +1,11 @@
 // The daemon's settings: embedded defaults, then the config file (`--config`, JSON), then
-// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`), then command-line flags,
+// environment (`PRISM_LISTEN`, `PRISM_API_KEYS`, `PRISM_PLUGIN_PATH`, `PRISM_DATA_DIR`), then command-line flags,
 // each overriding the one before. Produces the RPC layer's ServerConfiguration, the auth
 // decision, and the plugin host's folders and worker pool size.
 import Foundation
 import PrismProviders
 import PrismRPC
+import PrismStore
 
 /// The config file's shape. Every field is optional; absent means "keep the default".
 public struct ConfigFile: Codable, Sendable {
@@ -55,9 +56,62 @@ public struct ConfigFile: Codable, Sendable {
         public var cors_origins: [String]?
     }
 
+    /// Converse streams' bounds; each absent value keeps its default (ConverseLimits).
+    public struct Converse: Codable, Sendable {
+        public var max_turns: Int?
+        public var max_history_bytes: Int?
+        public var tool_result_timeout_seconds: Double?
+        /// Most recent tool-result images sent each turn; older ones become a placeholder.
+        public var kept_tool_images: Int?
+    }
+
+    /// Media the server fetches itself (Media.uri): `media.fetch`.
+    public struct Media: Codable, Sendable {
+        public struct Fetch: Codable, Sendable {
+            /// Host names, addresses or CIDR ranges that may be fetched although they are
+            /// loopback, private or link-local (the SSRF guard refuses those otherwise).
+            public var allow_hosts: [String]?
+            /// Bytes of one fetched medium (default `MediaFetchLimits.maxBytes`).
+            public var max_bytes: Int?
+            /// Seconds for one fetch, redirects included (default `MediaFetchLimits.timeoutSeconds`).
+            public var timeout_seconds: Int?
+        }
+
+        public var fetch: Fetch?
+    }
+
+    /// Extract: repair rounds after an answer that fails the schema (default 1, at most 3).
+    public struct Extract: Codable, Sendable {
+        public var repairs: Int?
+    }
+
+    /// Model names: `aliases` maps a name clients may use in Route.model and Route.fallbacks to
+    /// a real "provider/model" ({"smart": "anthropic/claude-sonnet-4-5"}).
+    public struct Models: Codable, Sendable {
+        public var aliases: [String: String]?
+    }
+
+    /// The response cache (README "Response cache").
+    public struct Cache: Codable, Sendable {
+        public var enabled: Bool?
+        /// How long an answer is served (default 3600).
+        public var ttl_seconds: Int?
+        /// Bytes of answers kept in memory in front of the store.
+        public var max_bytes: Int?
+        /// Bytes of answers kept in the store; the oldest go first.
+        public var max_disk_bytes: Int?
+    }
+
     public var listen: String?
     public var http: HTTP?
+    /// The data folder (PRISM_DATA_DIR overrides).
+    public var data_dir: String?
+    public var cache: Cache?
     public var plugins: Plugins?
+    public var converse: Converse?
+    public var media: Media?
+    public var extract: Extract?
+    public var models: Models?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -138,11 +192,36 @@ public struct ServerSettings: Sendable {
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
     public var pluginConfig: [String: String] = [:]
     public var providerPreference: [String] = []
+    /// `models.aliases`: alias → "provider/model"; no target is itself an alias (checked here),
+    /// and each target's provider must be loaded (checked by the gateway once plugins are).
+    public private(set) var modelAliases: [String: String] = [:]
     /// The plugin host's worker pool: calls running at once, and calls queued when all run.
     public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
+    /// Bounds of each Converse stream (config file `converse`).
+    public private(set) var converse = ConverseLimits()
+    /// How Media.uri is fetched: `media.fetch` in the config file.
+    public var mediaFetch = MediaFetchPolicy()
+    /// Extract's repair rounds (`extract.repairs`).
+    public private(set) var extractRepairs = Extractor.defaultRepairs
+    /// The data folder (`data_dir`, PRISM_DATA_DIR); nil: `DataDirectory.resolve` of the environment.
+    public var dataDirectory: String?
+    /// The response cache: on, TTL, bytes in memory and on disk.
+    public var cacheEnabled = true
+    public private(set) var cacheTTLSeconds = 3600
+    public private(set) var cacheMemoryBytes = 64 << 20
+    public private(set) var cacheDiskBytes = 1 << 30
 
     public init() {}
+
+    /// The data folder to use: the one set, else PRISM_DATA_DIR's XDG default for this user.
+    public func resolvedDataDirectory(_ environment: [String: String] = ProcessInfo.processInfo.environment) throws -> String {
+        if let dataDirectory { return dataDirectory }
+        guard let directory = DataDirectory.resolve(environment) else {
+            throw SettingsError("no data folder: set PRISM_DATA_DIR (or data_dir in the config file); HOME is not set either")
+        }
+        return directory
+    }
 
     /// The folder holding the running executable (SwiftPM's .build/<configuration>).
     public static var defaultPluginPath: [String] {
@@ -189,6 +268,30 @@ public struct ServerSettings: Sendable {
             if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
+        if let c = file.converse { try converse.apply(c) }
+        if let fetch = file.media?.fetch {
+            do {
+                if let hosts = fetch.allow_hosts { mediaFetch.allowList = try FetchAllowList(hosts) }
+                if let v = fetch.max_bytes { try mediaFetch.setMaxBytes(v) }
+                if let v = fetch.timeout_seconds { try mediaFetch.setTimeoutSeconds(v) }
+            } catch {
+                throw SettingsError("\(error)")
+            }
+        }
+        if let v = file.extract?.repairs {
+            guard (0...Extractor.maxRepairs).contains(v) else {
+                throw SettingsError("extract.repairs must be between 0 and \(Extractor.maxRepairs), not \(v)")
+            }
+            extractRepairs = v
+        }
+        if let aliases = file.models?.aliases { try setModelAliases(aliases) }
+        if let dir = file.data_dir { dataDirectory = dir }
+        if let cache = file.cache {
+            if let v = cache.enabled { cacheEnabled = v }
+            if let v = cache.ttl_seconds { cacheTTLSeconds = try Self.positive(v, "ttl_seconds", section: "cache") }
+            if let v = cache.max_bytes { cacheMemoryBytes = try Self.positive(v, "max_bytes", section: "cache") }
+            if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
+        }
         if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
@@ -196,16 +299,17 @@ public struct ServerSettings: Sendable {
 
     /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
     /// would stop the server from serving anyone, or trap when narrowed).
-    private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max) throws -> Int {
+    private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max, section: String = "limits") throws -> Int {
         guard value >= 1, value <= maximum else {
-            throw SettingsError("limits.\(name) must be between 1 and \(maximum), not \(value)")
+            throw SettingsError("\(section).\(name) must be between 1 and \(maximum), not \(value)")
         }
         return value
     }
 
-    /// Applies `PRISM_LISTEN`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
+        if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
         if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
             pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }
@@ -240,6 +344,22 @@ public struct ServerSettings: Sendable {
     public mutating func setPluginQueuedCalls(_ value: Int, source: String = "--plugin-queued-calls") throws {
         guard value >= 0 else { throw SettingsError("\(source) must be 0 or more, not \(value)") }
         pluginQueuedCalls = value
+    }
+
+    /// Sets `models.aliases`, refusing an empty name, a target that is not "provider/model", and
+    /// an alias to an alias (one lookup must give the real model, and chains invite loops).
+    public mutating func setModelAliases(_ aliases: [String: String]) throws {
+        for (alias, target) in aliases.sorted(by: { $0.key < $1.key }) {
+            guard !alias.isEmpty else { throw SettingsError("models.aliases has an empty alias (for '\(target)')") }
+            if aliases[target] != nil {
+                throw SettingsError("models.aliases.\(alias) names '\(target)', which is itself an alias; name the model it stands for")
+            }
+            let parts = target.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw SettingsError("models.aliases.\(alias) must name a model as provider/model, not '\(target)'")
+            }
+        }
+        modelAliases = aliases
     }
 
     /// More threads than this would hit the kernel's per-user limit on an ordinary machine

@@ -70,6 +70,7 @@ final class TestGateway {
         var settings = ServerSettings()
         settings.rpc.port = 0
         settings.pluginPath = [folder]
+        settings.dataDirectory = folder + "-data"
         configure(&settings)
         var logger = Logger(label: "test")
         logger.logLevel = .warning
@@ -83,6 +84,7 @@ final class TestGateway {
         await client.close()
         await gateway.shutdown()
         try? FileManager.default.removeItem(atPath: folder)
+        try? FileManager.default.removeItem(atPath: folder + "-data")
     }
 
     func listProviders() async throws -> ProtoMessage<Prism__V1__ListProvidersResponse> {

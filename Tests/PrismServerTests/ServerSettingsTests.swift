@@ -1,5 +1,6 @@
-// Settings from the config file: the plugin worker pool (overridden by the flags' setters) and the
-// connection limits and timers, each refused with a message naming the setting when out of range.
+// Settings from the config file: the plugin worker pool (overridden by the flags' setters), the
+// connection limits and timers, the data folder and the cache, each refused naming the setting;
+// model aliases, refused when chained or not provider/model.
 import Foundation
 import PrismServer
 import XCTest
@@ -65,6 +66,40 @@ final class ServerSettingsTests: XCTestCase {
             XCTAssertThrowsError(try settings.apply(try configFile(json)), json) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(error)")
             }
+        }
+    }
+
+    func testModelAliasesFromTheConfigAndTheirRefusals() throws {
+        var settings = ServerSettings()
+        try settings.apply(try configFile(#"{"models": {"aliases": {"smart": "anthropic/claude-sonnet-4-5", "cheap": "openai/gpt-4o-mini"}}}"#))
+        XCTAssertEqual(settings.modelAliases, ["smart": "anthropic/claude-sonnet-4-5", "cheap": "openai/gpt-4o-mini"])
+        for (json, message) in [
+            (#"{"models": {"aliases": {"smart": "fast", "fast": "openai/gpt-4o"}}}"#, "models.aliases.smart names 'fast', which is itself an alias"),
+            (#"{"models": {"aliases": {"smart": "claude"}}}"#, "models.aliases.smart must name a model as provider/model, not 'claude'"),
+            (#"{"models": {"aliases": {"smart": "anthropic/"}}}"#, "must name a model as provider/model"),
+        ] {
+            var fresh = ServerSettings()
+            XCTAssertThrowsError(try fresh.apply(try configFile(json))) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+
+    func testDataFolderAndCacheSettings() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual(try settings.resolvedDataDirectory(["HOME": "/home/u"]), "/home/u/.local/share/prism")
+        try settings.apply(try configFile(#"{"data_dir": "/srv/prism", "cache": {"ttl_seconds": 60, "max_bytes": 1000, "max_disk_bytes": 5000, "enabled": false}}"#))
+        XCTAssertEqual(try settings.resolvedDataDirectory([:]), "/srv/prism")
+        XCTAssertEqual([settings.cacheTTLSeconds, settings.cacheMemoryBytes, settings.cacheDiskBytes], [60, 1000, 5000])
+        XCTAssertFalse(settings.cacheEnabled)
+        // The environment overrides the file.
+        try settings.applyEnvironment(["PRISM_DATA_DIR": "/var/lib/prism"])
+        XCTAssertEqual(try settings.resolvedDataDirectory([:]), "/var/lib/prism")
+        XCTAssertThrowsError(try settings.apply(try configFile(#"{"cache": {"ttl_seconds": 0}}"#))) { error in
+            XCTAssertTrue("\(error)".contains("cache.ttl_seconds must be between 1 and"), "\(error)")
+        }
+        XCTAssertThrowsError(try ServerSettings().resolvedDataDirectory([:])) { error in
+            XCTAssertTrue("\(error)".contains("set PRISM_DATA_DIR"), "\(error)")
         }
     }
 

@@ -205,11 +205,12 @@ def test_json_streaming_generate_equals_json_format_of_the_grpc_events(plain_ser
 
 def test_json_that_does_not_fit_names_the_field(plain_server):
     status, headers, body = post(plain_server, "/prism.v1.Prism/ListProviders", b'{"verbose": true}', content_type="application/json")
-    assert status == 400 and error_of(status, headers, body) == {
-        "code": "invalid_argument",
-        "message": "prism.v1.ListProvidersRequest JSON: verbose: prism.v1.ListProvidersRequest has no field 'verbose'"}, body
+    error = error_of(status, headers, body)
+    assert status == 400 and error["code"] == "invalid_argument", body
+    assert error["message"].startswith("prism.v1.ListProvidersRequest JSON: verbose: ") and '"verbose"' in error["message"], error
     body = envelope(b'{"messages": [{"role": "ROLE_ALIEN"}]}')
     status, _, reply = post(plain_server, "/prism.v1.Prism/Generate", body, content_type="application/connect+json")
     assert status == 200, (status, reply)
-    assert streamed(reply) == ([], {"error": {"code": "invalid_argument", "message":
-        "prism.v1.GenerateRequest JSON: messages[0].role: 'ROLE_ALIEN' is not a value of prism.v1.Role"}})
+    messages, end = streamed(reply)
+    assert messages == [] and end["error"]["code"] == "invalid_argument", end
+    assert end["error"]["message"].startswith("prism.v1.GenerateRequest JSON: messages[0].role: ") and "ROLE_ALIEN" in end["error"]["message"], end

@@ -107,11 +107,21 @@ def fakes(session_dir: Path):
 @pytest.fixture(scope="module")
 def vendor_server(servers: ServerPool, fakes: dict[str, Fake]):
     """prism-server (h2c) whose vendor plugins point at the fakes, through the env a user would set."""
+    server = servers.start("vendors-h2c", [], "h2c", env=vendor_env(fakes))
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def vendor_env(fakes: dict[str, Fake]) -> dict[str, str]:
+    """The environment that points the vendor plugins at the fakes (failing the test if the plugins
+    are not built), as a user would set it."""
     folder = server_binary().parent
     missing = [p for p in PLUGINS if not (folder / p).is_file()]
     if missing:
         pytest.fail(f"vendor plugins missing beside {server_binary()}: {missing} (run swift build)")
-    env = {
+    return {
         "OPENAI_API_KEY": OPENAI_KEY,
         "OPENAI_BASE_URL": f"http://127.0.0.1:{fakes['openai'].port}/v1",
         "ANTHROPIC_API_KEY": ANTHROPIC_KEY,
@@ -122,23 +132,19 @@ def vendor_server(servers: ServerPool, fakes: dict[str, Fake]):
         "HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "", "ALL_PROXY": "", "all_proxy": "",
         "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost",
     }
-    server = servers.start("vendors-h2c", [], "h2c", env=env)
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 # --- helpers ------------------------------------------------------------------------------------
 
 
-def png(width: int, height: int) -> bytes:
-    """A real PNG (8-bit grey, a diagonal gradient), made without any imaging library."""
+def png(width: int, height: int, level: int = -1) -> bytes:
+    """A real PNG (8-bit grey, a diagonal gradient), made without any imaging library; `level` is
+    zlib's, so one picture can be had in several encodings."""
     def chunk(kind: bytes, body: bytes) -> bytes:
         return struct.pack(">I", len(body)) + kind + body + struct.pack(">I", zlib.crc32(kind + body))
     rows = b"".join(b"\x00" + bytes((x + y) % 256 for x in range(width)) for y in range(height))
     header = struct.pack(">IIBBBBB", width, height, 8, 0, 0, 0, 0)
-    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows, level)) + chunk(b"IEND", b"")
 
 
 def request(text: str, model: str, *, media: list[prism_pb2.Media] = (), fallbacks: list[str] = (),

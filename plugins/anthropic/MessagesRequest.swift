@@ -1,6 +1,6 @@
 // Maps a ProviderRequest to the JSON body of POST /v1/messages (streaming) or to one Message
 // Batches item's params (no "stream"): text, base64 image and PDF `document` blocks, tool_use /
-// tool_result, tools, tool_choice, the system prompt, and a response schema as a forced tool (SchemaTool).
+// tool_result, tools, tool_choice, the system prompt, a response schema as a forced tool (SchemaTool), prompt cache marks (PromptCaching).
 import Foundation
 import PrismPluginKit
 
@@ -18,7 +18,7 @@ enum MessagesRequest {
         var messages: [[String: Any]] = []
         for message in request.messages {
             let role = message.role == .assistant ? "assistant" : "user"
-            let blocks = try message.parts.map { try block($0, &payload) }
+            let blocks = PromptCaching.marked(try message.parts.map { try block($0, &payload) }, parts: message.parts)
             guard !blocks.isEmpty else { continue }
             // Consecutive turns of one role are merged: the API wants them alternating.
             if let last = messages.last, last["role"] as? String == role {
@@ -33,7 +33,7 @@ enum MessagesRequest {
             "messages": messages,
         ]
         if stream { body["stream"] = true }
-        if !request.system.isEmpty { body["system"] = request.system }
+        if !request.system.isEmpty { body["system"] = PromptCaching.system(request.system) }
         if let t = request.temperature { body["temperature"] = Double(t) }
         var tools = try request.tools.map { tool -> [String: Any] in
             var t: [String: Any] = ["name": tool.name, "input_schema": try json(tool.inputSchemaJSON, what: "tool \(tool.name) schema")]
@@ -55,6 +55,7 @@ enum MessagesRequest {
             tools.append(answer)
         }
         if !tools.isEmpty { body["tools"] = tools }
+        PromptCaching.limitBreakpoints(&body)
         return body
     }
 

@@ -15,6 +15,9 @@ struct MessagesStream {
     private var stopReason: String?
     private var inputTokens: UInt64 = 0
     private var outputTokens: UInt64 = 0
+    /// Prompt cache use (cache_read_input_tokens, cache_creation_input_tokens), not in inputTokens.
+    private var cacheReadTokens: UInt64 = 0
+    private var cacheWriteTokens: UInt64 = 0
     private var streamError: CallFailure?
     private var emittedContent = false
     /// The answer came as the response schema's tool: its "tool_use" stop is the end of the turn.
@@ -48,6 +51,8 @@ struct MessagesStream {
             let usage = e["message"]?["usage"]
             inputTokens = Self.number(usage?["input_tokens"])
             outputTokens = Self.number(usage?["output_tokens"])
+            cacheReadTokens = Self.number(usage?["cache_read_input_tokens"])
+            cacheWriteTokens = Self.number(usage?["cache_creation_input_tokens"])
         case "content_block_start":
             if let block = e["content_block"], block["type"]?.string == "tool_use" {
                 tools[e["index"]?.int ?? 0] = (block["id"]?.string ?? "", block["name"]?.string ?? "", "")
@@ -95,6 +100,8 @@ struct MessagesStream {
             if let usage = e["usage"], usage.object != nil {
                 if usage["input_tokens"] != nil { inputTokens = Self.number(usage["input_tokens"]) }
                 outputTokens = Self.number(usage["output_tokens"])
+                if usage["cache_read_input_tokens"] != nil { cacheReadTokens = Self.number(usage["cache_read_input_tokens"]) }
+                if usage["cache_creation_input_tokens"] != nil { cacheWriteTokens = Self.number(usage["cache_creation_input_tokens"]) }
             }
         case "message_stop":
             sawStop = true
@@ -114,7 +121,7 @@ struct MessagesStream {
         guard status == 200 else { throw AnthropicErrors.failure(status: status, headers: head.headers, body: errorBody) }
         if let streamError { throw streamError }
         guard sawStop else { throw CallFailure(.unavailable, "anthropic's stream ended before message_stop", retryable: !emittedContent) }
-        call.usage(input: inputTokens, output: outputTokens)
+        call.usage(input: inputTokens, output: outputTokens, cacheReadTokens: cacheReadTokens, cacheWriteTokens: cacheWriteTokens)
         call.finished(answeredBySchemaTool && stopReason == "tool_use" ? .endTurn : Self.stopReason(stopReason))
         if call.isCancelled { throw CallFailure(.cancelled, "cancelled") }
         call.finishOK()

@@ -9,7 +9,7 @@ public struct CORSPolicy: Sendable {
 
     /// What gRPC-Web and Connect clients send beyond the CORS-safelisted headers.
     static let allowedRequestHeaders = "content-type, authorization, x-grpc-web, x-user-agent, grpc-timeout, "
-        + "connect-protocol-version, connect-timeout-ms"
+        + "connect-protocol-version, connect-timeout-ms, connect-content-encoding, connect-accept-encoding"
     /// Response headers a browser script may read: the call's outcome in a trailers-only answer.
     static let exposedHeaders = "grpc-status, grpc-message, grpc-status-details-bin"
     /// How long (seconds) a browser may cache a preflight's answer.

@@ -97,16 +97,24 @@ typedef enum _Prism__V1__Adaptation {
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__V1__ADAPTATION)
 } Prism__V1__Adaptation;
 /*
- * How the response cache is used for this request.
+ * How the gateway's response cache is used for this request. Entries are keyed by a hash of
+ * the request as sent to the chosen model (media by their fitted bytes), kept for the configured
+ * TTL, and replayed with routed.cache_hit = true and usage at cost 0 (original token counts).
+ * Only text answers that end complete (stop END_TURN, TOOL_USE or SEQUENCE) are stored.
  */
 typedef enum _Prism__V1__CachePolicy {
+  /*
+   * Read any entry; write the answer when the request is cacheable by default: temperature 0,
+   * or a response schema with the temperature unset, and no tools.
+   */
   PRISM__V1__CACHE_POLICY__CACHE_DEFAULT = 0,
   /*
    * Neither read nor write the cache.
    */
   PRISM__V1__CACHE_POLICY__CACHE_BYPASS = 1,
   /*
-   * Do not read the cache, but store the fresh answer.
+   * Do not read the cache, but store the fresh answer (even when the default rule would not:
+   * how a client asks to cache, e.g., a request with tools).
    */
   PRISM__V1__CACHE_POLICY__CACHE_REFRESH = 2
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__V1__CACHE_POLICY)
@@ -200,7 +208,10 @@ struct  Prism__V1__Media
   char *mime_type;
   ProtobufCBinaryData data;
   /*
-   * https only; fetched by the server under an allow-list.
+   * https://, http:// (fetched by the server once per request, within media.fetch's byte and time
+   * limits, at most 5 redirects; loopback, private, link-local and metadata addresses are refused
+   * unless media.fetch.allow_hosts allows them) or data: (base64 or percent-encoded). The type
+   * the origin or the data: URI declares is checked against the bytes like mime_type.
    */
   char *uri;
   /*
@@ -325,6 +336,11 @@ struct  Prism__V1__Route
   size_t n_fallbacks;
   char **fallbacks;
   Prism__V1__Adaptation adaptation;
+  /*
+   * The response cache: DEFAULT reads any entry and stores the answer to a request with
+   * temperature 0 (or a response schema and no temperature) and no tools; REFRESH stores
+   * without reading; BYPASS does neither. See CachePolicy.
+   */
   Prism__V1__CachePolicy cache;
 };
 #define PRISM__V1__ROUTE__INIT \
@@ -450,10 +466,16 @@ struct  Prism__V1__Usage
   uint64_t image_tokens;
   double audio_seconds;
   uint64_t cost_usd_micros;
+  /*
+   * Input tokens the vendor read from its prompt cache (billed at its cache rate, e.g. a tenth
+   * of input for Anthropic), and tokens written to it (e.g. 1.25x input); not in input_tokens.
+   */
+  uint64_t cache_read_tokens;
+  uint64_t cache_write_tokens;
 };
 #define PRISM__V1__USAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__usage__descriptor) \
-    , 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
@@ -844,12 +866,23 @@ struct  Prism__V1__Provider
    * Why the provider is draining or failed; empty when loaded.
    */
   char *state_reason;
+  /*
+   * The known models, each with exact limits and prices.
+   */
   size_t n_models;
   Prism__V1__Model **models;
+  /*
+   * Model families: any model id matching a family's `id` pattern (`*` = any characters, e.g.
+   * "anthropic/claude-*") is routable with that family's capabilities and limits, so models the
+   * vendor added after the plugin was built can be used; the first matching family wins. Prices
+   * of a family are usually 0 (unknown).
+   */
+  size_t n_families;
+  Prism__V1__Model **families;
 };
 #define PRISM__V1__PROVIDER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__provider__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PRISM__V1__PROVIDER_STATE__PROVIDER_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PRISM__V1__PROVIDER_STATE__PROVIDER_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
 
 
 /*
@@ -893,10 +926,14 @@ struct  Prism__V1__Limits
   size_t n_audio_mime_types;
   char **audio_mime_types;
   uint64_t max_request_bytes;
+  /*
+   * Shortest side in pixels the gateway fits images to (0 = none).
+   */
+  uint32_t max_image_short_edge;
 };
 #define PRISM__V1__LIMITS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__limits__descriptor) \
-    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0 }
+    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0, 0 }
 
 
 /*

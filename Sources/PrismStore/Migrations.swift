@@ -1,0 +1,67 @@
+// The embedded store's schema, as numbered migrations applied in order when the store opens. The
+// version lives in SQLite's `user_version` header field, written in the same transaction as the
+// migration, so a crash leaves either the old schema or the new one, never half of it.
+import Foundation
+
+/// One step of the schema. Never edit a released migration: add the next one.
+public struct Migration: Sendable {
+    public let version: Int
+    public let summary: String
+    public let sql: String
+
+    public init(version: Int, summary: String, sql: String) {
+        self.version = version
+        self.summary = summary
+        self.sql = sql
+    }
+}
+
+public enum Schema {
+    /// Every migration, in order, numbered from 1 without gaps.
+    public static let migrations: [Migration] = [
+        Migration(version: 1, summary: "response cache", sql: """
+            CREATE TABLE response_cache (
+                key BLOB PRIMARY KEY,          -- SHA-256 of the request as sent (CacheKey)
+                answer BLOB NOT NULL,          -- the recorded answer, encoded by the generator
+                bytes INTEGER NOT NULL,        -- what the entry counts against cache.max_disk_bytes
+                created_at INTEGER NOT NULL,   -- unix ms; the oldest go first when over the bound
+                expires_at INTEGER NOT NULL    -- unix ms; never served after this
+            ) WITHOUT ROWID;
+            CREATE INDEX response_cache_expires ON response_cache(expires_at);
+            CREATE INDEX response_cache_created ON response_cache(created_at, bytes);  -- covers eviction
+            -- The table's bytes, kept by triggers in the writing transaction: exact whoever writes
+            -- (another process on the same data folder too), and read in O(1) by each store.
+            CREATE TABLE response_cache_size (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+            INSERT INTO response_cache_size VALUES (1, 0);
+            CREATE TRIGGER response_cache_added AFTER INSERT ON response_cache
+                BEGIN UPDATE response_cache_size SET bytes = bytes + NEW.bytes; END;
+            CREATE TRIGGER response_cache_removed AFTER DELETE ON response_cache
+                BEGIN UPDATE response_cache_size SET bytes = bytes - OLD.bytes; END;
+            """),
+    ]
+
+    /// Brings `db` to the newest version in `migrations`, one transaction per step; returns the
+    /// version it found. Refuses a database written by a newer build, which this one cannot read.
+    @discardableResult
+    public static func migrate(_ db: SQLiteConnection, _ migrations: [Migration] = Schema.migrations) throws -> Int {
+        let latest = migrations.last?.version ?? 0
+        let found = try version(db)
+        guard found <= latest else {
+            throw StoreError("the database \(db.path) has schema version \(found), newer than this build of Prism knows (\(latest)): run the newer build, or point PRISM_DATA_DIR at another folder")
+        }
+        for migration in migrations where migration.version > found {
+            try db.transaction {
+                // Another process may have migrated between our read and our write lock.
+                guard try version(db) < migration.version else { return }
+                try db.exec(migration.sql)
+                try db.exec("PRAGMA user_version = \(migration.version)")
+            }
+        }
+        return found
+    }
+
+    /// The schema version recorded in the database (0 for a new one).
+    public static func version(_ db: SQLiteConnection) throws -> Int {
+        Int(try db.scalar("PRAGMA user_version")?.integer ?? 0)
+    }
+}
