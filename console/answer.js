@@ -130,8 +130,12 @@ export class AnswerView {
   }
 
   showFinish(finish) {
-    const reason = enumWords(finish.stopReason ?? 'STOP_UNSPECIFIED', 'STOP_');
-    this.usageEl.textContent = `${this.usageEl.textContent}${this.usageEl.textContent ? ' · ' : ''}stopped: ${reason}`;
+    this.note(`stopped: ${enumWords(finish.stopReason ?? 'STOP_UNSPECIFIED', 'STOP_')}`);
+  }
+
+  /** Appends a fact to the usage line (how it stopped, how many attempts). */
+  note(text) {
+    this.usageEl.textContent = `${this.usageEl.textContent}${this.usageEl.textContent ? ' · ' : ''}${text}`;
     this.usageEl.hidden = false;
   }
 

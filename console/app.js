@@ -1,13 +1,14 @@
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
-// into the page, stops it on request, reads the answer aloud through Synthesize, and shows the
-// server's readiness and counters.
+// into the page, stops it on request, reads the answer aloud through Synthesize, runs Extract
+// on the same input, and shows the server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
+import { SAMPLE_SCHEMA, extract } from './extract.js';
 import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
@@ -157,6 +158,27 @@ newChatButton.addEventListener('click', () => {
   prompt.focus();
 });
 speakButton.addEventListener('click', speak);
+
+const extractView = new AnswerView({
+  answer: $('extract-json'), routed: $('extract-routed'), usage: $('extract-usage'), error: $('extract-error'), media: $('extract-media'),
+});
+$('schema').value = SAMPLE_SCHEMA;
+$('extract-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('extract-run');
+  button.disabled = true;
+  try {
+    const text = prompt.value.trim();
+    const input = (text ? [{ text }] : []).concat(await attachments.parts());
+    await extract({
+      input, schemaText: $('schema').value, instructions: $('instructions').value.trim(),
+      model: modelSelect.value, apiKey: apiKey(), view: extractView,
+    });
+  } finally {
+    button.disabled = false;
+    showServer();
+  }
+});
 
 /** The Server panel, refreshed at load, after every answer and on request. */
 function showServer() {

@@ -238,6 +238,44 @@ def test_a_second_prompt_carries_the_conversation_and_new_chat_forgets_it(browse
     assert [m["role"] for m in fakes["openai"].requests(third)[0]["body"]["messages"]] == ["user"]
 
 
+def extract_in_page(driver, text: str, schema: str | None = None) -> None:
+    from selenium.webdriver.support.ui import Select
+    Select(driver.find_element(*by_testid("model"))).select_by_value(OPENAI_MODEL)
+    box = driver.find_element(*by_testid("prompt"))
+    box.clear()
+    box.send_keys(text)
+    if schema is not None:
+        editor = driver.find_element(*by_testid("schema"))
+        editor.clear()
+        editor.send_keys(schema)
+    driver.find_element(*by_testid("extract")).click()
+    wait(driver, lambda d: d.find_element(*by_testid("extract-result")).get_attribute("data-state") in ("done", "error"),
+         "the extraction to end")
+
+
+def test_extract_returns_json_valid_against_the_schema_with_its_repairs(browser, vendor_server, fakes):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    # The fake answers the script's answer-N for the N-th generation: the first breaks the sample
+    # schema (a negative total), so the server asks again and returns the second.
+    text = ('invoice A-17 for 42.50 from the console\n'
+            'answer-1: {"invoice_number": "A-17", "total": -1}\n'
+            'answer-2: {"invoice_number": "A-17", "total": 42.5}')
+    extract_in_page(driver, text)
+    result = driver.find_element(*by_testid("extract-result"))
+    assert result.get_attribute("data-state") == "done", driver.find_element(*by_testid("extract-error")).text
+    assert json.loads(result.text) == {"invoice_number": "A-17", "total": 42.5}, result.text
+    assert OPENAI_MODEL in driver.find_element("id", "extract-routed").text
+    assert "2 generations" in driver.find_element("id", "extract-usage").text
+    calls = [e for e in fakes["openai"].entries() if "path" in e and "invoice A-17 for 42.50 from the console" in json.dumps(e["body"])]
+    assert len(calls) == 2, f"one repair round at the vendor: {calls}"
+
+    # A schema that is not JSON Schema is refused by the server, naming the problem.
+    extract_in_page(driver, "anything", schema='{"type": 12}')
+    error = driver.find_element(*by_testid("extract-error"))
+    assert error.is_displayed() and "Extract failed: invalid_argument" in error.text, error.text
+
+
 def test_the_server_panel_shows_readiness_and_the_counters_of_metrics(browser, vendor_server):
     from prometheus_client.parser import text_string_to_metric_families
     driver = browser.driver

@@ -4,7 +4,7 @@
 enum ConsoleAssets {
     /// Every file: its URL path, content type, entity tag, and text.
     static let all: [ConsoleAsset] = [
-        ConsoleAsset(path: "/console/answer.js", contentType: "text/javascript; charset=utf-8", etag: #""4b0e464bbbc6cea20533""#, text: #####"""
+        ConsoleAsset(path: "/console/answer.js", contentType: "text/javascript; charset=utf-8", etag: #""e4623acc6380ec40b53f""#, text: #####"""
 // The answer panel: renders a Generate stream's events as they arrive (the routed line with its
 // adaptations, text deltas, tool calls, media, usage and cost, the stop reason) and how it ended.
 // `data-state` on the answer says where it is: idle, streaming, done, error or cancelled.
@@ -137,8 +137,12 @@ export class AnswerView {
   }
 
   showFinish(finish) {
-    const reason = enumWords(finish.stopReason ?? 'STOP_UNSPECIFIED', 'STOP_');
-    this.usageEl.textContent = `${this.usageEl.textContent}${this.usageEl.textContent ? ' · ' : ''}stopped: ${reason}`;
+    this.note(`stopped: ${enumWords(finish.stopReason ?? 'STOP_UNSPECIFIED', 'STOP_')}`);
+  }
+
+  /** Appends a fact to the usage line (how it stopped, how many attempts). */
+  note(text) {
+    this.usageEl.textContent = `${this.usageEl.textContent}${this.usageEl.textContent ? ' · ' : ''}${text}`;
     this.usageEl.hidden = false;
   }
 
@@ -170,17 +174,18 @@ export class AnswerView {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""38da6fde8e9d2376f33b""#, text: #####"""
+        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""67729616ba79b411fcf3""#, text: #####"""
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
-// into the page, stops it on request, reads the answer aloud through Synthesize, and shows the
-// server's readiness and counters.
+// into the page, stops it on request, reads the answer aloud through Synthesize, runs Extract
+// on the same input, and shows the server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
 import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
+import { SAMPLE_SCHEMA, extract } from './extract.js';
 import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
@@ -330,6 +335,27 @@ newChatButton.addEventListener('click', () => {
   prompt.focus();
 });
 speakButton.addEventListener('click', speak);
+
+const extractView = new AnswerView({
+  answer: $('extract-json'), routed: $('extract-routed'), usage: $('extract-usage'), error: $('extract-error'), media: $('extract-media'),
+});
+$('schema').value = SAMPLE_SCHEMA;
+$('extract-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('extract-run');
+  button.disabled = true;
+  try {
+    const text = prompt.value.trim();
+    const input = (text ? [{ text }] : []).concat(await attachments.parts());
+    await extract({
+      input, schemaText: $('schema').value, instructions: $('instructions').value.trim(),
+      model: modelSelect.value, apiKey: apiKey(), view: extractView,
+    });
+  } finally {
+    button.disabled = false;
+    showServer();
+  }
+});
 
 /** The Server panel, refreshed at load, after every answer and on request. */
 function showServer() {
@@ -540,7 +566,7 @@ export async function* serverStream(path, request, { apiKey = '', signal } = {})
 }
 
 """#####),
-        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""e2c17d7cfbdf887db61f""#, text: #####"""
+        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""95af088a581506e827fc""#, text: #####"""
 /* The console's look: readable type, visible focus, system colours in light and dark, one column
    that fits a phone and widens on a desk. No web fonts, nothing fetched. */
 :root {
@@ -624,6 +650,7 @@ thead th { background: var(--panel); position: sticky; top: 0; }
                  overflow-wrap: anywhere; }
 .transcript li.assistant { background: var(--panel); }
 .question { margin: 0 0 0.25rem; font-weight: 600; overflow-wrap: anywhere; white-space: pre-wrap; }
+pre.answer { margin: 0; }
 
 """#####),
         ConsoleAsset(path: "/console/conversation.js", contentType: "text/javascript; charset=utf-8", etag: #""8cd6f93c7e832894b1ba""#, text: #####"""
@@ -680,11 +707,58 @@ export class Conversation {
 }
 
 """#####),
+        ConsoleAsset(path: "/console/extract.js", contentType: "text/javascript; charset=utf-8", etag: #""444352219b29b4e893d0""#, text: #####"""
+// The Extract panel: the prompt and attachments of the chat as input, a JSON Schema edited here,
+// and Extract's answer (Connect unary, JSON): the validated JSON, what was routed, usage and cost,
+// and how many generations it took. Results and errors render through an AnswerView of its own.
+import { unary } from './connect.js';
+
+// What the schema editor starts with: an invoice, as the README's example.
+export const SAMPLE_SCHEMA = JSON.stringify({
+  type: 'object',
+  required: ['invoice_number', 'total'],
+  additionalProperties: false,
+  properties: { invoice_number: { type: 'string' }, total: { type: 'number', minimum: 0 } },
+}, null, 2);
+
+/**
+ * Runs one extraction. `input` is the Part list (text and media), `view` an AnswerView over the
+ * panel's elements; a schema that is not JSON is refused here, before any call.
+ */
+export async function extract({ input, schemaText, instructions, model, apiKey, view }) {
+  view.start();
+  try {
+    JSON.parse(schemaText);
+  } catch (error) {
+    view.fail({ code: 'invalid_argument', rawMessage: `the schema is not JSON: ${error.message}` }, 'Not sent');
+    return;
+  }
+  const request = { input, schemaJson: schemaText };
+  if (instructions) request.instructions = instructions;
+  if (model) request.route = { model };
+  try {
+    const reply = await unary('/prism.v1.Prism/Extract', request, { apiKey });
+    if (reply.routed) view.showRouted(reply.routed);
+    let pretty = reply.json ?? '';
+    try {
+      pretty = JSON.stringify(JSON.parse(pretty), null, 2);
+    } catch { /* shown as it came */ }
+    view.appendText(pretty);
+    if (reply.usage) view.showUsage(reply.usage);
+    const attempts = Number(reply.attempts ?? 1);
+    view.note(`${attempts} ${attempts === 1 ? 'generation' : 'generations'}`);
+    view.done();
+  } catch (error) {
+    view.fail(error, 'Extract failed');
+  }
+}
+
+"""#####),
         ConsoleAsset(path: "/console/icon.svg", contentType: "image/svg+xml", etag: #""713868a6da8a626761a1""#, text: #####"""
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""42be03dba248f34c6086""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""200c53099bb2d96fff67""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -702,6 +776,7 @@ export class Conversation {
     <h1><img src="/console/icon.svg" alt="" width="24" height="24"> Prism</h1>
     <nav aria-label="Sections">
       <a href="#chat">Chat</a>
+      <a href="#extract">Extract</a>
       <a href="#providers">Providers</a>
       <a href="#server">Server</a>
     </nav>
@@ -753,6 +828,29 @@ export class Conversation {
         <p id="usage" data-testid="usage" class="meta" hidden></p>
         <div id="error" data-testid="error" class="error" role="alert" hidden></div>
         <audio id="speech" controls hidden></audio>
+      </article>
+    </section>
+
+    <section id="extract" aria-labelledby="extract-title">
+      <h2 id="extract-title">Extract</h2>
+      <p class="muted">Structured data from the prompt and attached files above, as JSON valid against
+        this schema (JSON Schema 2020-12), checked by the server before it is returned.</p>
+      <form id="extract-form" class="ask">
+        <label for="schema">Schema</label>
+        <textarea id="schema" data-testid="schema" rows="9" spellcheck="false" class="mono"></textarea>
+        <label for="instructions">Instructions (optional)</label>
+        <input id="instructions" type="text">
+        <div class="row actions">
+          <button id="extract-run" data-testid="extract" type="submit">Extract</button>
+        </div>
+      </form>
+      <article class="reply" aria-labelledby="extract-result-title">
+        <h3 id="extract-result-title">Result</h3>
+        <p id="extract-routed" class="meta" hidden></p>
+        <pre id="extract-json" data-testid="extract-result" class="answer" aria-live="polite" data-state="idle"></pre>
+        <div id="extract-media" class="media"></div>
+        <p id="extract-usage" class="meta" hidden></p>
+        <div id="extract-error" data-testid="extract-error" class="error" role="alert" hidden></div>
       </article>
     </section>
 
