@@ -64,7 +64,7 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
     """Attaches the stderr tail of every prism-server a failing test used to its report, and the
-    browser's screenshot and console log when it used one (test_console.py)."""
+    browser's screenshot and console log when it used one (console_browser.py)."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
