@@ -1,5 +1,7 @@
 // The capability matrix (ListProviders): the model picker, grouped by provider, and the table of
-// every provider's models with what they take, produce and cost.
+// every provider's models with what they take, produce and cost, and their limits.
+
+import { formatBytes } from './attachments.js';
 
 /** `MODALITY_IMAGE` → `image`: enum names without their prefix, for reading. */
 function short(values, prefix) {
@@ -10,6 +12,27 @@ function short(values, prefix) {
 function dollars(micros) {
   const n = Number(micros ?? 0);
   return n ? `$${(n / 1e6).toFixed(2)}` : '—';
+}
+
+/** The limits a model declares, in a line: images, PDFs, audio, the whole request; unset ones left out. */
+export function limitsText(limits = {}) {
+  const n = (v) => Number(v ?? 0);
+  const out = [];
+  const image = [];
+  if (n(limits.maxImages)) image.push(`≤ ${n(limits.maxImages)}`);
+  if (n(limits.maxImageBytes)) image.push(formatBytes(n(limits.maxImageBytes)));
+  if (n(limits.maxImageLongEdge)) image.push(`${n(limits.maxImageLongEdge)} px`);
+  if (image.length) out.push(`images ${image.join(', ')}`);
+  const pdf = [];
+  if (n(limits.maxPdfPages)) pdf.push(`${n(limits.maxPdfPages)} pages`);
+  if (n(limits.maxPdfBytes)) pdf.push(formatBytes(n(limits.maxPdfBytes)));
+  if (pdf.length) out.push(`PDF ${pdf.join(', ')}`);
+  const audio = [];
+  if (n(limits.maxAudioSeconds)) audio.push(`${n(limits.maxAudioSeconds)} s`);
+  if (n(limits.maxAudioBytes)) audio.push(formatBytes(n(limits.maxAudioBytes)));
+  if (audio.length) out.push(`audio ${audio.join(', ')}`);
+  if (n(limits.maxRequestBytes)) out.push(`request ${formatBytes(n(limits.maxRequestBytes))}`);
+  return out.join('; ') || '—';
 }
 
 function cell(row, text, className) {
@@ -54,7 +77,7 @@ export function fillMatrix(tbody, providers) {
       const row = document.createElement('tr');
       cell(row, name);
       const why = cell(row, `${state}${provider.stateReason ? `: ${provider.stateReason}` : ''}`, 'muted');
-      why.colSpan = 6;
+      why.colSpan = 7;
       rows.push(row);
       continue;
     }
@@ -69,6 +92,7 @@ export function fillMatrix(tbody, providers) {
       cell(row, features.join(', '));
       const pricing = model.pricing ?? {};
       cell(row, `${dollars(pricing.inputUsdMicrosPerMillionTokens)} · ${dollars(pricing.outputUsdMicrosPerMillionTokens)}`);
+      cell(row, limitsText(model.limits));
       rows.push(row);
     }
   }

@@ -10,8 +10,11 @@ import base64
 import json
 from pathlib import Path
 
+from prism.v1 import prism_pb2, prism_pb2_grpc
+
 from console_browser import (answer_state, ask, browser, by_testid, fake_log_until, finished, http_get,  # noqa: F401
                              open_console, wait)
+from harness import RPC_TIMEOUT_S
 from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, png, vendor_server  # noqa: F401 (fixtures)
 
 
@@ -27,6 +30,12 @@ def test_model_list_shows_the_providers_models(browser, vendor_server):
     assert options[0] == "", "the first choice leaves the model to the server"
     # Only generate-capable models are offered (whisper-1 transcribes); the matrix shows every model.
     assert "openai/whisper-1" not in options, options
+    limits = driver.find_element("xpath", f"//*[@data-testid='matrix']//tr[td[2][text()='{OPENAI_MODEL}']]/td[8]").text
+    with vendor_server.channel() as channel:
+        reply = prism_pb2_grpc.PrismStub(channel).ListProviders(prism_pb2.ListProvidersRequest(), timeout=RPC_TIMEOUT_S)
+    declared = next(m.limits for p in reply.providers for m in p.models if m.id == OPENAI_MODEL)
+    assert limits.startswith(f"images ≤ {declared.max_images}, ") and f"{declared.max_image_long_edge} px" in limits, \
+        (limits, declared)
     matrix = driver.find_element(*by_testid("matrix")).text
     assert "openai/whisper-1" in matrix and GEMINI_MODEL in matrix and "$2.50 · $10.00" in matrix, matrix
 

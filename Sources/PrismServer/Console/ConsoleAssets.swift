@@ -758,7 +758,7 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""200c53099bb2d96fff67""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""427e8fa4bda6478b7049""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -862,7 +862,7 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
           <thead>
             <tr><th scope="col">Provider</th><th scope="col">Model</th><th scope="col">Operations</th>
                 <th scope="col">Inputs</th><th scope="col">Outputs</th><th scope="col">Features</th>
-                <th scope="col">$ / M tokens in · out</th></tr>
+                <th scope="col">$ / M tokens in · out</th><th scope="col">Limits</th></tr>
           </thead>
           <tbody></tbody>
         </table>
@@ -896,9 +896,11 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
 </html>
 
 """#####),
-        ConsoleAsset(path: "/console/providers.js", contentType: "text/javascript; charset=utf-8", etag: #""f595edc47d3583c5e586""#, text: #####"""
+        ConsoleAsset(path: "/console/providers.js", contentType: "text/javascript; charset=utf-8", etag: #""65c10699938fe325290a""#, text: #####"""
 // The capability matrix (ListProviders): the model picker, grouped by provider, and the table of
-// every provider's models with what they take, produce and cost.
+// every provider's models with what they take, produce and cost, and their limits.
+
+import { formatBytes } from './attachments.js';
 
 /** `MODALITY_IMAGE` → `image`: enum names without their prefix, for reading. */
 function short(values, prefix) {
@@ -909,6 +911,27 @@ function short(values, prefix) {
 function dollars(micros) {
   const n = Number(micros ?? 0);
   return n ? `$${(n / 1e6).toFixed(2)}` : '—';
+}
+
+/** The limits a model declares, in a line: images, PDFs, audio, the whole request; unset ones left out. */
+export function limitsText(limits = {}) {
+  const n = (v) => Number(v ?? 0);
+  const out = [];
+  const image = [];
+  if (n(limits.maxImages)) image.push(`≤ ${n(limits.maxImages)}`);
+  if (n(limits.maxImageBytes)) image.push(formatBytes(n(limits.maxImageBytes)));
+  if (n(limits.maxImageLongEdge)) image.push(`${n(limits.maxImageLongEdge)} px`);
+  if (image.length) out.push(`images ${image.join(', ')}`);
+  const pdf = [];
+  if (n(limits.maxPdfPages)) pdf.push(`${n(limits.maxPdfPages)} pages`);
+  if (n(limits.maxPdfBytes)) pdf.push(formatBytes(n(limits.maxPdfBytes)));
+  if (pdf.length) out.push(`PDF ${pdf.join(', ')}`);
+  const audio = [];
+  if (n(limits.maxAudioSeconds)) audio.push(`${n(limits.maxAudioSeconds)} s`);
+  if (n(limits.maxAudioBytes)) audio.push(formatBytes(n(limits.maxAudioBytes)));
+  if (audio.length) out.push(`audio ${audio.join(', ')}`);
+  if (n(limits.maxRequestBytes)) out.push(`request ${formatBytes(n(limits.maxRequestBytes))}`);
+  return out.join('; ') || '—';
 }
 
 function cell(row, text, className) {
@@ -953,7 +976,7 @@ export function fillMatrix(tbody, providers) {
       const row = document.createElement('tr');
       cell(row, name);
       const why = cell(row, `${state}${provider.stateReason ? `: ${provider.stateReason}` : ''}`, 'muted');
-      why.colSpan = 6;
+      why.colSpan = 7;
       rows.push(row);
       continue;
     }
@@ -968,6 +991,7 @@ export function fillMatrix(tbody, providers) {
       cell(row, features.join(', '));
       const pricing = model.pricing ?? {};
       cell(row, `${dollars(pricing.inputUsdMicrosPerMillionTokens)} · ${dollars(pricing.outputUsdMicrosPerMillionTokens)}`);
+      cell(row, limitsText(model.limits));
       rows.push(row);
     }
   }
