@@ -195,6 +195,16 @@ def test_a_vendor_error_is_shown(browser, vendor_server, fakes):
     assert fakes["openai"].requests(prompt), "the request reached the vendor"
 
 
+def test_an_answer_cut_midway_keeps_its_text_and_says_it_failed(browser, vendor_server):
+    driver = browser.driver
+    open_console(driver, vendor_server)
+    ask(driver, "cut from the console")  # the fake sends two deltas, then drops the connection
+    text = finished(driver, "error")
+    assert text == "partial answer", text
+    error = driver.find_element(*by_testid("error"))
+    assert error.is_displayed() and error.text.startswith("The request failed: "), error.text
+
+
 def test_an_unknown_model_is_refused_with_the_servers_reason(browser, vendor_server):
     driver = browser.driver
     open_console(driver, vendor_server)
