@@ -10,7 +10,9 @@ import NIOCore
 
 extension CallTransport {
     func dispatch(_ stream: ServerStream) {
-        let configuration = self.configuration  // one copy, not one per use through the protocol
+        // One copy each, not one per use through the protocol.
+        let configuration = self.configuration
+        let router = self.router
         if stream.headersTooLarge {
             stream.reject(Status(.resourceExhausted, "request header list exceeds the limit of \(configuration.maxHeaderListBytes) bytes"))
             return
@@ -43,7 +45,7 @@ extension CallTransport {
             return
         }
         stream.wire = wire
-        if WireProtocol.isJSON(contentType: contentType) {
+        if wire.isConnect && WireProtocol.isJSON(contentType: contentType) {
             guard let codec = router.jsonCodec else {
                 stream.reject(Status(.invalidArgument, "Connect's JSON codec is not available in this server; send application/proto"), httpStatus: 415)
                 return
@@ -109,6 +111,7 @@ extension CallTransport {
         head.callType = route.handler.callType
         stream.request = RequestHeaders()
         stream.context = ServerCallContext(head: head, eventLoop: eventLoop)
+        stream.interceptors = router.interceptors
         do {
             for interceptor in router.interceptors {
                 stream.interceptorsEntered += 1

@@ -43,7 +43,8 @@ final class ServerStream: @unchecked Sendable {
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
     var startTime = NIODeadline.now()
-    /// Interceptors whose `accept` ran; each of them sees `finished`.
+    /// The router's interceptors, and how many of them saw `accept`; each of those sees `finished`.
+    var interceptors: [any ServerInterceptor] = []
     var interceptorsEntered = 0
     /// The client listed gzip in `grpc-accept-encoding`.
     var clientAcceptsGzip = false
@@ -205,7 +206,7 @@ final class ServerStream: @unchecked Sendable {
     func callFinished(status: Status) {
         guard let head = context?.head else { return }
         let elapsed = NIODeadline.now() - startTime
-        for interceptor in connection.router.interceptors.prefix(interceptorsEntered) {
+        for interceptor in interceptors.prefix(interceptorsEntered) {
             interceptor.finished(head, status: status, elapsed: elapsed)
         }
     }

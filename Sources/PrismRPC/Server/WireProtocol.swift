@@ -20,6 +20,11 @@ enum WireProtocol: Equatable {
     /// The protocol for a request's content-type; nil for one Prism does not serve (gRPC-Web
     /// with a codec other than proto, or not gRPC at all).
     init?(contentType: String) {
+        // What every gRPC client sends, recognised without allocating.
+        if contentType == "application/grpc" || contentType == "application/grpc+proto" {
+            self = .grpc
+            return
+        }
         let mediaType = contentType.split(separator: ";", maxSplits: 1, omittingEmptySubsequences: false)
             .first.map { $0.filter { $0 != " " }.lowercased() } ?? ""
         switch mediaType {
