@@ -42,7 +42,10 @@ public final class PrismGateway: Sendable {
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
-        router.register(PrismService.definition(generator: generator))
+        let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
+                                           ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel, logger: logger),
+                                           maxUploadBytes: settings.indexMaxUploadBytes)
+        router.register(PrismService.definition(generator: generator, documents: documents))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()

@@ -61,10 +61,19 @@ public struct ConfigFile: Codable, Sendable {
         public var max_disk_bytes: Int?
     }
 
+    /// The document index (README "Document index").
+    public struct Index: Codable, Sendable {
+        /// Bytes one IndexDocument upload may hold (default 256 MB).
+        public var max_upload_bytes: Int?
+        /// provider/model that describes each page image for search; unset: no descriptions.
+        public var describe_model: String?
+    }
+
     public var listen: String?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
+    public var index: Index?
     public var plugins: Plugins?
     public var tls: TLS?
     public var auth: Auth?
@@ -156,6 +165,9 @@ public struct ServerSettings: Sendable {
     public private(set) var cacheTTLSeconds = 3600
     public private(set) var cacheMemoryBytes = 64 << 20
     public private(set) var cacheDiskBytes = 1 << 30
+    /// The document index: the upload bound, and the model describing pages (nil: none).
+    public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
+    public var indexDescribeModel: String?
 
     public init() {}
 
@@ -219,6 +231,10 @@ public struct ServerSettings: Sendable {
             if let v = cache.ttl_seconds { cacheTTLSeconds = try Self.positive(v, "ttl_seconds", section: "cache") }
             if let v = cache.max_bytes { cacheMemoryBytes = try Self.positive(v, "max_bytes", section: "cache") }
             if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
+        }
+        if let index = file.index {
+            if let v = index.max_upload_bytes { indexMaxUploadBytes = try Self.positive(v, "max_upload_bytes", section: "index") }
+            if let v = index.describe_model, !v.isEmpty { indexDescribeModel = v }
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }

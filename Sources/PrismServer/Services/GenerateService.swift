@@ -12,23 +12,32 @@ enum GenerateService {
     static func handler(_ generator: Generator) -> RPCHandler {
         .serverStreaming { body, context, writer in
             let message = try decodeRequest(prism__v1__generate_request__init, body)
-            var request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
-            if let deadline = context.deadline {
-                let remaining = Double((deadline - NIODeadline.now()).nanoseconds) / 1e9
-                request.deadline = Date().addingTimeInterval(remaining)
-            }
-            do {
-                // Events are relayed on the stream's event loop, where their writes go.
-                try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
-                    if case .event(.text(let text)) = output, let size = textEventSize(text) {
-                        try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
-                    } else {
-                        try await writer.write(encode(output))
-                    }
+            let request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
+            try await relay(request, generator, context, writer)
+        }
+    }
+
+    /// Runs `request` under the call's deadline and writes its outputs as GenerateEvents (Generate,
+    /// Query); `adjust` may rewrite an output first (Query names its retrieval in `routed`).
+    static func relay(_ request: GenerationRequest, _ generator: Generator, _ context: ServerCallContext, _ writer: ResponseWriter,
+                      adjust: @escaping @Sendable (GenerationOutput) -> GenerationOutput = { $0 }) async throws {
+        var request = request
+        if let deadline = context.deadline {
+            let remaining = Double((deadline - NIODeadline.now()).nanoseconds) / 1e9
+            request.deadline = Date().addingTimeInterval(remaining)
+        }
+        do {
+            // Events are relayed on the stream's event loop, where their writes go.
+            try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
+                let output = adjust(output)
+                if case .event(.text(let text)) = output, let size = textEventSize(text) {
+                    try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
+                } else {
+                    try await writer.write(encode(output))
                 }
-            } catch let failure as ProviderFailure {
-                throw rpcError(failure, context)
             }
+        } catch let failure as ProviderFailure {
+            throw rpcError(failure, context)
         }
     }
 
@@ -72,18 +81,23 @@ enum GenerateService {
         request.outputs = Set(UnsafeBufferPointer(start: r.outputs, count: r.outputs == nil ? 0 : r.n_outputs).compactMap {
             Modality(rawValue: Int($0.rawValue))
         })
-        if let route = r.route?.pointee {
-            request.route = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
-                                         fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
-                                         nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
-            guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
-                throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
-            }
-            request.route.cache = cache
-        }
+        request.route = try routeRequest(r.route)
         for entry in elements(r.labels, r.n_labels) {
             request.labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value)
         }
+        return request
+    }
+
+    /// A prism.v1.Route as the host's RouteRequest (unset: any capable provider).
+    static func routeRequest(_ r: UnsafeMutablePointer<Prism__V1__Route>?) throws -> RouteRequest {
+        guard let route = r?.pointee else { return RouteRequest() }
+        var request = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                                   fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                                   nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+        guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
+            throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
+        }
+        request.cache = cache
         return request
     }
 

@@ -21,12 +21,16 @@ enum PrismService {
         ("StreamBatchResults", .serverStreaming, "durable batches"),
         ("IndexDocument", .clientStreaming, "the document index"),
         ("Query", .serverStreaming, "the document index"),
+        ("DeleteDocument", .unary, "the document index"),
+        ("ListDocuments", .unary, "the document index"),
+        ("ListIndexes", .unary, "the document index"),
     ]
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
     /// The method table; with a `generator`, Generate and ListProviders are served by its plugin host.
-    static func definition(generator: Generator? = nil) -> ServiceDefinition {
+    /// With `documents` too, the index's methods are served by its store.
+    static func definition(generator: Generator? = nil, documents: IndexService.Parts? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -42,6 +46,13 @@ enum PrismService {
             service.add("ListProviders", ProvidersService.handler(generator.host))
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
+            if let documents {
+                service.add("IndexDocument", IndexService.indexDocument(documents.index, documents.ingester, maxUploadBytes: documents.maxUploadBytes))
+                service.add("Query", QueryService.handler(documents.index, generator))
+                service.add("DeleteDocument", IndexService.deleteDocument(documents.index))
+                service.add("ListDocuments", IndexService.listDocuments(documents.index))
+                service.add("ListIndexes", IndexService.listIndexes(documents.index))
+            }
         }
         return service
     }

@@ -1,0 +1,76 @@
+// Splits a document's text into overlapping chunks of a few hundred words, each keeping its page
+// and the heading it sits under (Markdown `#` headings; numbered or upper-case title lines in PDFs).
+import Foundation
+import PrismStore
+
+struct TextChunker {
+    var chunkWords = IndexLimits.chunkWords
+    var overlapWords = IndexLimits.overlapWords
+
+    /// How headings are recognised.
+    enum Style {
+        /// `# Title`, `## Section` ... set the heading path.
+        case markdown
+        /// Short lines numbered like "3.2 Installing" or written in capitals are headings.
+        case plain
+    }
+
+    /// The chunks of `pages` (page number, text) in order; the heading carries over page breaks.
+    func chunks(_ pages: [(page: Int, text: String)], style: Style) -> [IndexChunk] {
+        var result: [IndexChunk] = []
+        var path: [(level: Int, title: String)] = []
+        for (page, text) in pages {
+            // `fresh`: words of `words` that no chunk holds yet (the rest is the overlap).
+            var words: [Substring] = [], fresh = 0
+            var heading = path.map(\.title).joined(separator: " › ")
+            func flush(keepOverlap: Bool) {
+                if fresh > 0 { result.append(IndexChunk(page: page, heading: heading, text: words.joined(separator: " "))) }
+                words = keepOverlap ? Array(words.suffix(overlapWords)) : []
+                fresh = 0
+            }
+            var inFence = false
+            for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
+                let trimmed = line.trimmingCharacters(in: .whitespaces)
+                if style == .markdown, trimmed.hasPrefix("```") { inFence.toggle() }
+                if !inFence, let (level, title) = Self.heading(trimmed, style: style) {
+                    // A new section starts a new chunk, without overlap from the one before.
+                    flush(keepOverlap: false)
+                    path.removeAll { $0.level >= level }
+                    path.append((level, title))
+                    heading = path.map(\.title).joined(separator: " › ")
+                    continue
+                }
+                for word in line.split(whereSeparator: \.isWhitespace) {
+                    words.append(word)
+                    fresh += 1
+                    if words.count >= chunkWords { flush(keepOverlap: true) }
+                }
+            }
+            flush(keepOverlap: false)
+        }
+        return result
+    }
+
+    /// The level and title of a heading line, or nil.
+    static func heading(_ line: String, style: Style) -> (Int, String)? {
+        guard !line.isEmpty else { return nil }
+        switch style {
+        case .markdown:
+            let hashes = line.prefix { $0 == "#" }.count
+            guard (1...6).contains(hashes), line.dropFirst(hashes).first == " " else { return nil }
+            let title = line.dropFirst(hashes).trimmingCharacters(in: .whitespaces)
+            return title.isEmpty ? nil : (hashes, title)
+        case .plain:
+            let words = line.split(separator: " ")
+            guard words.count <= 10, line.count <= 80, let last = line.last, !".,;:".contains(last) else { return nil }
+            // "3.2 Installing the tools": the number's depth is the level.
+            if let number = words.first, number.first?.isNumber == true,
+               number.allSatisfy({ $0.isNumber || $0 == "." }), words.count > 1, words[1].first?.isUppercase == true {
+                return (number.split(separator: ".").count, line)
+            }
+            let letters = line.filter(\.isLetter)
+            if letters.count >= 4, letters.allSatisfy(\.isUppercase) { return (1, line) }
+            return nil
+        }
+    }
+}

@@ -1,0 +1,152 @@
+// The embedded DocumentIndex: documents, pages (with their images) and chunks in the EmbeddedStore,
+// the chunks' words in an FTS5 table ranked by bm25(). A document is replaced in one transaction.
+import Foundation
+
+public final class SQLiteDocumentIndex: DocumentIndex {
+    private let store: EmbeddedStore
+
+    public init(store: EmbeddedStore) {
+        self.store = store
+    }
+
+    /// Column weights of bm25(index_fts): text, heading, title. A word in a heading or the title
+    /// says more about a chunk than one in its body.
+    static let weights = "1.0, 2.0, 1.5"
+    /// Chunks looked at to rank pages: a page's score is the sum of its chunks' among these.
+    static let pageCandidateChunks = 64
+
+    public func replace(_ content: IndexedContent) async throws {
+        let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
+        try await store.write { db in
+            try Self.remove(db, index: content.index, documentID: content.documentID)
+            var bytes = 0, images = 0
+            for page in content.pages {
+                bytes += page.text.utf8.count + (page.image?.count ?? 0)
+                if page.image != nil { images += 1 }
+                try db.run("INSERT INTO index_pages (index_name, document_id, page, text, image, image_mime) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                           [.text(content.index), .text(content.documentID), .integer(Int64(page.number)), .text(page.text),
+                            page.image.map { .blob($0) } ?? .null, .text(page.imageMimeType)])
+            }
+            for chunk in content.chunks {
+                bytes += chunk.text.utf8.count
+                let id = try db.scalar("INSERT INTO index_chunks (index_name, document_id, page, start_seconds, end_seconds) VALUES (?1, ?2, ?3, ?4, ?5) RETURNING id",
+                                       [.text(content.index), .text(content.documentID), .integer(Int64(chunk.page)),
+                                        chunk.startSeconds.map { .real($0) } ?? .null, chunk.endSeconds.map { .real($0) } ?? .null])
+                guard let id else { throw StoreError("inserting a chunk returned no id") }
+                try db.run("INSERT INTO index_fts (rowid, text, heading, title) VALUES (?1, ?2, ?3, ?4)",
+                           [id, .text(chunk.text), .text(chunk.heading), .text(content.title)])
+            }
+            try db.run("""
+                INSERT INTO index_documents (index_name, document_id, title, mime_type, pages, chunks, images, stored_bytes, indexed_at)
+                VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9)
+                """, [.text(content.index), .text(content.documentID), .text(content.title), .text(content.mimeType),
+                      .integer(Int64(content.pages.count)), .integer(Int64(content.chunks.count)), .integer(Int64(images)),
+                      .integer(Int64(bytes)), .integer(now)])
+        }
+    }
+
+    public func delete(index: String, documentID: String) async throws -> Bool {
+        try await store.write { db in try Self.remove(db, index: index, documentID: documentID) }
+    }
+
+    /// Deletes a document's rows, FTS rows first (they are found through index_chunks).
+    private static func remove(_ db: SQLiteConnection, index: String, documentID: String) throws -> Bool {
+        let key: [SQLiteValue] = [.text(index), .text(documentID)]
+        try db.run("DELETE FROM index_fts WHERE rowid IN (SELECT id FROM index_chunks WHERE index_name = ?1 AND document_id = ?2)", key)
+        try db.run("DELETE FROM index_chunks WHERE index_name = ?1 AND document_id = ?2", key)
+        try db.run("DELETE FROM index_pages WHERE index_name = ?1 AND document_id = ?2", key)
+        return try db.run("DELETE FROM index_documents WHERE index_name = ?1 AND document_id = ?2", key) > 0
+    }
+
+    public func search(index: String, query: String, textLimit: Int, pageLimit: Int, includeImages: Bool) async throws -> IndexRetrieval {
+        guard let match = Self.matchExpression(query) else { return IndexRetrieval(text: [], pages: []) }
+        let candidates = max(textLimit, Self.pageCandidateChunks)
+        return try await store.read { db in
+            let rows = try db.query("""
+                SELECT c.document_id, d.title, c.page, -bm25(index_fts, \(Self.weights)), index_fts.text, index_fts.heading,
+                       c.start_seconds, c.end_seconds
+                FROM index_fts JOIN index_chunks c ON c.id = index_fts.rowid
+                JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id
+                WHERE index_fts MATCH ?1 AND c.index_name = ?2
+                ORDER BY bm25(index_fts, \(Self.weights)) LIMIT ?3
+                """, [.text(match), .text(index), .integer(Int64(candidates))])
+            let hits = rows.map { row in
+                IndexHit(documentID: row[0].text ?? "", title: row[1].text ?? "", page: Int(row[2].integer ?? 0),
+                         score: row[3].realOrInteger ?? 0, text: row[4].text ?? "", heading: row[5].text ?? "",
+                         startSeconds: row[6].realOrInteger, endSeconds: row[7].realOrInteger)
+            }
+            return IndexRetrieval(text: Array(hits.prefix(textLimit)),
+                                  pages: try Self.bestPages(db, index: index, hits: hits, limit: pageLimit, includeImages: includeImages))
+        }
+    }
+
+    /// Pages ranked by the summed scores of their chunks among `hits`, with their text and image.
+    private static func bestPages(_ db: SQLiteConnection, index: String, hits: [IndexHit], limit: Int, includeImages: Bool) throws -> [IndexHit] {
+        guard limit > 0 else { return [] }
+        var order: [String] = [], best: [String: IndexHit] = [:]
+        for hit in hits where hit.page > 0 {
+            let key = "\(hit.documentID)\u{0}\(hit.page)"
+            if var page = best[key] {
+                page.score += hit.score
+                best[key] = page
+            } else {
+                order.append(key)
+                best[key] = hit
+            }
+        }
+        let ranked = order.compactMap { best[$0] }.sorted { $0.score > $1.score }.prefix(limit)
+        return try ranked.compactMap { hit in
+            let columns = includeImages ? "text, image, image_mime" : "text, NULL, image_mime"
+            guard let row = try db.query("SELECT \(columns) FROM index_pages WHERE index_name = ?1 AND document_id = ?2 AND page = ?3",
+                                         [.text(index), .text(hit.documentID), .integer(Int64(hit.page))]).first else { return nil }
+            var page = hit
+            page.text = row[0].text ?? ""
+            page.image = row[1].blob
+            page.imageMimeType = row[2].text ?? ""
+            page.startSeconds = nil
+            page.endSeconds = nil
+            return page
+        }
+    }
+
+    /// The FTS5 query for a question: its words, each quoted (so no word is read as an operator),
+    /// any of them matching; BM25 ranks chunks with more and rarer words first. Nil without words.
+    static func matchExpression(_ question: String) -> String? {
+        var seen = Set<String>(), words: [String] = []
+        for word in question.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) }) where seen.insert(String(word)).inserted {
+            words.append("\"\(word)\"")
+        }
+        return words.isEmpty ? nil : words.joined(separator: " OR ")
+    }
+
+    public func documents(index: String) async throws -> [IndexedDocumentSummary] {
+        try await store.read { db in
+            try db.query("""
+                SELECT document_id, title, mime_type, pages, chunks, images, stored_bytes, indexed_at
+                FROM index_documents WHERE index_name = ?1 ORDER BY document_id
+                """, [.text(index)]).map { row in
+                IndexedDocumentSummary(documentID: row[0].text ?? "", title: row[1].text ?? "", mimeType: row[2].text ?? "",
+                                       pages: Int(row[3].integer ?? 0), chunks: Int(row[4].integer ?? 0), images: Int(row[5].integer ?? 0),
+                                       storedBytes: Int(row[6].integer ?? 0),
+                                       indexedAt: Date(timeIntervalSince1970: Double(row[7].integer ?? 0) / 1000))
+            }
+        }
+    }
+
+    public func indexes() async throws -> [IndexSummary] {
+        try await store.read { db in
+            try db.query("""
+                SELECT index_name, count(*), sum(chunks), sum(stored_bytes) FROM index_documents GROUP BY index_name ORDER BY index_name
+                """).map { row in
+                IndexSummary(name: row[0].text ?? "", documents: Int(row[1].integer ?? 0), chunks: Int(row[2].integer ?? 0),
+                             storedBytes: Int(row[3].integer ?? 0))
+            }
+        }
+    }
+
+    public func contains(index: String) async throws -> Bool {
+        try await store.read { db in
+            try db.scalar("SELECT 1 FROM index_documents WHERE index_name = ?1 LIMIT 1", [.text(index)]) != nil
+        }
+    }
+}
