@@ -32,15 +32,17 @@ struct TextChunker {
             for line in text.split(omittingEmptySubsequences: false, whereSeparator: \.isNewline) {
                 let trimmed = line.trimmingCharacters(in: .whitespaces)
                 if style == .markdown, trimmed.hasPrefix("```") { inFence.toggle() }
+                // A heading's words stay in the text too: a section may be nothing but its title.
+                var body = String(line)
                 if !inFence, let (level, title) = Self.heading(trimmed, style: style) {
                     // A new section starts a new chunk, without overlap from the one before.
                     flush(keepOverlap: false)
                     path.removeAll { $0.level >= level }
                     path.append((level, title))
                     heading = path.map(\.title).joined(separator: " › ")
-                    continue
+                    body = title
                 }
-                for word in line.split(whereSeparator: \.isWhitespace) {
+                for word in body.split(whereSeparator: \.isWhitespace) {
                     words.append(word)
                     fresh += 1
                     if words.count >= chunkWords { flush(keepOverlap: true) }
@@ -70,6 +72,9 @@ struct TextChunker {
             }
             let letters = line.filter(\.isLetter)
             if letters.count >= 4, letters.allSatisfy(\.isUppercase) { return (1, line) }
+            // "Chapter Two: Flowers": every longer word capitalised, as titles are and wrapped lines of prose are not.
+            let long = words.filter { $0.filter(\.isLetter).count >= 4 }
+            if words.count >= 2, words.count <= 8, !long.isEmpty, long.allSatisfy({ $0.first?.isUppercase == true }) { return (1, line) }
             return nil
         }
     }

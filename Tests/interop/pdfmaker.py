@@ -1,0 +1,84 @@
+"""Small, real PDFs for the index tests, written by hand (no imaging or PDF library is guaranteed on
+CI): pages of text in Helvetica with a true text layer, and "scanned" pages that hold only a JPEG
+(made by libvips' `vips text`, which tools/setup.sh installs with libvips-tools)."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+PAGE_W, PAGE_H = 612, 792  # US Letter, points
+
+
+def _escape(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
+
+
+def _assemble(objects: list[bytes]) -> bytes:
+    """A PDF of numbered objects (1 = catalog) with a correct cross-reference table."""
+    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    offsets = []
+    for number, body in enumerate(objects, start=1):
+        offsets.append(len(out))
+        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
+    xref = len(out)
+    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
+    out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
+    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    return bytes(out)
+
+
+def _stream(data: bytes, extra: bytes = b"") -> bytes:
+    return b"<< /Length %d %s>>\nstream\n" % (len(data), extra) + data + b"\nendstream"
+
+
+def text_pdf(pages: list[list[str]]) -> bytes:
+    """One page per list of lines, each line in Helvetica 12 pt (a first line in 18 pt)."""
+    n = len(pages)
+    # 1 catalog, 2 pages, 3 font, then per page: page object, content stream.
+    kids = " ".join(f"{4 + 2 * i} 0 R" for i in range(n)).encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [%s] /Count %d >>" % (kids, n),
+               b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>"]
+    for i, lines in enumerate(pages):
+        ops = ["BT", "/F1 18 Tf", f"72 {PAGE_H - 72} Td", "20 TL"]
+        for k, line in enumerate(lines):
+            if k == 1:
+                ops.append("/F1 12 Tf")
+            ops.append(f"({_escape(line)}) Tj T*")
+        ops.append("ET")
+        objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
+                       % (PAGE_W, PAGE_H, 5 + 2 * i))
+        objects.append(_stream("\n".join(ops).encode("latin-1")))
+    return _assemble(objects)
+
+
+def text_image(text: str, workdir: Path, name: str, dpi: int = 300) -> tuple[Path, int, int]:
+    """A grey JPEG of `text` rendered by libvips (black on white), its path, width and height."""
+    png = workdir / f"{name}.png"
+    jpg = workdir / f"{name}.jpg"
+    subprocess.run(["vips", "text", str(png), text, "--dpi", str(dpi)], check=True, capture_output=True)
+    # vips text draws white text on black: invert, then pad with a white margin OCR likes.
+    inverted = workdir / f"{name}-inv.png"
+    subprocess.run(["vips", "invert", str(png), str(inverted)], check=True, capture_output=True)
+    width = int(subprocess.run(["vipsheader", "-f", "width", str(inverted)], check=True, capture_output=True, text=True).stdout)
+    height = int(subprocess.run(["vipsheader", "-f", "height", str(inverted)], check=True, capture_output=True, text=True).stdout)
+    margin = 60
+    subprocess.run(["vips", "embed", str(inverted), str(jpg) + "[Q=90]", str(margin), str(margin),
+                    str(width + 2 * margin), str(height + 2 * margin), "--extend", "white"], check=True, capture_output=True)
+    return jpg, width + 2 * margin, height + 2 * margin
+
+
+def scanned_pdf(jpeg: bytes, width: int, height: int) -> bytes:
+    """One page holding only the grey JPEG, scaled to the page width: no text layer at all."""
+    scale = (PAGE_W - 72) / width
+    w, h = width * scale, height * scale
+    content = f"q {w:.2f} 0 0 {h:.2f} 36 {PAGE_H - 72 - h:.2f} cm /Im1 Do Q".encode()
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /XObject << /Im1 5 0 R >> >> /Contents 4 0 R >>"
+               % (PAGE_W, PAGE_H),
+               _stream(content),
+               _stream(jpeg, b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode "
+                       % (width, height))]
+    return _assemble(objects)
