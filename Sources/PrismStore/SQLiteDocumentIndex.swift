@@ -110,13 +110,20 @@ public final class SQLiteDocumentIndex: DocumentIndex {
     }
 
     /// The FTS5 query for a question: its words, each quoted (so no word is read as an operator),
-    /// any of them matching; BM25 ranks chunks with more and rarer words first. Nil without words.
+    /// any of them matching; BM25 ranks chunks with more and rarer words first. A compound such as
+    /// `asn1_der_decoding` or `utf-8` is also asked for as a phrase, so that the exact sequence
+    /// outranks its parts scattered over a page. Nil without words.
     static func matchExpression(_ question: String) -> String? {
-        var seen = Set<String>(), words: [String] = []
-        for word in question.lowercased().split(whereSeparator: { !($0.isLetter || $0.isNumber) }) where seen.insert(String(word)).inserted {
-            words.append("\"\(word)\"")
+        var seen = Set<String>(), terms: [String] = []
+        func add(_ term: String) {
+            if seen.insert(term).inserted { terms.append("\"\(term)\"") }
         }
-        return words.isEmpty ? nil : words.joined(separator: " OR ")
+        for token in question.lowercased().split(whereSeparator: \.isWhitespace) {
+            let parts = token.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
+            parts.forEach(add)
+            if parts.count > 1 { add(parts.joined(separator: " ")) }
+        }
+        return terms.isEmpty ? nil : terms.joined(separator: " OR ")
     }
 
     public func documents(index: String) async throws -> [IndexedDocumentSummary] {

@@ -85,4 +85,16 @@ final class ServerSettingsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("set PRISM_DATA_DIR"), "\(error)")
         }
     }
+
+    func testIndexSettings() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual(settings.indexMaxUploadBytes, 256 << 20)
+        XCTAssertNil(settings.indexDescribeModel)
+        try settings.apply(try configFile(#"{"index": {"max_upload_bytes": 1000, "describe_model": "openai/gpt-4o"}}"#))
+        XCTAssertEqual(settings.indexMaxUploadBytes, 1000)
+        XCTAssertEqual(settings.indexDescribeModel, "openai/gpt-4o")
+        XCTAssertThrowsError(try settings.apply(try configFile(#"{"index": {"max_upload_bytes": 0}}"#))) { error in
+            XCTAssertTrue("\(error)".contains("index.max_upload_bytes must be between 1 and"), "\(error)")
+        }
+    }
 }

@@ -74,7 +74,7 @@ struct TextChunker {
             if letters.count >= 4, letters.allSatisfy(\.isUppercase) { return (1, line) }
             // "Chapter Two: Flowers": every longer word capitalised, as titles are and wrapped lines of prose are not.
             let long = words.filter { $0.filter(\.isLetter).count >= 4 }
-            if words.count >= 2, words.count <= 8, !long.isEmpty, long.allSatisfy({ $0.first?.isUppercase == true }) { return (1, line) }
+            if words.count <= 8, long.count >= 2, long.allSatisfy({ $0.first?.isUppercase == true }) { return (1, line) }
             return nil
         }
     }
