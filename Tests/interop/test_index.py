@@ -2,16 +2,19 @@
 (a PDF with a text layer, a scanned PDF read by the local tesseract plugin, an image, Markdown, a
 real PDF from /usr/share/doc when the machine has one), retrieval-only Query (the right page first
 for distinctive words), re-indexing that replaces, delete and the lists, Query answered through the
-OpenAI and Anthropic fakes (which must receive the page images and the labelled chunks), a keyless
+OpenAI and Anthropic fakes (which must receive the page images and the labelled chunks), speech
+indexed as a timed transcript by local/pocketsphinx, a keyless
 server (retrieval works; generation is a clear FAILED_PRECONDITION), the upload bound, unknown
 indexes and uploads that are not documents."""
 
 from __future__ import annotations
 
+import io
 import json
 import shutil
 import time
 import uuid
+import wave
 from pathlib import Path
 
 import grpc
@@ -29,6 +32,8 @@ INDEX_TIMEOUT_S = 120.0
 SMALL_UPLOAD_LIMIT = 1_000_000
 # Upload chunk size: several chunks for every document, as a client streaming a file sends them.
 CHUNK = 64 * 1024
+# Speech that local/pocketsphinx recognises ("go forward ten meters"), 16 kHz mono s16 PCM.
+SPEECH = Path("/usr/share/pocketsphinx/test/data/goforward.raw")
 # A real PDF with a text layer that Debian ships (libtasn1-doc); used when present.
 REAL_PDF = Path("/usr/share/doc/libtasn1-doc/libtasn1.pdf")
 
@@ -50,11 +55,12 @@ def index_server(servers: ServerPool, fakes):  # noqa: F811
 
 @pytest.fixture(scope="module")
 def keyless_server(servers: ServerPool, session_dir: Path):
-    """No vendor key and only the local OCR engine in its plugin folder (no model that generates),
-    with a small upload bound."""
+    """No vendor key and only the local OCR and speech engines in its plugin folder (no model that
+    generates), with a small upload bound."""
     plugins = session_dir / "index-keyless-plugins"
     plugins.mkdir(exist_ok=True)
-    shutil.copy2(server_binary().parent / "libprism-plugin-tesseract.so", plugins)
+    for plugin in ("libprism-plugin-tesseract.so", "libprism-plugin-pocketsphinx.so"):
+        shutil.copy2(server_binary().parent / plugin, plugins)
     config = session_dir / "index-keyless.json"
     config.write_text(json.dumps({"index": {"max_upload_bytes": SMALL_UPLOAD_LIMIT}}))
     env = {"PRISM_PLUGIN_PATH": str(plugins), "OPENAI_API_KEY": "", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "", "GOOGLE_API_KEY": ""}
@@ -182,6 +188,25 @@ def test_a_real_pdf_from_debian(keyless_server):
     assert hits.text and "asn1_der_decoding" in hits.text[0].text
 
 
+def test_audio_is_indexed_as_a_transcript_with_times(keyless_server):
+    index = unique_index("audio")
+    pcm = SPEECH.read_bytes()
+    wav = io.BytesIO()
+    with wave.open(wav, "wb") as w:
+        w.setnchannels(1)
+        w.setsampwidth(2)
+        w.setframerate(16000)
+        w.writeframes(pcm)
+    reply = upload(keyless_server, index, wav.getvalue(), document_id="memo")
+    assert reply.pages == 0 and reply.chunks >= 1
+    assert any(n.startswith("transcribed by local/pocketsphinx") for n in reply.notes), reply.notes
+    hits = retrieve(keyless_server, index, "forward")
+    assert hits.text and hits.text[0].document_id == "memo", hits
+    hit = hits.text[0]
+    assert "forward" in hit.text and hit.page == 0
+    assert 0 <= hit.start_seconds < hit.end_seconds <= len(pcm) / 32000 + 0.5, (hit.start_seconds, hit.end_seconds)
+
+
 def test_reindexing_replaces_the_document(keyless_server):
     index = unique_index("replace")
     upload(keyless_server, index, b"The walrus sleeps on the ice.", document_id="note")
@@ -236,6 +261,25 @@ def test_query_sends_page_images_and_labelled_chunks_to_the_model(index_server, 
     assert "[manual p.3]" in json.dumps(body), "the system prompt asks for page citations"
 
 
+def test_pages_are_described_when_a_describe_model_is_set(servers: ServerPool, fakes, session_dir: Path):  # noqa: F811
+    config = session_dir / "index-describe.json"
+    config.write_text(json.dumps({"index": {"describe_model": OPENAI_MODEL}}))
+    server = servers.start("index-describe", ["--config", str(config)], "h2c", env=vendor_env(fakes))
+    try:
+        index = unique_index("described")
+        marker = uuid.uuid4().hex[:8]
+        reply = upload(server, index, pdfmaker.text_pdf([["Described page", f"marker {marker}"]]), document_id="d")
+        assert not any("describe" in n for n in reply.notes), reply.notes
+        asked = [e for e in fakes["openai"].entries() if "path" in e and "Describe this document page" in (e.get("text") or "")]
+        assert asked and asked[-1]["body"]["images"], "the page image went to the describe model"
+        # The fake's echo is the description: it is searchable, under its own heading.
+        hits = retrieve(server, index, "search index headings figures")
+        assert hits.text[0].heading == "page description" and hits.text[0].page == 1, hits.text
+        assert "You said:" in hits.text[0].text
+    finally:
+        server.stop()
+
+
 def test_a_keyless_server_answers_only_with_retrieval(keyless_server):
     index = unique_index("keyless")
     upload(keyless_server, index, pdfmaker.text_pdf(PAGES), document_id="nature")
@@ -263,7 +307,6 @@ def test_an_unknown_index_is_not_found(keyless_server):
 
 @pytest.mark.parametrize("data,mime,code,words", [
     (bytes(range(256)) * 4, "", grpc.StatusCode.INVALID_ARGUMENT, "not a document"),
-    (b"RIFF\x24\x00\x00\x00WAVEfmt " + bytes(64), "audio/wav", grpc.StatusCode.UNIMPLEMENTED, "audio"),
     (b"%PDF-1.4\nthis is not really a pdf", "application/pdf", grpc.StatusCode.INVALID_ARGUMENT, "pdf"),
     (png(8, 8) + b"", "", grpc.StatusCode.OK, ""),
 ])

@@ -1,6 +1,7 @@
 // Turns an uploaded document into what the index stores: PDF pages (text layer, OCR through an
 // ocr-capable provider where a page has none, a fitted page image), images (OCR text + the image),
-// plain text and Markdown (chunks with headings); page descriptions by a vision model when
+// plain text and Markdown (chunks with headings), audio and video (transcript segments with
+// times, through a transcribe-capable provider); page descriptions by a vision model when
 // `index.describe_model` is set. Blocking media work runs off the cooperative threads.
 import Foundation
 import Logging
@@ -49,7 +50,7 @@ struct DocumentIngester: Sendable {
         case .image:
             try await image(upload.data, declared: upload.declaredMime, into: &content, notes: &notes)
         case .audio, .video:
-            throw RPCError(.unimplemented, "data: \(verdict.format.rawValue) is \(verdict.format.kind.rawValue); indexing audio and video (transcript segments with times) is not in this build yet: transcribe it (prism transcribe) and index the transcript as text")
+            try await recording(upload.data, format: verdict.format, into: &content, notes: &notes)
         case .unknown:
             guard let text = Self.text(upload.data) else {
                 throw RPCError(.invalidArgument, "data: not a document Prism can index (PDF, image, UTF-8 text or Markdown)\(upload.declaredMime.isEmpty ? "" : "; declared \(upload.declaredMime)")")
@@ -118,6 +119,26 @@ struct DocumentIngester: Sendable {
         content.chunks = chunks
     }
 
+    /// Audio, and video's sound track: transcript segments with their times, grouped into chunks.
+    /// Video frames are not indexed (yet): the note says so.
+    private func recording(_ data: Data, format: MediaFormat, into content: inout IndexedContent, notes: inout [String]) async throws {
+        var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(MediaInput(mimeType: format.mimeType, data: data))])])
+        request.operation = .transcribe
+        let transcript: (text: String, model: String, segments: [Data])
+        do {
+            transcript = try await run(request)
+        } catch let failure as ProviderFailure where failure.code == .failedPrecondition {
+            throw RPCError(.failedPrecondition, "data: indexing \(format.kind.rawValue) needs a transcribe-capable provider (local/pocketsphinx, or a vendor with a key): \(failure.message)")
+        }
+        let segments: [(start: Double, end: Double, text: String)] = transcript.segments.compactMap { json in
+            guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any], let text = object["text"] as? String else { return nil }
+            return ((object["start"] as? Double) ?? 0, (object["end"] as? Double) ?? 0, text)
+        }
+        content.chunks = segments.isEmpty ? TextChunker().chunks([(0, transcript.text)], style: .plain) : TextChunker().chunks(segments: segments)
+        notes.append("transcribed by \(transcript.model): \(segments.count) segment(s) with times")
+        if format.kind == .video { notes.append("video frames are not indexed: the sound track's transcript only") }
+    }
+
     // MARK: - helpers
 
     /// Runs blocking media work off the cooperative threads; refusals become the client's status.
@@ -135,7 +156,7 @@ struct DocumentIngester: Sendable {
         var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(MediaInput(mimeType: mime, data: image))])])
         request.operation = .ocr
         do {
-            let (text, model) = try await run(request)
+            let (text, model, _) = try await run(request)
             return (text, model)
         } catch let failure as ProviderFailure where failure.code == .failedPrecondition {
             return nil
@@ -166,13 +187,16 @@ struct DocumentIngester: Sendable {
         notes.append("page descriptions skipped: index.describe_model is not set")
     }
 
-    /// Runs a request and joins its text; the model is the last one routed to.
-    private func run(_ request: GenerationRequest) async throws -> (text: String, model: String) {
-        let collected = LockedBox((text: "", model: ""))
+    /// Runs a request: its joined text, the model last routed to, and the transcript segments
+    /// (a speech engine's JSON media items) when there are any.
+    private func run(_ request: GenerationRequest) async throws -> (text: String, model: String, segments: [Data]) {
+        let collected = LockedBox((text: "", model: "", segments: [Data]()))
         try await generator.generate(request) { output in
             switch output {
-            case .routed(let info): collected.withLockedValue { $0 = ("", info.model) }  // a retry starts over
+            case .routed(let info): collected.withLockedValue { $0 = ("", info.model, []) }  // a retry starts over
             case .event(.text(let text)): collected.withLockedValue { $0.text += text }
+            case .event(.media(let mime, let data, _)) where mime == TranscribeService.segmentMimeType:
+                collected.withLockedValue { $0.segments.append(data) }
             case .event: break
             }
         }

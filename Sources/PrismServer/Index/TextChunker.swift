@@ -1,5 +1,6 @@
 // Splits a document's text into overlapping chunks of a few hundred words, each keeping its page
-// and the heading it sits under (Markdown `#` headings; numbered or upper-case title lines in PDFs).
+// and the heading it sits under (Markdown `#` headings; numbered or upper-case title lines in PDFs);
+// transcript segments grouped with their times.
 import Foundation
 import PrismStore
 
@@ -50,6 +51,24 @@ struct TextChunker {
             }
             flush(keepOverlap: false)
         }
+        return result
+    }
+
+    /// Transcript segments grouped into chunks of about `chunkWords` words, each spanning its
+    /// first segment's start to its last one's end (segments are never cut, so no overlap).
+    func chunks(segments: [(start: Double, end: Double, text: String)]) -> [IndexChunk] {
+        var result: [IndexChunk] = []
+        var words: [Substring] = [], start = 0.0, end = 0.0
+        for segment in segments {
+            if words.isEmpty { start = segment.start }
+            words += segment.text.split(whereSeparator: \.isWhitespace)
+            end = segment.end
+            if words.count >= chunkWords {
+                result.append(IndexChunk(page: 0, heading: "", text: words.joined(separator: " "), startSeconds: start, endSeconds: end))
+                words = []
+            }
+        }
+        if !words.isEmpty { result.append(IndexChunk(page: 0, heading: "", text: words.joined(separator: " "), startSeconds: start, endSeconds: end)) }
         return result
     }
 
