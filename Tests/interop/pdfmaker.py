@@ -1,4 +1,4 @@
-"""Small, real PDFs for the index tests, written by hand (no imaging or PDF library is guaranteed on
+"""Small, real PDFs for the interop tests, written by hand (no imaging or PDF library is guaranteed on
 CI): pages of text in Helvetica with a true text layer, and "scanned" pages that hold only a JPEG
 (made by libvips' `vips text`, which tools/setup.sh installs with libvips-tools)."""
 
@@ -14,9 +14,9 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def _assemble(objects: list[bytes]) -> bytes:
+def assemble(objects: list[bytes]) -> bytes:
     """A PDF of numbered objects (1 = catalog) with a correct cross-reference table."""
-    out = bytearray(b"%PDF-1.4\n%\xe2\xe3\xcf\xd3\n")
+    out = bytearray(b"%PDF-1.4\n")
     offsets = []
     for number, body in enumerate(objects, start=1):
         offsets.append(len(out))
@@ -50,7 +50,7 @@ def text_pdf(pages: list[list[str]]) -> bytes:
         objects.append(b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] /Resources << /Font << /F1 3 0 R >> >> /Contents %d 0 R >>"
                        % (PAGE_W, PAGE_H, 5 + 2 * i))
         objects.append(_stream("\n".join(ops).encode("latin-1")))
-    return _assemble(objects)
+    return assemble(objects)
 
 
 def text_image(text: str, workdir: Path, name: str, dpi: int = 300) -> tuple[Path, int, int]:
@@ -81,4 +81,4 @@ def scanned_pdf(jpeg: bytes, width: int, height: int) -> bytes:
                _stream(content),
                _stream(jpeg, b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode "
                        % (width, height))]
-    return _assemble(objects)
+    return assemble(objects)

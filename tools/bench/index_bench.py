@@ -8,7 +8,11 @@
   (c) retrieval-only Query latency, p50 and p99 over many questions made of words of the indexed
       text, measured at the client (loopback, one channel, sequential calls).
 
+  (d) with --synthetic-chunks N: an index of N chunks of 220 words drawn from a Zipf-distributed
+      vocabulary of 30,000 made-up words (text documents of 100 chunks each), and (c) over it.
+
 Usage: tools/bench/index_bench.py [--server 127.0.0.1:50051] [--pdf FILE]... [--scanned-pages 10] [--queries 200]
+                                  [--synthetic-chunks N]
 Needs: python3 with grpcio and grpcio-tools (tools/setup.sh), vips (libvips-tools) for the scans.
 """
 import argparse, glob, random, statistics, sys, tempfile, time, uuid
@@ -28,6 +32,7 @@ def main() -> None:
     parser.add_argument("--pdf", action="append", help="a PDF with a text layer (repeatable)")
     parser.add_argument("--scanned-pages", type=int, default=10)
     parser.add_argument("--queries", type=int, default=200)
+    parser.add_argument("--synthetic-chunks", type=int, default=0)
     args = parser.parse_args()
 
     work = Path(tempfile.mkdtemp(prefix="prism-index-bench-"))
@@ -46,6 +51,9 @@ def main() -> None:
         reply = stub.IndexDocument(messages(), timeout=3600)
         return reply, time.perf_counter() - started
 
+    if args.synthetic_chunks:
+        synthetic(args, stub, index, upload, prism_pb2)
+        return
     pdfs = args.pdf or sorted(glob.glob("/usr/share/doc/**/*.pdf", recursive=True))
     total_pages = total_seconds = 0.0
     for n, path in enumerate(pdfs):
@@ -71,9 +79,32 @@ def main() -> None:
     chunks = sum(d.chunks for d in documents)
     print(f"stored: {stored / 1e6:.1f} MB for {pages} pages ({stored / max(1, pages) / 1e3:.0f} kB per page, mostly the 1568 px JPEG), {chunks} chunks")
 
-    # Questions: three words drawn from the indexed chunks' text.
-    vocabulary = set()
-    for question in ("the", "and", "of", "function", "data"):
+    latency(args, stub, index, chunks, prism_pb2)
+
+
+def synthetic(args, stub, index, upload, prism_pb2) -> None:
+    """Indexes N chunks of made-up Zipf-distributed words, then measures retrieval over them."""
+    random.seed(11)
+    letters = "abcdefghijklmnopqrstuvwxyz"
+    vocabulary = ["".join(random.choice(letters) for _ in range(random.randint(4, 10))) for _ in range(30_000)]
+    weights = [1 / (rank + 1) for rank in range(len(vocabulary))]
+    per_doc, words_per_chunk = 100, 190  # 190 new words per 220-word chunk (30 overlap)
+    started = time.perf_counter()
+    docs = (args.synthetic_chunks + per_doc - 1) // per_doc
+    for d in range(docs):
+        words = random.choices(vocabulary, weights, k=per_doc * words_per_chunk)
+        upload(" ".join(words).encode(), f"syn{d}")
+    print(f"synthetic: {docs} documents indexed in {time.perf_counter() - started:.1f} s")
+    chunks = sum(d.chunks for d in stub.ListDocuments(prism_pb2.ListDocumentsRequest(index=index), timeout=60).documents)
+    summary = [i for i in stub.ListIndexes(prism_pb2.ListIndexesRequest(), timeout=60).indexes if i.name == index][0]
+    print(f"synthetic: {chunks} chunks, {summary.stored_bytes / 1e6:.0f} MB of text")
+    latency(args, stub, index, chunks, prism_pb2, vocabulary[:5000])
+
+
+def latency(args, stub, index, chunks, prism_pb2, words=None) -> None:
+    """Retrieval-only Query p50/p99 over questions of three words from the index's own text."""
+    vocabulary = set(words or [])
+    for question in () if vocabulary else ("the", "and", "of", "function", "data"):
         hits = stub.Query(prism_pb2.QueryRequest(index=index, question=question, retrieve_only=True, top_k_text=50), timeout=60)
         for event in hits:
             if event.WhichOneof("event") == "hits":
