@@ -1,9 +1,11 @@
 """Small, real PDFs for the interop tests, written by hand (no imaging or PDF library is guaranteed on
-CI): pages of text in Helvetica with a true text layer, and "scanned" pages that hold only a JPEG
-(made by libvips' `vips text`, which tools/setup.sh installs with libvips-tools)."""
+CI): pages of text in Helvetica with a true text layer, "scanned" pages that hold only a JPEG
+(made by libvips' `vips text`, which tools/setup.sh installs with libvips-tools), and a PDF locked
+with a user password (the standard security handler, revision 2: 40-bit RC4)."""
 
 from __future__ import annotations
 
+import hashlib
 import subprocess
 from pathlib import Path
 
@@ -14,7 +16,7 @@ def _escape(text: str) -> str:
     return text.replace("\\", "\\\\").replace("(", "\\(").replace(")", "\\)")
 
 
-def assemble(objects: list[bytes]) -> bytes:
+def assemble(objects: list[bytes], trailer: bytes = b"") -> bytes:
     """A PDF of numbered objects (1 = catalog) with a correct cross-reference table."""
     out = bytearray(b"%PDF-1.4\n")
     offsets = []
@@ -24,7 +26,7 @@ def assemble(objects: list[bytes]) -> bytes:
     xref = len(out)
     out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
     out += b"".join(b"%010d 00000 n \n" % o for o in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
+    out += b"trailer\n<< /Size %d /Root 1 0 R %s>>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, trailer, xref)
     return bytes(out)
 
 
@@ -82,3 +84,37 @@ def scanned_pdf(jpeg: bytes, width: int, height: int) -> bytes:
                _stream(jpeg, b"/Type /XObject /Subtype /Image /Width %d /Height %d /ColorSpace /DeviceGray /BitsPerComponent 8 /Filter /DCTDecode "
                        % (width, height))]
     return assemble(objects)
+
+
+# The 32-byte padding of the PDF standard security handler (PDF 1.7, 7.6.3.3).
+_PAD = bytes.fromhex("28BF4E5E4E758A4164004E56FFFA01082E2E00B6D0683E802F0CA9FE6453697A")
+
+
+def _rc4(key: bytes, data: bytes) -> bytes:
+    s, j = list(range(256)), 0
+    for i in range(256):
+        j = (j + s[i] + key[i % len(key)]) % 256
+        s[i], s[j] = s[j], s[i]
+    out, i, j = bytearray(), 0, 0
+    for byte in data:
+        i = (i + 1) % 256
+        j = (j + s[i]) % 256
+        s[i], s[j] = s[j], s[i]
+        out.append(byte ^ s[(s[i] + s[j]) % 256])
+    return bytes(out)
+
+
+def encrypted_pdf(user_password: bytes = b"secret") -> bytes:
+    """A one-page PDF that opens only with `user_password` (revision 2, 40-bit RC4: algorithms 3.2-3.4).
+    Its content is left unencrypted: a reader refuses it at the password check, before any content."""
+    doc_id = hashlib.md5(b"prism-index-test").digest()
+    permissions = -4
+    padded = (user_password + _PAD)[:32]
+    owner = _rc4(hashlib.md5((b"owner" + _PAD)[:32]).digest()[:5], padded)
+    key = hashlib.md5(padded + owner + permissions.to_bytes(4, "little", signed=True) + doc_id).digest()[:5]
+    user = _rc4(key, _PAD)
+    objects = [b"<< /Type /Catalog /Pages 2 0 R >>",
+               b"<< /Type /Pages /Kids [3 0 R] /Count 1 >>",
+               b"<< /Type /Page /Parent 2 0 R /MediaBox [0 0 %d %d] >>" % (PAGE_W, PAGE_H),
+               b"<< /Filter /Standard /V 1 /R 2 /O <%s> /U <%s> /P %d >>" % (owner.hex().encode(), user.hex().encode(), permissions)]
+    return assemble(objects, b"/Encrypt 4 0 R /ID [<%s> <%s>] " % (doc_id.hex().encode(), doc_id.hex().encode()))

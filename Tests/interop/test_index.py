@@ -3,9 +3,9 @@
 real PDF from /usr/share/doc when the machine has one), retrieval-only Query (the right page first
 for distinctive words), re-indexing that replaces, delete and the lists, Query answered through the
 OpenAI and Anthropic fakes (which must receive the page images and the labelled chunks), speech
-indexed as a timed transcript by local/pocketsphinx, a keyless
+indexed as a timed transcript by local/pocketsphinx, page descriptions by a configured model, a keyless
 server (retrieval works; generation is a clear FAILED_PRECONDITION), the upload bound, unknown
-indexes and uploads that are not documents."""
+indexes, and uploads that are not documents or are password-protected."""
 
 from __future__ import annotations
 
@@ -308,6 +308,7 @@ def test_an_unknown_index_is_not_found(keyless_server):
 @pytest.mark.parametrize("data,mime,code,words", [
     (bytes(range(256)) * 4, "", grpc.StatusCode.INVALID_ARGUMENT, "not a document"),
     (b"%PDF-1.4\nthis is not really a pdf", "application/pdf", grpc.StatusCode.INVALID_ARGUMENT, "pdf"),
+    (pdfmaker.encrypted_pdf(), "application/pdf", grpc.StatusCode.INVALID_ARGUMENT, "encrypted"),
     (png(8, 8) + b"", "", grpc.StatusCode.OK, ""),
 ])
 def test_uploads_that_are_not_documents(keyless_server, data, mime, code, words):
