@@ -12,6 +12,7 @@ from __future__ import annotations
 import io
 import json
 import shutil
+import subprocess
 import time
 import uuid
 import wave
@@ -325,3 +326,32 @@ def test_a_bad_header_names_the_field(keyless_server):
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("header:"), err
     err = status_of(lambda: upload(keyless_server, "bad name!", b"text"))
     assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and err.details().startswith("index:"), err
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_the_cli_adds_queries_lists_and_removes(keyless_server, tmp_path: Path):
+    cli = server_binary().parent / "prism"
+    if not cli.is_file():
+        pytest.fail(f"the prism CLI is missing beside {server_binary()} (run swift build)")
+    index = unique_index("cli")
+    note = tmp_path / "garden.md"
+    note.write_text("# Garden\n\nThe kumquat tree needs sun.\n\n## Pests\n\nAphids like the loquat.\n")
+
+    def prism(*args: str, ok: bool = True) -> subprocess.CompletedProcess:
+        done = subprocess.run([str(cli), *args, "--server", keyless_server.target],
+                              capture_output=True, text=True, timeout=INDEX_TIMEOUT_S)
+        assert (done.returncode == 0) == ok, (args, done.returncode, done.stdout, done.stderr)
+        return done
+
+    added = prism("index", "add", index, str(note), "--id", "garden")
+    assert "garden.md → garden: 0 pages, 2 chunks, 0 images" in added.stdout, added.stdout
+    hits = prism("index", "query", index, "loquat aphids", "--retrieve-only").stdout
+    assert hits.startswith("1. [garden] score ") and "Garden › Pests" in hits, hits
+    assert f"{index}\t1 documents\t2 chunks" in prism("index", "ls").stdout
+    assert prism("index", "ls", index).stdout.startswith("garden\tgarden\ttext/markdown")
+    failed = prism("index", "query", index, "what needs sun?", ok=False)
+    assert "FAILED_PRECONDITION" in failed.stderr and "retrieve_only" in failed.stderr, failed.stderr
+    assert prism("index", "rm", index, "garden").stdout.strip() == "deleted garden"
+    assert "no index named" in prism("index", "ls", index, ok=False).stderr
