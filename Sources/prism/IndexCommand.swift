@@ -52,18 +52,9 @@ struct IndexAddCommand: AsyncParsableCommand {
             let bar = isatty(2) != 0 ? ProgressBar(total: data.count, label: "\(name): uploading") : nil
             let sender = Task {
                 try await call.send(body)
-                var offset = 0
-                while offset < data.count {
-                    let end = min(data.count, offset + Self.chunkBytes)
-                    let pb = ProtoBuilder()
-                    let m = pb.message(prism__v1__index_document_request__init)
+                try await call.sendSlices(of: data, sliceBytes: Self.chunkBytes, bar: bar, prism__v1__index_document_request__init) { m, bytes in
                     m.pointee.payload_case = PRISM__V1__INDEX_DOCUMENT_REQUEST__PAYLOAD_DATA
-                    m.pointee.data = data[offset..<end].withUnsafeBytes { pb.bytes($0) }
-                    var buffer = ByteBuffer()
-                    pb.pack(m, into: &buffer)
-                    try await call.send(buffer)
-                    offset = end
-                    bar?.update(offset)
+                    m.pointee.data = bytes
                 }
                 bar?.done()
                 FileHandle.standardError.write(Data("\(name): indexing (pages, OCR of scans)...\n".utf8))
