@@ -43,7 +43,8 @@ public final class PrismGateway: Sendable {
 
         var router = Router()
         let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
-                                           ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel, logger: logger),
+                                           ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
+                                                                      embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
         router.register(PrismService.definition(generator: generator, documents: documents))
         router.register(HealthService.definition(store: health))

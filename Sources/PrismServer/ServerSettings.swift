@@ -67,6 +67,8 @@ public struct ConfigFile: Codable, Sendable {
         public var max_upload_bytes: Int?
         /// provider/model that describes each page image for search; unset: no descriptions.
         public var describe_model: String?
+        /// provider/model that embeds chunks and questions for hybrid search; unset: BM25 alone.
+        public var embed_model: String?
     }
 
     public var listen: String?
@@ -168,6 +170,8 @@ public struct ServerSettings: Sendable {
     /// The document index: the upload bound, and the model describing pages (nil: none).
     public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
     public var indexDescribeModel: String?
+    /// The model embedding chunks and questions (nil: keyword search alone).
+    public var indexEmbedModel: String?
 
     public init() {}
 
@@ -235,6 +239,7 @@ public struct ServerSettings: Sendable {
         if let index = file.index {
             if let v = index.max_upload_bytes { indexMaxUploadBytes = try Self.positive(v, "max_upload_bytes", section: "index") }
             if let v = index.describe_model, !v.isEmpty { indexDescribeModel = v }
+            if let v = index.embed_model, !v.isEmpty { indexEmbedModel = v }
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }

@@ -29,6 +29,8 @@ public struct IndexChunk: Sendable, Equatable {
     /// Where a transcript chunk sits in its recording; nil for other documents.
     public var startSeconds: Double?
     public var endSeconds: Double?
+    /// The chunk's embedding (L2-normalised) when an embedding model is configured.
+    public var embedding: [Float]?
 
     public init(page: Int, heading: String, text: String, startSeconds: Double? = nil, endSeconds: Double? = nil) {
         self.page = page
@@ -47,6 +49,8 @@ public struct IndexedContent: Sendable {
     public var mimeType: String
     public var pages: [IndexPage]
     public var chunks: [IndexChunk]
+    /// The model that made the chunks' embeddings; empty when they have none.
+    public var embeddingModel = ""
 
     public init(index: String, documentID: String, title: String, mimeType: String, pages: [IndexPage], chunks: [IndexChunk]) {
         self.index = index
@@ -58,8 +62,22 @@ public struct IndexedContent: Sendable {
     }
 }
 
+/// A question's embedding, for hybrid search: only chunks embedded by the same model are compared.
+public struct QueryEmbedding: Sendable {
+    public var model: String
+    /// L2-normalised.
+    public var vector: [Float]
+
+    public init(model: String, vector: [Float]) {
+        self.model = model
+        self.vector = vector
+    }
+}
+
 /// One retrieved chunk or page. `score`: higher is better.
 public struct IndexHit: Sendable {
+    /// The chunk's row (for a page hit, its best chunk's).
+    var chunkID: Int64 = 0
     public var documentID: String
     public var title: String
     public var page: Int
@@ -106,9 +124,11 @@ public protocol DocumentIndex: Sendable {
     func replace(_ content: IndexedContent) async throws
     /// Removes a document; false when there was none.
     func delete(index: String, documentID: String) async throws -> Bool
-    /// The best `textLimit` chunks for `query` (keyword search, no model needed) and the best
-    /// `pageLimit` pages, ranked by their matching chunks; page images only when `includeImages`.
-    func search(index: String, query: String, textLimit: Int, pageLimit: Int, includeImages: Bool) async throws -> IndexRetrieval
+    /// The best `textLimit` chunks for `query` and the best `pageLimit` pages, ranked by their
+    /// matching chunks; page images only when `includeImages`. Keyword search (BM25) needs no
+    /// model; with `embedding`, its ranking is fused with the nearest chunks' (hybrid search).
+    func search(index: String, query: String, embedding: QueryEmbedding?, textLimit: Int, pageLimit: Int,
+                includeImages: Bool) async throws -> IndexRetrieval
     func documents(index: String) async throws -> [IndexedDocumentSummary]
     func indexes() async throws -> [IndexSummary]
     func contains(index: String) async throws -> Bool

@@ -71,6 +71,14 @@ public enum Schema {
             CREATE INDEX index_chunks_document ON index_chunks(index_name, document_id);
             -- The chunks' words: BM25 ranking, Porter stemming over Unicode words without diacritics.
             CREATE VIRTUAL TABLE index_fts USING fts5(text, heading, title, tokenize = 'porter unicode61 remove_diacritics 2');
+            -- The chunks' embeddings when an embedding model is configured (index.embed_model).
+            CREATE TABLE index_vectors (
+                chunk_id INTEGER PRIMARY KEY,   -- index_chunks.id
+                index_name TEXT NOT NULL,
+                model TEXT NOT NULL,            -- provider/model: vectors of different models never meet
+                vector BLOB NOT NULL            -- float32 little-endian, L2-normalised
+            );
+            CREATE INDEX index_vectors_model ON index_vectors(index_name, model);
             """),
     ]
 

@@ -1,9 +1,11 @@
 // The embedded DocumentIndex: documents, pages (with their images) and chunks in the EmbeddedStore,
-// the chunks' words in an FTS5 table ranked by bm25(). A document is replaced in one transaction.
+// the chunks' words in an FTS5 table ranked by bm25(), their embeddings (when made) searched
+// exactly in memory and fused with BM25 by reciprocal rank. A document is replaced in one transaction.
 import Foundation
 
 public final class SQLiteDocumentIndex: DocumentIndex {
     private let store: EmbeddedStore
+    private let vectors = VectorCache()
 
     public init(store: EmbeddedStore) {
         self.store = store
@@ -35,6 +37,10 @@ public final class SQLiteDocumentIndex: DocumentIndex {
                 guard let id else { throw StoreError("inserting a chunk returned no id") }
                 try db.run("INSERT INTO index_fts (rowid, text, heading, title) VALUES (?1, ?2, ?3, ?4)",
                            [id, .text(chunk.text), .text(chunk.heading), .text(content.title)])
+                if let embedding = chunk.embedding {
+                    try db.run("INSERT INTO index_vectors (chunk_id, index_name, model, vector) VALUES (?1, ?2, ?3, ?4)",
+                               [id, .text(content.index), .text(content.embeddingModel), .blob(VectorMath.blob(embedding))])
+                }
             }
             try db.run("""
                 INSERT INTO index_documents (index_name, document_id, title, mime_type, pages, chunks, images, stored_bytes, indexed_at)
@@ -43,41 +49,84 @@ public final class SQLiteDocumentIndex: DocumentIndex {
                       .integer(Int64(content.pages.count)), .integer(Int64(content.chunks.count)), .integer(Int64(images)),
                       .integer(Int64(bytes)), .integer(now)])
         }
+        vectors.invalidate(index: content.index)
     }
 
     public func delete(index: String, documentID: String) async throws -> Bool {
-        try await store.write { db in try Self.remove(db, index: index, documentID: documentID) }
+        defer { vectors.invalidate(index: index) }
+        return try await store.write { db in try Self.remove(db, index: index, documentID: documentID) }
     }
 
     /// Deletes a document's rows, FTS rows first (they are found through index_chunks).
     private static func remove(_ db: SQLiteConnection, index: String, documentID: String) throws -> Bool {
         let key: [SQLiteValue] = [.text(index), .text(documentID)]
+        try db.run("DELETE FROM index_vectors WHERE chunk_id IN (SELECT id FROM index_chunks WHERE index_name = ?1 AND document_id = ?2)", key)
         try db.run("DELETE FROM index_fts WHERE rowid IN (SELECT id FROM index_chunks WHERE index_name = ?1 AND document_id = ?2)", key)
         try db.run("DELETE FROM index_chunks WHERE index_name = ?1 AND document_id = ?2", key)
         try db.run("DELETE FROM index_pages WHERE index_name = ?1 AND document_id = ?2", key)
         return try db.run("DELETE FROM index_documents WHERE index_name = ?1 AND document_id = ?2", key) > 0
     }
 
-    public func search(index: String, query: String, textLimit: Int, pageLimit: Int, includeImages: Bool) async throws -> IndexRetrieval {
-        guard let match = Self.matchExpression(query) else { return IndexRetrieval(text: [], pages: []) }
+    public func search(index: String, query: String, embedding: QueryEmbedding?, textLimit: Int, pageLimit: Int,
+                       includeImages: Bool) async throws -> IndexRetrieval {
         let candidates = max(textLimit, Self.pageCandidateChunks)
+        let match = Self.matchExpression(query)
         return try await store.read { db in
-            let rows = try db.query("""
-                SELECT c.document_id, d.title, c.page, -bm25(index_fts, \(Self.weights)), index_fts.text, index_fts.heading,
-                       c.start_seconds, c.end_seconds
-                FROM index_fts JOIN index_chunks c ON c.id = index_fts.rowid
-                JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id
-                WHERE index_fts MATCH ?1 AND c.index_name = ?2
-                ORDER BY bm25(index_fts, \(Self.weights)) LIMIT ?3
-                """, [.text(match), .text(index), .integer(Int64(candidates))])
-            let hits = rows.map { row in
-                IndexHit(documentID: row[0].text ?? "", title: row[1].text ?? "", page: Int(row[2].integer ?? 0),
-                         score: row[3].realOrInteger ?? 0, text: row[4].text ?? "", heading: row[5].text ?? "",
-                         startSeconds: row[6].realOrInteger, endSeconds: row[7].realOrInteger)
+            var hits: [IndexHit] = []
+            if let match {
+                hits = try db.query("""
+                    SELECT \(Self.chunkColumns), -bm25(index_fts, \(Self.weights))
+                    FROM index_fts JOIN index_chunks c ON c.id = index_fts.rowid
+                    JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id
+                    WHERE index_fts MATCH ?1 AND c.index_name = ?2 ORDER BY bm25(index_fts, \(Self.weights)) LIMIT ?3
+                    """, [.text(match), .text(index), .integer(Int64(candidates))]).map { Self.hit($0, score: $0[8].realOrInteger ?? 0) }
+            }
+            if let embedding {
+                // Hybrid: the keyword ranking and the nearest chunks' fused by reciprocal rank.
+                let matrix = try self.vectors.matrix(index: index, model: embedding.model) { try Self.loadVectors(db, index: index, model: embedding.model) }
+                let nearest = matrix.nearest(embedding.vector, limit: candidates).map(\.id)
+                let known = Dictionary(hits.map { ($0.chunkID, $0) }, uniquingKeysWith: { a, _ in a })
+                hits = try VectorMath.fuse([hits.map(\.chunkID), nearest]).compactMap { id, score in
+                    var hit = try known[id] ?? Self.chunk(db, id: id, score: 0)
+                    hit?.score = score
+                    return hit
+                }
             }
             return IndexRetrieval(text: Array(hits.prefix(textLimit)),
                                   pages: try Self.bestPages(db, index: index, hits: hits, limit: pageLimit, includeImages: includeImages))
         }
+    }
+
+    /// The columns `hit` reads, in its order.
+    private static let chunkColumns = "c.id, c.document_id, d.title, c.page, index_fts.text, index_fts.heading, c.start_seconds, c.end_seconds"
+
+    private static func hit(_ row: [SQLiteValue], score: Double) -> IndexHit {
+        IndexHit(chunkID: row[0].integer ?? 0, documentID: row[1].text ?? "", title: row[2].text ?? "", page: Int(row[3].integer ?? 0),
+                 score: score, text: row[4].text ?? "", heading: row[5].text ?? "", startSeconds: row[6].realOrInteger, endSeconds: row[7].realOrInteger)
+    }
+
+    /// One chunk as a hit with `score` (a vector search's hit that BM25 did not find); nil when it is gone.
+    private static func chunk(_ db: SQLiteConnection, id: Int64, score: Double) throws -> IndexHit? {
+        try db.query("""
+            SELECT \(chunkColumns) FROM index_chunks c JOIN index_fts ON index_fts.rowid = c.id
+            JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id WHERE c.id = ?1
+            """, [.integer(id)]).first.map { hit($0, score: score) }
+    }
+
+    private static func loadVectors(_ db: SQLiteConnection, index: String, model: String) throws -> VectorMatrix {
+        var matrix = VectorMatrix()
+        let statement = try db.prepare("SELECT chunk_id, vector FROM index_vectors WHERE index_name = ?1 AND model = ?2 ORDER BY chunk_id",
+                                       [.text(index), .text(model)])
+        while try statement.step() {
+            let row = statement.row
+            guard let id = row[0].integer, let blob = row[1].blob else { continue }
+            let floats = VectorMath.floats(blob)
+            if matrix.dimensions == 0 { matrix.dimensions = floats.count }
+            guard floats.count == matrix.dimensions else { continue }  // a model's vectors all have one size
+            matrix.ids.append(id)
+            matrix.values += floats
+        }
+        return matrix
     }
 
     /// Pages ranked by the summed scores of their chunks among `hits`, with their text and image.

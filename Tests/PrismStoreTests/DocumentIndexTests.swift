@@ -32,7 +32,7 @@ final class DocumentIndexTests: XCTestCase {
 
     func testTheMatchingPageRanksFirst() async throws {
         try await index.replace(manual())
-        let result = try await index.search(index: "books", query: "Which flowers are zygomorphic?", textLimit: 5, pageLimit: 2, includeImages: true)
+        let result = try await index.search(index: "books", query: "Which flowers are zygomorphic?", embedding: nil, textLimit: 5, pageLimit: 2, includeImages: true)
         XCTAssertEqual(result.text.first?.page, 2)
         XCTAssertEqual(result.text.first?.heading, "Chapter 2")
         XCTAssertEqual(result.text.first?.title, "Field guide")
@@ -40,10 +40,10 @@ final class DocumentIndexTests: XCTestCase {
         XCTAssertEqual(result.pages.first?.page, 2)
         XCTAssertEqual(result.pages.first?.text, "zygomorphic flowers")
         XCTAssertEqual(result.pages.first?.image, Data([0xFF, 0xD8, 0xFF, 1]))
-        let textOnly = try await index.search(index: "books", query: "zygomorphic", textLimit: 5, pageLimit: 2, includeImages: false)
+        let textOnly = try await index.search(index: "books", query: "zygomorphic", embedding: nil, textLimit: 5, pageLimit: 2, includeImages: false)
         XCTAssertNil(textOnly.pages.first?.image)
         // Stemming: "feather" finds "feathers".
-        let stemmed = try await index.search(index: "books", query: "feather", textLimit: 5, pageLimit: 0, includeImages: false)
+        let stemmed = try await index.search(index: "books", query: "feather", embedding: nil, textLimit: 5, pageLimit: 0, includeImages: false)
         XCTAssertEqual(stemmed.text.map(\.page), [1])
         XCTAssertEqual(stemmed.pages.count, 0)
     }
@@ -53,16 +53,16 @@ final class DocumentIndexTests: XCTestCase {
         XCTAssertEqual(SQLiteDocumentIndex.matchExpression("asn1_der_decoding"), "\"asn1\" OR \"der\" OR \"decoding\" OR \"asn1 der decoding\"")
         XCTAssertNil(SQLiteDocumentIndex.matchExpression("?! ..."))
         try await index.replace(manual())
-        let result = try await index.search(index: "books", query: "NOT obsidian*", textLimit: 5, pageLimit: 1, includeImages: false)
+        let result = try await index.search(index: "books", query: "NOT obsidian*", embedding: nil, textLimit: 5, pageLimit: 1, includeImages: false)
         XCTAssertEqual(result.text.first?.page, 3)
     }
 
     func testReplaceSwapsTheWholeDocument() async throws {
         try await index.replace(manual())
         try await index.replace(manual(words: ["walrus tusks"]))
-        let old = try await index.search(index: "books", query: "quetzal obsidian", textLimit: 5, pageLimit: 5, includeImages: false)
+        let old = try await index.search(index: "books", query: "quetzal obsidian", embedding: nil, textLimit: 5, pageLimit: 5, includeImages: false)
         XCTAssertTrue(old.text.isEmpty && old.pages.isEmpty, "the old chunks and pages are gone")
-        let new = try await index.search(index: "books", query: "walrus", textLimit: 5, pageLimit: 5, includeImages: false)
+        let new = try await index.search(index: "books", query: "walrus", embedding: nil, textLimit: 5, pageLimit: 5, includeImages: false)
         XCTAssertEqual(new.text.count, 1)
         let documents = try await index.documents(index: "books")
         XCTAssertEqual(documents.map(\.pages), [1])
@@ -88,11 +88,47 @@ final class DocumentIndexTests: XCTestCase {
         let remaining = try await index.documents(index: "books")
         XCTAssertEqual(remaining.map(\.documentID), ["b"])
         // Searching one index never returns another's chunks.
-        let hits = try await index.search(index: "other", query: "quetzal", textLimit: 10, pageLimit: 10, includeImages: false)
+        let hits = try await index.search(index: "other", query: "quetzal", embedding: nil, textLimit: 10, pageLimit: 10, includeImages: false)
         XCTAssertEqual(Set(hits.text.map(\.documentID)), ["c"])
         let containsBooks = try await index.contains(index: "books")
         let containsNone = try await index.contains(index: "none")
         XCTAssertTrue(containsBooks)
         XCTAssertFalse(containsNone)
+    }
+
+    func testHybridSearchFusesKeywordsAndVectors() async throws {
+        var content = manual()
+        // Made-up 3-d embeddings: page 3's chunk points where the question will.
+        let vectors: [[Float]] = [[1, 0, 0], [0, 1, 0.5], [0, 0.6, 0.8]]
+        for i in content.chunks.indices { content.chunks[i].embedding = VectorMath.normalized(vectors[i]) }
+        content.embeddingModel = "test/embed"
+        try await index.replace(content)
+        let question = QueryEmbedding(model: "test/embed", vector: [0, 0, 1])
+        // No keyword matches at all: the vectors alone rank.
+        let semantic = try await index.search(index: "books", query: "volcanic glass", embedding: question, textLimit: 3, pageLimit: 1, includeImages: false)
+        XCTAssertEqual(semantic.text.map(\.page), [3, 2, 1])
+        XCTAssertEqual(semantic.pages.first?.page, 3)
+        // Page 2, second by its vector and first by its words, outranks page 3, first by its vector alone.
+        let fused = try await index.search(index: "books", query: "zygomorphic", embedding: question, textLimit: 3, pageLimit: 0, includeImages: false)
+        XCTAssertEqual(fused.text.map(\.page), [2, 3, 1])
+        XCTAssertEqual(fused.text.first?.score ?? 0, 1 / 61.0 + 1 / 62.0, accuracy: 1e-12)
+        // Another model's question meets none of these vectors: keywords alone.
+        let other = try await index.search(index: "books", query: "zygomorphic", embedding: QueryEmbedding(model: "other", vector: [0, 0, 1]),
+                                           textLimit: 3, pageLimit: 0, includeImages: false)
+        XCTAssertEqual(other.text.map(\.page), [2])
+        // Replacing the document drops its vectors (and the cached matrix).
+        try await index.replace(manual())
+        let gone = try await index.search(index: "books", query: "volcanic glass", embedding: question, textLimit: 3, pageLimit: 0, includeImages: false)
+        XCTAssertTrue(gone.text.isEmpty)
+        let rows = try await store.read { db in try db.scalar("SELECT count(*) FROM index_vectors")?.integer }
+        XCTAssertEqual(rows, 0)
+    }
+
+    func testVectorMath() {
+        XCTAssertEqual(VectorMath.floats(VectorMath.blob([1.5, -2, 0])), [1.5, -2, 0])
+        XCTAssertEqual(VectorMath.normalized([3, 4]), [0.6, 0.8])
+        let fused = VectorMath.fuse([[1, 2, 3], [3, 1]])
+        XCTAssertEqual(fused.map(\.id), [1, 3, 2])
+        XCTAssertEqual(fused[0].score, 1 / 61.0 + 1 / 62.0, accuracy: 1e-12)
     }
 }

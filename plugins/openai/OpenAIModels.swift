@@ -1,5 +1,5 @@
 // The openai plugin's rows of the capability matrix: chat models (text, images, PDFs as file
-// parts, audio for the audio models), transcription, speech and image generation models, with
+// parts, audio for the audio models), transcription, speech, image generation and embedding models, with
 // the vendor's limits from shared/vendor-apis.md §2.
 import Foundation
 import PrismPluginKit
@@ -17,7 +17,8 @@ enum OpenAIModels {
             + settings.audioModels.map { chat($0, settings, audio: true) }
             + settings.transcribeModels.map(transcriber)
             + settings.speechModels.map(voice)
-            + settings.imageModels.map(imageGenerator))
+            + settings.imageModels.map(imageGenerator)
+            + settings.embedModels.map(embedder))
     }
 
     /// A chat model; audio models take `input_audio` but no images or PDFs.
@@ -63,6 +64,17 @@ enum OpenAIModels {
         m.operations = [.synthesize]
         m.inputs = [.text]
         m.outputs = [.audio]
+        m.systemPrompt = false
+        return m
+    }
+
+    /// An embedding model: texts in, one vector each (Embeddings.swift).
+    static func embedder(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.embed]
+        m.inputs = [.text]
+        m.outputs = [.text]
+        m.streaming = false
         m.systemPrompt = false
         return m
     }

@@ -30,6 +30,7 @@ import socket
 import string
 import time
 import openai_batch
+import openai_embeddings
 import openai_media
 from fakeserver import FakeHandler, image_size, log, serve
 import json_answers
@@ -196,6 +197,8 @@ class Handler(FakeHandler):
             return openai_media.speech(self, body, auth_state)
         if self.path == "/v1/images/generations":
             return openai_media.images(self, body, auth_state)
+        if self.path == "/v1/embeddings":
+            return openai_embeddings.embeddings(self, body, auth_state)
         text = last_user_text(body)
         entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth_state, "content_type": self.headers.get("content-type"),
                  "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw))}

@@ -2,7 +2,8 @@
 // ocr-capable provider where a page has none, a fitted page image), images (OCR text + the image),
 // plain text and Markdown (chunks with headings), audio and video (transcript segments with
 // times, through a transcribe-capable provider); page descriptions by a vision model when
-// `index.describe_model` is set. Blocking media work runs off the cooperative threads.
+// `index.describe_model` is set, chunk embeddings when `index.embed_model` is. Blocking media
+// work runs off the cooperative threads.
 import Foundation
 import Logging
 import PrismMedia
@@ -14,7 +15,12 @@ struct DocumentIngester: Sendable {
     let generator: Generator
     /// provider/model describing each page image (`index.describe_model`); nil: no descriptions.
     let describeModel: String?
+    /// provider/model embedding chunks and questions (`index.embed_model`); nil: keyword search alone.
+    let embedModel: String?
     let logger: Logger
+
+    /// The MediaChunk type of one embedding in a plugin's answer (plugins/README.md).
+    static let embeddingMimeType = "application/vnd.prism.embedding+f32le"
 
     /// The header of an upload and its bytes.
     struct Upload: Sendable {
@@ -59,7 +65,31 @@ struct DocumentIngester: Sendable {
             content.mimeType = markdown ? "text/markdown" : "text/plain"
             content.chunks = TextChunker().chunks([(0, text)], style: markdown ? .markdown : .plain)
         }
+        if let embedModel, !content.chunks.isEmpty {
+            let vectors = try await embed(content.chunks.map { [content.title, $0.heading, $0.text].filter { !$0.isEmpty }.joined(separator: "\n") })
+            for index in content.chunks.indices { content.chunks[index].embedding = vectors[index] }
+            content.embeddingModel = embedModel
+            notes.append("\(content.chunks.count) chunk(s) embedded by \(embedModel)")
+        }
         return Result(content: content, notes: notes)
+    }
+
+    /// The normalised embeddings of `texts` by `embedModel`, in order, a batch of texts per call.
+    func embed(_ texts: [String]) async throws -> [[Float]] {
+        guard let embedModel else { return [] }
+        var vectors: [[Float]] = []
+        for start in stride(from: 0, to: texts.count, by: IndexLimits.embedBatch) {
+            let batch = texts[start..<min(texts.count, start + IndexLimits.embedBatch)]
+            var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: batch.map { .text($0) })])
+            request.operation = .embed
+            request.route.model = embedModel
+            let answer = try await run(request)
+            guard answer.media.count == batch.count else {
+                throw ProviderFailure(.internalError, "\(embedModel) answered \(answer.media.count) embeddings for \(batch.count) texts")
+            }
+            vectors += answer.media.map { VectorMath.normalized(VectorMath.floats($0)) }
+        }
+        return vectors
     }
 
     // MARK: - kinds
@@ -124,13 +154,13 @@ struct DocumentIngester: Sendable {
     private func recording(_ data: Data, format: MediaFormat, into content: inout IndexedContent, notes: inout [String]) async throws {
         var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [.media(MediaInput(mimeType: format.mimeType, data: data))])])
         request.operation = .transcribe
-        let transcript: (text: String, model: String, segments: [Data])
+        let transcript: (text: String, model: String, media: [Data])
         do {
             transcript = try await run(request)
         } catch let failure as ProviderFailure where failure.code == .failedPrecondition {
             throw RPCError(.failedPrecondition, "data: indexing \(format.kind.rawValue) needs a transcribe-capable provider (local/pocketsphinx, or a vendor with a key): \(failure.message)")
         }
-        let segments: [(start: Double, end: Double, text: String)] = transcript.segments.compactMap { json in
+        let segments: [(start: Double, end: Double, text: String)] = transcript.media.compactMap { json in
             guard let object = try? JSONSerialization.jsonObject(with: json) as? [String: Any], let text = object["text"] as? String else { return nil }
             return ((object["start"] as? Double) ?? 0, (object["end"] as? Double) ?? 0, text)
         }
@@ -187,16 +217,16 @@ struct DocumentIngester: Sendable {
         notes.append("page descriptions skipped: index.describe_model is not set")
     }
 
-    /// Runs a request: its joined text, the model last routed to, and the transcript segments
-    /// (a speech engine's JSON media items) when there are any.
-    private func run(_ request: GenerationRequest) async throws -> (text: String, model: String, segments: [Data]) {
-        let collected = LockedBox((text: "", model: "", segments: [Data]()))
+    /// Runs a request: its joined text, the model last routed to, and the media items a helper
+    /// answers with (a speech engine's transcript segments, an embedding model's vectors).
+    private func run(_ request: GenerationRequest) async throws -> (text: String, model: String, media: [Data]) {
+        let collected = LockedBox((text: "", model: "", media: [Data]()))
         try await generator.generate(request) { output in
             switch output {
             case .routed(let info): collected.withLockedValue { $0 = ("", info.model, []) }  // a retry starts over
             case .event(.text(let text)): collected.withLockedValue { $0.text += text }
-            case .event(.media(let mime, let data, _)) where mime == TranscribeService.segmentMimeType:
-                collected.withLockedValue { $0.segments.append(data) }
+            case .event(.media(let mime, let data, _)) where mime == TranscribeService.segmentMimeType || mime == Self.embeddingMimeType:
+                collected.withLockedValue { $0.media.append(data) }
             case .event: break
             }
         }

@@ -18,6 +18,8 @@ enum IndexLimits {
     /// Names of indexes and documents: short enough to label every chunk sent to a model.
     static let maxIndexNameLength = 128
     static let maxDocumentIDLength = 256
+    /// Chunks per embedding call: few calls for a long document, small enough requests for any vendor.
+    static let embedBatch = 64
     /// Query's top_k bounds: more would not fit a model's context usefully.
     static let maxTopKText = 50
     static let maxTopKImages = 20

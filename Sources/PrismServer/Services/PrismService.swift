@@ -48,7 +48,7 @@ enum PrismService {
             service.add("Synthesize", SynthesizeService.handler(generator))
             if let documents {
                 service.add("IndexDocument", IndexService.indexDocument(documents.index, documents.ingester, maxUploadBytes: documents.maxUploadBytes))
-                service.add("Query", QueryService.handler(documents.index, generator))
+                service.add("Query", QueryService.handler(documents, generator))
                 service.add("DeleteDocument", IndexService.deleteDocument(documents.index))
                 service.add("ListDocuments", IndexService.listDocuments(documents.index))
                 service.add("ListIndexes", IndexService.listIndexes(documents.index))

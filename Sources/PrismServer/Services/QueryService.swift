@@ -43,16 +43,27 @@ enum QueryService {
         }
     }
 
-    static func handler(_ index: DocumentIndex, _ generator: Generator) -> RPCHandler {
-        .serverStreaming { body, context, writer in
+    static func handler(_ documents: IndexService.Parts, _ generator: Generator) -> RPCHandler {
+        let index = documents.index, ingester = documents.ingester
+        return .serverStreaming { body, context, writer in
             let message = try decodeRequest(prism__v1__query_request__init, body)
             let query = try withExtendedLifetime(message) { try Query(message.pointee) }
             guard try await IndexService.stored({ try await index.contains(index: query.index) }) else { throw IndexService.unknownIndex(query.index) }
+            // Hybrid when an embedding model is configured: the question is embedded first.
+            var embedding: QueryEmbedding?
+            if let model = ingester.embedModel {
+                do {
+                    embedding = try await ingester.embed([query.question]).first.map { QueryEmbedding(model: model, vector: $0) }
+                } catch let failure as ProviderFailure {
+                    throw GenerateService.rpcError(ProviderFailure(failure.code, "index.embed_model \(model) cannot embed the question: \(failure.message)"), context)
+                }
+            }
             let retrieval = try await IndexService.stored {
-                try await index.search(index: query.index, query: query.question, textLimit: query.topText, pageLimit: query.topImages,
-                                       includeImages: query.includeImages || !query.retrieveOnly)
+                try await index.search(index: query.index, query: query.question, embedding: embedding, textLimit: query.topText,
+                                       pageLimit: query.topImages, includeImages: query.includeImages || !query.retrieveOnly)
             }
             let steps = retrievalSteps(retrieval)
+                + [embedding.map { "hybrid retrieval: BM25 and \($0.model) embeddings, reciprocal rank fusion" } ?? "keyword retrieval: BM25"]
             if query.retrieveOnly {
                 // No model: `routed` names none, and lists the retrieval.
                 try await writer.write(GenerateService.encode(.routed(RouteInfo(provider: "", model: "", adaptations: steps, attempt: 1))))
