@@ -2,8 +2,9 @@
 """A fake OpenAI server speaking the wire format of shared/vendor-apis.md §2: Chat Completions (SSE
 `data:` frames, [DONE], include_usage, tool-call fragments, error bodies), with scenarios picked
 by the last user text, and a JSON-lines log of what it received for tests to read. The audio
-transcription, speech and image generation endpoints are in openai_media.py; the Batch API (files
-upload, batches, file content) is in openai_batch.py, whose answers are built by answer() here.
+transcription, speech and image generation endpoints are in openai_media.py, embeddings in
+openai_embeddings.py; the Batch API (files upload, batches, file content) is in openai_batch.py,
+whose answers are built by answer() here.
 
 Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 
