@@ -1168,7 +1168,8 @@ struct  Prism__V1__QueryHit
    */
   uint32_t page;
   /*
-   * Relevance, higher is better (the negated BM25 of SQLite FTS5 for text; a page sums its chunks').
+   * Relevance, higher is better: the negated BM25 of SQLite FTS5, or with an embedding model the
+   * reciprocal-rank-fusion score of BM25 and vector search; a page sums its chunks'.
    */
   double score;
   /*
