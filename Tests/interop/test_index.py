@@ -281,26 +281,29 @@ def test_pages_are_described_when_a_describe_model_is_set(servers: ServerPool, f
         server.stop()
 
 
-def test_hybrid_retrieval_with_an_embedding_model(servers: ServerPool, fakes, keyless_server, session_dir: Path):  # noqa: F811
-    """The fake's embeddings (hashed character trigrams, not a model's: no measure of quality) make
+@pytest.mark.parametrize("model,fake,path", [("openai/text-embedding-3-small", "openai", "/v1/embeddings"),
+                                             ("gemini/gemini-embedding-001", "gemini", "/v1beta/models/gemini-embedding-001:batchEmbedContents")])
+def test_hybrid_retrieval_with_an_embedding_model(servers: ServerPool, fakes, keyless_server, session_dir: Path,  # noqa: F811
+                                                  model, fake, path):
+    """The fakes' embeddings (hashed character trigrams, not a model's: no measure of quality) make
     "symmetric" near "symmetry", which the Porter stemmer keeps apart: BM25 alone finds nothing."""
-    config = session_dir / "index-hybrid.json"
-    config.write_text(json.dumps({"index": {"embed_model": "openai/text-embedding-3-small"}}))
-    server = servers.start("index-hybrid", ["--config", str(config)], "h2c", env=vendor_env(fakes))
+    config = session_dir / f"index-hybrid-{fake}.json"
+    config.write_text(json.dumps({"index": {"embed_model": model}}))
+    server = servers.start(f"index-hybrid-{fake}", ["--config", str(config)], "h2c", env=vendor_env(fakes))
     try:
         index = unique_index("hybrid")
         reply = upload(server, index, pdfmaker.text_pdf(PAGES), document_id="nature")
-        assert f"{reply.chunks} chunk(s) embedded by openai/text-embedding-3-small" in reply.notes, reply.notes
-        embedded = [e for e in fakes["openai"].entries() if e.get("path") == "/v1/embeddings"
+        assert f"{reply.chunks} chunk(s) embedded by {model}" in reply.notes, reply.notes
+        embedded = [e for e in fakes[fake].entries() if e.get("path") == path
                     and any("Zygomorphic flowers have one plane of symmetry." in t for t in e["input"])]
-        assert embedded and embedded[-1]["model"] == "text-embedding-3-small" and embedded[-1]["encoding_format"] == "float"
+        assert embedded and embedded[-1]["auth"] == "ok", "the chunks went to the embedding model"
 
         events = list(stub(server).Query(prism_pb2.QueryRequest(index=index, question="radially symmetric", retrieve_only=True),
                                          timeout=RPC_TIMEOUT_S))
         assert kinds(events) == ["routed", "hits"], kinds(events)
-        assert events[0].routed.adaptations[-1] == "hybrid retrieval: BM25 and openai/text-embedding-3-small embeddings, reciprocal rank fusion"
+        assert events[0].routed.adaptations[-1] == f"hybrid retrieval: BM25 and {model} embeddings, reciprocal rank fusion"
         assert events[1].hits.text[0].page == 2 and events[1].hits.pages[0].page == 2, events[1].hits
-        assert any(e.get("path") == "/v1/embeddings" and e["input"] == ["radially symmetric"] for e in fakes["openai"].entries())
+        assert any(e.get("path") == path and e["input"] == ["radially symmetric"] for e in fakes[fake].entries())
 
         # The same document on the keyless server: keywords alone miss it.
         keyless_index = unique_index("keywords")

@@ -3,7 +3,8 @@
 // (GeminiRequest.swift, GeminiStream.swift), with media over the inline limit sent through the
 // Files API (GeminiFiles.swift) and response schemas converted to the OpenAPI subset
 // (GeminiSchema.swift); synthesize is generateContent on a TTS model (GeminiSpeech.swift); batch is
-// the Batch API with inline requests (GeminiBatch.swift).
+// the Batch API with inline requests (GeminiBatch.swift); embed is batchEmbedContents
+// (GeminiEmbeddings.swift).
 import Foundation
 import PrismPluginKit
 
@@ -17,6 +18,7 @@ enum GeminiDefaults {
     static let baseURL = "https://generativelanguage.googleapis.com/v1beta"
     static let models = ["gemini-2.5-flash", "gemini-2.5-pro"]
     static let ttsModels = ["gemini-2.5-flash-preview-tts"]
+    static let embedModels = ["gemini-embedding-001", "text-embedding-004"]
     /// 3,600 images per request; an image over 20 MB is downscaled by the host rather than uploaded.
     static let maxImages: UInt32 = 3600
     static let maxImageBytes: UInt64 = 20 * 1024 * 1024
@@ -49,7 +51,7 @@ struct GeminiConfigError: Error, CustomStringConvertible {
 
 /// The plugin's config (the `gemini` object of the gateway config's plugins.config) over the
 /// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs. Keys: `base_url`,
-/// `upload_url`, `models`, `tts_models`, `inline_limit_bytes`, `response_schema_field`,
+/// `upload_url`, `models`, `tts_models`, `embed_models`, `inline_limit_bytes`, `response_schema_field`,
 /// `file_poll_interval_ms`, `file_processing_timeout_seconds`; e.g.
 ///
 ///     {"plugins": {"config": {"gemini": {"inline_limit_bytes": 5000000, "response_schema_field": "responseJsonSchema"}}}}
@@ -62,6 +64,7 @@ struct GeminiSettings {
     var uploadURL: String
     var models: [String]
     var ttsModels: [String]
+    var embedModels: [String]
     /// Media are uploaded, largest first, while the inline part (base64 and text) is over this.
     var inlineLimitBytes: Int
     /// "responseSchema" (default: the documented OpenAPI subset, converted from the client's
@@ -87,6 +90,7 @@ struct GeminiSettings {
         }
         models = (config["models"] as? [String]) ?? GeminiDefaults.models
         ttsModels = (config["tts_models"] as? [String]) ?? GeminiDefaults.ttsModels
+        embedModels = (config["embed_models"] as? [String]) ?? GeminiDefaults.embedModels
         inlineLimitBytes = try Self.positive(config, "inline_limit_bytes") ?? GeminiDefaults.inlineLimitBytes
         schemaField = (config["response_schema_field"] as? String) ?? "responseSchema"
         guard ["responseSchema", "responseJsonSchema"].contains(schemaField) else {
@@ -122,7 +126,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         }
         let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
         return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
-                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)))
+                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)
+                                                                      + settings.embedModels.map(Self.embedModel)))
     }
 
     private static func generateModel(_ id: String) -> ModelInfo {
@@ -154,6 +159,17 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         return m
     }
 
+    /// An embedding row: texts in, one vector each.
+    private static func embedModel(_ id: String) -> ModelInfo {
+        var m = ModelInfo(id: id)
+        m.operations = [.embed]
+        m.inputs = [.text]
+        m.outputs = [.text]
+        m.streaming = false
+        m.systemPrompt = false
+        return m
+    }
+
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {
         guard let apiKey = settings.apiKey else { throw CallFailure(.failedPrecondition, "gemini is not configured (no GEMINI_API_KEY)") }
         switch request.operation {
@@ -167,6 +183,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
             }
             try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
+        case .embed?:
+            try GeminiEmbeddings(settings: settings, apiKey: apiKey, http: http).embed(request, call: call)
         case .batch?:
             try GeminiBatch(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
         case let other?:
