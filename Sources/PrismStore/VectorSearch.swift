@@ -9,21 +9,46 @@ struct VectorMatrix: Sendable {
     var dimensions = 0
     var values: [Float] = []
 
-    /// The `limit` rows nearest to `query` by dot product (cosine: both sides are normalised), best first.
+    /// The `limit` rows nearest to `query` by dot product (cosine: both sides are normalised), best
+    /// first. One pass over the matrix: a row enters the kept list only when it beats its worst.
     func nearest(_ query: [Float], limit: Int) -> [(id: Int64, score: Float)] {
-        guard dimensions == query.count, limit > 0 else { return [] }
-        var scores = [Float](repeating: 0, count: ids.count)
+        guard dimensions == query.count, dimensions > 0, limit > 0 else { return [] }
+        var best: [(row: Int, score: Float)] = []  // best first, at most `limit`
+        best.reserveCapacity(limit + 1)
         values.withUnsafeBufferPointer { rows in
             query.withUnsafeBufferPointer { q in
                 for row in 0..<ids.count {
-                    let base = row * dimensions
-                    var sum: Float = 0
-                    for k in 0..<dimensions { sum += rows[base + k] * q[k] }
-                    scores[row] = sum
+                    let score = Self.dot(rows.baseAddress! + row * dimensions, q.baseAddress!, dimensions)
+                    guard best.count < limit || score > best[best.count - 1].score else { continue }
+                    var low = 0, high = best.count
+                    while low < high {
+                        let middle = (low + high) / 2
+                        if best[middle].score >= score { low = middle + 1 } else { high = middle }
+                    }
+                    best.insert((row, score), at: low)
+                    if best.count > limit { best.removeLast() }
                 }
             }
         }
-        return scores.indices.sorted { scores[$0] > scores[$1] }.prefix(limit).map { (ids[$0], scores[$0]) }
+        return best.map { (ids[$0.row], $0.score) }
+    }
+
+    /// The dot product of two `count`-float arrays, eight lanes at a time (SIMD the compiler keeps
+    /// as vector instructions; a plain loop is not vectorised, as float addition does not reassociate).
+    static func dot(_ a: UnsafePointer<Float>, _ b: UnsafePointer<Float>, _ count: Int) -> Float {
+        var lanes = SIMD8<Float>(repeating: 0)
+        let x = UnsafeRawPointer(a), y = UnsafeRawPointer(b)
+        var i = 0
+        while i + 8 <= count {
+            lanes += x.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self) * y.loadUnaligned(fromByteOffset: i * 4, as: SIMD8<Float>.self)
+            i += 8
+        }
+        var sum = lanes.sum()
+        while i < count {
+            sum += a[i] * b[i]
+            i += 1
+        }
+        return sum
     }
 }
 

@@ -130,5 +130,24 @@ final class DocumentIndexTests: XCTestCase {
         let fused = VectorMath.fuse([[1, 2, 3], [3, 1]])
         XCTAssertEqual(fused.map(\.id), [1, 3, 2])
         XCTAssertEqual(fused[0].score, 1 / 61.0 + 1 / 62.0, accuracy: 1e-12)
+        // The one-pass top-k agrees with sorting every score (dimensions not a multiple of 8 too).
+        var generator = SystemRandomNumberGenerator()
+        let dimensions = 13
+        var matrix = VectorMatrix()
+        matrix.dimensions = dimensions
+        matrix.ids = (0..<500).map { Int64($0) * 10 }
+        matrix.values = (0..<(500 * dimensions)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let query = VectorMath.normalized((0..<dimensions).map { _ in Float.random(in: -1...1, using: &generator) })
+        func score(_ row: Int) -> Float {
+            var sum: Float = 0
+            for k in 0..<dimensions { sum += matrix.values[row * dimensions + k] * query[k] }
+            return sum
+        }
+        let all: [(id: Int64, score: Float)] = (0..<500).map { (Int64($0) * 10, score($0)) }
+        let expected = all.sorted { $0.score > $1.score }.prefix(7)
+        let found = matrix.nearest(query, limit: 7)
+        XCTAssertEqual(found.map(\.id), expected.map(\.id))
+        for (a, b) in zip(found, expected) { XCTAssertEqual(a.score, b.score, accuracy: 1e-5) }
+        XCTAssertTrue(matrix.nearest(Array(query.prefix(3)), limit: 7).isEmpty, "a query of another size meets nothing")
     }
 }
