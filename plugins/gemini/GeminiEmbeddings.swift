@@ -9,8 +9,6 @@ struct GeminiEmbeddings {
     let apiKey: String
     let http: HTTPClient
 
-    /// The MediaChunk type of one vector (plugins/README.md).
-    static let mimeType = "application/vnd.prism.embedding+f32le"
     /// batchEmbedContents takes at most 100 requests.
     static let maxInputs = 100
     /// 100 vectors of 3072 floats as JSON text (about 20 bytes a float) fit in 16 MB.
@@ -44,10 +42,7 @@ struct GeminiEmbeddings {
             guard let values = embedding["values"] as? [NSNumber] else {
                 throw CallFailure(.internalError, "gemini's batchEmbedContents answer has an embedding without values")
             }
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(values.count * 4)
-            for value in values { withUnsafeBytes(of: value.floatValue.bitPattern.littleEndian) { bytes.append(contentsOf: $0) } }
-            guard call.media(mimeType: Self.mimeType, data: bytes, last: true) else { throw CallFailure(.cancelled, "cancelled") }
+            guard call.embedding(values) else { throw CallFailure(.cancelled, "cancelled") }
         }
         call.finished(.endTurn)
         call.finishOK()

@@ -127,7 +127,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
         return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
                             models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)
-                                                                      + settings.embedModels.map(Self.embedModel)))
+                                                                      + settings.embedModels.map(ModelInfo.embedder)))
     }
 
     private static func generateModel(_ id: String) -> ModelInfo {
@@ -154,17 +154,6 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         m.operations = [.synthesize]
         m.inputs = [.text]
         m.outputs = [.audio]
-        m.streaming = false
-        m.systemPrompt = false
-        return m
-    }
-
-    /// An embedding row: texts in, one vector each.
-    private static func embedModel(_ id: String) -> ModelInfo {
-        var m = ModelInfo(id: id)
-        m.operations = [.embed]
-        m.inputs = [.text]
-        m.outputs = [.text]
         m.streaming = false
         m.systemPrompt = false
         return m

@@ -5,8 +5,6 @@ import Foundation
 import PrismPluginKit
 
 enum Embeddings {
-    /// The MediaChunk type of one vector (see plugins/README.md).
-    static let mimeType = "application/vnd.prism.embedding+f32le"
     /// The vendor's bound on inputs per request.
     static let maxInputs = 2048
     /// 2048 vectors of 3072 floats as JSON text (about 20 bytes a float) fit in 128 MB.
@@ -39,12 +37,7 @@ enum Embeddings {
             guard let values = item["embedding"] as? [NSNumber] else {
                 throw CallFailure(.internalError, "openai's embeddings answer has an item without an embedding array")
             }
-            var bytes = [UInt8]()
-            bytes.reserveCapacity(values.count * 4)
-            for value in values {
-                withUnsafeBytes(of: value.floatValue.bitPattern.littleEndian) { bytes.append(contentsOf: $0) }
-            }
-            guard call.media(mimeType: mimeType, data: bytes, last: true) else { throw CallFailure(.cancelled, "cancelled") }
+            guard call.embedding(values) else { throw CallFailure(.cancelled, "cancelled") }
         }
         let usage = answer["usage"] as? [String: Any] ?? [:]
         call.usage(input: OpenAIHTTP.number(usage["prompt_tokens"]), output: 0)

@@ -18,7 +18,7 @@ enum OpenAIModels {
             + settings.transcribeModels.map(transcriber)
             + settings.speechModels.map(voice)
             + settings.imageModels.map(imageGenerator)
-            + settings.embedModels.map(embedder))
+            + settings.embedModels.map(ModelInfo.embedder))
     }
 
     /// A chat model; audio models take `input_audio` but no images or PDFs.
@@ -64,17 +64,6 @@ enum OpenAIModels {
         m.operations = [.synthesize]
         m.inputs = [.text]
         m.outputs = [.audio]
-        m.systemPrompt = false
-        return m
-    }
-
-    /// An embedding model: texts in, one vector each (Embeddings.swift).
-    static func embedder(_ id: String) -> ModelInfo {
-        var m = ModelInfo(id: id)
-        m.operations = [.embed]
-        m.inputs = [.text]
-        m.outputs = [.text]
-        m.streaming = false
         m.systemPrompt = false
         return m
     }
