@@ -47,8 +47,12 @@ public final class PrismGateway: Sendable {
         let index = try DescriptorIndex.embedded()
 
         var router = Router()
+        let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
+                                           ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
+                                                                      embedModel: settings.indexEmbedModel, logger: logger),
+                                           maxUploadBytes: settings.indexMaxUploadBytes)
         router.register(PrismService.definition(generator: generator, converse: settings.converse,
-                                                extractRepairs: settings.extractRepairs))
+                                                extractRepairs: settings.extractRepairs, documents: documents))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()

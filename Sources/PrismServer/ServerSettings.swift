@@ -102,11 +102,22 @@ public struct ConfigFile: Codable, Sendable {
         public var max_disk_bytes: Int?
     }
 
+    /// The document index (README "Document index").
+    public struct Index: Codable, Sendable {
+        /// Bytes one IndexDocument upload may hold (default 256 MB).
+        public var max_upload_bytes: Int?
+        /// provider/model that describes each page image for search; unset: no descriptions.
+        public var describe_model: String?
+        /// provider/model that embeds chunks and questions for hybrid search; unset: BM25 alone.
+        public var embed_model: String?
+    }
+
     public var listen: String?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
+    public var index: Index?
     public var plugins: Plugins?
     public var converse: Converse?
     public var media: Media?
@@ -211,6 +222,11 @@ public struct ServerSettings: Sendable {
     public private(set) var cacheTTLSeconds = 3600
     public private(set) var cacheMemoryBytes = 64 << 20
     public private(set) var cacheDiskBytes = 1 << 30
+    /// The document index: the upload bound, and the model describing pages (nil: none).
+    public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
+    public var indexDescribeModel: String?
+    /// The model embedding chunks and questions (nil: keyword search alone).
+    public var indexEmbedModel: String?
 
     public init() {}
 
@@ -293,6 +309,11 @@ public struct ServerSettings: Sendable {
             if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
         }
         if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
+        if let index = file.index {
+            if let v = index.max_upload_bytes { indexMaxUploadBytes = try Self.positive(v, "max_upload_bytes", section: "index") }
+            if let v = index.describe_model, !v.isEmpty { indexDescribeModel = v }
+            if let v = index.embed_model, !v.isEmpty { indexEmbedModel = v }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }

@@ -22,14 +22,18 @@ enum PrismService {
         ("StreamBatchResults", .serverStreaming, "durable batches"),
         ("IndexDocument", .clientStreaming, "the document index"),
         ("Query", .serverStreaming, "the document index"),
+        ("DeleteDocument", .unary, "the document index"),
+        ("ListDocuments", .unary, "the document index"),
+        ("ListIndexes", .unary, "the document index"),
     ]
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
     /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
     /// host, Converse within the `converse` bounds, and Extract with `extractRepairs` repair rounds.
+    /// With `documents` too, the index's methods are served by its store.
     static func definition(generator: Generator? = nil, converse: ConverseLimits = ConverseLimits(),
-                           extractRepairs: Int = Extractor.defaultRepairs) -> ServiceDefinition {
+                           extractRepairs: Int = Extractor.defaultRepairs, documents: IndexService.Parts? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -47,6 +51,13 @@ enum PrismService {
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
             service.add("Converse", ConverseService.handler(generator, limits: converse))
+            if let documents {
+                service.add("IndexDocument", IndexService.indexDocument(documents.index, documents.ingester, maxUploadBytes: documents.maxUploadBytes))
+                service.add("Query", QueryService.handler(documents, generator))
+                service.add("DeleteDocument", IndexService.deleteDocument(documents.index))
+                service.add("ListDocuments", IndexService.listDocuments(documents.index))
+                service.add("ListIndexes", IndexService.listIndexes(documents.index))
+            }
         }
         return service
     }
