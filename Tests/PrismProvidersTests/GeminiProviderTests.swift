@@ -27,7 +27,7 @@ final class GeminiProviderTests: XCTestCase {
         await bed.stop()
     }
 
-    func testDescribeListsTheGenerateModelsThenTheSpeechModel() async throws {
+    func testDescribeListsTheGenerateModelsThenTheSpeechModelThenTheEmbedders() async throws {
         let gateway = try await start()
         let response = try await gateway.listProviders()
         let rows = withExtendedLifetime(response) { () -> [(String, [UInt32], [UInt32], Bool)] in
@@ -38,11 +38,13 @@ final class GeminiProviderTests: XCTestCase {
             }
         }
         let generate = UInt32(PRISM__V1__OPERATION__OPERATION_GENERATE.rawValue), synthesize = UInt32(PRISM__V1__OPERATION__OPERATION_SYNTHESIZE.rawValue)
+        let embed = UInt32(PRISM__V1__OPERATION__OPERATION_EMBED.rawValue)
         let text = UInt32(PRISM__V1__MODALITY__MODALITY_TEXT.rawValue), audio = UInt32(PRISM__V1__MODALITY__MODALITY_AUDIO.rawValue)
-        XCTAssertEqual(rows.map(\.0), ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro", "gemini/gemini-2.5-flash-preview-tts"])
-        XCTAssertEqual(rows.map(\.1), [[generate], [generate], [synthesize]])
-        XCTAssertEqual(rows.map(\.2), [[text], [text], [audio]])
-        XCTAssertEqual(rows.map(\.3), [true, true, false])
+        XCTAssertEqual(rows.map(\.0), ["gemini/gemini-2.5-flash", "gemini/gemini-2.5-pro", "gemini/gemini-2.5-flash-preview-tts",
+                                       "gemini/gemini-embedding-001", "gemini/text-embedding-004"])
+        XCTAssertEqual(rows.map(\.1), [[generate], [generate], [synthesize], [embed], [embed]])
+        XCTAssertEqual(rows.map(\.2), [[text], [text], [audio], [text], [text]])
+        XCTAssertEqual(rows.map(\.3), [true, true, false, false, false])
     }
 
     func testBadConfigFailsThePluginNamingTheKey() async throws {

@@ -159,12 +159,13 @@ final class OpenAIProviderTests: XCTestCase {
         XCTAssertEqual(fake?.requests.first?["auth"] as? String, "none")
     }
 
-    func testWithAKeyTheAudioTranscriptionSpeechAndImageModelsAreListed() async throws {
+    func testWithAKeyTheAudioTranscriptionSpeechImageAndEmbeddingModelsAreListed() async throws {
         let gateway = try await start()
         let providers = try await gateway.providers()
         XCTAssertEqual(providers.first?.models, ["openai/gpt-4o", "openai/gpt-4o-mini", "openai/gpt-4.1", "openai/gpt-4.1-mini",
                                                  "openai/gpt-4o-audio-preview", "openai/whisper-1", "openai/tts-1",
-                                                 "openai/gpt-4o-mini-tts", "openai/gpt-image-1"])
+                                                 "openai/gpt-4o-mini-tts", "openai/gpt-image-1",
+                                                 "openai/text-embedding-3-small", "openai/text-embedding-3-large"])
     }
 
     func testWithoutKeyOrBaseURLTheProviderIsNotConfiguredNotFailed() async throws {
