@@ -28,7 +28,15 @@ public enum Schema {
                 expires_at INTEGER NOT NULL    -- unix ms; never served after this
             ) WITHOUT ROWID;
             CREATE INDEX response_cache_expires ON response_cache(expires_at);
-            CREATE INDEX response_cache_created ON response_cache(created_at, bytes);  -- covers the size total and eviction
+            CREATE INDEX response_cache_created ON response_cache(created_at, bytes);  -- covers eviction
+            -- The table's bytes, kept by triggers in the writing transaction: exact whoever writes
+            -- (another process on the same data folder too), and read in O(1) by each store.
+            CREATE TABLE response_cache_size (id INTEGER PRIMARY KEY CHECK (id = 1), bytes INTEGER NOT NULL);
+            INSERT INTO response_cache_size VALUES (1, 0);
+            CREATE TRIGGER response_cache_added AFTER INSERT ON response_cache
+                BEGIN UPDATE response_cache_size SET bytes = bytes + NEW.bytes; END;
+            CREATE TRIGGER response_cache_removed AFTER DELETE ON response_cache
+                BEGIN UPDATE response_cache_size SET bytes = bytes - OLD.bytes; END;
             """),
         Migration(version: 2, summary: "batches", sql: """
             CREATE TABLE batches (

@@ -1,6 +1,6 @@
 // The embedded response cache: the `response_cache` table of the EmbeddedStore. Entries are
 // removed when found expired, by removeExpired (the gateway's periodic sweep), and oldest first
-// when the table's bytes would pass `maxDiskBytes`.
+// when the table's bytes (kept by triggers in response_cache_size) would pass `maxDiskBytes`.
 import Foundation
 
 public final class SQLiteResponseCache: ResponseCache {
@@ -36,7 +36,7 @@ public final class SQLiteResponseCache: ResponseCache {
         // A cache entry lost with the machine's power costs one vendor call: NORMAL sync is enough.
         try await store.write(durable: false) { db in
             try db.run("DELETE FROM response_cache WHERE key = ?1", [.blob(key)])
-            let used = Int(try db.scalar("SELECT total(bytes) FROM response_cache")?.realOrInteger ?? 0)
+            let used = Int(try db.scalar("SELECT bytes FROM response_cache_size")?.integer ?? 0)
             if used + bytes > limit { try Self.evictOldest(db, toFree: used + bytes - limit) }
             try db.run("INSERT INTO response_cache (key, answer, bytes, created_at, expires_at) VALUES (?1, ?2, ?3, ?4, ?5)",
                        [.blob(key), .blob(value), .integer(Int64(bytes)), .integer(Self.milliseconds(now)),

@@ -145,6 +145,20 @@ final class EmbeddedStoreTests: XCTestCase {
         let newest = try await cache.lookup(Data([4]))
         XCTAssertNil(oldest)
         XCTAssertNotNil(newest)
+        // Replacing an entry, expiring one and a new instance on the same table keep the count right.
+        try await cache.store(Data([4]), value: Data(count: 1000), ttl: 60)
+        try await cache.store(Data([3]), value: Data(count: 1000), ttl: -1)
+        _ = try await cache.lookup(Data([3]))
+        let reopened = SQLiteResponseCache(store: try openStore(), maxDiskBytes: entry * 3)
+        for i in 10..<12 { try await reopened.store(Data([UInt8(i)]), value: Data(count: 1000), ttl: 60) }
+        let after = try await reopened.usage()
+        XCTAssertEqual(after.entries, 3)
+        XCTAssertLessThanOrEqual(after.bytes, entry * 3)
+        try await cache.store(Data([20]), value: Data(count: 1000), ttl: 60)
+        let last = try await cache.usage()
+        XCTAssertEqual(last.entries, 3, "the first instance's bound went stale when the second wrote")
+        let counted = try await openStore().read { db in try db.scalar("SELECT bytes FROM response_cache_size")?.integer }
+        XCTAssertEqual(counted.map(Int.init), last.bytes, "the triggers' count disagrees with the rows")
     }
 
     func testMemoryFrontIsBoundedAndBackedByTheStore() async throws {

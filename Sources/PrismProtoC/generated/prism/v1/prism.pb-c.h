@@ -333,6 +333,11 @@ struct  Prism__V1__Route
   size_t n_fallbacks;
   char **fallbacks;
   Prism__V1__Adaptation adaptation;
+  /*
+   * The response cache: DEFAULT reads any entry and stores the answer to a request with
+   * temperature 0 (or a response schema and no temperature) and no tools; REFRESH stores
+   * without reading; BYPASS does neither. See CachePolicy.
+   */
   Prism__V1__CachePolicy cache;
 };
 #define PRISM__V1__ROUTE__INIT \
