@@ -16,6 +16,8 @@ public final class PrismGateway: Sendable {
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
+    /// Runs batch items (nil when another process owns this data folder's batches).
+    private let batchScheduler: BatchScheduler?
 
     public init(settings: ServerSettings, logger: Logger) throws {
         // The data folder first: a folder that cannot be made or written stops the start here.
@@ -41,8 +43,23 @@ public final class PrismGateway: Sendable {
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
+        // Batches: one scheduler per process, on the data folder's batch store, which one process
+        // owns at a time; a second process on the folder serves everything else.
+        let batches: Result<BatchService, RPCError>
+        let signals = BatchSignals()
+        do {
+            let batchStore = try SQLiteBatchStore(store: store)
+            batchScheduler = BatchScheduler(store: batchStore, generator: generator, signals: signals, concurrency: settings.batchConcurrency,
+                                            retention: TimeInterval(settings.batchRetentionSeconds), logger: logger)
+            batches = .success(BatchService(store: batchStore, generator: generator, signals: signals))
+        } catch let error as StoreError {
+            logger.warning("batches are off in this process: \(error.description)")
+            batchScheduler = nil
+            batches = .failure(RPCError(.failedPrecondition, "batches are not served by this process: \(error.description)"))
+        }
+
         var router = Router()
-        router.register(PrismService.definition(generator: generator))
+        router.register(PrismService.definition(generator: generator, batches: batches))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -67,6 +84,7 @@ public final class PrismGateway: Sendable {
 
     public func start() async throws {
         plugins.start()
+        batchScheduler?.start()
         try await server.start()
     }
 
@@ -74,6 +92,7 @@ public final class PrismGateway: Sendable {
     public func shutdown() async {
         health.setAllNotServing()
         await server.shutdown()
+        await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()
         store.close()

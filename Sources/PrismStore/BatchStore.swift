@@ -176,8 +176,8 @@ public protocol BatchStore: Sendable {
     func reschedulePoll(_ chunkID: String, nextPoll: Date) async throws
     /// Records that the vendor was asked to cancel the chunk's batch.
     func markCancelSent(_ chunkID: String) async throws
-    /// Custom id → seq of a chunk's items.
-    func chunkItems(_ chunkID: String) async throws -> [String: Int]
+    /// Seq → custom id of a chunk's items.
+    func chunkItems(_ chunkID: String) async throws -> [Int: String]
     /// Ends a chunk (done or failed) with its items' outcomes, in one transaction; items of the
     /// chunk without an outcome finish as `leftover` says.
     func finishChunk(_ chunkID: String, state: VendorChunkState, outcomes: [ItemOutcome], leftover: ItemOutcome, now: Date) async throws

@@ -125,11 +125,11 @@ extension SQLiteBatchStore {
         }
     }
 
-    public func chunkItems(_ chunkID: String) async throws -> [String: Int] {
+    public func chunkItems(_ chunkID: String) async throws -> [Int: String] {
         try await store.read { db in
-            var items: [String: Int] = [:]
-            for row in try db.query("SELECT custom_id, seq FROM batch_items WHERE chunk_id = ?1", [.text(chunkID)]) {
-                if let id = row[0].text { items[id] = Int(row[1].integer ?? 0) }
+            var items: [Int: String] = [:]
+            for row in try db.query("SELECT seq, custom_id FROM batch_items WHERE chunk_id = ?1", [.text(chunkID)]) {
+                if let seq = row[0].integer, let id = row[1].text { items[Int(seq)] = id }
             }
             return items
         }

@@ -25,8 +25,10 @@ enum PrismService {
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
-    /// The method table; with a `generator`, Generate and ListProviders are served by its plugin host.
-    static func definition(generator: Generator? = nil) -> ServiceDefinition {
+    /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
+    /// host; with `batches`, the batch RPCs by the batch store (or, when it could not be had,
+    /// answered FAILED_PRECONDITION with the reason).
+    static func definition(generator: Generator? = nil, batches: Result<BatchService, RPCError>? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -42,6 +44,13 @@ enum PrismService {
             service.add("ListProviders", ProvidersService.handler(generator.host))
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
+        }
+        switch batches {
+        case .success(let batches)?: batches.register(in: &service)
+        case .failure(let error)?:
+            for method in ["SubmitBatch", "GetBatch", "CancelBatch"] { service.add(method, .unary { _, _ in throw error }) }
+            service.add("StreamBatchResults", .serverStreaming { _, _, _ in throw error })
+        case nil: break
         }
         return service
     }
