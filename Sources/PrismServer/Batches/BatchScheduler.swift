@@ -23,7 +23,7 @@ final class BatchScheduler: @unchecked Sendable {
     static let errorBackoffSeconds: TimeInterval = 2
     /// How long one local item may run: a hung call must not hold a slot forever.
     static let itemTimeoutSeconds: TimeInterval = 600
-    /// How often finished batches past retention are removed.
+    /// How often finished batches past retention are removed (more often for a short retention).
     static let retentionSweepSeconds: TimeInterval = 3600
 
     let store: any BatchStore
@@ -100,7 +100,7 @@ final class BatchScheduler: @unchecked Sendable {
         while !Task.isCancelled {
             do {
                 try await store.renewLeases(owner: owner, until: Date().addingTimeInterval(Self.leaseSeconds))
-                if Date().timeIntervalSince(lastSweep) >= Self.retentionSweepSeconds {
+                if Date().timeIntervalSince(lastSweep) >= min(Self.retentionSweepSeconds, retention / 2) {
                     lastSweep = Date()
                     let removed = try await store.removeFinished(before: Date().addingTimeInterval(-retention))
                     if removed > 0 { logger.info("batches: removed \(removed) finished batches past retention") }
@@ -108,7 +108,7 @@ final class BatchScheduler: @unchecked Sendable {
             } catch {
                 logger.error("batches: upkeep failed: \(error)")
             }
-            try? await Task.sleep(nanoseconds: UInt64(Self.leaseSeconds / 3 * 1_000_000_000))
+            try? await Task.sleep(nanoseconds: UInt64(min(Self.leaseSeconds / 3, max(1, retention / 2)) * 1_000_000_000))
         }
     }
 

@@ -1,0 +1,186 @@
+"""Durable batches from the Python grpcio client, against the real prism-server, the real vendor
+plugins and the vendor fakes (test_vendors.py's fixtures), and the example plugin's local engine
+(local/mediainfo): SubmitBatch → every result exactly once per custom_id and exactly one vendor batch
+(OpenAI, Anthropic, Gemini) or the normal call path (local); results streamed while a batch runs;
+cancel; bad submits; retention; kill -9 after SubmitBatch returns and while items run, restarted on
+the same PRISM_DATA_DIR; a bounded crash loop of kill -9 at random moments; a 10,000-item submit
+(its time and the store's size are printed: run with -s to see them)."""
+
+from __future__ import annotations
+
+import json
+import random
+import time
+import uuid
+from pathlib import Path
+
+import grpc
+import pytest
+from prism.v1 import prism_pb2, prism_pb2_grpc
+
+from conftest import ServerPool
+from harness import RPC_TIMEOUT_S, rpc_error
+from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
+
+LOCAL_MODEL = "local/mediainfo"
+# How long a batch may take to finish: a vendor batch needs three polls of the fake (about 4 s of
+# backoff); generous for a busy 2-core machine.
+FINISH_DEADLINE_S = 90.0
+FINISHED = {prism_pb2.BATCH_STATE_DONE, prism_pb2.BATCH_STATE_CANCELLED, prism_pb2.BATCH_STATE_FAILED}
+# The batch discount the gateway applies to vendor batch items (all three vendors bill half).
+BATCH_PRICE_FACTOR = 0.5
+
+
+def start(servers: ServerPool, fakes, name: str, session_dir: Path, batches: dict | None = None):
+    """A prism-server whose vendor plugins talk to the fakes; `batches` goes to the config file.
+    The same `name` means the same PRISM_DATA_DIR, so a restart finds the batches."""
+    args = []
+    if batches is not None:
+        config = session_dir / f"{name}.json"
+        config.write_text(json.dumps({"batches": batches}))
+        args = ["--config", str(config)]
+    return servers.start(name, args, "h2c", env=vendor_env(fakes))
+
+
+@pytest.fixture(scope="module")
+def batch_server(servers: ServerPool, fakes, session_dir: Path):
+    server = start(servers, fakes, "batches-h2c", session_dir)
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def stub(server):
+    return prism_pb2_grpc.PrismStub(server.channel())
+
+
+def item(custom_id: str, text: str, model: str) -> prism_pb2.BatchItem:
+    return prism_pb2.BatchItem(custom_id=custom_id, generate=request(text, model))
+
+
+def items(prefix: str, model: str, n: int) -> list[prism_pb2.BatchItem]:
+    return [item(f"{prefix}-{i}", f"{prefix} question {i}", model) for i in range(n)]
+
+
+def submit(server, batch_items, label: str = "") -> prism_pb2.Batch:
+    return stub(server).SubmitBatch(prism_pb2.SubmitBatchRequest(items=batch_items, label=label), timeout=RPC_TIMEOUT_S)
+
+
+def get(server, batch_id: str) -> prism_pb2.Batch:
+    return stub(server).GetBatch(prism_pb2.GetBatchRequest(id=batch_id), timeout=RPC_TIMEOUT_S)
+
+
+def wait_finished(server, batch_id: str, deadline_s: float = FINISH_DEADLINE_S) -> prism_pb2.Batch:
+    deadline = time.monotonic() + deadline_s
+    while True:
+        batch = get(server, batch_id)
+        if batch.state in FINISHED:
+            return batch
+        assert time.monotonic() < deadline, f"batch {batch_id} not finished after {deadline_s}s: {batch}"
+        time.sleep(0.1)
+
+
+def results(server, batch_id: str, timeout: float = FINISH_DEADLINE_S) -> list[prism_pb2.BatchResult]:
+    """Every result StreamBatchResults sends, read to the stream's end (the batch's end)."""
+    call = stub(server).StreamBatchResults(prism_pb2.GetBatchRequest(id=batch_id), timeout=timeout)
+    return list(call)
+
+
+def by_custom_id(got: list[prism_pb2.BatchResult], expected: list[str]) -> dict[str, prism_pb2.BatchResult]:
+    """The results keyed by custom_id, after checking each expected id came exactly once."""
+    ids = [r.custom_id for r in got]
+    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    assert not duplicates, f"custom_ids answered more than once: {duplicates[:10]}"
+    assert sorted(ids) == sorted(expected), f"missing {sorted(set(expected) - set(ids))[:10]}, unexpected {sorted(set(ids) - set(expected))[:10]}"
+    return {r.custom_id: r for r in got}
+
+
+def openai_batches(fakes, batch_id: str) -> list[dict]:
+    """The vendor batches the OpenAI fake created for `batch_id` (named in metadata.description)."""
+    return [e for e in fakes["openai"].entries() if e.get("path") == "/v1/batches" and e.get("method") == "POST"
+            and batch_id in json.dumps((e.get("body") or {}).get("metadata") or {})]
+
+
+def prices(server) -> dict[str, tuple[int, int]]:
+    listing = stub(server).ListProviders(prism_pb2.ListProvidersRequest(), timeout=RPC_TIMEOUT_S)
+    return {m.id: (m.pricing.input_usd_micros_per_million_tokens, m.pricing.output_usd_micros_per_million_tokens)
+            for p in listing.providers for m in p.models}
+
+
+# --- vendor batches ---------------------------------------------------------------------------
+
+
+def test_openai_batch_answers_every_item_once_from_one_vendor_batch_at_the_batch_price(batch_server, fakes):
+    prefix = f"oa-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, items(prefix, OPENAI_MODEL, 5), label="nightly")
+    assert batch.id and batch.total == 5 and batch.label == "nightly", batch
+    assert batch.state in (prism_pb2.BATCH_STATE_QUEUED, prism_pb2.BATCH_STATE_RUNNING), batch
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-{i}" for i in range(5)])
+    done = get(batch_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_DONE and (done.succeeded, done.failed, done.cancelled) == (5, 0, 0), done
+    assert done.finished_at >= done.created_at > 0, done
+    created = openai_batches(fakes, batch.id)
+    assert len(created) == 1, f"expected one vendor batch, the fake saw {len(created)}"
+    assert len(done.vendor_batch_ids) == 1 and done.vendor_batch_ids[0].startswith("batch_"), done
+    price_in, price_out = prices(batch_server)[OPENAI_MODEL]
+    for custom_id, result in got.items():
+        assert result.WhichOneof("result") == "text" and result.text, result
+        u = result.usage
+        assert u.input_tokens > 0 and u.output_tokens > 0, u
+        list_price = (u.input_tokens * price_in + u.output_tokens * price_out) // 1_000_000
+        assert u.cost_usd_micros == int(list_price * BATCH_PRICE_FACTOR + 0.5), (u, list_price)
+
+
+@pytest.mark.parametrize("model,kind", [(ANTHROPIC_MODEL, "anthropic"), (GEMINI_MODEL, "gemini")])
+def test_anthropic_and_gemini_batches_answer_every_item_once(batch_server, fakes, model, kind):
+    prefix = f"{kind}-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, items(prefix, model, 3))
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-{i}" for i in range(3)])
+    assert all(r.WhichOneof("result") == "text" and r.text for r in got.values()), got
+    done = get(batch_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_DONE and done.succeeded == 3 and len(done.vendor_batch_ids) == 1, done
+    creates = [e for e in fakes[kind].entries() if e.get("kind") == "batch-create"
+               and any(prefix in (r.get("text") or "") for r in e.get("requests") or [])]
+    assert len(creates) == 1, f"expected one {kind} vendor batch, the fake saw {len(creates)}"
+
+
+# --- the normal call path ---------------------------------------------------------------------
+
+
+def test_local_engine_batch_runs_through_the_normal_call_path(batch_server):
+    prefix = f"local-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, items(prefix, LOCAL_MODEL, 20))
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-{i}" for i in range(20)])
+    assert all(r.WhichOneof("result") == "text" and r.text for r in got.values()), list(got.values())[:2]
+    done = get(batch_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_DONE and done.succeeded == 20 and not done.vendor_batch_ids, done
+
+
+def test_an_item_that_cannot_run_fails_alone_with_generates_status(batch_server):
+    prefix = f"mixed-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, [item(f"{prefix}-ok", "fine", LOCAL_MODEL), item(f"{prefix}-bad", "nowhere", "nobody/none")])
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-ok", f"{prefix}-bad"])
+    assert got[f"{prefix}-ok"].WhichOneof("result") == "text", got
+    bad = got[f"{prefix}-bad"]
+    assert bad.WhichOneof("result") == "error" and bad.error.code == grpc.StatusCode.FAILED_PRECONDITION.value[0], bad
+    assert "nobody/none" in bad.error.message, bad
+    done = get(batch_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_DONE and (done.succeeded, done.failed) == (1, 1), done
+
+
+def test_results_stream_while_the_batch_runs(batch_server):
+    """Local items finish long before the vendor batch (three polls of the fake): their results
+    must reach an open stream while the batch is still running."""
+    prefix = f"live-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, items(prefix + "-l", LOCAL_MODEL, 3) + items(prefix + "-v", OPENAI_MODEL, 2))
+    call = stub(batch_server).StreamBatchResults(prism_pb2.GetBatchRequest(id=batch.id), timeout=FINISH_DEADLINE_S)
+    seen, states_at_first = [], None
+    for result in call:
+        if not seen:
+            states_at_first = get(batch_server, batch.id)
+        seen.append(result.custom_id)
+    assert states_at_first.state == prism_pb2.BATCH_STATE_RUNNING, f"first result came only once the batch was {states_at_first}"
+    assert seen[0].startswith(prefix + "-l"), seen
+    by_custom_id([prism_pb2.BatchResult(custom_id=c) for c in seen],
+                 [f"{prefix}-l-{i}" for i in range(3)] + [f"{prefix}-v-{i}" for i in range(2)])
