@@ -90,7 +90,8 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "PrismStore", "COpenSSL", .product(name: "Logging", package: "swift-log")]
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
+                           .product(name: "Logging", package: "swift-log")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -114,6 +115,8 @@ let package = Package(
         // --- JSON (issue 11) ---
         // The JSON reader and writer shared by the plugins and the server; Foundation only.
         .target(name: "PrismJSON"),
+        // Prism's own JSON Schema (draft 2020-12) validator: Extract checks every vendor answer with it.
+        .target(name: "PrismSchema", dependencies: ["PrismJSON"]),
         // --- end JSON ---
 
         // --- vendor provider plugins (issue 6) ---
@@ -137,7 +140,7 @@ let package = Package(
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismStore",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -148,8 +151,10 @@ let package = Package(
         .executableTarget(
             name: "prism",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia",
+                // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
 
@@ -157,9 +162,10 @@ let package = Package(
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
-        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit"]),
+        .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
+        .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
         .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
     ],
     swiftLanguageModes: [.v5]

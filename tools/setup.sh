@@ -16,6 +16,7 @@ PRISM_APT_PACKAGES=(
   libprotobuf-c-dev
   protobuf-c-compiler
   protobuf-compiler
+  libprotobuf-dev
   libssl-dev
   openssl
   libvips-dev

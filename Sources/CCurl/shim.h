@@ -15,6 +15,8 @@ static inline CURLcode prism_curl_set_pointer(CURL *h, CURLoption o, void *v) { 
 static inline CURLcode prism_curl_set_size(CURL *h, CURLoption o, curl_off_t v) { return curl_easy_setopt(h, o, v); }
 static inline CURLcode prism_curl_set_data_fn(CURL *h, CURLoption o, prism_curl_data_fn v) { return curl_easy_setopt(h, o, v); }
 static inline CURLcode prism_curl_get_long(CURL *h, CURLINFO i, long *v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode prism_curl_get_string(CURL *h, CURLINFO i, char **v) { return curl_easy_getinfo(h, i, v); }
+static inline CURLcode prism_curl_set_opensocket_fn(CURL *h, curl_opensocket_callback v) { return curl_easy_setopt(h, CURLOPT_OPENSOCKETFUNCTION, v); }
 
 /* From <openssl/ssl.h> (not included: its types would clash with the COpenSSL module's copy). */
 struct ssl_st;

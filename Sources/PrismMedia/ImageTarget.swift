@@ -1,5 +1,5 @@
-// What a receiver of an image accepts (sizes, bytes, formats), with presets for the vendors in
-// shared/vendor-apis.md; the planner builds one per provider/model from its capability entry.
+// What a receiver of an image accepts (sizes, bytes, formats). Vendors' limits are not kept here:
+// each provider plugin declares its own, and PrismProviders turns them into a target per model.
 import Foundation
 
 /// The limits and formats an image must be fitted to before it is sent somewhere.
@@ -34,35 +34,6 @@ public struct ImageTarget: Sendable, Equatable {
         self.allowsAnimation = allowsAnimation
         self.keepMetadata = keepMetadata
         self.preferredFormat = preferredFormat
-    }
-
-    /// Anthropic Messages: long edge ≤ 1568 and ≈ 1.15 MP (larger is downscaled server-side, so
-    /// sending more is wasted bytes); 5 MB per image, a cap the API applies to the base64 text,
-    /// hence 3/4 of 5 MiB in raw bytes; jpeg/png/gif/webp.
-    public static let anthropic = ImageTarget(
-        maxLongEdge: 1568, maxPixels: 1_150_000, maxBytes: 5 * 1024 * 1024 * 3 / 4,
-        acceptedFormats: [.jpeg, .png, .webp, .gif])
-
-    /// OpenAI (GPT-4o class, detail high): the image is fitted in 2048 × 2048 and its short side
-    /// scaled to 768 before tiling, so those are the useful maxima; 20 MB per image; png/jpeg/webp/gif (still).
-    public static let openai = ImageTarget(
-        maxLongEdge: 2048, maxShortEdge: 768, maxBytes: 20 * 1024 * 1024,
-        acceptedFormats: [.jpeg, .png, .webp, .gif])
-
-    /// Gemini: billed per 768-px-ish tile, documents fitted to 3072 × 3072; inline requests were
-    /// capped at 20 MB (base64), so 3/4 of that for one image; png/jpeg/webp/heic/heif.
-    public static let gemini = ImageTarget(
-        maxLongEdge: 3072, maxBytes: 20 * 1024 * 1024 * 3 / 4,
-        acceptedFormats: [.jpeg, .png, .webp, .heic])
-
-    /// The preset for a provider name (`anthropic`, `openai`, `gemini`), or nil.
-    public static func preset(named name: String) -> ImageTarget? {
-        switch name.lowercased() {
-        case "anthropic", "claude": return .anthropic
-        case "openai": return .openai
-        case "gemini", "google": return .gemini
-        default: return nil
-        }
     }
 
     /// The formats the fitter can write, in the target's order.

@@ -4,7 +4,7 @@ import Foundation
 
 /// The limits that decide what PrismMedia will decode, rasterize or resample at all.
 ///
-/// Provider limits (what a vendor accepts) live in targets such as ``ImageTarget``; these are the
+/// Provider limits (what a vendor accepts) are declared by the plugins and become ``ImageTarget``s; these are the
 /// gateway's own limits, there to keep one request from taking the machine's memory or time.
 /// Use ``standard`` unless a deployment has a reason to differ; tests lower them to provoke refusals.
 public struct MediaLimits: Sendable, Equatable {

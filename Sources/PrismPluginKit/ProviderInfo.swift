@@ -19,6 +19,8 @@ public struct ModelInfo: Sendable {
     public var maxImages: UInt32 = 0
     public var maxImageBytes: UInt64 = 0
     public var maxImageLongEdge: UInt32 = 0
+    /// ABI 1.3: shortest side in pixels (OpenAI's `high` detail scales it to 768 anyway).
+    public var maxImageShortEdge: UInt32 = 0
     public var maxImagePixels: UInt64 = 0
     public var imageMimeTypes: [String] = []
     public var maxPDFPages: UInt32 = 0
@@ -45,12 +47,16 @@ public struct ProviderInfo: Sendable {
     public var version: String
     public var description: String
     public var models: [ModelInfo]
+    /// ABI 1.3: families, most specific first; each `id` is a pattern such as "claude-*" (see
+    /// ProviderInfo.families in plugin.proto). Any id a family matches is routed to the plugin as it is.
+    public var families: [ModelInfo]
 
-    public init(name: String, version: String, description: String, models: [ModelInfo]) {
+    public init(name: String, version: String, description: String, models: [ModelInfo], families: [ModelInfo] = []) {
         self.name = name
         self.version = version
         self.description = description
         self.models = models
+        self.families = families
     }
 
     /// The serialized prism.plugin.v1.ProviderInfo.
@@ -59,8 +65,8 @@ public struct ProviderInfo: Sendable {
         w.string(1, name)
         w.string(2, version)
         w.string(3, description)
-        for m in models {
-            w.message(4) { row in
+        for (field, m) in models.map({ (4, $0) }) + families.map({ (5, $0) }) {
+            w.message(field) { row in
                 row.string(1, m.id)
                 row.enums(2, m.operations.map(\.rawValue))
                 row.enums(3, m.inputs.map(\.rawValue))
@@ -77,6 +83,7 @@ public struct ProviderInfo: Sendable {
                     l.uint(9, m.maxAudioBytes)
                     for t in m.audioMimeTypes { l.string(10, t) }
                     l.uint(11, m.maxRequestBytes)
+                    l.uint(12, UInt64(m.maxImageShortEdge))
                 }
                 row.message(6) { f in
                     f.bool(1, m.streaming)

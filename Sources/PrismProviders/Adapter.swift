@@ -12,7 +12,7 @@ struct Adapter: Sendable {
     /// The request as `candidate.model` will receive it, and what was done to get there.
     func adapt(_ request: GenerationRequest, for candidate: Candidate) async throws -> (GenerationRequest, [String]) {
         let model = candidate.model
-        let target = Self.imageTarget(model.limits)
+        let target = model.limits.imageTarget
         let media = request.media
         var replacements: [Int: [ContentPart]] = [:]
         var report: [String] = []
@@ -84,24 +84,24 @@ struct Adapter: Sendable {
 
         var adapted = request
         for (m, message) in request.messages.enumerated() {
+            // The parts standing for the medium at (message m, part p, tool-result content i).
+            func replaced(_ part: ContentPart, _ p: Int, _ i: Int?) -> [ContentPart] {
+                guard let index = media.firstIndex(where: { $0.message == m && $0.part == p && $0.inner == i }),
+                      let replacement = replacements[index] else { return [part] }
+                return replacement
+            }
             var parts: [ContentPart] = []
             for (p, part) in message.parts.enumerated() {
-                if let index = media.firstIndex(where: { $0.message == m && $0.part == p }), let replacement = replacements[index] {
-                    parts += replacement
+                if case let .toolResult(id, content, isError) = part {
+                    let inner = content.enumerated().flatMap { replaced($0.element, p, $0.offset) }
+                    parts.append(.toolResult(toolCallID: id, content: inner, isError: isError))
                 } else {
-                    parts.append(part)
+                    parts += replaced(part, p, nil)
                 }
             }
             adapted.messages[m].parts = parts
         }
         return (adapted, report)
-    }
-
-    /// The image target of a model's limits; formats from its MIME types (jpeg, png, webp if none).
-    static func imageTarget(_ limits: ModelLimits) -> ImageTarget {
-        let formats = limits.imageMimeTypes.compactMap { MediaFormat(mimeType: $0) }
-        return ImageTarget(maxLongEdge: limits.maxImageLongEdge, maxPixels: limits.maxImagePixels, maxBytes: limits.maxImageBytes,
-                           acceptedFormats: formats.isEmpty ? [.jpeg, .png, .webp] : formats)
     }
 
     private func fit(_ media: MediaInput, label: String, target: ImageTarget) throws -> FittedImage {
@@ -220,6 +220,18 @@ struct Adapter: Sendable {
         case .libraryFailure: return ProviderFailure(.internalError, "\(what): \(error)")
         default: return ProviderFailure(.invalidArgument, "\(what): \(error)")
         }
+    }
+}
+
+extension ModelLimits {
+    /// What an image is fitted to before it is sent to this model: the plugin's declared long
+    /// edge, short edge, pixel count and bytes at once, and its formats (jpeg, png, webp if it
+    /// lists none). The one place a vendor's image limits become a target: the gateway and
+    /// `prism media fit --provider` both use it, so the CLI shows what the vendor is sent.
+    public var imageTarget: ImageTarget {
+        let formats = imageMimeTypes.compactMap { MediaFormat(mimeType: $0) }
+        return ImageTarget(maxLongEdge: maxImageLongEdge, maxShortEdge: maxImageShortEdge, maxPixels: maxImagePixels, maxBytes: maxImageBytes,
+                           acceptedFormats: formats.isEmpty ? [.jpeg, .png, .webp] : formats)
     }
 }
 

@@ -43,6 +43,8 @@ public struct ModelLimits: Sendable, Equatable {
     public var maxImages: Int?
     public var maxImageBytes: Int?
     public var maxImageLongEdge: Int?
+    /// ABI 1.3: shortest side (OpenAI scales it to 768 before tiling).
+    public var maxImageShortEdge: Int?
     public var maxImagePixels: Int?
     public var imageMimeTypes: [String] = []
     public var maxPDFPages: Int?
@@ -126,13 +128,38 @@ public struct ProviderDescription: Sendable, Equatable {
     public var name: String
     public var version: String
     public var summary: String
+    /// The known models, each with exact limits and prices (what ListProviders lists).
     public var models: [ModelCapability]
+    /// ABI 1.3: families that make other ids of this provider routable, most specific first.
+    public var families: [ModelFamily]
 
-    public init(name: String, version: String, summary: String = "", models: [ModelCapability]) {
+    public init(name: String, version: String, summary: String = "", models: [ModelCapability], families: [ModelFamily] = []) {
         self.name = name
         self.version = version
         self.summary = summary
         self.models = models
+        self.families = families
+    }
+
+    /// The row for `id`: the known model, else one made from the first family matching it.
+    public func model(_ id: String) -> ModelCapability? {
+        models.first { $0.id == id } ?? families.first { $0.matches(id) }?.model(id)
+    }
+
+    /// What this provider serves, for an error naming it: "claude-sonnet-4-5, …, and ids matching claude-*".
+    public var served: String {
+        Self.served(known: models.map(\.id), patterns: families.map(\.pattern)) ?? "no model" + (summary.isEmpty ? "" : " (\(summary))")
+    }
+
+    /// Known ids and family patterns as one phrase, or nil when there are neither.
+    static func served(known: [String], patterns: [String]) -> String? {
+        let matching = patterns.isEmpty ? nil : "ids matching " + patterns.joined(separator: ", ")
+        switch (known.isEmpty, matching) {
+        case (true, nil): return nil
+        case (false, nil): return known.joined(separator: ", ")
+        case (true, let matching?): return matching
+        case (false, let matching?): return known.joined(separator: ", ") + ", and " + matching
+        }
     }
 
     /// Decodes a serialized prism.plugin.v1.ProviderInfo, checking what the host relies on:
@@ -153,7 +180,16 @@ public struct ProviderDescription: Sendable, Equatable {
             seen.insert(id)
             models.append(Self.capability(provider: name, id: id, model.pointee))
         }
-        self.init(name: name, version: String(protoC: info.pointee.version), summary: String(protoC: info.pointee.description), models: models)
+        var families: [ModelFamily] = []
+        for family in elements(info.pointee.families, info.pointee.n_families) {
+            let pattern = String(protoC: family.pointee.id)
+            guard pattern.contains("*"), !families.contains(where: { $0.pattern == pattern }) else {
+                throw DescriptionError("family '\(pattern)' of provider '\(name)' has no '*' or is repeated")
+            }
+            families.append(ModelFamily(pattern: pattern, template: Self.capability(provider: name, id: pattern, family.pointee)))
+        }
+        self.init(name: name, version: String(protoC: info.pointee.version), summary: String(protoC: info.pointee.description),
+                  models: models, families: families)
         withExtendedLifetime(info) {}
     }
 
@@ -164,6 +200,7 @@ public struct ProviderDescription: Sendable, Equatable {
             limits.maxImages = some(l.max_images)
             limits.maxImageBytes = some(l.max_image_bytes)
             limits.maxImageLongEdge = some(l.max_image_long_edge)
+            limits.maxImageShortEdge = some(l.max_image_short_edge)
             limits.maxImagePixels = some(l.max_image_pixels)
             limits.imageMimeTypes = strings(l.image_mime_types, l.n_image_mime_types)
             limits.maxPDFPages = some(l.max_pdf_pages)

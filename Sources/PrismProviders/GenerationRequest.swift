@@ -8,17 +8,21 @@ public enum Role: Int, Sendable {
     case unspecified = 0, user = 1, assistant = 2
 }
 
-/// Media as the client sent it (or as the adapter made it): declared type, bytes, optional name.
+/// Media as the client sent it (or as the adapter made it): declared type, bytes, optional name;
+/// or a URI whose bytes the Generator fetches (MediaFetcher) before anything else looks at it.
 public struct MediaInput: Sendable {
     /// The type the client declared; the adapter sniffs the bytes and never trusts it alone.
     public var mimeType: String
     public var data: Data
     public var name: String
+    /// Media.uri: where `data` comes from while it is empty; kept once fetched.
+    public var uri: String
 
-    public init(mimeType: String, data: Data, name: String = "") {
+    public init(mimeType: String, data: Data, name: String = "", uri: String = "") {
         self.mimeType = mimeType
         self.data = data
         self.name = name
+        self.uri = uri
     }
 }
 
@@ -106,12 +110,24 @@ public struct GenerationRequest: Sendable {
         self.messages = messages
     }
 
-    /// Every medium of the request, in order, with where it sits.
-    var media: [(message: Int, part: Int, media: MediaInput)] {
-        var result: [(Int, Int, MediaInput)] = []
+    /// Every medium of the request, in order, with where it sits: `inner` is its index in the
+    /// content of a tool result (the screenshot an agent's tool returned), nil for a part of its
+    /// own. Media are planned, checked and fitted alike wherever they sit (one level deep: a tool
+    /// result inside a tool result is not a thing any vendor takes).
+    var media: [(message: Int, part: Int, inner: Int?, media: MediaInput)] {
+        var result: [(Int, Int, Int?, MediaInput)] = []
         for (m, message) in messages.enumerated() {
             for (p, part) in message.parts.enumerated() {
-                if case .media(let media) = part { result.append((m, p, media)) }
+                switch part {
+                case .media(let media):
+                    result.append((m, p, nil, media))
+                case .toolResult(_, let content, _):
+                    for (i, inner) in content.enumerated() {
+                        if case .media(let media) = inner { result.append((m, p, i, media)) }
+                    }
+                default:
+                    break
+                }
             }
         }
         return result

@@ -29,15 +29,18 @@ public final class Generator: Sendable {
     public let host: PluginHost
     public let planner: Planner
     public let health: ProviderHealth
+    /// Fetches Media.uri before planning (the config's `media.fetch` policy).
+    public let fetcher: MediaFetcher
     /// The response cache; nil when it is off.
     public let cache: GenerationCache?
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
-                cache: GenerationCache? = nil, logger: Logger) {
+                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
+        self.fetcher = fetcher
         self.cache = cache
         self.logger = logger
     }
@@ -51,20 +54,26 @@ public final class Generator: Sendable {
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
                          emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
+        asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
         // the inputs (how `prism ocr` reaches local/tesseract): the answer is its text.
-        if request.operation == .generate, !request.route.model.isEmpty,
-           let named = host.capabilityMatrix().first(where: { $0.name == request.route.model }),
+        if request.operation == .generate, !asked.route.model.isEmpty,
+           let named = host.capabilityMatrix().first(where: { $0.name == asked.route.model }),
            !named.operations.contains(.generate), let operation = named.operations.first(where: { $0 == .ocr || $0 == .transcribe }) {
             asked.operation = operation
         }
+        // Media by URI is fetched once, before planning looks at any bytes; retries and
+        // fallbacks reuse what was fetched. Each attempt's `routed` names the fetches.
+        let fetched: [String]
+        (asked, fetched) = try await fetcher.resolve(asked)
         let request = asked
         var needs = try await offload { try RequestNeeds.of(request) }
         if request.streamedAudio != nil {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), skipping: health.coolingDown())
+        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                          skipping: health.coolingDown())
         let adapter = Adapter(host: host)
         var attempt = 0
         var lastFailure: ProviderFailure?
@@ -85,7 +94,7 @@ public final class Generator: Sendable {
             defer { ticket?.release() }
             if let hit = await ticket?.cachedAnswer() {
                 attempt += 1
-                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: report, attempt: attempt, cacheHit: true)))
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
                 for event in hit.events() { try await emit(.event(event)) }
                 return
             }
@@ -93,7 +102,7 @@ public final class Generator: Sendable {
             for retry in 0..<ProviderLimits.attemptsPerModel {
                 try Task.checkCancellation()
                 attempt += 1
-                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: report, attempt: attempt)))
+                try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt)))
                 ticket?.startAttempt()
                 let started = Date()
                 let end: PluginCall.End

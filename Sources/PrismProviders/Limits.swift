@@ -43,6 +43,9 @@ public enum ProviderLimits {
     /// Consecutive failures after which a provider/model is skipped for `cooldownSeconds`.
     public static let failuresBeforeCooldown = 3
     public static let cooldownSeconds = 30.0
+    /// Longest model id a family may match (ABI 1.3). Vendors' ids are tens of characters; the id
+    /// is the client's and goes into vendor requests, logs and metrics labels, so it is bounded.
+    public static let maxModelIDLength = 256
     /// Frames sampled from a video for a model without video input, when its image limit allows.
     public static let videoFrames = 8
     /// Identical requests that wait for one in progress (the response cache's single flight)
@@ -52,4 +55,35 @@ public enum ProviderLimits {
     /// Characters per text event when a cached answer is replayed (vendors stream a few words
     /// per event; a hit sends larger pieces, fewer writes).
     public static let cacheReplayChunkCharacters = 256
+}
+
+/// Bounds on media the gateway fetches itself (Media.uri); MediaFetchPolicy starts from these,
+/// and the config's `media.fetch` overrides the first two.
+public enum MediaFetchLimits {
+    /// Bytes of one fetched medium (`media.fetch.max_bytes`): 100 MiB, PrismMedia's PDF limit,
+    /// the largest of its limits on media held whole in memory (images 50 MiB). Audio or video
+    /// by URI beyond it needs a higher setting; the transfer stops as soon as it is passed.
+    public static let maxBytes = 100 * 1024 * 1024
+    /// Largest `media.fetch.max_bytes` accepted: PrismMedia's video limit (2 GiB).
+    public static let maxBytesCeiling = 2 * 1024 * 1024 * 1024
+    /// Seconds for one fetch, redirects included (`media.fetch.timeout_seconds`); never past
+    /// the request's own deadline. 30 s moves 100 MiB at 30 Mbit/s; slower origins are stuck.
+    public static let timeoutSeconds = 30
+    /// Largest `media.fetch.timeout_seconds` accepted: an hour is no longer a media fetch.
+    public static let timeoutCeilingSeconds = 3600
+    /// Redirects followed per fetch, each hop checked as the first was; browsers allow 20,
+    /// but a media link that needs more than 5 is broken or a trap.
+    public static let maxRedirects = 5
+    /// Fetches of one request running at once: a request with many URIs neither opens dozens
+    /// of connections nor holds a dozen half-read bodies.
+    public static let concurrentFetchesPerRequest = 4
+    /// Bytes fetched for one request, all URIs together, as a multiple of the per-URI limit:
+    /// what four fetches at once may hold anyway, so many small URIs cannot add up to more.
+    public static let requestBytesFactor = 4
+    /// Connecting (DNS, TCP, TLS) longer than this means the origin is unreachable.
+    public static let connectTimeoutSeconds = 10
+    /// Longest the fetch thread sleeps in curl's poll; a new fetch or a cancel wakes it sooner.
+    public static let pollMilliseconds: Int32 = 1000
+    /// Characters of a URI quoted in an error message: a data: URI may be megabytes long.
+    public static let quotedURICharacters = 160
 }

@@ -34,10 +34,12 @@ final class LoadedPlugin: @unchecked Sendable {
         // read_input exists from ABI 1.1 and batch calls from 1.2: an older plugin never gets
         // them, whatever its description says.
         var description = description
-        for index in description.models.indices {
-            if api.pointee.abi_minor < 1 { description.models[index].features.streamingInput = false }
-            if api.pointee.abi_minor < 2 { description.models[index].features.batch = false }
+        func mask(_ model: inout ModelCapability) {
+            if api.pointee.abi_minor < 1 { model.features.streamingInput = false }
+            if api.pointee.abi_minor < 2 { model.features.batch = false }
         }
+        for index in description.models.indices { mask(&description.models[index]) }
+        for index in description.families.indices { mask(&description.families[index].template) }
         self.description = description
         self.handle = handle
         self.api = api

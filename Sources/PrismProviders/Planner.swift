@@ -51,24 +51,48 @@ public struct Planner: Sendable {
     /// Preferred providers or models, best first ("anthropic", "openai/gpt-4o"); others follow
     /// in matrix order. From the config file.
     public var preference: [String]
+    /// Names clients may use for a model ("smart" → "anthropic/claude-sonnet-4-5"), from the
+    /// config's `models.aliases`; resolved in Route.model and Route.fallbacks before planning.
+    /// Their targets are real names: the config refuses an alias to an alias.
+    public var aliases: [String: String]
 
     /// The provider name of the engines that run on this machine (tesseract, pocketsphinx, espeak).
     static let localProvider = "local"
 
-    public init(preference: [String] = []) {
+    public init(preference: [String] = [], aliases: [String: String] = [:]) {
         self.preference = preference
+        self.aliases = aliases
+    }
+
+    /// `route` with aliases replaced by the models they stand for.
+    public func resolvingAliases(_ route: RouteRequest) -> RouteRequest {
+        var route = route
+        route.model = aliases[route.model] ?? route.model
+        route.fallbacks = route.fallbacks.map { aliases[$0] ?? $0 }
+        return route
+    }
+
+    /// The row for an explicitly named "provider/id": the known one, else one made from the
+    /// first family of that provider matching the id (ABI 1.3), carrying the id as asked.
+    public func model(named name: String, matrix: [ModelCapability], families: [ModelFamily]) -> ModelCapability? {
+        if let known = matrix.first(where: { $0.name == name }) { return known }
+        guard let slash = name.firstIndex(of: "/") else { return nil }
+        let provider = String(name[..<slash]), id = String(name[name.index(after: slash)...])
+        guard !id.isEmpty else { return nil }
+        return families.first { $0.template.provider == provider && $0.matches(id) }?.model(id)
     }
 
     /// The candidates for `needs`, best first: the explicit model and its fallbacks when the
-    /// route names one; else native candidates in preference order, then adapted ones.
+    /// route names one (a known row, or any id a family of its provider matches); else native
+    /// candidates in preference order, then adapted ones. Aliases are resolved first.
     /// Throws `failedPrecondition` (or `resourceExhausted` when only limits stood in the way)
     /// naming what was missing, when no model can serve.
-    public func plan(_ needs: RequestNeeds, route: RouteRequest, matrix: [ModelCapability],
+    public func plan(_ needs: RequestNeeds, route: RouteRequest, matrix: [ModelCapability], families: [ModelFamily] = [],
                      skipping unhealthy: Set<String> = []) throws -> [Candidate] {
+        let route = resolvingAliases(route)
         if !route.model.isEmpty {
-            guard let model = matrix.first(where: { $0.name == route.model }) else {
-                let loaded = matrix.map(\.name).joined(separator: ", ")
-                throw ProviderFailure(.failedPrecondition, "model '\(route.model)' is not loaded (loaded: \(loaded.isEmpty ? "none" : loaded))")
+            guard let model = model(named: route.model, matrix: matrix, families: families) else {
+                throw unknownModel(route.model, matrix: matrix, families: families)
             }
             var candidates: [Candidate]
             switch evaluate(model, needs, nativeOnly: route.nativeOnly, matrix: matrix) {
@@ -76,7 +100,7 @@ public struct Planner: Sendable {
             case .failure(let refusal): throw ProviderFailure(refusal.limit ? .resourceExhausted : .failedPrecondition, "\(model.name) cannot serve this request: \(refusal.reason)")
             }
             for name in route.fallbacks where name != model.name {
-                guard let fallback = matrix.first(where: { $0.name == name }),
+                guard let fallback = self.model(named: name, matrix: matrix, families: families),
                       case .success(let steps) = evaluate(fallback, needs, nativeOnly: route.nativeOnly, matrix: matrix) else { continue }
                 candidates.append(candidate(fallback, steps, needs))
             }
@@ -99,12 +123,25 @@ public struct Planner: Sendable {
         let ranked = all.filter { !unhealthy.contains($0.model.name) } + all.filter { unhealthy.contains($0.model.name) }
         var candidates = ranked
         for name in route.fallbacks where !candidates.contains(where: { $0.model.name == name }) {
-            guard let fallback = matrix.first(where: { $0.name == name }),
+            guard let fallback = model(named: name, matrix: matrix, families: families),
                   case .success(let steps) = evaluate(fallback, needs, nativeOnly: route.nativeOnly, matrix: matrix) else { continue }
             candidates.append(candidate(fallback, steps, needs))
         }
         guard candidates.isEmpty else { return candidates }
         throw noCandidate(needs, route: route, pool: pool, matrix: matrix, refusals: refusals)
+    }
+
+    /// The error for a named model nobody serves: what its provider does serve, or which providers are loaded.
+    private func unknownModel(_ name: String, matrix: [ModelCapability], families: [ModelFamily]) -> ProviderFailure {
+        let provider = name.firstIndex(of: "/").map { String(name[..<$0]) } ?? ""
+        if let served = ProviderDescription.served(known: matrix.filter { $0.provider == provider }.map(\.id),
+                                                   patterns: families.filter { $0.template.provider == provider }.map(\.pattern)) {
+            return ProviderFailure(.failedPrecondition, "model '\(name)' is not served: \(provider) serves \(served)")
+        }
+        var providers: [String] = []
+        for p in matrix.map(\.provider) + families.map(\.template.provider) where !providers.contains(p) { providers.append(p) }
+        let hint = name.contains("/") ? "" : " (a model is named provider/model, or by an alias of the config)"
+        return ProviderFailure(.failedPrecondition, "model '\(name)' is not loaded\(hint) (loaded providers: \(providers.isEmpty ? "none" : providers.joined(separator: ", ")))")
     }
 
     /// `models` with preferred ones first, each group in matrix order. Among models the preference

@@ -211,6 +211,12 @@ public final class PluginHost: @unchecked Sendable {
         return livePlugins().flatMap(\.description.models).filter { seen.insert($0.name).inserted }
     }
 
+    /// The model families of every loaded (not draining) plugin, in path order, each plugin's
+    /// most specific first (ABI 1.3): what makes ids beyond the matrix routable.
+    public func families() -> [ModelFamily] {
+        livePlugins().flatMap(\.description.families)
+    }
+
     private func livePlugins() -> [LoadedPlugin] {
         lock.withLock {
             entries.sorted { $0.key < $1.key }.compactMap { _, entry in
@@ -234,7 +240,8 @@ public final class PluginHost: @unchecked Sendable {
     func start(model: ModelCapability, bytes: [UInt8], requestID: String, input: StreamedAudio?) throws -> PluginCall {
         // A plugin may start draining between the lookup and beginCall: look again (its successor).
         for _ in 0..<3 {
-            guard let plugin = livePlugins().first(where: { p in p.description.models.contains { $0.name == model.name } }) else { break }
+            // A known row, or an id one of the provider's families matches (called with that id).
+            guard let plugin = livePlugins().first(where: { p in p.description.name == model.provider && p.description.model(model.id) != nil }) else { break }
             guard plugin.beginCall() else { continue }
             let call = PluginCall(
                 plugin: plugin, model: model, requestID: requestID,

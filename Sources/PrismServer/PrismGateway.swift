@@ -13,6 +13,8 @@ public final class PrismGateway: Sendable {
     public let metrics: MetricsInterceptor
     /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
     public let plugins: PluginHost
+    /// The config's model aliases, whose providers are checked once the plugins have loaded.
+    private let aliases: [String: String]
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
@@ -38,7 +40,8 @@ public final class PrismGateway: Sendable {
         pluginOptions.workerThreads = settings.pluginWorkerThreads
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
-        let generator = Generator(host: plugins, planner: Planner(preference: settings.providerPreference), cache: cache, logger: logger)
+        let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
+        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
@@ -49,7 +52,8 @@ public final class PrismGateway: Sendable {
         let signals = BatchSignals()
         do {
             let batchStore = try SQLiteBatchStore(store: store)
-            batchScheduler = BatchScheduler(store: batchStore, generator: generator, signals: signals, concurrency: settings.batchConcurrency,
+            let extractor = Extractor(generator: generator, repairs: settings.extractRepairs)
+            batchScheduler = BatchScheduler(store: batchStore, extractor: extractor, signals: signals, concurrency: settings.batchConcurrency,
                                             retention: TimeInterval(settings.batchRetentionSeconds), logger: logger)
             batches = .success(BatchService(store: batchStore, generator: generator, signals: signals))
         } catch let error as StoreError {
@@ -59,7 +63,8 @@ public final class PrismGateway: Sendable {
         }
 
         var router = Router()
-        router.register(PrismService.definition(generator: generator, batches: batches))
+        router.register(PrismService.definition(generator: generator, converse: settings.converse,
+                                                extractRepairs: settings.extractRepairs, batches: batches))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -80,12 +85,31 @@ public final class PrismGateway: Sendable {
         self.health = health
         self.metrics = metrics
         self.plugins = plugins
+        self.aliases = settings.modelAliases
     }
 
     public func start() async throws {
         plugins.start()
+        do {
+            try Self.checkAliases(aliases, providers: plugins.plugins())
+        } catch {
+            plugins.shutdown()
+            throw error
+        }
         batchScheduler?.start()
         try await server.start()
+    }
+
+    /// Refuses an alias whose model's provider no loaded plugin is: a typo there would otherwise
+    /// surface only when a client first uses the alias.
+    static func checkAliases(_ aliases: [String: String], providers: [PluginHost.PluginStatus]) throws {
+        let loaded = Set(providers.compactMap { $0.state == .loaded ? $0.provider?.name : nil })
+        for (alias, target) in aliases.sorted(by: { $0.key < $1.key }) {
+            let provider = String(target.prefix { $0 != "/" })
+            guard loaded.contains(provider) else {
+                throw SettingsError("models.aliases.\(alias) names '\(target)', but no loaded plugin is provider '\(provider)' (loaded: \(loaded.sorted().joined(separator: ", ")))")
+            }
+        }
     }
 
     /// Reports NOT_SERVING first, then drains and stops the server.

@@ -50,6 +50,41 @@ public struct ConfigFile: Codable, Sendable {
         public var queued_calls: Int?
     }
 
+    /// Converse streams' bounds; each absent value keeps its default (ConverseLimits).
+    public struct Converse: Codable, Sendable {
+        public var max_turns: Int?
+        public var max_history_bytes: Int?
+        public var tool_result_timeout_seconds: Double?
+        /// Most recent tool-result images sent each turn; older ones become a placeholder.
+        public var kept_tool_images: Int?
+    }
+
+    /// Media the server fetches itself (Media.uri): `media.fetch`.
+    public struct Media: Codable, Sendable {
+        public struct Fetch: Codable, Sendable {
+            /// Host names, addresses or CIDR ranges that may be fetched although they are
+            /// loopback, private or link-local (the SSRF guard refuses those otherwise).
+            public var allow_hosts: [String]?
+            /// Bytes of one fetched medium (default `MediaFetchLimits.maxBytes`).
+            public var max_bytes: Int?
+            /// Seconds for one fetch, redirects included (default `MediaFetchLimits.timeoutSeconds`).
+            public var timeout_seconds: Int?
+        }
+
+        public var fetch: Fetch?
+    }
+
+    /// Extract: repair rounds after an answer that fails the schema (default 1, at most 3).
+    public struct Extract: Codable, Sendable {
+        public var repairs: Int?
+    }
+
+    /// Model names: `aliases` maps a name clients may use in Route.model and Route.fallbacks to
+    /// a real "provider/model" ({"smart": "anthropic/claude-sonnet-4-5"}).
+    public struct Models: Codable, Sendable {
+        public var aliases: [String: String]?
+    }
+
     /// The response cache (README "Response cache").
     public struct Cache: Codable, Sendable {
         public var enabled: Bool?
@@ -75,6 +110,10 @@ public struct ConfigFile: Codable, Sendable {
     public var data_dir: String?
     public var cache: Cache?
     public var plugins: Plugins?
+    public var converse: Converse?
+    public var media: Media?
+    public var extract: Extract?
+    public var models: Models?
     public var tls: TLS?
     public var auth: Auth?
     public var limits: Limits?
@@ -155,9 +194,18 @@ public struct ServerSettings: Sendable {
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
     public var pluginConfig: [String: String] = [:]
     public var providerPreference: [String] = []
+    /// `models.aliases`: alias → "provider/model"; no target is itself an alias (checked here),
+    /// and each target's provider must be loaded (checked by the gateway once plugins are).
+    public private(set) var modelAliases: [String: String] = [:]
     /// The plugin host's worker pool: calls running at once, and calls queued when all run.
     public private(set) var pluginWorkerThreads = ProviderLimits.workerThreads
     public private(set) var pluginQueuedCalls = ProviderLimits.queuedCalls
+    /// Bounds of each Converse stream (config file `converse`).
+    public private(set) var converse = ConverseLimits()
+    /// How Media.uri is fetched: `media.fetch` in the config file.
+    public var mediaFetch = MediaFetchPolicy()
+    /// Extract's repair rounds (`extract.repairs`).
+    public private(set) var extractRepairs = Extractor.defaultRepairs
     /// The data folder (`data_dir`, PRISM_DATA_DIR); nil: `DataDirectory.resolve` of the environment.
     public var dataDirectory: String?
     /// The response cache: on, TTL, bytes in memory and on disk.
@@ -227,6 +275,23 @@ public struct ServerSettings: Sendable {
             if let v = plugins.worker_threads { try setPluginWorkerThreads(v, source: "plugins.worker_threads") }
             if let v = plugins.queued_calls { try setPluginQueuedCalls(v, source: "plugins.queued_calls") }
         }
+        if let c = file.converse { try converse.apply(c) }
+        if let fetch = file.media?.fetch {
+            do {
+                if let hosts = fetch.allow_hosts { mediaFetch.allowList = try FetchAllowList(hosts) }
+                if let v = fetch.max_bytes { try mediaFetch.setMaxBytes(v) }
+                if let v = fetch.timeout_seconds { try mediaFetch.setTimeoutSeconds(v) }
+            } catch {
+                throw SettingsError("\(error)")
+            }
+        }
+        if let v = file.extract?.repairs {
+            guard (0...Extractor.maxRepairs).contains(v) else {
+                throw SettingsError("extract.repairs must be between 0 and \(Extractor.maxRepairs), not \(v)")
+            }
+            extractRepairs = v
+        }
+        if let aliases = file.models?.aliases { try setModelAliases(aliases) }
         if let dir = file.data_dir { dataDirectory = dir }
         if let cache = file.cache {
             if let v = cache.enabled { cacheEnabled = v }
@@ -286,6 +351,22 @@ public struct ServerSettings: Sendable {
     public mutating func setPluginQueuedCalls(_ value: Int, source: String = "--plugin-queued-calls") throws {
         guard value >= 0 else { throw SettingsError("\(source) must be 0 or more, not \(value)") }
         pluginQueuedCalls = value
+    }
+
+    /// Sets `models.aliases`, refusing an empty name, a target that is not "provider/model", and
+    /// an alias to an alias (one lookup must give the real model, and chains invite loops).
+    public mutating func setModelAliases(_ aliases: [String: String]) throws {
+        for (alias, target) in aliases.sorted(by: { $0.key < $1.key }) {
+            guard !alias.isEmpty else { throw SettingsError("models.aliases has an empty alias (for '\(target)')") }
+            if aliases[target] != nil {
+                throw SettingsError("models.aliases.\(alias) names '\(target)', which is itself an alias; name the model it stands for")
+            }
+            let parts = target.split(separator: "/", maxSplits: 1, omittingEmptySubsequences: false)
+            guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
+                throw SettingsError("models.aliases.\(alias) must name a model as provider/model, not '\(target)'")
+            }
+        }
+        modelAliases = aliases
     }
 
     /// More threads than this would hit the kernel's per-user limit on an ordinary machine

@@ -1,11 +1,16 @@
-// `prism media fit`: fits one image to a provider preset or explicit limits and prints what it did.
+// `prism media fit`: fits one image to a provider's declared limits (read from its plugin, as the
+// gateway reads them) or to explicit limits, and prints what it did.
 import ArgumentParser
 import Foundation
 import PrismMedia
 
-/// Options that describe an image target: a provider preset, explicit limits, or both (explicit wins).
+/// Options that describe an image target: a provider's limits, explicit limits, or both (explicit wins).
 struct ImageTargetOptions: ParsableArguments {
-    @Option(help: "Provider preset: anthropic, openai or gemini.") var provider: String?
+    @Option(help: "Fit to the limits this provider's plugin declares (e.g. anthropic, openai, gemini), loaded as prism-server loads it: PRISM_PLUGIN_PATH or this executable's folder, and the vendor's key in the environment.")
+    var provider: String?
+    @Option(help: "The provider's model whose limits apply: a known id or one its families match (default: its first model that takes images).")
+    var model: String?
+    @Option(help: "prism-server's config file, for its plugins.path and plugins.config.") var config: String?
     @Option(help: "Longest side in pixels.") var maxLongEdge: Int?
     @Option(help: "Shortest side in pixels.") var maxShortEdge: Int?
     @Option(help: "Width × height in pixels.") var maxPixels: Int?
@@ -16,10 +21,9 @@ struct ImageTargetOptions: ParsableArguments {
     func target(default fallback: ImageTarget = ImageTarget()) throws -> ImageTarget {
         var target = fallback
         if let provider {
-            guard let preset = ImageTarget.preset(named: provider) else {
-                throw ValidationError("unknown provider \(provider); use anthropic, openai or gemini")
-            }
-            target = preset
+            target = try PluginImageTarget.target(provider: provider, model: model, configFile: config).0
+        } else if model != nil {
+            throw ValidationError("--model needs --provider")
         }
         if let maxLongEdge { target.maxLongEdge = maxLongEdge }
         if let maxShortEdge { target.maxShortEdge = maxShortEdge }

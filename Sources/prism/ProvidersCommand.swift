@@ -1,6 +1,7 @@
 // `prism providers`: the server's capability matrix as a table, one column per loaded
 // provider/model and one row per capability (image, PDF, audio, video input, image generation,
-// audio output, multi-image limit), limits on request; then each plugin file's state.
+// audio output, multi-image limit), limits on request; then each plugin file's state and the
+// model families (id patterns) it routes beyond its listed models.
 import ArgumentParser
 import Foundation
 import NIOCore
@@ -62,6 +63,7 @@ struct ProvidersCommand: AsyncParsableCommand {
             if limits {
                 rows += [
                     ("image long edge", { number($0.limits?.pointee.max_image_long_edge ?? 0, "px") }),
+                    ("image short edge", { number($0.limits?.pointee.max_image_short_edge ?? 0, "px") }),
                     ("image pixels", { number($0.limits?.pointee.max_image_pixels ?? 0) }),
                     ("image bytes", { number($0.limits?.pointee.max_image_bytes ?? 0) }),
                     ("image types", { m in
@@ -100,6 +102,9 @@ struct ProvidersCommand: AsyncParsableCommand {
             let reason = String(protoC: p.pointee.state_reason)
             out += "  \(String(protoC: p.pointee.plugin))  \(state)" + (name.isEmpty ? "" : "  \(name) \(String(protoC: p.pointee.version))")
                 + (reason.isEmpty ? "" : "  (\(reason))") + "\n"
+            // Any id these patterns match is routable too, with the family's capabilities.
+            let families = list(p.pointee.families, p.pointee.n_families).map { String(protoC: $0.pointee.id) }
+            if !families.isEmpty { out += "    and any model id matching: \(families.joined(separator: ", "))\n" }
         }
         if providers.isEmpty { out += "  none found (set PRISM_PLUGIN_PATH on the server)\n" }
         return out

@@ -1,6 +1,7 @@
 // Real media made at test time by the libraries' own tools (vips, ffmpeg with lavfi sources,
 // espeak-ng) plus hand-built hostile files; nothing binary is committed.
 import Foundation
+import PrismMedia
 import XCTest
 
 /// A temporary folder of generated media, removed when the test ends.
@@ -146,4 +147,15 @@ func jpegWithEXIF(_ jpeg: Data, orientation: UInt16) -> Data {
 
 extension Data {
     func contains(ascii: String) -> Bool { range(of: Data(ascii.utf8)) != nil }
+}
+
+/// Targets for the media tests, shaped like vendors' (the real limits are the plugins' declarations,
+/// turned into targets by PrismProviders' ModelLimits.imageTarget).
+extension ImageTarget {
+    /// A long edge, a pixel budget and a byte cap (Anthropic-like: 1568 px, 1.15 MP, 3.75 MiB).
+    static let pixelBudget = ImageTarget(maxLongEdge: 1568, maxPixels: 1_150_000, maxBytes: 5 * 1024 * 1024 * 3 / 4,
+                                         acceptedFormats: [.jpeg, .png, .webp, .gif])
+    /// A short-edge limit (OpenAI-like `high` detail: 2048 px long, 768 px short).
+    static let shortEdge = ImageTarget(maxLongEdge: 2048, maxShortEdge: 768, maxBytes: 20 * 1024 * 1024,
+                                       acceptedFormats: [.jpeg, .png, .webp, .gif])
 }

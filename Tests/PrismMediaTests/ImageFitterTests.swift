@@ -4,16 +4,16 @@
 import XCTest
 
 final class ImageFitterTests: XCTestCase {
-    func testLargeJPEGFitsAnthropicPreset() throws {
+    func testLargeJPEGFitsLongEdgeAndPixelBudget() throws {
         let f = try Fixtures()
         let file = try f.photoJPEG("photo.jpg", width: 5120, height: 2880)
-        let fitted = try ImageFitter.fit(try f.data("photo.jpg"), declaredMime: "image/jpeg", target: .anthropic)
+        let fitted = try ImageFitter.fit(try f.data("photo.jpg"), declaredMime: "image/jpeg", target: .pixelBudget)
         let r = fitted.report
         XCTAssertEqual(r.format, .jpeg)
         XCTAssertLessThanOrEqual(max(r.width, r.height), 1568)
         XCTAssertLessThanOrEqual(r.width * r.height, 1_150_000)
         XCTAssertGreaterThan(r.width * r.height, 1_100_000, "should use most of the pixel budget")
-        XCTAssertLessThanOrEqual(fitted.data.count, ImageTarget.anthropic.maxBytes!)
+        XCTAssertLessThanOrEqual(fitted.data.count, ImageTarget.pixelBudget.maxBytes!)
         XCTAssertEqual(r.originalWidth, 5120)
         XCTAssertEqual(r.originalHeight, 2880)
         XCTAssertFalse(r.declaredMismatch)
@@ -27,10 +27,10 @@ final class ImageFitterTests: XCTestCase {
         _ = file
     }
 
-    func testOpenAIPresetLimitsShortEdge() throws {
+    func testShortEdgeLimit() throws {
         let f = try Fixtures()
         _ = try f.photoJPEG("p.jpg", width: 3000, height: 2000)
-        let fitted = try ImageFitter.fit(try f.data("p.jpg"), target: .openai)
+        let fitted = try ImageFitter.fit(try f.data("p.jpg"), target: .shortEdge)
         XCTAssertEqual(min(fitted.width, fitted.height), 768)
         XCTAssertEqual(max(fitted.width, fitted.height), 1152)
         XCTAssertEqual(fitted.report.tokens.openaiHigh, 85 + 170 * 6)
@@ -39,7 +39,7 @@ final class ImageFitterTests: XCTestCase {
     func testDeclaredMimeMismatchIsReportedNotTrusted() throws {
         let f = try Fixtures()
         try f.vips("black", f.path("b.png"), "64", "32")
-        let fitted = try ImageFitter.fit(try f.data("b.png"), declaredMime: "image/jpeg", target: .anthropic)
+        let fitted = try ImageFitter.fit(try f.data("b.png"), declaredMime: "image/jpeg", target: .pixelBudget)
         XCTAssertEqual(fitted.report.sniffedFormat, .png)
         XCTAssertTrue(fitted.report.declaredMismatch)
         XCTAssertEqual(fitted.format, .png, "a lossless source stays lossless when it fits")
@@ -55,14 +55,14 @@ final class ImageFitterTests: XCTestCase {
         try f.write(withExif, "exif.jpg")
         XCTAssertEqual(try f.header("orientation", f.path("exif.jpg")), "6")
 
-        let fitted = try ImageFitter.fit(withExif, target: .anthropic)
+        let fitted = try ImageFitter.fit(withExif, target: .pixelBudget)
         XCTAssertEqual(fitted.report.orientation, 6)
         XCTAssertEqual(fitted.width, 200, "orientation 6 turns a 400×200 image upright to 200×400")
         XCTAssertEqual(fitted.height, 400)
         XCTAssertFalse(fitted.data.contains(ascii: "Exif"), "EXIF (and its GPS IFD) must be stripped")
         XCTAssertTrue(fitted.report.strippedMetadata)
 
-        var keep = ImageTarget.anthropic
+        var keep = ImageTarget.pixelBudget
         keep.keepMetadata = true
         let kept = try ImageFitter.fit(withExif, target: keep)
         XCTAssertTrue(kept.data.contains(ascii: "Exif"), "metadata stays only when asked")
@@ -105,7 +105,7 @@ final class ImageFitterTests: XCTestCase {
         try f.ffmpeg("-f", "lavfi", "-i", "testsrc=size=64x48:rate=5:duration=1", f.path("anim.gif"))
         let gif = try f.data("anim.gif")
         XCTAssertEqual(MediaSniffer.sniff(gif), .gif)
-        let still = try ImageFitter.fit(gif, target: .anthropic)
+        let still = try ImageFitter.fit(gif, target: .pixelBudget)
         XCTAssertEqual(still.report.frames, 5)
         XCTAssertFalse(still.report.keptAnimation)
         XCTAssertEqual(still.height, 48)
@@ -128,13 +128,13 @@ final class ImageFitterTests: XCTestCase {
             try f.vips("copy", f.path("src.jpg"), f.path("src.\(ext)"))
             let data = try f.data("src.\(ext)")
             XCTAssertEqual(MediaSniffer.sniff(data), format, ext)
-            let fitted = try ImageFitter.fit(data, target: .anthropic)
+            let fitted = try ImageFitter.fit(data, target: .pixelBudget)
             XCTAssertEqual(fitted.width, 300, ext)
-            XCTAssertTrue(ImageTarget.anthropic.acceptedFormats.contains(fitted.format), ext)
+            XCTAssertTrue(ImageTarget.pixelBudget.acceptedFormats.contains(fitted.format), ext)
         }
         // Gemini takes HEIC itself; Anthropic does not, so HEIC turns into a photo format.
         XCTAssertEqual(try ImageFitter.fit(try f.data("src.heic"), target: ImageTarget(acceptedFormats: [.heic])).format, .heic)
-        XCTAssertEqual(try ImageFitter.fit(try f.data("src.heic"), target: .anthropic).format, .jpeg)
+        XCTAssertEqual(try ImageFitter.fit(try f.data("src.heic"), target: .pixelBudget).format, .jpeg)
     }
 
     func testBMPIsDecodedThroughFFmpegAndItsHeaderChecked() throws {
@@ -142,7 +142,7 @@ final class ImageFitterTests: XCTestCase {
         try f.ffmpeg("-f", "lavfi", "-i", "smptebars=size=320x240", "-frames:v", "1", f.path("t.bmp"))
         let bmp = try f.data("t.bmp")
         XCTAssertEqual(MediaSniffer.sniff(bmp), .bmp)
-        let fitted = try ImageFitter.fit(bmp, declaredMime: "image/bmp", target: .anthropic)
+        let fitted = try ImageFitter.fit(bmp, declaredMime: "image/bmp", target: .pixelBudget)
         XCTAssertEqual(fitted.width, 320)
         XCTAssertEqual(fitted.height, 240)
         XCTAssertEqual(fitted.format, .png, "colour bars are graphics: kept lossless")
@@ -151,7 +151,7 @@ final class ImageFitterTests: XCTestCase {
         for (offset, value) in [(18, 15_000), (22, 15_000)] {
             for i in 0 ..< 4 { bomb[offset + i] = UInt8(value >> (8 * i) & 0xFF) }
         }
-        XCTAssertThrowsError(try ImageFitter.fit(Data(bomb), target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(Data(bomb), target: .pixelBudget)) { error in
             guard case MediaError.limitExceeded(.imagePixels, 225_000_000, _) = error else { return XCTFail("\(error)") }
         }
     }
@@ -159,16 +159,16 @@ final class ImageFitterTests: XCTestCase {
     func testGraphicsStayLosslessAndPhotosGoLossyWhateverTheirSourceFormat() throws {
         let f = try Fixtures()
         try f.vips("text", f.path("text.png"), "Quarterly report: revenue 4.2M, costs 3.1M", "--width", "1200", "--dpi", "150")
-        let text = try ImageFitter.fit(try f.data("text.png"), target: .anthropic)
+        let text = try ImageFitter.fit(try f.data("text.png"), target: .pixelBudget)
         XCTAssertEqual(text.format, .png)
         XCTAssertTrue(text.report.steps.contains { $0.contains("graphics") })
         // A photograph saved as PNG is still a photograph: it goes out as JPEG, far smaller.
         _ = try f.photoJPEG("photo.jpg", width: 2000, height: 1500)
         try f.vips("copy", f.path("photo.jpg"), f.path("photo.png"))
-        let photo = try ImageFitter.fit(try f.data("photo.png"), target: .anthropic)
+        let photo = try ImageFitter.fit(try f.data("photo.png"), target: .pixelBudget)
         XCTAssertEqual(photo.format, .jpeg)
         XCTAssertTrue(photo.report.steps.contains { $0.contains("photographic") })
-        var pngOnly = ImageTarget.anthropic
+        var pngOnly = ImageTarget.pixelBudget
         pngOnly.acceptedFormats = [.png]
         XCTAssertGreaterThan(try ImageFitter.fit(try f.data("photo.png"), target: pngOnly).data.count, photo.data.count * 2)
     }
@@ -180,7 +180,7 @@ final class ImageFitterTests: XCTestCase {
         try f.vips("linear", f.path("rgb.v"), f.path("grey.v"), "1", "128", "--uchar")
         try f.vips("bandjoin_const", f.path("grey.v"), f.path("opaque.png"), "255")
         try f.vips("bandjoin_const", f.path("grey.v"), f.path("clear.png"), "0")
-        let opaque = try ImageFitter.fit(try f.data("opaque.png"), target: .anthropic)
+        let opaque = try ImageFitter.fit(try f.data("opaque.png"), target: .pixelBudget)
         XCTAssertTrue(opaque.report.steps.contains { $0.contains("is opaque") }, "\(opaque.report.steps)")
         XCTAssertEqual(opaque.format, .png)
         XCTAssertLessThanOrEqual(opaque.width * opaque.height, 1_150_000)
@@ -191,11 +191,11 @@ final class ImageFitterTests: XCTestCase {
 
         // Alpha 252 everywhere is composited onto white on the fast path: 128·252/255 + 255·3/255 ≈ 129.5.
         try f.vips("bandjoin_const", f.path("grey.v"), f.path("nearly.png"), "252")
-        let nearly = try f.write(try ImageFitter.fit(try f.data("nearly.png"), target: .anthropic).data, "n.png")
+        let nearly = try f.write(try ImageFitter.fit(try f.data("nearly.png"), target: .pixelBudget).data, "n.png")
         XCTAssertEqual(try f.dimensions(nearly).bands, 3)
         XCTAssertEqual(try f.pixel(nearly, 100, 100)[0], 129.5, accuracy: 1)
 
-        let clear = try ImageFitter.fit(try f.data("clear.png"), target: .anthropic)
+        let clear = try ImageFitter.fit(try f.data("clear.png"), target: .pixelBudget)
         XCTAssertFalse(clear.report.steps.contains { $0.contains("is opaque") })
         XCTAssertEqual(clear.width, 1516)
         XCTAssertEqual(try f.dimensions(try f.write(clear.data, "c.png")).bands, 4, "real transparency is kept in PNG")
@@ -206,13 +206,13 @@ final class ImageFitterTests: XCTestCase {
     func testPNGHeaderClaiming50000SquaredIsRefusedBeforeDecoding() throws {
         let bomb = pngHeaderOnly(width: 50_000, height: 50_000)
         XCTAssertEqual(MediaSniffer.sniff(bomb), .png)
-        XCTAssertThrowsError(try ImageFitter.fit(bomb, target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(bomb, target: .pixelBudget)) { error in
             guard case MediaError.limitExceeded(.imagePixels, 2_500_000_000, _) = error else { return XCTFail("\(error)") }
             XCTAssertTrue("\(error)".contains("imagePixels"))
         }
         var limits = MediaLimits.standard
         limits.maxImageSide = 10_000
-        XCTAssertThrowsError(try ImageFitter.fit(pngHeaderOnly(width: 20_000, height: 10), target: .anthropic, limits: limits)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(pngHeaderOnly(width: 20_000, height: 10), target: .pixelBudget, limits: limits)) { error in
             guard case MediaError.limitExceeded(.imageSide, 20_000, 10_000) = error else { return XCTFail("\(error)") }
         }
     }
@@ -222,10 +222,10 @@ final class ImageFitterTests: XCTestCase {
         _ = try f.photoJPEG("p.jpg", width: 800, height: 600)
         let whole = try f.data("p.jpg")
         let truncated = whole.prefix(whole.count * 6 / 10)
-        XCTAssertThrowsError(try ImageFitter.fit(Data(truncated), target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(Data(truncated), target: .pixelBudget)) { error in
             guard case MediaError.corrupt(.jpeg, _) = error else { return XCTFail("\(error)") }
         }
-        XCTAssertThrowsError(try ImageFitter.fit(Data(whole.prefix(100)), target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(Data(whole.prefix(100)), target: .pixelBudget)) { error in
             guard case MediaError.corrupt(.jpeg, _) = error else { return XCTFail("\(error)") }
         }
     }
@@ -236,12 +236,12 @@ final class ImageFitterTests: XCTestCase {
         let data = try f.data("p.jpg")
         var limits = MediaLimits.standard
         limits.maxImageInputBytes = 1000
-        XCTAssertThrowsError(try ImageFitter.fit(data, target: .anthropic, limits: limits)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(data, target: .pixelBudget, limits: limits)) { error in
             guard case MediaError.limitExceeded(.imageInputBytes, _, 1000) = error else { return XCTFail("\(error)") }
         }
         limits = .standard
         limits.imageTimeBudget = 0.000_001
-        XCTAssertThrowsError(try ImageFitter.fit(data, target: .anthropic, limits: limits)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(data, target: .pixelBudget, limits: limits)) { error in
             guard case MediaError.limitExceeded(.imageTime, _, _) = error else { return XCTFail("\(error)") }
         }
     }
@@ -249,7 +249,7 @@ final class ImageFitterTests: XCTestCase {
     func testUntrustedAndUnknownFormatsAreRefused() throws {
         let svg = Data(#"<?xml version="1.0"?><svg xmlns="http://www.w3.org/2000/svg" width="10" height="10"><rect width="10" height="10"/></svg>"#.utf8)
         XCTAssertEqual(MediaSniffer.sniff(svg), .svg)
-        XCTAssertThrowsError(try ImageFitter.fit(svg, target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(svg, target: .pixelBudget)) { error in
             guard case MediaError.blockedDecoder(.svg, _) = error else { return XCTFail("\(error)") }
         }
         // Even past the sniffer, libvips itself refuses: its SVG loader is blocked as untrusted.
@@ -258,10 +258,10 @@ final class ImageFitterTests: XCTestCase {
             (try? ImageFitter.header(raw.baseAddress!, raw.count, format: .svg)) == nil
         }
         XCTAssertTrue(blocked, "libvips opened an SVG: untrusted loaders are not blocked")
-        XCTAssertThrowsError(try ImageFitter.fit(Data("hello, world".utf8), target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(Data("hello, world".utf8), target: .pixelBudget)) { error in
             XCTAssertEqual(error as? MediaError, .unrecognizedFormat)
         }
-        XCTAssertThrowsError(try ImageFitter.fit(Data("ID3\u{3}\0\0\0\0\0\0".utf8), target: .anthropic)) { error in
+        XCTAssertThrowsError(try ImageFitter.fit(Data("ID3\u{3}\0\0\0\0\0\0".utf8), target: .pixelBudget)) { error in
             XCTAssertEqual(error as? MediaError, .wrongKind(.mp3, expected: .image))
         }
     }
@@ -276,3 +276,4 @@ final class ImageFitterTests: XCTestCase {
         XCTAssertLessThanOrEqual(ImageTokenEstimate(width: 4000, height: 4000).anthropic, 1534)
     }
 }
+

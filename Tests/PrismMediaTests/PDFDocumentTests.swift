@@ -49,7 +49,7 @@ final class PDFDocumentTests: XCTestCase {
         let size = try pdf.pageSize(0)
         XCTAssertEqual(size.width, 612, accuracy: 0.01)
 
-        let page = try pdf.render(page: 1, target: .anthropic)
+        let page = try pdf.render(page: 1, target: .pixelBudget)
         // US Letter at Anthropic's 1.15 MP: rendered at ~110 DPI, not shrunk from 72 or cut from 600.
         XCTAssertLessThanOrEqual(page.width * page.height, 1_150_000)
         XCTAssertGreaterThan(page.width * page.height, 1_100_000)
@@ -105,11 +105,11 @@ final class PDFDocumentTests: XCTestCase {
         }
         // A 200-inch square page at 300 DPI is 3.6 GP: refused before anything is rendered.
         let poster = try PDFDocument(makePDF(pages: ["big"], mediaBox: (14400, 14400)))
-        XCTAssertThrowsError(try poster.render(page: 0, dpi: 300, target: .anthropic)) { error in
+        XCTAssertThrowsError(try poster.render(page: 0, dpi: 300, target: .pixelBudget)) { error in
             guard case MediaError.limitExceeded(.pdfPagePixels, 3_600_000_000, _) = error else { return XCTFail("\(error)") }
         }
         // Fitting to a target picks a DPI that keeps the same page small.
-        XCTAssertLessThanOrEqual(try poster.render(page: 0, target: .anthropic).width, 1568)
+        XCTAssertLessThanOrEqual(try poster.render(page: 0, target: .pixelBudget).width, 1568)
         XCTAssertThrowsError(try PDFDocument(Data("not a pdf at all".utf8)))
     }
 }

@@ -1,5 +1,6 @@
 // The planner, table-driven over capability rows made by hand: which model is chosen, with which
-// adaptation steps, and the status and message when nothing can serve.
+// adaptation steps, and the status and message when nothing can serve; model families (ABI 1.3)
+// for ids beyond the rows, and the config's aliases.
 import Foundation
 @testable import PrismProviders
 import XCTest
@@ -61,7 +62,7 @@ final class PlannerTests: XCTestCase {
             Row(name: "explicit model that cannot serve names why", media: [audio], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
                 error: .failedPrecondition, message: "eye/vision cannot serve this request: it has no audio input and no transcribe-capable provider is loaded"),
             Row(name: "explicit model not loaded", media: [], matrix: [full], route: RouteRequest(model: "nope/x"),
-                error: .failedPrecondition, message: "model 'nope/x' is not loaded (loaded: big/omni)"),
+                error: .failedPrecondition, message: "model 'nope/x' is not loaded (loaded providers: big)"),
             Row(name: "explicit model wins over native", media: [pdf(1)], matrix: [full, vision], route: RouteRequest(model: "eye/vision"),
                 model: "eye/vision", steps: [.fitImages, .pdfToPages(medium: 0, pages: 1)]),
             Row(name: "provider filter", media: [image], matrix: [full, vision], route: RouteRequest(provider: "eye"), model: "eye/vision", steps: [.fitImages]),
@@ -127,6 +128,92 @@ final class PlannerTests: XCTestCase {
             let failure = error as? ProviderFailure
             XCTAssertEqual(failure?.code, .failedPrecondition)
             XCTAssertEqual(failure?.message, "needs image output; no loaded provider generates images")
+        }
+    }
+
+    // MARK: - Families (ABI 1.3) and aliases
+
+    private func family(_ provider: String, _ pattern: String, inputs: Set<Modality>, limits: ModelLimits = ModelLimits()) -> ModelFamily {
+        ModelFamily(pattern: pattern, template: ModelCapability(provider: provider, id: pattern, inputs: inputs, limits: limits))
+    }
+
+    func testFamilyPatternsMatchWholeIds() {
+        let claude = family("anthropic", "claude-*", inputs: [.text])
+        XCTAssertTrue(claude.matches("claude-sonnet-4-20250514"))
+        XCTAssertTrue(claude.matches("claude-"))
+        XCTAssertFalse(claude.matches("xclaude-sonnet"))
+        XCTAssertFalse(claude.matches("gpt-4o"))
+        let middle = family("gemini", "gemini-*-tts", inputs: [.text])
+        XCTAssertTrue(middle.matches("gemini-2.5-flash-preview-tts"))
+        XCTAssertFalse(middle.matches("gemini-2.5-flash-preview-tts-2"))
+        XCTAssertTrue(middle.matches("gemini--tts"))
+        let twoStars = family("openai", "*transcribe*", inputs: [.audio])
+        XCTAssertTrue(twoStars.matches("gpt-4o-mini-transcribe"))
+        XCTAssertTrue(twoStars.matches("transcribe"))
+        XCTAssertFalse(twoStars.matches("gpt-4o"))
+        XCTAssertTrue(family("x", "*", inputs: []).matches("anything/at:all"))
+        // The id is the client's: no spaces, controls or non-ASCII, and bounded in length.
+        XCTAssertFalse(claude.matches("claude-x y"))
+        XCTAssertFalse(claude.matches("claude-\n"))
+        XCTAssertFalse(claude.matches("claude-é"))
+        XCTAssertFalse(claude.matches("claude-" + String(repeating: "a", count: ProviderLimits.maxModelIDLength)))
+    }
+
+    func testAnUnlistedIdIsServedByTheFirstMatchingFamilyUnderItsOwnName() throws {
+        var limits = ModelLimits()
+        limits.maxImagePixels = 1_150_000
+        let known = ModelCapability(provider: "anthropic", id: "claude-sonnet-4-5", inputs: [.text, .image, .pdf], limits: limits)
+        let families = [family("anthropic", "claude-*", inputs: [.text, .image, .pdf], limits: limits),
+                        family("openai", "gpt-4o*", inputs: [.text, .image]), family("openai", "gpt-*", inputs: [.text])]
+        let matrix = [known, vision]
+
+        // The article's id: no known row, the claude-* family serves it, and the candidate carries
+        // the id as asked (the plugin is called with it) and the family's limits.
+        let plan = try Planner().plan(RequestNeeds(media: [pdf(2), image]), route: RouteRequest(model: "anthropic/claude-sonnet-4-20250514"),
+                                      matrix: matrix, families: families)
+        XCTAssertEqual(plan.map(\.model.name), ["anthropic/claude-sonnet-4-20250514"])
+        XCTAssertEqual(plan[0].model.id, "claude-sonnet-4-20250514")
+        XCTAssertEqual(plan[0].model.limits.maxImagePixels, 1_150_000)
+        XCTAssertEqual(plan[0].steps, [.fitImages], "a PDF goes natively to a family that takes PDFs")
+
+        // A known row wins over a family; the first matching family wins over a later one.
+        XCTAssertEqual(try Planner().plan(RequestNeeds(), route: RouteRequest(model: "anthropic/claude-sonnet-4-5"), matrix: matrix, families: families)[0].model,
+                       known)
+        let vision4o = try Planner().plan(RequestNeeds(media: [image]), route: RouteRequest(model: "openai/gpt-4o-2024-11-20"), matrix: matrix, families: families)
+        XCTAssertEqual(vision4o[0].model.inputs, [.text, .image])
+        // gpt-3.5-turbo falls to the text-only family: its image is OCR'd... or refused without an OCR engine.
+        XCTAssertThrowsError(try Planner().plan(RequestNeeds(media: [image]), route: RouteRequest(model: "openai/gpt-3.5-turbo"), matrix: matrix, families: families)) { error in
+            XCTAssertEqual((error as? ProviderFailure)?.code, .failedPrecondition)
+            XCTAssertTrue((error as? ProviderFailure)?.message.contains("openai/gpt-3.5-turbo cannot serve this request: it has no image input") ?? false, "\(error)")
+        }
+        // Fallbacks resolve through families too.
+        let fallback = try Planner().plan(RequestNeeds(), route: RouteRequest(model: "eye/vision", fallbacks: ["anthropic/claude-opus-5"]),
+                                          matrix: matrix, families: families)
+        XCTAssertEqual(fallback.map(\.model.name), ["eye/vision", "anthropic/claude-opus-5"])
+        // Without a model named, families add nothing: the matrix is what "any capable" picks from.
+        XCTAssertEqual(try Planner().plan(RequestNeeds(), route: RouteRequest(), matrix: matrix, families: families).map(\.model.name),
+                       ["anthropic/claude-sonnet-4-5", "eye/vision"])
+    }
+
+    func testAnIdNoFamilyMatchesNamesWhatTheProviderServes() {
+        let matrix = [ModelCapability(provider: "anthropic", id: "claude-sonnet-4-5", inputs: [.text, .image])]
+        let families = [family("anthropic", "claude-*", inputs: [.text, .image])]
+        XCTAssertThrowsError(try Planner().plan(RequestNeeds(), route: RouteRequest(model: "anthropic/gpt-4o"), matrix: matrix, families: families)) { error in
+            let failure = error as? ProviderFailure
+            XCTAssertEqual(failure?.code, .failedPrecondition)
+            XCTAssertEqual(failure?.message, "model 'anthropic/gpt-4o' is not served: anthropic serves claude-sonnet-4-5, and ids matching claude-*")
+        }
+        XCTAssertThrowsError(try Planner().plan(RequestNeeds(), route: RouteRequest(model: "mistral/large"), matrix: matrix, families: families)) { error in
+            XCTAssertEqual((error as? ProviderFailure)?.message, "model 'mistral/large' is not loaded (loaded providers: anthropic)")
+        }
+    }
+
+    func testAliasesResolveInTheModelAndTheFallbacks() throws {
+        let planner = Planner(aliases: ["smart": "eye/vision", "cheap": "plain/text"])
+        let plan = try planner.plan(RequestNeeds(), route: RouteRequest(model: "smart", fallbacks: ["cheap", "big/omni"]), matrix: [full, vision, text])
+        XCTAssertEqual(plan.map(\.model.name), ["eye/vision", "plain/text", "big/omni"])
+        XCTAssertThrowsError(try planner.plan(RequestNeeds(), route: RouteRequest(model: "dumb"), matrix: [full])) { error in
+            XCTAssertTrue((error as? ProviderFailure)?.message.contains("a model is named provider/model, or by an alias of the config") ?? false, "\(error)")
         }
     }
 }

@@ -1,5 +1,6 @@
 // Settings from the config file: the plugin worker pool (overridden by the flags' setters), the
-// connection limits and timers, the data folder and the cache, each refused naming the setting.
+// connection limits and timers, the data folder and the cache, each refused naming the setting;
+// model aliases, refused when chained or not provider/model.
 import Foundation
 import PrismServer
 import XCTest
@@ -63,6 +64,22 @@ final class ServerSettingsTests: XCTestCase {
         ]
         for (json, message) in cases {
             XCTAssertThrowsError(try settings.apply(try configFile(json)), json) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
+        }
+    }
+
+    func testModelAliasesFromTheConfigAndTheirRefusals() throws {
+        var settings = ServerSettings()
+        try settings.apply(try configFile(#"{"models": {"aliases": {"smart": "anthropic/claude-sonnet-4-5", "cheap": "openai/gpt-4o-mini"}}}"#))
+        XCTAssertEqual(settings.modelAliases, ["smart": "anthropic/claude-sonnet-4-5", "cheap": "openai/gpt-4o-mini"])
+        for (json, message) in [
+            (#"{"models": {"aliases": {"smart": "fast", "fast": "openai/gpt-4o"}}}"#, "models.aliases.smart names 'fast', which is itself an alias"),
+            (#"{"models": {"aliases": {"smart": "claude"}}}"#, "models.aliases.smart must name a model as provider/model, not 'claude'"),
+            (#"{"models": {"aliases": {"smart": "anthropic/"}}}"#, "must name a model as provider/model"),
+        ] {
+            var fresh = ServerSettings()
+            XCTAssertThrowsError(try fresh.apply(try configFile(json))) { error in
                 XCTAssertTrue("\(error)".contains(message), "\(error)")
             }
         }

@@ -52,7 +52,7 @@ struct GeminiBatch {
         if let other = batch.items.first(where: { $0.request.model != model }) {
             throw CallFailure(.invalidArgument, "gemini: a batch runs one model; item '\(other.customID)' asks for \(other.request.model), not \(model)")
         }
-        guard !settings.ttsModels.contains(model) else { throw CallFailure(.invalidArgument, "gemini model \(model) only synthesizes speech; it has no batches") }
+        guard !settings.isSpeechModel(model) else { throw CallFailure(.invalidArgument, "gemini model \(model) only synthesizes speech; it has no batches") }
         let limit = settings.inlineLimitBytes
         var payload = JSONBody()
         var requests: [[String: Any]] = []
@@ -79,7 +79,7 @@ struct GeminiBatch {
             "display_name": batch.displayName.isEmpty ? "prism-batch" : batch.displayName,
             "input_config": ["requests": ["requests": requests]],
         ]]
-        var request = try self.request(path: "/models/\(model):batchGenerateContent")
+        var request = try self.request(path: GeminiSettings.modelPath(model, "batchGenerateContent"))
         request.body = try payload.serialize(body)
         return request
     }

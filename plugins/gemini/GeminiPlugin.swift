@@ -17,9 +17,18 @@ enum GeminiDefaults {
     static let baseURL = "https://generativelanguage.googleapis.com/v1beta"
     static let models = ["gemini-2.5-flash", "gemini-2.5-pro"]
     static let ttsModels = ["gemini-2.5-flash-preview-tts"]
-    /// 3,600 images per request; an image over 20 MB is downscaled by the host rather than uploaded.
+    /// Families (ABI 1.3), most specific first: a `gemini-…-tts` id is a voice, any other
+    /// `gemini-*` id takes text, images, PDFs, audio and video, so a model newer than this plugin
+    /// (or a dated one, gemini-2.0-flash-001) is routable with the rows' limits.
+    static let ttsFamilies = ["gemini-*-tts"]
+    static let families = ["gemini-*"]
+    /// 3,600 images per request. Images are fitted in 3072×3072: the vendor scales larger ones
+    /// down to that before tiling, so more pixels are waste. 20 MB per image: the historical
+    /// inline request cap; media over the inline limit go through the Files API anyway.
     static let maxImages: UInt32 = 3600
     static let maxImageBytes: UInt64 = 20 * 1024 * 1024
+    static let maxImageLongEdge: UInt32 = 3072
+    static let maxImagePixels: UInt64 = 3072 * 3072
     /// Inline media beyond this (as base64, per request) goes through the Files API. The inline
     /// cap was 20 MB for years (100 MB since 2026-01-12): the safe figure, as Google counts it.
     static let inlineLimitBytes = 20_000_000
@@ -71,6 +80,8 @@ struct GeminiSettings {
     var filePollInterval: TimeInterval
     var fileProcessingTimeout: TimeInterval
     var prices: ModelPrices
+    /// The families declared (ABI 1.3): the config's (`families`, see ModelFamilies), then the defaults.
+    var families: [ModelInfo] = []
 
     init(config: [String: Any], env: (String) -> String?) throws {
         apiKey = env("GEMINI_API_KEY") ?? env("GOOGLE_API_KEY")
@@ -95,6 +106,23 @@ struct GeminiSettings {
         filePollInterval = try Self.positive(config, "file_poll_interval_ms").map { Double($0) / 1000 } ?? GeminiDefaults.filePollInterval
         fileProcessingTimeout = try Self.positive(config, "file_processing_timeout_seconds").map(Double.init) ?? GeminiDefaults.fileProcessingTimeout
         prices = try ModelPrices(defaults: GeminiDefaults.prices, config: config, plugin: "gemini")
+        families = try ModelFamilies.configured(
+            config, plugin: "gemini", models: models.map(GeminiProvider.generateModel) + ttsModels.map(GeminiProvider.speechModel),
+            builtIn: GeminiDefaults.ttsFamilies.map(GeminiProvider.speechModel) + GeminiDefaults.families.map(GeminiProvider.generateModel))
+    }
+
+    /// The URL path of `model`'s `method` ("/models/gemini-2.5-flash:generateContent"). The id is
+    /// the client's (any id a family matches reaches the plugin as it is), so everything but
+    /// RFC 3986's unreserved characters is percent-encoded: no id can leave `/models/` or add a query.
+    static func modelPath(_ model: String, _ method: String) -> String {
+        var unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789")
+        unreserved.insert(charactersIn: "-._~")
+        return "/models/" + (model.addingPercentEncoding(withAllowedCharacters: unreserved) ?? "") + ":" + method
+    }
+
+    /// Whether `model` only speaks: a listed TTS model, or an unlisted one named like one.
+    func isSpeechModel(_ model: String) -> Bool {
+        ttsModels.contains(model) || (!models.contains(model) && model.hasSuffix("-tts"))
     }
 
     private static func positive(_ config: [String: Any], _ key: String) throws -> Int? {
@@ -122,10 +150,11 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         }
         let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
         return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
-                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)))
+                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)),
+                            families: settings.prices.priced(settings.families))
     }
 
-    private static func generateModel(_ id: String) -> ModelInfo {
+    static func generateModel(_ id: String) -> ModelInfo {
         var m = ModelInfo(id: id)
         m.inputs = [.text, .image, .pdf, .audio, .video]
         m.tools = true
@@ -134,6 +163,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         m.batch = true
         m.maxImages = GeminiDefaults.maxImages
         m.maxImageBytes = GeminiDefaults.maxImageBytes
+        m.maxImageLongEdge = GeminiDefaults.maxImageLongEdge
+        m.maxImagePixels = GeminiDefaults.maxImagePixels
         m.imageMimeTypes = ["image/png", "image/jpeg", "image/webp", "image/heic", "image/heif"]
         m.maxPDFPages = GeminiDefaults.maxPDFPages
         m.maxPDFBytes = GeminiDefaults.maxPDFBytes
@@ -144,7 +175,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
     }
 
     /// A TTS row: text in, 24 kHz PCM out, answered whole (generateContent), no tools or system prompt.
-    private static func speechModel(_ id: String) -> ModelInfo {
+    static func speechModel(_ id: String) -> ModelInfo {
         var m = ModelInfo(id: id)
         m.operations = [.synthesize]
         m.inputs = [.text]
@@ -158,12 +189,12 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         guard let apiKey = settings.apiKey else { throw CallFailure(.failedPrecondition, "gemini is not configured (no GEMINI_API_KEY)") }
         switch request.operation {
         case nil, .generate?:
-            guard !settings.ttsModels.contains(request.model) else {
+            guard !settings.isSpeechModel(request.model) else {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) only synthesizes speech")
             }
             try generate(request, call: call, apiKey: apiKey)
         case .synthesize?:
-            guard settings.ttsModels.contains(request.model) else {
+            guard settings.isSpeechModel(request.model) else {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
             }
             try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
@@ -177,7 +208,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
     private func generate(_ request: ProviderRequest, call: ProviderCall, apiKey: String) throws {
         let files = GeminiFiles(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
         let uploaded = try files.uploadOversized(request)
-        var http = HTTPRequest(url: settings.baseURL + "/models/\(request.model):streamGenerateContent?alt=sse")
+        var http = HTTPRequest(url: settings.baseURL + GeminiSettings.modelPath(request.model, "streamGenerateContent") + "?alt=sse")
         http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
         http.body = try GeminiRequest.body(for: request, files: uploaded, schemaField: settings.schemaField)
         http.deadline = request.deadline

@@ -59,6 +59,11 @@ enum GeminiRequest {
                 case let .toolResult(id, content, isError):
                     let text = content.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined(separator: "\n")
                     parts.append(["functionResponse": ["name": names[id] ?? id, "response": [isError ? "error" : "result": text]]])
+                    // A functionResponse holds JSON only: the result's media (an agent's
+                    // screenshots) ride beside it in the same turn, always inline.
+                    for case let .media(mime, data, _) in content {
+                        parts.append(["inline_data": ["mime_type": mime, "data": payload.base64(of: data)]])
+                    }
                 }
             }
             guard !parts.isEmpty else { continue }

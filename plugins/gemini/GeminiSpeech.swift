@@ -28,7 +28,7 @@ struct GeminiSpeech {
                 "speechConfig": ["voiceConfig": ["prebuiltVoiceConfig": ["voiceName": voice]]],
             ],
         ]
-        var http = HTTPRequest(url: settings.baseURL + "/models/\(request.model):generateContent")
+        var http = HTTPRequest(url: settings.baseURL + GeminiSettings.modelPath(request.model, "generateContent"))
         http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
         http.body = try JSONSerialization.data(withJSONObject: body, options: [.sortedKeys])
         http.deadline = request.deadline

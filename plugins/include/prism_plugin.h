@@ -48,6 +48,13 @@
  *        submit, get, results, cancel) answered by ProviderEvent.batch_status / batch_result, in
  *        plugin.proto. No function was added; the host sends batch calls only to plugins built
  *        against 1.2 or later whose model declares Features.batch.
+ *   1.3  any model id of a configured vendor: ProviderInfo.families in plugin.proto, rows whose
+ *        id is a pattern ("claude-*"). A client's "provider/ID" with no known row is served by
+ *        the first family matching ID, and start_call gets ProviderRequest.model = ID verbatim
+ *        (so a plugin declaring families must pass ids it does not know to its vendor as they
+ *        are, escaped where they go into a URL; the host matches only ids of printable ASCII
+ *        without spaces, at most 256 bytes). Limits.max_image_short_edge: the host fits images
+ *        to it too. No function was added; a 1.2 host ignores both fields.
  *   1.3  (also) Usage.cache_read_tokens / cache_write_tokens in plugin.proto: a vendor's prompt
  *        cache use; plugins before it leave them 0.
  *
@@ -68,7 +75,7 @@ extern "C" {
 #endif
 
 #define PRISM_PLUGIN_ABI_MAJOR 1
-#define PRISM_PLUGIN_ABI_MINOR 2
+#define PRISM_PLUGIN_ABI_MINOR 3
 
 /* The name of the one symbol a plugin exports (see prism_plugin_entry_fn). */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry"

@@ -46,10 +46,13 @@ enum ChatRequest {
         return try media.serialize(body)
     }
 
-    /// One Prism message as OpenAI messages: tool results become their own `tool` messages.
+    /// One Prism message as OpenAI messages: tool results become their own `tool` messages. A
+    /// `tool` message takes text only, so the media of tool results (an agent's screenshots) go
+    /// in the user message that follows them, each group introduced by the id of its tool call.
     private static func map(_ message: ProviderRequest.Message, detail: String, media body: inout JSONBody) throws -> [[String: Any]] {
         var out: [[String: Any]] = []
         var content: [[String: Any]] = []
+        var toolMedia: [[String: Any]] = []
         var toolCalls: [[String: Any]] = []
         for part in message.parts {
             switch part {
@@ -60,10 +63,20 @@ enum ChatRequest {
             case let .toolCall(id, name, arguments):
                 toolCalls.append(["id": id, "type": "function", "function": ["name": name, "arguments": arguments]])
             case let .toolResult(id, parts, _):
-                let text = parts.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined(separator: "\n")
+                var text = parts.compactMap { if case .text(let t) = $0 { return t } else { return nil } }.joined(separator: "\n")
+                let media = try parts.compactMap { part -> [String: Any]? in
+                    guard case let .media(mime, data, name) = part else { return nil }
+                    return try self.media(mime: mime, data: data, name: name, detail: detail, body: &body)
+                }
+                if !media.isEmpty {
+                    if text.isEmpty { text = "(the result is the media in the next user message)" }
+                    toolMedia.append(["type": "text", "text": "[media returned by tool call \(id)]"])
+                    toolMedia += media
+                }
                 out.append(["role": "tool", "tool_call_id": id, "content": text])
             }
         }
+        content = toolMedia + content
         if message.role == .assistant {
             // Assistant content is a string; its tool calls ride beside it.
             let text = content.compactMap { $0["text"] as? String }.joined()

@@ -20,8 +20,28 @@ enum OpenAIModels {
             + settings.imageModels.map(imageGenerator))
     }
 
-    /// A chat model; audio models take `input_audio` but no images or PDFs.
-    static func chat(_ id: String, _ settings: OpenAISettings, audio: Bool) -> ModelInfo {
+    /// The families (ABI 1.3), most specific first, after the config's (`families`): OpenAI's
+    /// naming rules with a key, so a model newer than this plugin is routable; a keyless local
+    /// server (vLLM, llama.cpp, Ollama) takes any model name, so there every id is a chat model.
+    static func families(_ settings: OpenAISettings, config: [String: Any]) throws -> [ModelInfo] {
+        let builtIn: [ModelInfo]
+        if settings.apiKey == nil {
+            builtIn = [chat("*", settings, audio: false)]
+        } else {
+            builtIn = ["*transcribe*", "whisper*"].map(transcriber) + ["*tts*"].map(voice)
+                + ["gpt-image*", "dall-e*"].map(imageGenerator) + [chat("*audio*", settings, audio: true)]
+                // Image input: GPT-4o, 4.1, 4.5 and 5 and the o-series reasoning models.
+                + ["gpt-4o*", "gpt-4.1*", "gpt-4.5*", "gpt-5*", "o1*", "o3*", "o4*"].map { chat($0, settings, audio: false) }
+                // Any other GPT (gpt-3.5-turbo, gpt-4): text only, the safe assumption.
+                + [chat("gpt-*", settings, audio: false, vision: false)]
+        }
+        let known = rows(settings)
+        return settings.prices.priced(try ModelFamilies.configured(config, plugin: "openai", models: known, builtIn: builtIn))
+    }
+
+    /// A chat model; audio models take `input_audio` but no images or PDFs. `vision` overrides
+    /// the settings' for a family known to be text-only.
+    static func chat(_ id: String, _ settings: OpenAISettings, audio: Bool, vision: Bool? = nil) -> ModelInfo {
         var m = ModelInfo(id: id)
         m.tools = true
         m.jsonSchema = true
@@ -35,14 +55,16 @@ enum OpenAIModels {
             return m
         }
         m.inputs = [.text]
-        if settings.vision {
+        if vision ?? settings.vision {
             m.inputs.append(.image)
             m.maxImages = OpenAIDefaults.maxImages
             m.maxImageBytes = OpenAIDefaults.maxImageBytes
             m.maxImageLongEdge = OpenAIDefaults.maxImageLongEdge
+            m.maxImageShortEdge = OpenAIDefaults.maxImageShortEdge
+            m.maxImagePixels = OpenAIDefaults.maxImagePixels
             m.imageMimeTypes = ["image/jpeg", "image/png", "image/webp", "image/gif"]
         }
-        if settings.pdf { m.inputs.append(.pdf) }
+        if settings.pdf && vision != false { m.inputs.append(.pdf) }
         return m
     }
 

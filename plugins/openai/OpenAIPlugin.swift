@@ -26,9 +26,14 @@ enum OpenAIDefaults {
     /// The model a keyless local server is listed under when the config names none; such
     /// servers (vLLM, llama.cpp, Ollama) take any model name or the one they serve.
     static let localModel = "local"
-    /// Per-image limits of vendor-apis.md: ≤20 MB, fitted in 2048×2048 for `high` detail.
+    /// Per-image limits of vendor-apis.md: ≤20 MB; for `high` detail the vendor fits the image in
+    /// 2048×2048 and then scales its short side to 768, so at most 2048 × 768 pixels reach the
+    /// model (the patch models, 4.1-mini/nano and o4-mini, stop at 1536 patches of 32×32: the same
+    /// 1,572,864). Fitting to all three here spares the bytes and the vendor's second resize.
     static let maxImageBytes: UInt64 = 20 * 1024 * 1024
     static let maxImageLongEdge: UInt32 = 2048
+    static let maxImageShortEdge: UInt32 = 768
+    static let maxImagePixels: UInt64 = 2048 * 768
     /// 500 images per request, and ≤50 MB of image bytes: 50 MB / 20 MB per image would allow
     /// only 2, so the count stays the vendor's and the request cap bounds the total.
     static let maxImages: UInt32 = 500
@@ -84,6 +89,8 @@ struct OpenAISettings {
 
 final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
     let settings: OpenAISettings
+    /// The families declared (ABI 1.3): the config's, then OpenAIModels.families' own.
+    let families: [ModelInfo]
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
@@ -91,6 +98,7 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
         var environment: [String: String] = [:]
         for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL"] { environment[name] = getenv(name).map { String(cString: $0) } }
         settings = try OpenAISettings(environment: environment, config: config)
+        families = try OpenAIModels.families(settings, config: config)
         if !settings.configured {
             log(.info, "openai: not configured (set OPENAI_API_KEY, or OPENAI_BASE_URL for a local server)")
         }
@@ -102,7 +110,8 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
                                 description: "not configured: set OPENAI_API_KEY, or OPENAI_BASE_URL for a keyless local server", models: [])
         }
         let where_ = settings.apiKey == nil ? "keyless server at \(settings.baseURL)" : "API at \(settings.baseURL)"
-        return ProviderInfo(name: "openai", version: OpenAIDefaults.version, description: "OpenAI \(where_)", models: OpenAIModels.rows(settings))
+        return ProviderInfo(name: "openai", version: OpenAIDefaults.version, description: "OpenAI \(where_)", models: OpenAIModels.rows(settings),
+                            families: families)
     }
 
     func serve(_ request: ProviderRequest, call: ProviderCall) throws {

@@ -8,15 +8,19 @@ Usage: anthropic_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" 
 Scenarios (a word in the last user text block): tool, slow, cut, midstream, status-NNN, overloaded
 (529 every time), once-429,
 otherwise an echo listing each image ("[image WxH mime]") and document ("[document N bytes]").
+The agent loop of fakeserver.agent_script (agent-N in the first user text) streams a text block and
+a tool_use block (id toolu_tN, its input in input_json_delta pieces) on turns before N; images
+inside tool_result blocks are summarized with the tool_use_id they answer.
 Prompt caching: cache_control marks (at most 4, else the API's 400) make message_start's usage
 report cache_creation_input_tokens the first time a prefix is seen and cache_read_input_tokens after.
 """
 import base64
+import hashlib
 import json
 import socket
 import time
 from anthropic_batch import BatchRoutes
-from fakeserver import FakeHandler, image_size, log, serve
+from fakeserver import FakeHandler, agent_script, image_size, log, serve
 import json_answers
 
 
@@ -40,14 +44,21 @@ def summarize(body):
         content = message.get("content")
         if not isinstance(content, list):
             continue
-        for block in content:
+        # Blocks of the message, and those inside its tool_result blocks (with the id they answer).
+        blocks = [(b, None) for b in content]
+        blocks += [(inner, b.get("tool_use_id")) for b in content if b.get("type") == "tool_result"
+                   and isinstance(b.get("content"), list) for inner in b["content"]]
+        for block, tool_use_id in blocks:
             source = block.get("source") or {}
             if source.get("type") != "base64":
                 continue
             data = source["data"]
             raw = base64.b64decode(data)
             item = {"media_type": source.get("media_type"), "bytes": len(raw), "newlines": "\n" in data}
+            if tool_use_id:
+                item["tool_use_id"] = tool_use_id
             if block["type"] == "image":
+                item["sha256"] = hashlib.sha256(raw).hexdigest()
                 item["width"], item["height"] = image_size(raw)
                 images.append(item)
             elif block["type"] == "document":
@@ -66,6 +77,14 @@ def last_user_text(body):
         if isinstance(content, str):
             return content
         return " ".join(b.get("text", "") for b in content if b.get("type") == "text")
+    return ""
+
+
+def first_user_text(body):
+    for message in body.get("messages", []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            return content if isinstance(content, str) else " ".join(b.get("text", "") for b in content if b.get("type") == "text")
     return ""
 
 
@@ -154,7 +173,9 @@ class Handler(BatchRoutes, FakeHandler):
         except ValueError:
             return self.error(400, "invalid JSON")
         text = last_user_text(body)
-        entry = {"path": self.path, "auth": auth, "version": self.headers.get("anthropic-version"),
+        self.task = first_user_text(body)
+        turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
+        entry = {"path": self.path, "auth": auth, "version": self.headers.get("anthropic-version"), "task": self.task, "turn": turn,
                  "content_type": self.headers.get("content-type"), "text": text, "body": summarize(json.loads(raw))}
         log(self.args, entry)
         if self.path != "/v1/messages":
@@ -165,7 +186,8 @@ class Handler(BatchRoutes, FakeHandler):
             return self.error(400, "anthropic-version header is required")
         if "max_tokens" not in body:
             return self.error(400, "max_tokens: Field required")
-        for word in text.split():
+        script = agent_script(self.task, turn, ("slow", "overloaded"))
+        for word in text.split() + (["overloaded"] if script == "overloaded" else []):
             if word == "overloaded":
                 return self.error(529, "Overloaded")
             if word.startswith("status-"):
@@ -182,7 +204,7 @@ class Handler(BatchRoutes, FakeHandler):
         if "once-429" in text and text not in SEEN_ONCE:
             SEEN_ONCE.add(text)
             return self.error(429, "Number of requests has exceeded your rate limit")
-        self.stream(body, text, entry)
+        self.stream(body, text, entry, script, turn)
 
     def error(self, status, message):
         self.reply(status, {"type": "error", "error": {"type": ERROR_TYPES.get(status, "api_error"), "message": message},
@@ -219,7 +241,7 @@ class Handler(BatchRoutes, FakeHandler):
         self.wfile.write(b"%x\r\n%s\r\n" % (len(payload), payload))
         self.wfile.flush()
 
-    def stream(self, body, text, entry):
+    def stream(self, body, text, entry, script=None, turn=1):
         self.send_response(200)
         self.send_header("content-type", "text/event-stream; charset=utf-8")
         self.send_header("transfer-encoding", "chunked")
@@ -244,6 +266,17 @@ class Handler(BatchRoutes, FakeHandler):
                 for piece in ["", arguments[:third], arguments[third:2 * third], arguments[2 * third:]]:
                     self.event({"type": "content_block_delta", "index": 0, "delta": {"type": "input_json_delta", "partial_json": piece}})
                 self.event({"type": "content_block_stop", "index": 0})
+            elif script == "tool":
+                stop = "tool_use"
+                name = (body.get("tools") or [{}])[0].get("name", "get_weather")
+                self.text_block(0, ["Taking step %d." % turn])
+                self.event({"type": "content_block_start", "index": 1,
+                            "content_block": {"type": "tool_use", "id": "toolu_t%d" % turn, "name": name, "input": {}}})
+                for piece in ["", '{"st', 'ep": %d}' % turn]:
+                    self.event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}})
+                self.event({"type": "content_block_stop", "index": 1})
+            elif script == "done":
+                self.text_block(0, ["Done after ", "%d turns." % turn])
             elif "tool" in words:
                 stop = "tool_use"
                 self.text_block(0, ["Let me check."])
@@ -252,7 +285,7 @@ class Handler(BatchRoutes, FakeHandler):
                 for piece in ["", '{"city": "Pa', 'ris"}']:
                     self.event({"type": "content_block_delta", "index": 1, "delta": {"type": "input_json_delta", "partial_json": piece}})
                 self.event({"type": "content_block_stop", "index": 1})
-            elif "slow" in words:
+            elif "slow" in words or script == "slow":
                 self.text_block(0, ["tick %d " % i for i in range(SLOW_DELTAS)], delay=SLOW_DELAY_SECONDS)
             elif "cut" in words:
                 self.event({"type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""}})
@@ -273,9 +306,9 @@ class Handler(BatchRoutes, FakeHandler):
             self.event({"type": "message_stop"})
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-            log(self.args, {"event": "completed", "text": text})
+            log(self.args, {"event": "completed", "text": text, "task": self.task})
         except (BrokenPipeError, ConnectionResetError):
-            log(self.args, {"event": "disconnected", "text": text})
+            log(self.args, {"event": "disconnected", "text": text, "task": self.task})
             self.close_connection = True
 
     def text_block(self, index, pieces, delay=0):

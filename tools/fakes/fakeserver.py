@@ -40,6 +40,24 @@ def image_size(data):
     return 0, 0
 
 
+def agent_script(first_text, turn, modifiers=("slow",)):
+    """The scripted agent loop of the Converse tests, the same on every fake. A word `agent-N` in
+    the conversation's first user text: turns 1..N-1 end with a tool call (of the request's first
+    tool), turn N answers "Done after N turns.", later turns (user follow-ups) as usual; a word
+    `slow-turn-K` makes turn K the slow scenario, `overloaded-turn-K` an overloaded vendor (only
+    where `modifiers` has it: the Anthropic fake's 529; the others ignore it, so a fallback answers
+    the turn). The turn is 1 + the assistant messages sent. Returns "tool", "done", a modifier, or
+    None (no agent conversation, or past its end)."""
+    words = first_text.split()
+    n = next((int(w[6:]) for w in words if w.startswith("agent-") and w[6:].isdigit()), None)
+    if n is None:
+        return None
+    for scenario in modifiers:
+        if "%s-turn-%d" % (scenario, turn) in words:
+            return scenario
+    return "tool" if turn < n else "done" if turn == n else None
+
+
 class FakeHandler(BaseHTTPRequestHandler):
     """HTTP/1.1 with keep-alive, quiet; `args` holds the command line (--key, --log)."""
     protocol_version = "HTTP/1.1"

@@ -20,6 +20,8 @@ Usage: gemini_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" onc
 Scenarios (a word in the last user text part): tool, slow, cut, once-429, always-429, retry-<N>s (the
 RetryInfo delay, default 0.4s), status-NNN; otherwise an echo listing each medium ("[image/png WxH]",
 "[application/pdf N bytes]", "[file audio/wav N bytes]"). Every request is logged as a JSON line.
+The agent loop of fakeserver.agent_script (agent-N in the first user text) streams a text part, then
+a functionCall part (no id, as Gemini sends them) on turns before N.
 """
 import base64
 import itertools
@@ -30,7 +32,7 @@ import struct
 import threading
 import time
 from urllib.parse import parse_qs, urlparse
-from fakeserver import FakeHandler, image_size, log, serve
+from fakeserver import FakeHandler, agent_script, image_size, log, serve
 import json_answers
 from gemini_batch import BatchRoutes
 
@@ -110,7 +112,7 @@ def file_ref(ref):
 def summarize_body(body):
     """(media, files, last user text) of a GenerateContent body, whose base64 data becomes its size."""
     media, files, text = [], [], ""
-    for content in body.get("contents", []):
+    for index, content in enumerate(body.get("contents", [])):
         for part in content.get("parts", []):
             inline = field(part, "inline_data", "inlineData")
             if inline:
@@ -118,7 +120,7 @@ def summarize_body(body):
                 raw_media = base64.b64decode(data)
                 w, h = image_size(raw_media)
                 media.append({"mime_type": field(inline, "mime_type", "mimeType"), "bytes": len(raw_media), "width": w,
-                              "height": h, "newlines": "\n" in data})
+                              "height": h, "newlines": "\n" in data, "content": index})
                 inline["data"] = "<%d bytes>" % len(raw_media)
             ref = field(part, "file_data", "fileData")
             if ref:
@@ -126,6 +128,14 @@ def summarize_body(body):
             if content.get("role", "user") == "user" and "text" in part:
                 text = part["text"]
     return media, files, text
+
+
+def first_user_text(body):
+    for content in body.get("contents", []):
+        texts = [p["text"] for p in content.get("parts", []) if "text" in p]
+        if content.get("role", "user") == "user" and texts:
+            return " ".join(texts)
+    return ""
 
 
 def echo_pieces(text, media, files):
@@ -192,7 +202,9 @@ class Handler(BatchRoutes, FakeHandler):
         body = json.loads(raw)
         media, files, text = summarize_body(body)
         body["media"], body["files"] = media, files
-        entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth, "text": text, "body": body}
+        self.task = first_user_text(body)
+        turn = 1 + sum(1 for c in body.get("contents", []) if c.get("role") == "model")
+        entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth, "text": text, "task": self.task, "turn": turn, "body": body}
         log(self.args, entry)
         model, _, method = url.path.rpartition("/")[2].partition(":")
         if not url.path.startswith("/v1beta/models/") or method not in ("streamGenerateContent", "generateContent"):
@@ -234,9 +246,15 @@ class Handler(BatchRoutes, FakeHandler):
             pieces = [answer[:len(answer) // 2], answer[len(answer) // 2:]]
         else:
             pieces = echo_pieces(text, media, files)
+        script = agent_script(self.task, turn)
+        if script == "done":
+            pieces = ["Done after ", "%d turns." % turn]
+        elif script == "tool":
+            declarations = field((body.get("tools") or [{}])[0], "function_declarations", "functionDeclarations") or [{}]
+            pieces = [{"functionCall": {"name": declarations[0].get("name", "get_weather"), "args": {"step": turn}}}, "Taking step %d." % turn]
         if method == "generateContent":
             return self.reply(200, self.response([{"text": "".join(pieces)}], len(pieces), "STOP"))
-        self.stream(words, pieces, text)
+        self.stream(["slow"] if script == "slow" else [] if script else words, pieces, text)
 
     def upload_start(self, raw):
         auth = self.authorized()
@@ -328,7 +346,10 @@ class Handler(BatchRoutes, FakeHandler):
         self.send_header("transfer-encoding", "chunked")
         self.end_headers()
         try:
-            if "tool" in words:
+            if pieces and isinstance(pieces[0], dict):  # the agent loop's turn: its text, then the call
+                self.frame([{"text": pieces[1]}], 1)
+                self.frame([pieces[0]], 3, "STOP")
+            elif "tool" in words:
                 self.frame([{"functionCall": {"name": "get_weather", "args": {"city": "Paris"}}}], 3, "STOP")
             elif "slow" in words:
                 for i in range(SLOW_DELTAS):
@@ -347,9 +368,9 @@ class Handler(BatchRoutes, FakeHandler):
                 self.frame([{"text": ""}], len(pieces) + 2, "STOP")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-            log(self.args, {"event": "completed", "text": text})
+            log(self.args, {"event": "completed", "text": text, "task": self.task})
         except (BrokenPipeError, ConnectionResetError):
-            log(self.args, {"event": "disconnected", "text": text})
+            log(self.args, {"event": "disconnected", "text": text, "task": self.task})
             self.close_connection = True
 
 

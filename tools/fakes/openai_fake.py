@@ -19,6 +19,9 @@ Scenarios (a word in the last user text part):
   numbered      the echo followed by " (answer N)", N counting the requests with this exact text
   (otherwise)   an echo: "You said: <text>" and one "[image WxH mime]" per image, in deltas
 
+The agent loop of fakeserver.agent_script (agent-N in the first user text) streams a content delta
+and one tool call (id call_tN, its arguments in fragments) on turns before N.
+
 A batch line (openai_batch.py) is answered by batch_answer(): the echo or the tool calls as one
 chat.completion, or an error for a status-NNN word, model "bad-model", or no model or messages.
 """
@@ -31,7 +34,7 @@ import string
 import time
 import openai_batch
 import openai_media
-from fakeserver import FakeHandler, image_size, log, serve
+from fakeserver import FakeHandler, agent_script, image_size, log, serve
 import json_answers
 
 # Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
@@ -58,7 +61,7 @@ def summarize(body):
     """The request body with data URLs and base64 replaced by what a test asserts on: its images,
     audio parts and files, each with its size and whether the base64 had line breaks."""
     images, audio, files = [], [], []
-    for message in body.get("messages", []):
+    for index, message in enumerate(body.get("messages", [])):
         content = message.get("content")
         if not isinstance(content, list):
             continue
@@ -82,7 +85,7 @@ def summarize(body):
                 raw = base64.b64decode(b64)
                 w, h = image_size(raw)
                 images.append({"mime": header[5:].split(";")[0], "bytes": len(raw), "width": w, "height": h,
-                               "detail": part["image_url"].get("detail"), "newlines": "\n" in b64})
+                               "detail": part["image_url"].get("detail"), "newlines": "\n" in b64, "message": index})
                 part["image_url"]["url"] = header + ",<%d bytes>" % len(raw)
     body["images"] = images
     body["audio"] = audio
@@ -137,6 +140,12 @@ def batch_answer(body):
         if word.startswith("status-") and word[7:].isdigit():
             return int(word[7:]), error_body(int(word[7:]), "fake failure %s" % word[7:])
     return 200, completion(body)
+
+
+def first_user_text(body):
+    message = next((m for m in body.get("messages", []) if m.get("role") == "user"), {})
+    content = message.get("content") or ""
+    return content if isinstance(content, str) else " ".join(p.get("text", "") for p in content if p.get("type") == "text")
 
 
 def last_user_text(body):
@@ -197,7 +206,10 @@ class Handler(FakeHandler):
         if self.path == "/v1/images/generations":
             return openai_media.images(self, body, auth_state)
         text = last_user_text(body)
+        self.task = first_user_text(body)
+        self.turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth_state, "content_type": self.headers.get("content-type"),
+                 "task": self.task, "turn": self.turn,
                  "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw))}
         log(self.args, entry)
         if self.path != "/v1/chat/completions":
@@ -289,6 +301,16 @@ class Handler(FakeHandler):
             else:
                 pieces, calls, finish = answer(text, entry["body"])
             words = text.split()
+            script = agent_script(self.task, self.turn)
+            if script == "tool":
+                name = ((body.get("tools") or [{}])[0].get("function") or {}).get("name", "get_weather")
+                pieces, calls, finish = ["Taking step %d." % self.turn], [("call_t%d" % self.turn, name, ['{"st', 'ep": %d}' % self.turn])], "tool_calls"
+            elif script == "done":
+                pieces, calls, finish = ["Done after ", "%d turns." % self.turn], [], "stop"
+            elif script == "slow":
+                words, calls = ["slow"], []
+            for piece in pieces if calls else []:
+                delta({"content": piece})
             if calls:
                 for index, (cid, name, _) in enumerate(calls):
                     delta({"tool_calls": [{"index": index, "id": cid, "type": "function", "function": {"name": name, "arguments": ""}}]})
@@ -320,9 +342,9 @@ class Handler(FakeHandler):
             self.frame("[DONE]")
             self.wfile.write(b"0\r\n\r\n")
             self.wfile.flush()
-            log(self.args, {"event": "completed", "text": text})
+            log(self.args, {"event": "completed", "text": text, "task": self.task})
         except (BrokenPipeError, ConnectionResetError):
-            log(self.args, {"event": "disconnected", "text": text})
+            log(self.args, {"event": "disconnected", "text": text, "task": self.task})
             self.close_connection = True
 
 

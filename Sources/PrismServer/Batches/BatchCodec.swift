@@ -6,6 +6,7 @@ import NIOCore
 import PrismProto
 import PrismProviders
 import PrismRPC
+import PrismSchema
 import PrismStore
 
 enum BatchCodec {
@@ -56,7 +57,9 @@ enum BatchCodec {
                     return Item(customID: customID, kind: .generate, request: try GenerateService.generationRequest(generate.pointee),
                                 encoded: Data(builder.pack(UnsafePointer(generate))))
                 case PRISM__V1__BATCH_ITEM__REQUEST_EXTRACT:
-                    throw RPCError(.unimplemented, "Extract items are not available in this build yet; send Generate items")
+                    let extract = item.extract!
+                    return Item(customID: customID, kind: .extract, request: try ExtractService.extraction(extract.pointee).0,
+                                encoded: Data(builder.pack(UnsafePointer(extract))))
                 default:
                     throw RPCError(.invalidArgument, "sets neither generate nor extract")
                 }
@@ -70,6 +73,12 @@ enum BatchCodec {
     static func generationRequest(_ encoded: Data) throws -> GenerationRequest {
         let message = try ProtoMessage(prism__v1__generate_request__init, bytes: [UInt8](encoded))
         return try withExtendedLifetime(message) { try GenerateService.generationRequest(message.pointee) }
+    }
+
+    /// A stored Extract item's first generation and compiled schema, as Extract makes them.
+    static func extraction(_ encoded: Data) throws -> (GenerationRequest, JSONSchema) {
+        let message = try ProtoMessage(prism__v1__extract_request__init, bytes: [UInt8](encoded))
+        return try withExtendedLifetime(message) { try ExtractService.extraction(message.pointee) }
     }
 
     static func batch(_ record: BatchRecord) -> ByteBuffer {
@@ -107,6 +116,14 @@ enum BatchCodec {
         }
     }
 
+    /// An Extract item's answer.
+    static func extractResult(_ customID: String, _ extraction: Extraction) -> Data {
+        result(customID, usage: extraction.usage) { b, m in
+            m.pointee.result_case = PRISM__V1__BATCH_RESULT__RESULT_EXTRACT
+            m.pointee.extract = ExtractService.response(extraction, in: b)
+        }
+    }
+
     /// An item's failure, with the gRPC code a Generate call would have ended with.
     static func errorResult(_ customID: String, code: StatusCode, message: String, usage: Usage? = nil) -> Data {
         errorResult(customID, code: Int(code.rawValue), message: message, usage: usage)
@@ -141,19 +158,4 @@ enum BatchCodec {
     }
 
     static func milliseconds(_ date: Date) -> Int64 { Int64((date.timeIntervalSince1970 * 1000).rounded()) }
-}
-
-extension ProtoBuilder {
-    /// prism.v1.Usage of the host's Usage.
-    func usage(_ usage: Usage) -> UnsafeMutablePointer<Prism__V1__Usage> {
-        let u = message(prism__v1__usage__init)
-        u.pointee.input_tokens = usage.inputTokens
-        u.pointee.output_tokens = usage.outputTokens
-        u.pointee.image_tokens = usage.imageTokens
-        u.pointee.audio_seconds = usage.audioSeconds
-        u.pointee.cost_usd_micros = usage.costUSDMicros
-        u.pointee.cache_read_tokens = usage.cacheReadTokens
-        u.pointee.cache_write_tokens = usage.cacheWriteTokens
-        return u
-    }
 }

@@ -28,6 +28,8 @@ final class BatchScheduler: @unchecked Sendable {
 
     let store: any BatchStore
     let generator: Generator
+    /// Extract items run through it on the normal call path (repair rounds need answers in turn).
+    let extractor: Extractor
     let signals: BatchSignals
     let logger: Logger
     let concurrency: Int
@@ -39,9 +41,10 @@ final class BatchScheduler: @unchecked Sendable {
     // Guarded by `lock`.
     private var tasks: [Task<Void, Never>] = []
 
-    init(store: any BatchStore, generator: Generator, signals: BatchSignals, concurrency: Int, retention: TimeInterval, logger: Logger) {
+    init(store: any BatchStore, extractor: Extractor, signals: BatchSignals, concurrency: Int, retention: TimeInterval, logger: Logger) {
         self.store = store
-        self.generator = generator
+        self.generator = extractor.generator
+        self.extractor = extractor
         self.signals = signals
         self.concurrency = max(1, concurrency)
         self.retention = retention
@@ -127,12 +130,21 @@ final class BatchScheduler: @unchecked Sendable {
     /// scheduler's stop records nothing (the item runs again after the restart).
     private func runLocal(_ item: ClaimedItem) async {
         let outcome: ItemOutcome
+        let deadline = Date().addingTimeInterval(Self.itemTimeoutSeconds)
         do {
-            var request = try BatchCodec.generationRequest(item.request)
-            request.deadline = Date().addingTimeInterval(Self.itemTimeoutSeconds)
-            let answer = AnswerText()
-            try await generator.generate(request) { output in answer.take(output) }
-            outcome = ItemOutcome(seq: item.seq, state: .succeeded, result: BatchCodec.textResult(item.customID, text: answer.text, usage: answer.usage))
+            if item.kind == BatchCodec.Kind.extract.rawValue {
+                var (request, schema) = try BatchCodec.extraction(item.request)
+                request.deadline = deadline
+                let extraction = try await extractor.extract(request, schema: schema)
+                outcome = ItemOutcome(seq: item.seq, state: .succeeded, result: BatchCodec.extractResult(item.customID, extraction))
+            } else {
+                var request = try BatchCodec.generationRequest(item.request)
+                request.deadline = deadline
+                let answer = AnswerCollector()
+                try await generator.generate(request) { output in answer.take(output) }
+                let result = answer.result
+                outcome = ItemOutcome(seq: item.seq, state: .succeeded, result: BatchCodec.textResult(item.customID, text: result.text, usage: result.usage))
+            }
         } catch {
             if slots.isStopping { return }
             let (code, message) = Self.status(of: error)
@@ -164,29 +176,6 @@ final class BatchScheduler: @unchecked Sendable {
         default: return (.internal, "\(error)")
         }
     }
-}
-
-/// The text and usage of one answer, gathered from the generator's outputs.
-final class AnswerText: @unchecked Sendable {
-    private let lock = NSLock()
-    // Guarded by `lock`.
-    private var parts: [String] = []
-    private var lastUsage: Usage?
-
-    func take(_ output: GenerationOutput) {
-        lock.withLock {
-            switch output {
-            case .event(.text(let text)): parts.append(text)
-            case .event(.usage(let usage)): lastUsage = usage
-            // A retry or fallback starts the answer over.
-            case .routed: parts.removeAll(); lastUsage = nil
-            default: break
-            }
-        }
-    }
-
-    var text: String { lock.withLock { parts.joined() } }
-    var usage: Usage? { lock.withLock { lastUsage } }
 }
 
 /// The local items running now: their count (the loop fills free slots) and their tasks.

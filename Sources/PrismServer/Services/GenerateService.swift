@@ -13,22 +13,30 @@ enum GenerateService {
         .serverStreaming { body, context, writer in
             let message = try decodeRequest(prism__v1__generate_request__init, body)
             var request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
-            if let deadline = context.deadline {
-                let remaining = Double((deadline - NIODeadline.now()).nanoseconds) / 1e9
-                request.deadline = Date().addingTimeInterval(remaining)
-            }
+            request.deadline = deadline(context)
             do {
                 // Events are relayed on the stream's event loop, where their writes go.
                 try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
-                    if case .event(.text(let text)) = output, let size = textEventSize(text) {
-                        try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
-                    } else {
-                        try await writer.write(encode(output))
-                    }
+                    try await write(output, to: writer)
                 }
             } catch let failure as ProviderFailure {
                 throw rpcError(failure, context)
             }
+        }
+    }
+
+    /// The call's deadline as the plugin host takes it.
+    static func deadline(_ context: ServerCallContext) -> Date? {
+        guard let deadline = context.deadline else { return nil }
+        return Date().addingTimeInterval(Double((deadline - NIODeadline.now()).nanoseconds) / 1e9)
+    }
+
+    /// Sends one output as a GenerateEvent (text deltas, the most frequent, without a copy).
+    static func write(_ output: GenerationOutput, to writer: ResponseWriter) async throws {
+        if case .event(.text(let text)) = output, let size = textEventSize(text) {
+            try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
+        } else {
+            try await writer.write(encode(output))
         }
     }
 
@@ -75,34 +83,46 @@ enum GenerateService {
         request.outputs = Set(UnsafeBufferPointer(start: r.outputs, count: r.outputs == nil ? 0 : r.n_outputs).compactMap {
             Modality(rawValue: Int($0.rawValue))
         })
-        if let route = r.route?.pointee {
-            request.route = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
-                                         fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
-                                         nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
-            guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
-                throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
-            }
-            request.route.cache = cache
-        }
-        for entry in elements(r.labels, r.n_labels) {
-            request.labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value)
-        }
+        request.route = try routeRequest(r.route)
+        request.labels = labels(r.labels, r.n_labels)
         return request
     }
 
-    private static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
+    /// A prism.v1.Route as the planner's; absent = any capable provider.
+    static func routeRequest(_ route: UnsafeMutablePointer<Prism__V1__Route>?) throws -> RouteRequest {
+        guard let route = route?.pointee else { return RouteRequest() }
+        var request = RouteRequest(provider: String(protoC: route.provider), model: String(protoC: route.model),
+                                   fallbacks: UnsafeBufferPointer(start: route.fallbacks, count: route.fallbacks == nil ? 0 : route.n_fallbacks).map { String(protoC: $0) },
+                                   nativeOnly: route.adaptation == PRISM__V1__ADAPTATION__ADAPTATION_NATIVE_ONLY)
+        guard let cache = CachePolicy(rawValue: Int(route.cache.rawValue)) else {
+            throw RPCError(.invalidArgument, "route.cache: \(route.cache.rawValue) is not a CachePolicy (DEFAULT, BYPASS or REFRESH)")
+        }
+        request.cache = cache
+        return request
+    }
+
+    /// A request's labels map.
+    static func labels<Entry: LabelsEntry>(_ entries: UnsafeMutablePointer<UnsafeMutablePointer<Entry>?>?, _ count: Int) -> [String: String] {
+        var labels: [String: String] = [:]
+        for entry in elements(entries, count) { labels[String(protoC: entry.pointee.key)] = String(protoC: entry.pointee.value) }
+        return labels
+    }
+
+    /// One Part of a message (`field` names where it sits, for errors).
+    static func part(_ p: Prism__V1__Part, _ field: String) throws -> ContentPart {
         switch p.kind_case {
         case PRISM__V1__PART__KIND_TEXT:
             return .text(String(protoC: p.text))
         case PRISM__V1__PART__KIND_MEDIA:
             guard let m = p.media?.pointee else { throw RPCError(.invalidArgument, "\(field).parts.media is empty") }
-            if m.data.len == 0 {
-                if !String(protoC: m.uri).isEmpty {
-                    throw RPCError(.unimplemented, "\(field): Media.uri is not fetched by this build yet; send the bytes in Media.data")
-                }
-                throw RPCError(.invalidArgument, "\(field): Media has neither data nor uri")
+            let uri = String(protoC: m.uri)
+            switch (m.data.len == 0, uri.isEmpty) {
+            case (true, true): throw RPCError(.invalidArgument, "\(field): Media has neither data nor uri")
+            case (false, false): throw RPCError(.invalidArgument, "\(field): Media has both data and uri; set one")
+            default: break
             }
-            return .media(MediaInput(mimeType: String(protoC: m.mime_type), data: Data([UInt8](protoC: m.data)), name: String(protoC: m.name)))
+            // A uri is fetched by the Generator (MediaFetcher) before planning.
+            return .media(MediaInput(mimeType: String(protoC: m.mime_type), data: Data([UInt8](protoC: m.data)), name: String(protoC: m.name), uri: uri))
         case PRISM__V1__PART__KIND_TOOL_CALL:
             let t = p.tool_call!.pointee
             return .toolCall(id: String(protoC: t.id), name: String(protoC: t.name), argumentsJSON: String(protoC: t.arguments_json))
@@ -128,13 +148,7 @@ enum GenerateService {
         let e = b.message(prism__v1__generate_event__init)
         switch output {
         case .routed(let info):
-            let r = b.message(prism__v1__route_info__init)
-            r.pointee.provider = b.string(info.provider)
-            r.pointee.model = b.string(info.model)
-            r.pointee.n_adaptations = info.adaptations.count
-            r.pointee.adaptations = b.strings(info.adaptations)
-            r.pointee.attempt = UInt32(info.attempt)
-            r.pointee.cache_hit = info.cacheHit ? 1 : 0
+            let r = b.routeInfo(info)
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_ROUTED
             e.pointee.routed = r
         case .event(.text(let text)):
@@ -157,14 +171,7 @@ enum GenerateService {
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_MEDIA
             e.pointee.media = m
         case .event(.usage(let usage)):
-            let u = b.message(prism__v1__usage__init)
-            u.pointee.input_tokens = usage.inputTokens
-            u.pointee.output_tokens = usage.outputTokens
-            u.pointee.image_tokens = usage.imageTokens
-            u.pointee.audio_seconds = usage.audioSeconds
-            u.pointee.cost_usd_micros = usage.costUSDMicros
-            u.pointee.cache_read_tokens = usage.cacheReadTokens
-            u.pointee.cache_write_tokens = usage.cacheWriteTokens
+            let u = b.usage(usage)
             e.pointee.event_case = PRISM__V1__GENERATE_EVENT__EVENT_USAGE
             e.pointee.usage = u
         case .event(.finished(let reason)):
@@ -229,3 +236,12 @@ extension GenerateService {
 func elements<Element>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?, _ count: Int) -> [UnsafeMutablePointer<Element>] {
     UnsafeBufferPointer(start: array, count: array == nil ? 0 : count).compactMap { $0 }
 }
+
+/// An entry of a request's `map<string, string> labels`, whatever message holds it.
+protocol LabelsEntry {
+    var key: UnsafeMutablePointer<CChar>! { get }
+    var value: UnsafeMutablePointer<CChar>! { get }
+}
+
+extension Prism__V1__GenerateRequest__LabelsEntry: LabelsEntry {}
+extension Prism__V1__ExtractRequest__LabelsEntry: LabelsEntry {}

@@ -1,6 +1,7 @@
 // prism.v1.Prism, the gateway's own API. Every method is routed; those whose layers have not
 // landed yet answer UNIMPLEMENTED saying what is missing, never a fake result. Generate and
-// ListProviders are served by the plugin host (GenerateService, ProvidersService).
+// ListProviders are served by the plugin host (GenerateService, ProvidersService), Extract by the
+// Extractor on top of Generate.
 import PrismProviders
 import PrismRPC
 
@@ -26,9 +27,12 @@ enum PrismService {
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
     /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
-    /// host; with `batches`, the batch RPCs by the batch store (or, when it could not be had,
-    /// answered FAILED_PRECONDITION with the reason).
-    static func definition(generator: Generator? = nil, batches: Result<BatchService, RPCError>? = nil) -> ServiceDefinition {
+    /// host, Converse within the `converse` bounds, and Extract with `extractRepairs` repair rounds;
+    /// with `batches`, the batch RPCs by the batch store (or, when it could not be had, answered
+    /// FAILED_PRECONDITION with the reason).
+    static func definition(generator: Generator? = nil, converse: ConverseLimits = ConverseLimits(),
+                           extractRepairs: Int = Extractor.defaultRepairs,
+                           batches: Result<BatchService, RPCError>? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -41,9 +45,11 @@ enum PrismService {
         }
         if let generator {
             service.add("Generate", GenerateService.handler(generator))
+            service.add("Extract", ExtractService.handler(Extractor(generator: generator, repairs: extractRepairs)))
             service.add("ListProviders", ProvidersService.handler(generator.host))
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
+            service.add("Converse", ConverseService.handler(generator, limits: converse))
         }
         switch batches {
         case .success(let batches)?: batches.register(in: &service)

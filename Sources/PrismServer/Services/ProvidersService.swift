@@ -1,5 +1,6 @@
 // prism.v1.Prism/ListProviders: the capability matrix as the plugin host has it now, every
-// plugin file with its state (loaded, draining, failed and why) and each model's row.
+// plugin file with its state (loaded, draining, failed and why), each known model's row and,
+// apart, the model families (ABI 1.3) whose ids are patterns.
 import NIOCore
 import PrismProto
 import PrismProviders
@@ -33,6 +34,10 @@ enum ProvidersService {
             let models = (status.provider?.models ?? []).map { model(b, $0) }
             p.pointee.n_models = models.count
             p.pointee.models = b.array(models)
+            // Apart from the known rows: a family's id is its "provider/pattern".
+            let families = (status.provider?.families ?? []).map { model(b, $0.template) }
+            p.pointee.n_families = families.count
+            p.pointee.families = b.array(families)
             return p
         }
         let response = b.message(prism__v1__list_providers_response__init)
@@ -59,6 +64,7 @@ enum ProvidersService {
         l.pointee.max_image_bytes = UInt64(c.limits.maxImageBytes ?? 0)
         l.pointee.max_image_long_edge = UInt32(c.limits.maxImageLongEdge ?? 0)
         l.pointee.max_image_pixels = UInt64(c.limits.maxImagePixels ?? 0)
+        l.pointee.max_image_short_edge = UInt32(c.limits.maxImageShortEdge ?? 0)
         l.pointee.n_image_mime_types = c.limits.imageMimeTypes.count
         l.pointee.image_mime_types = b.strings(c.limits.imageMimeTypes)
         l.pointee.max_pdf_pages = UInt32(c.limits.maxPDFPages ?? 0)

@@ -187,12 +187,7 @@ enum TranscribeService {
 
     static func encodeRouted(_ info: RouteInfo) -> ByteBuffer {
         let b = ProtoBuilder()
-        let r = b.message(prism__v1__route_info__init)
-        r.pointee.provider = b.string(info.provider)
-        r.pointee.model = b.string(info.model)
-        r.pointee.n_adaptations = info.adaptations.count
-        r.pointee.adaptations = b.strings(info.adaptations)
-        r.pointee.attempt = UInt32(info.attempt)
+        let r = b.routeInfo(info)
         let e = b.message(prism__v1__transcribe_event__init)
         e.pointee.event_case = PRISM__V1__TRANSCRIBE_EVENT__EVENT_ROUTED
         e.pointee.routed = r

@@ -4286,7 +4286,7 @@ const ProtobufCMessageDescriptor prism__v1__list_providers_response__descriptor 
   (ProtobufCMessageInit) prism__v1__list_providers_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__provider__field_descriptors[6] =
+static const ProtobufCFieldDescriptor prism__v1__provider__field_descriptors[7] =
 {
   {
     "name",
@@ -4360,8 +4360,21 @@ static const ProtobufCFieldDescriptor prism__v1__provider__field_descriptors[6] 
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "families",
+    7,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__Provider, n_families),
+    offsetof(Prism__V1__Provider, families),
+    &prism__v1__model__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__provider__field_indices_by_name[] = {
+  6,   /* field[6] = families */
   5,   /* field[5] = models */
   0,   /* field[0] = name */
   2,   /* field[2] = plugin */
@@ -4372,7 +4385,7 @@ static const unsigned prism__v1__provider__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__v1__provider__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor prism__v1__provider__descriptor =
 {
@@ -4382,7 +4395,7 @@ const ProtobufCMessageDescriptor prism__v1__provider__descriptor =
   "Prism__V1__Provider",
   "prism.v1",
   sizeof(Prism__V1__Provider),
-  6,
+  7,
   prism__v1__provider__field_descriptors,
   prism__v1__provider__field_indices_by_name,
   1,  prism__v1__provider__number_ranges,
@@ -4505,7 +4518,7 @@ const ProtobufCMessageDescriptor prism__v1__model__descriptor =
   (ProtobufCMessageInit) prism__v1__model__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__limits__field_descriptors[11] =
+static const ProtobufCFieldDescriptor prism__v1__limits__field_descriptors[12] =
 {
   {
     "max_images",
@@ -4639,6 +4652,18 @@ static const ProtobufCFieldDescriptor prism__v1__limits__field_descriptors[11] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_image_short_edge",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__Limits, max_image_short_edge),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__limits__field_indices_by_name[] = {
   9,   /* field[9] = audio_mime_types */
@@ -4648,6 +4673,7 @@ static const unsigned prism__v1__limits__field_indices_by_name[] = {
   1,   /* field[1] = max_image_bytes */
   2,   /* field[2] = max_image_long_edge */
   3,   /* field[3] = max_image_pixels */
+  11,   /* field[11] = max_image_short_edge */
   0,   /* field[0] = max_images */
   6,   /* field[6] = max_pdf_bytes */
   5,   /* field[5] = max_pdf_pages */
@@ -4656,7 +4682,7 @@ static const unsigned prism__v1__limits__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__v1__limits__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor prism__v1__limits__descriptor =
 {
@@ -4666,7 +4692,7 @@ const ProtobufCMessageDescriptor prism__v1__limits__descriptor =
   "Prism__V1__Limits",
   "prism.v1",
   sizeof(Prism__V1__Limits),
-  11,
+  12,
   prism__v1__limits__field_descriptors,
   prism__v1__limits__field_indices_by_name,
   1,  prism__v1__limits__number_ranges,

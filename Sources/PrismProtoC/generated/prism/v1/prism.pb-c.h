@@ -208,7 +208,10 @@ struct  Prism__V1__Media
   char *mime_type;
   ProtobufCBinaryData data;
   /*
-   * https only; fetched by the server under an allow-list.
+   * https://, http:// (fetched by the server once per request, within media.fetch's byte and time
+   * limits, at most 5 redirects; loopback, private, link-local and metadata addresses are refused
+   * unless media.fetch.allow_hosts allows them) or data: (base64 or percent-encoded). The type
+   * the origin or the data: URI declares is checked against the bytes like mime_type.
    */
   char *uri;
   /*
@@ -863,12 +866,23 @@ struct  Prism__V1__Provider
    * Why the provider is draining or failed; empty when loaded.
    */
   char *state_reason;
+  /*
+   * The known models, each with exact limits and prices.
+   */
   size_t n_models;
   Prism__V1__Model **models;
+  /*
+   * Model families: any model id matching a family's `id` pattern (`*` = any characters, e.g.
+   * "anthropic/claude-*") is routable with that family's capabilities and limits, so models the
+   * vendor added after the plugin was built can be used; the first matching family wins. Prices
+   * of a family are usually 0 (unknown).
+   */
+  size_t n_families;
+  Prism__V1__Model **families;
 };
 #define PRISM__V1__PROVIDER__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__provider__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PRISM__V1__PROVIDER_STATE__PROVIDER_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, PRISM__V1__PROVIDER_STATE__PROVIDER_STATE_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
 
 
 /*
@@ -912,10 +926,14 @@ struct  Prism__V1__Limits
   size_t n_audio_mime_types;
   char **audio_mime_types;
   uint64_t max_request_bytes;
+  /*
+   * Shortest side in pixels the gateway fits images to (0 = none).
+   */
+  uint32_t max_image_short_edge;
 };
 #define PRISM__V1__LIMITS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__limits__descriptor) \
-    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0 }
+    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0, 0 }
 
 
 /*

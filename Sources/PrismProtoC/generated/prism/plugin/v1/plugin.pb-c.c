@@ -1003,7 +1003,7 @@ void   prism__plugin__v1__error__free_unpacked
   assert(message->base.descriptor == &prism__plugin__v1__error__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
-static const ProtobufCFieldDescriptor prism__plugin__v1__provider_info__field_descriptors[4] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__provider_info__field_descriptors[5] =
 {
   {
     "name",
@@ -1053,9 +1053,22 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__provider_info__field_de
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "families",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__Plugin__V1__ProviderInfo, n_families),
+    offsetof(Prism__Plugin__V1__ProviderInfo, families),
+    &prism__plugin__v1__model_info__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__provider_info__field_indices_by_name[] = {
   2,   /* field[2] = description */
+  4,   /* field[4] = families */
   3,   /* field[3] = models */
   0,   /* field[0] = name */
   1,   /* field[1] = version */
@@ -1063,7 +1076,7 @@ static const unsigned prism__plugin__v1__provider_info__field_indices_by_name[] 
 static const ProtobufCIntRange prism__plugin__v1__provider_info__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__provider_info__descriptor =
 {
@@ -1073,7 +1086,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_info__descriptor =
   "Prism__Plugin__V1__ProviderInfo",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__ProviderInfo),
-  4,
+  5,
   prism__plugin__v1__provider_info__field_descriptors,
   prism__plugin__v1__provider_info__field_indices_by_name,
   1,  prism__plugin__v1__provider_info__number_ranges,
@@ -1196,7 +1209,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__model_info__descriptor =
   (ProtobufCMessageInit) prism__plugin__v1__model_info__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__limits__field_descriptors[11] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__limits__field_descriptors[12] =
 {
   {
     "max_images",
@@ -1330,6 +1343,18 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__limits__field_descripto
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "max_image_short_edge",
+    12,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__Limits, max_image_short_edge),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__limits__field_indices_by_name[] = {
   9,   /* field[9] = audio_mime_types */
@@ -1339,6 +1364,7 @@ static const unsigned prism__plugin__v1__limits__field_indices_by_name[] = {
   1,   /* field[1] = max_image_bytes */
   2,   /* field[2] = max_image_long_edge */
   3,   /* field[3] = max_image_pixels */
+  11,   /* field[11] = max_image_short_edge */
   0,   /* field[0] = max_images */
   6,   /* field[6] = max_pdf_bytes */
   5,   /* field[5] = max_pdf_pages */
@@ -1347,7 +1373,7 @@ static const unsigned prism__plugin__v1__limits__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__plugin__v1__limits__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 11 }
+  { 0, 12 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__limits__descriptor =
 {
@@ -1357,7 +1383,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__limits__descriptor =
   "Prism__Plugin__V1__Limits",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__Limits),
-  11,
+  12,
   prism__plugin__v1__limits__field_descriptors,
   prism__plugin__v1__limits__field_indices_by_name,
   1,  prism__plugin__v1__limits__number_ranges,

@@ -154,12 +154,27 @@ struct  Prism__Plugin__V1__ProviderInfo
    * One line for humans.
    */
   char *description;
+  /*
+   * The known models: exact ids, with exact limits and prices. ListProviders lists these.
+   */
   size_t n_models;
   Prism__Plugin__V1__ModelInfo **models;
+  /*
+   * ABI 1.3: model families, so that a model the vendor added after the plugin was built is
+   * still routable. Each ModelInfo's `id` is a pattern (`*` matches any run of characters, e.g.
+   * "claude-*", "gpt-4.1*", "*" for any id); the rest is what every model of the family can do.
+   * When a client names "provider/ID" and no row of `models` has ID, the host takes the FIRST
+   * family (in this order, so list the most specific first) whose pattern matches ID, and calls
+   * the plugin with ProviderRequest.model = ID exactly: the plugin must pass unknown ids to the
+   * vendor as they are. A pattern without `*`, or one repeated, is refused. Hosts before 1.3
+   * ignore this field (they route known rows only).
+   */
+  size_t n_families;
+  Prism__Plugin__V1__ModelInfo **families;
 };
 #define PRISM__PLUGIN__V1__PROVIDER_INFO__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__provider_info__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0,NULL, 0,NULL }
 
 
 /*
@@ -215,10 +230,16 @@ struct  Prism__Plugin__V1__Limits
    * The whole serialized ProviderRequest.
    */
   uint64_t max_request_bytes;
+  /*
+   * ABI 1.3: shortest side in pixels (OpenAI scales the short side of a `high` detail image to
+   * 768 before tiling, so more is waste). The host fits images to this, the long edge and the
+   * pixel count at once.
+   */
+  uint32_t max_image_short_edge;
 };
 #define PRISM__PLUGIN__V1__LIMITS__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__limits__descriptor) \
-    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0 }
+    , 0, 0, 0, 0, 0,NULL, 0, 0, 0, 0, 0,NULL, 0, 0 }
 
 
 /*
