@@ -184,3 +184,104 @@ def test_results_stream_while_the_batch_runs(batch_server):
     assert seen[0].startswith(prefix + "-l"), seen
     by_custom_id([prism_pb2.BatchResult(custom_id=c) for c in seen],
                  [f"{prefix}-l-{i}" for i in range(3)] + [f"{prefix}-v-{i}" for i in range(2)])
+
+
+def test_extract_items_answer_json_valid_against_their_schema(batch_server):
+    prefix = f"ex-{uuid.uuid4().hex[:6]}"
+    schema = json.dumps({"type": "object", "properties": {"total": {"type": "number"}}, "required": ["total"]})
+    extract = prism_pb2.ExtractRequest(input=[prism_pb2.Part(text=f"{prefix}: the invoice total is 42")], schema_json=schema,
+                                       route=prism_pb2.Route(model=OPENAI_MODEL))
+    batch = submit(batch_server, [prism_pb2.BatchItem(custom_id=f"{prefix}-0", extract=extract)])
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-0"])[f"{prefix}-0"]
+    assert got.WhichOneof("result") == "extract", got
+    assert isinstance(json.loads(got.extract.json).get("total"), (int, float)), got.extract
+    assert got.extract.attempts >= 1 and got.usage.input_tokens > 0, got
+
+
+# --- bad requests -----------------------------------------------------------------------------
+
+
+def test_a_duplicate_custom_id_is_invalid_argument_naming_it(batch_server):
+    batch_items = [item("a", "one", LOCAL_MODEL), item("b", "two", LOCAL_MODEL), item("a", "three", LOCAL_MODEL)]
+    err = rpc_error(lambda: submit(batch_server, batch_items), "duplicate custom_id")
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT, err
+    assert "items[2].custom_id 'a'" in err.details() and "items[0]" in err.details(), err.details()
+
+
+@pytest.mark.parametrize("batch_items,words", [
+    ([], "at least one item"),
+    ([prism_pb2.BatchItem(custom_id="x")], "neither generate nor extract"),
+    ([prism_pb2.BatchItem(generate=request("hi", LOCAL_MODEL))], "items[0].custom_id is empty"),
+    ([prism_pb2.BatchItem(custom_id="x", generate=prism_pb2.GenerateRequest())], "items[0] (custom_id 'x'): messages"),
+    ([prism_pb2.BatchItem(custom_id="x", extract=prism_pb2.ExtractRequest(input=[prism_pb2.Part(text="t")]))], "schema_json"),
+])
+def test_bad_items_are_invalid_argument_naming_the_item(batch_server, batch_items, words):
+    err = rpc_error(lambda: submit(batch_server, batch_items), words)
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and words in err.details(), (err.code(), err.details())
+
+
+def test_unknown_and_empty_batch_ids(batch_server):
+    for call in ("GetBatch", "CancelBatch"):
+        err = rpc_error(lambda: getattr(stub(batch_server), call)(prism_pb2.GetBatchRequest(id="batch_nope"), timeout=RPC_TIMEOUT_S), call)
+        assert err.code() == grpc.StatusCode.NOT_FOUND and "batch_nope" in err.details(), err
+    err = rpc_error(lambda: results(batch_server, "batch_nope"), "StreamBatchResults")
+    assert err.code() == grpc.StatusCode.NOT_FOUND, err
+    err = rpc_error(lambda: get(batch_server, ""), "empty id")
+    assert err.code() == grpc.StatusCode.INVALID_ARGUMENT and "id" in err.details(), err
+
+
+# --- cancel and retention -----------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def slow_server(servers: ServerPool, fakes, session_dir: Path):
+    """One local item at a time, so a batch of many lasts long enough to act on while it runs."""
+    server = start(servers, fakes, "batches-slow", session_dir, batches={"concurrency": 1, "retention_seconds": 2})
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+def test_cancel_a_vendor_batch(batch_server, fakes):
+    """Cancelled right after submit: the items are cancelled locally if not yet sent, else the
+    vendor is asked to cancel (the fake needs three polls to finish a batch, far more than this)."""
+    prefix = f"cv-{uuid.uuid4().hex[:6]}"
+    batch = submit(batch_server, items(prefix, OPENAI_MODEL, 4))
+    stub(batch_server).CancelBatch(prism_pb2.GetBatchRequest(id=batch.id), timeout=RPC_TIMEOUT_S)
+    got = by_custom_id(results(batch_server, batch.id), [f"{prefix}-{i}" for i in range(4)])
+    assert all(r.WhichOneof("result") == "error" and r.error.code == grpc.StatusCode.CANCELLED.value[0] for r in got.values()), got
+    done = wait_finished(batch_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_CANCELLED and done.cancelled == 4, done
+    created = openai_batches(fakes, batch.id)
+    assert len(created) <= 1, created
+    if created:  # it had reached the vendor: the vendor was asked to cancel it
+        cancels = [e for e in fakes["openai"].entries() if e.get("path", "").endswith("/cancel") and done.vendor_batch_ids[0] in e["path"]]
+        assert len(cancels) == 1, cancels
+
+
+def test_cancel_a_local_batch_cancels_what_has_not_started(slow_server):
+    prefix = f"cl-{uuid.uuid4().hex[:6]}"
+    batch = submit(slow_server, items(prefix, LOCAL_MODEL, 300))
+    cancelled = stub(slow_server).CancelBatch(prism_pb2.GetBatchRequest(id=batch.id), timeout=RPC_TIMEOUT_S)
+    assert cancelled.cancelled > 0, cancelled
+    got = by_custom_id(results(slow_server, batch.id), [f"{prefix}-{i}" for i in range(300)])
+    done = wait_finished(slow_server, batch.id)
+    assert done.state == prism_pb2.BATCH_STATE_CANCELLED, done
+    assert done.succeeded + done.cancelled == 300 and done.cancelled >= cancelled.cancelled, done
+    kinds = [r.WhichOneof("result") for r in got.values()]
+    assert kinds.count("error") == done.cancelled and kinds.count("text") == done.succeeded, done
+
+
+def test_finished_batches_are_removed_after_the_retention_time(slow_server):
+    batch = submit(slow_server, items(f"rt-{uuid.uuid4().hex[:6]}", LOCAL_MODEL, 1))
+    wait_finished(slow_server, batch.id)
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            get(slow_server, batch.id)
+        except grpc.RpcError as err:
+            assert err.code() == grpc.StatusCode.NOT_FOUND, err
+            return
+        assert time.monotonic() < deadline, "a finished batch is still there 30 s after a retention of 2 s"
+        time.sleep(0.2)
