@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import random
+import subprocess
 import time
 import uuid
 from pathlib import Path
@@ -18,7 +19,7 @@ import grpc
 import pytest
 from prism.v1 import prism_pb2, prism_pb2_grpc
 
-from conftest import ServerPool
+from conftest import ServerPool, server_binary
 from harness import RPC_TIMEOUT_S, rpc_error
 from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
 
@@ -289,6 +290,45 @@ def test_finished_batches_are_removed_after_the_retention_time(servers: ServerPo
             time.sleep(0.2)
     finally:
         server.stop()
+
+
+# --- the CLI ------------------------------------------------------------------------------------
+
+
+def test_cli_submits_a_jsonl_file_waits_and_prints_results_as_jsonl(batch_server, tmp_path):
+    cli, prefix = server_binary().parent / "prism", f"cli-{uuid.uuid4().hex[:6]}"
+    lines = [{"custom_id": f"{prefix}-{i}", "model": LOCAL_MODEL, "system": "be brief", "max_tokens": 50,
+              "messages": [{"role": "user", "parts": [{"text": f"{prefix} question {i}"}]}]} for i in range(3)]
+    lines.append({"customId": f"{prefix}-v", "route": {"model": OPENAI_MODEL}, "temperature": 0,
+                  "messages": [{"role": "ROLE_USER", "parts": [{"text": f"{prefix} vendor question"}]}]})
+    jsonl = tmp_path / "requests.jsonl"
+    jsonl.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
+    server = ["--server", batch_server.target]
+    submitted = subprocess.run([str(cli), "batch", "submit", str(jsonl), "--wait", "--label", "cli", *server],
+                               capture_output=True, text=True, timeout=FINISH_DEADLINE_S)
+    assert submitted.returncode == 0, submitted.stderr
+    out = submitted.stdout.splitlines()
+    batch_id = out[0]
+    assert batch_id.startswith("batch_") and "DONE: 4/4 finished (4 succeeded" in out[-1], submitted.stdout
+    assert "[" + "#" * 30 + "] 4/4 done" in submitted.stderr, submitted.stderr  # the progress line
+    read = subprocess.run([str(cli), "batch", "results", batch_id, *server], capture_output=True, text=True, timeout=FINISH_DEADLINE_S)
+    assert read.returncode == 0, read.stderr
+    results_ = [json.loads(line) for line in read.stdout.splitlines()]
+    assert sorted(r["customId"] for r in results_) == sorted([f"{prefix}-{i}" for i in range(3)] + [f"{prefix}-v"]), results_
+    assert all(r["text"] for r in results_), results_
+    vendor = next(r for r in results_ if r["customId"] == f"{prefix}-v")
+    assert int(vendor["usage"]["costUsdMicros"]) > 0 and isinstance(vendor["usage"]["inputTokens"], str), vendor
+    status = subprocess.run([str(cli), "batch", "status", batch_id, *server], capture_output=True, text=True, timeout=30)
+    assert status.returncode == 0 and "DONE" in status.stdout and "vendor batches batch_" in status.stdout, status
+
+
+def test_cli_names_the_line_and_the_key_outside_its_json_subset(batch_server, tmp_path):
+    jsonl = tmp_path / "bad.jsonl"
+    jsonl.write_text(json.dumps({"custom_id": "a", "messages": [{"parts": [{"text": "hi"}]}]}) + "\n"
+                     + json.dumps({"custom_id": "b", "tools": [], "messages": []}) + "\n")
+    done = subprocess.run([str(server_binary().parent / "prism"), "batch", "submit", str(jsonl), "--server", batch_server.target],
+                          capture_output=True, text=True, timeout=30)
+    assert done.returncode != 0 and "line 2: 'tools' is not in the JSON subset" in done.stderr, done.stderr
 
 
 # --- crashes --------------------------------------------------------------------------------------
