@@ -181,8 +181,6 @@ public protocol BatchStore: Sendable {
     /// Ends a chunk (done or failed) with its items' outcomes, in one transaction; items of the
     /// chunk without an outcome finish as `leftover` says.
     func finishChunk(_ chunkID: String, state: VendorChunkState, outcomes: [ItemOutcome], leftover: ItemOutcome, now: Date) async throws
-    /// Whether any item waits for work (the scheduler sleeps when none does).
-    func hasPendingWork(now: Date) async throws -> Bool
     /// When the next chunk poll is due, if any chunk is running.
     func nextPollDue() async throws -> Date?
 }

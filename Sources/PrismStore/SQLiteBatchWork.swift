@@ -148,12 +148,6 @@ extension SQLiteBatchStore {
         }
     }
 
-    public func hasPendingWork(now: Date) async throws -> Bool {
-        try await store.read { db in
-            try db.scalar("SELECT EXISTS (SELECT 1 FROM batch_items WHERE lane IN ('local', 'vendor') AND state = 'pending')")?.integer == 1
-        }
-    }
-
     public func nextPollDue() async throws -> Date? {
         try await store.read { db in
             try db.scalar("SELECT min(next_poll_at) FROM batch_chunks WHERE state = 'running'")?.integer.map(SQLiteResponseCache.date)

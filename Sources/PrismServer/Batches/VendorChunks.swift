@@ -141,6 +141,12 @@ extension BatchScheduler {
                 try await store.finishChunk(chunk.id, state: .failed, outcomes: [], leftover: leftover, now: Date())
             }
             signals.notify(chunk.batchID)
+        } catch let failure as ProviderFailure where failure.code == .invalidArgument {
+            // The vendor does not know the batch (any more): polling again cannot help.
+            let leftover = ItemOutcome(seq: 0, state: .failed, result: nil, errorCode: StatusCode.failedPrecondition.rawValue,
+                                       errorMessage: "\(model.name) no longer knows vendor batch \(vendorID): \(failure.message)")
+            await retrying("end chunk \(chunk.id)") { try await self.store.finishChunk(chunk.id, state: .failed, outcomes: [], leftover: leftover, now: Date()) }
+            signals.notify(chunk.batchID)
         } catch {
             logger.warning("batches: polling vendor batch \(vendorID) failed: \(error); trying again later")
             try? await store.reschedulePoll(chunk.id, nextPoll: nextPoll)
