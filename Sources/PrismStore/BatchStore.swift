@@ -111,6 +111,8 @@ public struct FinishedItem: Sendable {
 public struct VendorChunk: Sendable {
     public var id: String
     public var batchID: String
+    /// The batch's label, shown with the chunk's name at the vendor.
+    public var label: String
     public var model: String
     public var state: VendorChunkState
     public var vendorBatchID: String?

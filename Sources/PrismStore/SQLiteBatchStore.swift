@@ -135,10 +135,14 @@ public final class SQLiteBatchStore: BatchStore, @unchecked Sendable {
                 """, [me])
             try db.run("DELETE FROM batch_chunks WHERE state = 'preparing' AND lease_owner IS NOT ?1", [me])
             // Submitting without an id: the vendor may hold the batch. Never resubmitted (see VendorChunkState).
-            let abandoned = try db.query("SELECT id, batch_id, model FROM batch_chunks WHERE state = 'submitting' AND lease_owner IS NOT ?1", [me])
+            let abandoned = try db.query("""
+                SELECT c.id, c.batch_id, c.model, b.label FROM batch_chunks c JOIN batches b ON b.id = c.batch_id
+                WHERE c.state = 'submitting' AND c.lease_owner IS NOT ?1
+                """, [me])
             for chunk in abandoned {
                 guard let chunkID = chunk[0].text, let batchID = chunk[1].text else { continue }
-                let message = "prism-server stopped while handing this item to \(chunk[2].text ?? "the vendor") in vendor batch '\(Self.displayName(batchID: batchID, chunkID: chunkID))'; "
+                let name = Self.displayName(batchID: batchID, chunkID: chunkID, label: chunk[3].text ?? "")
+                let message = "prism-server stopped while handing this item to \(chunk[2].text ?? "the vendor") in vendor batch '\(name)'; "
                     + "the vendor may or may not have that batch, so the item was not sent again (it could run and be billed twice): "
                     + "check the vendor's console for that name, and resubmit the item if it is not there"
                 try Self.finishInBulk(db, batchID: batchID, state: .failed, code: Self.abandonedCode, message: message,
@@ -160,9 +164,10 @@ public final class SQLiteBatchStore: BatchStore, @unchecked Sendable {
         }
     }
 
-    /// The name a chunk's vendor batch carries in the vendor's console.
-    public static func displayName(batchID: String, chunkID: String) -> String {
-        "prism \(batchID) chunk \(chunkID)"
+    /// The name a chunk's vendor batch carries in the vendor's console (where the vendor keeps
+    /// one: OpenAI's metadata, Gemini's display name), followed by the batch's label.
+    public static func displayName(batchID: String, chunkID: String, label: String = "") -> String {
+        "prism \(batchID) chunk \(chunkID)" + (label.isEmpty ? "" : ": \(label)")
     }
 
     // MARK: - transitions shared by both files

@@ -54,7 +54,8 @@ extension SQLiteBatchStore {
                 RETURNING batch_id, seq, custom_id, kind, request, model
                 """, [.text(id), .text(batchID), .text(model), .integer(Int64(maxItems)), .integer(Int64(maxBytes))]).map(Self.claimed)
             try Self.markRunning(db, [batchID])
-            let chunk = VendorChunk(id: id, batchID: batchID, model: model, state: .preparing, vendorBatchID: nil, polls: 0, cancelRequested: false)
+            let label = try db.scalar("SELECT label FROM batches WHERE id = ?1", [.text(batchID)])?.text ?? ""
+            let chunk = VendorChunk(id: id, batchID: batchID, label: label, model: model, state: .preparing, vendorBatchID: nil, polls: 0, cancelRequested: false)
             return (chunk, items.sorted { $0.seq < $1.seq })
         }
     }
@@ -99,10 +100,10 @@ extension SQLiteBatchStore {
                 """, [.text(owner), .integer(until), .integer(at), .integer(Int64(limit))]).compactMap { $0[0].text }
             return try ids.compactMap { id in
                 try db.query("""
-                    SELECT c.id, c.batch_id, c.model, c.vendor_batch_id, c.polls, b.cancel_requested = 1 AND c.cancel_sent = 0
+                    SELECT c.id, c.batch_id, c.model, c.vendor_batch_id, c.polls, b.cancel_requested = 1 AND c.cancel_sent = 0, b.label
                     FROM batch_chunks c JOIN batches b ON b.id = c.batch_id WHERE c.id = ?1
                     """, [.text(id)]).first.map { row in
-                    VendorChunk(id: row[0].text ?? "", batchID: row[1].text ?? "", model: row[2].text ?? "", state: .running,
+                    VendorChunk(id: row[0].text ?? "", batchID: row[1].text ?? "", label: row[6].text ?? "", model: row[2].text ?? "", state: .running,
                                 vendorBatchID: row[3].text, polls: Int(row[4].integer ?? 0), cancelRequested: row[5].integer == 1)
                 }
             }

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 
 import grpc
+import pytest
 from prism.v1 import prism_pb2
 
 from conftest import ServerPool
@@ -23,8 +24,9 @@ from test_vendors import OPENAI_MODEL, fakes  # noqa: F401
 
 # --- crashes --------------------------------------------------------------------------------------
 
-# kill -9 rounds of the crash loop, each at a random moment (seeded: PRISM_CRASH_SEED repeats a run).
-CRASH_ROUNDS = 12
+# kill -9 rounds of the crash loop (PRISM_CRASH_ROUNDS for a longer run), each at a random moment
+# (seeded: PRISM_CRASH_SEED repeats a run).
+CRASH_ROUNDS = int(os.environ.get("PRISM_CRASH_ROUNDS", 12))
 CRASH_AT_MOST_S = 1.2
 
 
@@ -135,3 +137,43 @@ def measure_10000(slow_server):
     print(f"\n10,000-item batch: SubmitBatch {submit_s:.2f} s ({len(prism_pb2.SubmitBatchRequest(items=batch_items).SerializeToString())} "
           f"request bytes); store grew {(size_after - size_before) / 1e6:.1f} MB; CancelBatch of {cancelled.cancelled} pending items "
           f"{cancel_s:.2f} s; {n} results streamed in {stream_s:.2f} s")
+
+
+def test_kill_9_while_the_vendor_creates_the_batch_fails_its_items_instead_of_sending_them_twice(servers: ServerPool, fakes, session_dir: Path):
+    """The fake stores the vendor batch, then holds its answer ("slow-create"): the server dies
+    never knowing the id. After the restart the items fail ABORTED naming the vendor batch to look
+    for, and no second vendor batch is made."""
+    name, prefix = "batches-crash-create", f"cc-{uuid.uuid4().hex[:6]}"
+    server = start(servers, fakes, name, session_dir)
+    try:
+        batch = submit(server, items(prefix, OPENAI_MODEL, 3), label="slow-create")
+        deadline = time.monotonic() + FINISH_DEADLINE_S
+        while not openai_batches(fakes, batch.id):
+            assert time.monotonic() < deadline, "the vendor batch was never created"
+            time.sleep(0.02)
+        server.kill()
+        server = start(servers, fakes, name, session_dir)
+        done = wait_finished(server, batch.id)
+        assert done.state == prism_pb2.BATCH_STATE_FAILED and done.failed == 3 and not done.vendor_batch_ids, done
+        got = by_custom_id(results(server, batch.id), [f"{prefix}-{i}" for i in range(3)])
+        for result in got.values():
+            assert result.error.code == grpc.StatusCode.ABORTED.value[0], result
+            assert f"prism {batch.id} chunk " in result.error.message and "slow-create" in result.error.message, result.error.message
+        assert len(openai_batches(fakes, batch.id)) == 1, "the items were sent to the vendor again"
+    finally:
+        server.stop()
+
+
+@pytest.mark.parametrize("hook,state,code", [("fail-batch", prism_pb2.BATCH_STATE_FAILED, grpc.StatusCode.FAILED_PRECONDITION),
+                                             ("expire-batch", prism_pb2.BATCH_STATE_FAILED, grpc.StatusCode.DEADLINE_EXCEEDED)])
+def test_a_failed_or_expired_vendor_batch_fails_its_items(servers: ServerPool, fakes, session_dir: Path, hook, state, code):
+    server = start(servers, fakes, f"batches-{hook}", session_dir)
+    try:
+        prefix = f"{hook}-{uuid.uuid4().hex[:6]}"
+        batch = submit(server, items(prefix, OPENAI_MODEL, 2), label=hook)
+        got = by_custom_id(results(server, batch.id), [f"{prefix}-{i}" for i in range(2)])
+        assert all(r.WhichOneof("result") == "error" and r.error.code == code.value[0] for r in got.values()), got
+        done = get(server, batch.id)
+        assert done.state == state and done.failed == 2 and len(done.vendor_batch_ids) == 1, done
+    finally:
+        server.stop()

@@ -74,7 +74,7 @@ extension BatchScheduler {
             logger.error("batches: chunk \(chunk.id) of batch \(chunk.batchID) not sent: \(error)")
             return
         }
-        let name = SQLiteBatchStore.displayName(batchID: chunk.batchID, chunkID: chunk.id)
+        let name = SQLiteBatchStore.displayName(batchID: chunk.batchID, chunkID: chunk.id, label: chunk.label)
         let status: BatchStatus
         do {
             status = try await generator.host.batchStatus(model: model, action: .submit(items: ready, displayName: name),
