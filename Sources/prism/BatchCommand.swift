@@ -45,15 +45,11 @@ struct BatchCommand: AsyncParsableCommand {
             var body = ByteBuffer()
             b.pack(request, into: &body)
 
-            let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            do {
+            try await BatchView.calling(connection) { client in
                 let batch = try await BatchView(client.unary("/prism.v1.Prism/SubmitBatch", body, metadata: connection.metadata, timeout: .seconds(600)))
                 print(batch.id)
                 FileHandle.standardError.write(Data("submitted \(batch.total) requests as \(batch.id)\n".utf8))
                 if wait { try await BatchView.wait(batch.id, client: client, connection: connection) }
-            } catch let error as RPCError {
-                throw reportFailure(error)
             }
         }
     }
@@ -66,13 +62,9 @@ struct BatchCommand: AsyncParsableCommand {
         @Flag(help: "Wait until the batch has finished, showing its progress.") var wait = false
 
         func run() async throws {
-            let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            do {
+            try await BatchView.calling(connection) { client in
                 let batch = try await BatchView.get(id, path: "GetBatch", client: client, connection: connection)
                 if wait && !batch.finished { try await BatchView.wait(id, client: client, connection: connection) } else { print(batch.summary) }
-            } catch let error as RPCError {
-                throw reportFailure(error)
             }
         }
     }
@@ -85,9 +77,7 @@ struct BatchCommand: AsyncParsableCommand {
         @Argument(help: "The batch id SubmitBatch gave.") var id: String
 
         func run() async throws {
-            let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            do {
+            try await BatchView.calling(connection) { client in
                 let call = try await client.serverStreaming("/prism.v1.Prism/StreamBatchResults", BatchView.request(id), metadata: connection.metadata)
                 for try await reply in call.responses {
                     let result = try ProtoMessage(prism__v1__batch_result__init, buffer: reply)
@@ -95,8 +85,6 @@ struct BatchCommand: AsyncParsableCommand {
                 }
                 let status = await call.status()
                 if status.code != .ok { throw RPCError(status.code, status.message) }
-            } catch let error as RPCError {
-                throw reportFailure(error)
             }
         }
     }
@@ -108,12 +96,8 @@ struct BatchCommand: AsyncParsableCommand {
         @Argument(help: "The batch id SubmitBatch gave.") var id: String
 
         func run() async throws {
-            let client = try await connection.connect()
-            defer { Task { await client.close() } }
-            do {
+            try await BatchView.calling(connection) { client in
                 print(try await BatchView.get(id, path: "CancelBatch", client: client, connection: connection).summary)
-            } catch let error as RPCError {
-                throw reportFailure(error)
             }
         }
     }
@@ -146,6 +130,17 @@ struct BatchView {
     func bar(width: Int = 30) -> String {
         let done = total == 0 ? width : width * (succeeded + failed + cancelled) / total
         return "[" + String(repeating: "#", count: done) + String(repeating: ".", count: width - done) + "]"
+    }
+
+    /// Connects, runs `body` and closes; an RPC failure is printed and exits non-zero.
+    static func calling(_ connection: ConnectionOptions, _ body: (RPCClient) async throws -> Void) async throws {
+        let client = try await connection.connect()
+        defer { Task { await client.close() } }
+        do {
+            try await body(client)
+        } catch let error as RPCError {
+            throw reportFailure(error)
+        }
     }
 
     static func request(_ id: String) -> ByteBuffer {
