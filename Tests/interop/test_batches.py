@@ -18,7 +18,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool, server_binary
 from harness import RPC_TIMEOUT_S, rpc_error
-from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
+from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, png, request, vendor_env  # noqa: F401
 
 LOCAL_MODEL = "local/mediainfo"
 # How long a batch may take to finish: a vendor batch needs three polls of the fake (about 4 s of
@@ -141,6 +141,17 @@ def test_anthropic_and_gemini_batches_answer_every_item_once(batch_server, fakes
     creates = [e for e in fakes[kind].entries() if e.get("kind") == "batch-create"
                and any(prefix in (r.get("text") or "") for r in e.get("requests") or [])]
     assert len(creates) == 1, f"expected one {kind} vendor batch, the fake saw {len(creates)}"
+
+
+def test_vendor_batch_items_are_fitted_at_submit_as_generate_fits_them(batch_server, fakes):
+    prefix = f"fit-{uuid.uuid4().hex[:6]}"
+    photo = prism_pb2.Media(mime_type="image/png", data=png(3000, 1000), name="wide.png")
+    batch = submit(batch_server, [prism_pb2.BatchItem(custom_id=f"{prefix}-0", generate=request(f"{prefix} describe", OPENAI_MODEL, media=[photo]))])
+    by_custom_id(results(batch_server, batch.id), [f"{prefix}-0"])
+    uploads = [e for e in fakes["openai"].entries() if e.get("path") == "/v1/files" and prefix in json.dumps(e.get("lines") or [])]
+    assert len(uploads) == 1, uploads
+    images = uploads[0]["lines"][0]["body"]["images"]
+    assert len(images) == 1 and 0 < images[0]["width"] <= 2048 and abs(images[0]["width"] / images[0]["height"] - 3.0) < 0.05, images
 
 
 # --- the normal call path ---------------------------------------------------------------------

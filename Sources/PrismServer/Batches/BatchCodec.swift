@@ -16,9 +16,10 @@ enum BatchCodec {
     /// under ids of their own), so their narrower rules do not apply.
     static let maxCustomIDLength = 256
 
-    /// What a stored item holds (BatchItem.request's field numbers).
+    /// What a stored item holds: BatchItem.request's field numbers, and a GenerateRequest already
+    /// adapted for its model at submit (AdaptedRequest).
     enum Kind: Int {
-        case generate = 2, extract = 3
+        case generate = 2, extract = 3, adaptedGenerate = 102
     }
 
     /// One checked item: its request for planning and its encoding for the store.

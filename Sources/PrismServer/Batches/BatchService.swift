@@ -1,6 +1,6 @@
 // prism.v1.Prism's batch RPCs: SubmitBatch stores every item (each checked as its own RPC would
-// check it, and routed to the model the planner picks now) in one durable transaction before it
-// answers; GetBatch and CancelBatch read and change the stored batch; StreamBatchResults sends
+// check it, routed to the model the planner picks now, and adapted for it when it goes to a
+// vendor batch) in one durable transaction before it answers; GetBatch and CancelBatch read and change the stored batch; StreamBatchResults sends
 // each finished item once, in completion order, waking on BatchSignals while the batch runs.
 import Foundation
 import NIOCore
@@ -36,17 +36,37 @@ struct BatchService {
         }
         var rows: [NewBatchItem] = []
         rows.reserveCapacity(items.count)
-        for item in items {
-            // The model the item goes to now; one the planner cannot place runs (and fails, with
-            // Generate's own status) on the normal path.
-            let model = try? await generator.firstChoice(for: item.request)
-            let lane: BatchLane = item.kind == .generate && model?.features.batch == true ? .vendor : .local
-            rows.append(NewBatchItem(customID: item.customID, kind: item.kind.rawValue, request: item.encoded, model: model?.name ?? "", lane: lane))
-        }
+        for item in items { rows.append(await route(item)) }
         let id = "batch_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let record = try await storeCall { try await store.createBatch(id: id, label: label, items: rows, now: Date()) }
         signals.notify(BatchSignals.work)
         return BatchCodec.batch(record)
+    }
+
+    /// Where an item runs, and what is stored of it. It goes to the model the planner picks now;
+    /// one the planner cannot place runs (and fails, with Generate's own status) on the normal
+    /// path. A Generate item for a model with a batch API goes to the vendor lane, its media
+    /// fetched and fitted now for that model (stored so, a restart never redoes it); one whose
+    /// media cannot be made to fit goes to the normal path, where Generate's fallbacks may serve it.
+    private func route(_ item: BatchCodec.Item) async -> NewBatchItem {
+        var row = NewBatchItem(customID: item.customID, kind: item.kind.rawValue, request: item.encoded, model: "", lane: .local)
+        guard item.kind == .generate else {
+            row.model = (try? await generator.firstChoice(for: item.request))?.name ?? ""
+            return row
+        }
+        var request = item.request
+        if let resolved = try? await generator.fetcher.resolve(request).request { request = resolved }
+        guard let model = try? await generator.firstChoice(for: request) else { return row }
+        row.model = model.name
+        guard model.features.batch else { return row }
+        if !AdaptedRequest.hasMedia(request) {
+            row.lane = .vendor
+        } else if let adapted = try? await generator.adaptForBatch(request, model: model) {
+            row.lane = .vendor
+            row.kind = BatchCodec.Kind.adaptedGenerate.rawValue
+            row.request = AdaptedRequest.encode(adapted, model: model.name)
+        }
+        return row
     }
 
     private func record(_ id: String) async throws -> BatchRecord {

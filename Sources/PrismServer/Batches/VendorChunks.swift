@@ -54,7 +54,10 @@ extension BatchScheduler {
         for item in items {
             do {
                 let request = try BatchCodec.generationRequest(item.request)
-                ready.append((Self.vendorItemID(item.seq), try await generator.adaptForBatch(request, model: model)))
+                // Adapted at submit when it had media (BatchService.route); a text-only one is
+                // planned for the model here, which changes nothing but checks it still fits.
+                let adapted = item.kind == BatchCodec.Kind.adaptedGenerate.rawValue ? request : try await generator.adaptForBatch(request, model: model)
+                ready.append((Self.vendorItemID(item.seq), adapted))
             } catch {
                 let (code, message) = Self.status(of: error)
                 failed.append(ItemOutcome(seq: item.seq, state: .failed, result: BatchCodec.errorResult(item.customID, code: code, message: message)))
