@@ -77,6 +77,8 @@ public struct ClaimedItem: Sendable {
     public var kind: Int
     public var request: Data
     public var model: String
+    /// Earlier runs of the item that ended in a passing failure (see `retryLater`).
+    public var attempts: Int
 }
 
 /// How a finished item ended. `result` is the encoded answer; when nil (items finished in bulk:
@@ -153,8 +155,11 @@ public protocol BatchStore: Sendable {
 
     /// Releases what a dead process held (see BatchRecovery); `owner` is this process's lease name.
     func recover(owner: String, now: Date) async throws -> BatchRecovery
-    /// Leases up to `limit` pending local-lane items, oldest first, marking them running.
-    func claimLocal(owner: String, limit: Int, leaseUntil: Date) async throws -> [ClaimedItem]
+    /// Leases up to `limit` pending local-lane items due at `now`, oldest first, marking them running.
+    func claimLocal(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [ClaimedItem]
+    /// running → pending again for an item whose run ended in a passing failure (the provider
+    /// unavailable or rate-limited), not leased again before `notBefore`.
+    func retryLater(batchID: String, seq: Int, notBefore: Date) async throws
     /// Extends the leases `owner` holds on running items.
     func renewLeases(owner: String, until: Date) async throws
     /// Records finished items of one batch (each only if still unfinished: a result is stored
@@ -183,6 +188,6 @@ public protocol BatchStore: Sendable {
     /// Ends a chunk (done or failed) with its items' outcomes, in one transaction; items of the
     /// chunk without an outcome finish as `leftover` says.
     func finishChunk(_ chunkID: String, state: VendorChunkState, outcomes: [ItemOutcome], leftover: ItemOutcome, now: Date) async throws
-    /// When the next chunk poll is due, if any chunk is running.
-    func nextPollDue() async throws -> Date?
+    /// When the next chunk poll, or the next item retry after `now`, is due.
+    func nextDue(after now: Date) async throws -> Date?
 }

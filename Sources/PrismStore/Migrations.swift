@@ -76,6 +76,8 @@ public enum Schema {
                 chunk_id TEXT REFERENCES batch_chunks(id) ON DELETE SET NULL,
                 lease_owner TEXT,
                 lease_until INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0,      -- runs that ended in a passing failure
+                not_before INTEGER,                       -- unix ms; a retried item waits until then
                 result BLOB,                              -- the encoded answer, or NULL with error_*
                 error_code INTEGER,
                 error_message TEXT,
@@ -86,6 +88,7 @@ public enum Schema {
             CREATE INDEX batch_items_state ON batch_items(batch_id, state);
             CREATE INDEX batch_items_lane ON batch_items(lane, state);
             CREATE INDEX batch_items_chunk ON batch_items(chunk_id) WHERE chunk_id IS NOT NULL;
+            CREATE INDEX batch_items_retry ON batch_items(not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
             CREATE INDEX batch_items_finished ON batch_items(batch_id, finished_order) WHERE finished_order IS NOT NULL;
             """),
     ]

@@ -4,17 +4,28 @@
 import Foundation
 
 extension SQLiteBatchStore {
-    public func claimLocal(owner: String, limit: Int, leaseUntil: Date) async throws -> [ClaimedItem] {
-        let until = ms(leaseUntil)
+    public func claimLocal(owner: String, limit: Int, now: Date, leaseUntil: Date) async throws -> [ClaimedItem] {
+        let (at, until) = (ms(now), ms(leaseUntil))
         // NORMAL sync: a claim lost with the power is only work that runs again.
         return try await store.write(durable: false) { db in
             let items = try db.query("""
                 UPDATE batch_items SET state = 'running', lease_owner = ?1, lease_until = ?2
-                WHERE rowid IN (SELECT rowid FROM batch_items WHERE lane = 'local' AND state = 'pending' ORDER BY rowid LIMIT ?3)
-                RETURNING batch_id, seq, custom_id, kind, request, model
-                """, [.text(owner), .integer(until), .integer(Int64(limit))]).map(Self.claimed)
+                WHERE rowid IN (SELECT rowid FROM batch_items WHERE lane = 'local' AND state = 'pending'
+                                AND (not_before IS NULL OR not_before <= ?4) ORDER BY rowid LIMIT ?3)
+                RETURNING batch_id, seq, custom_id, kind, request, model, attempts
+                """, [.text(owner), .integer(until), .integer(Int64(limit)), .integer(at)]).map(Self.claimed)
             try Self.markRunning(db, Set(items.map(\.batchID)))
             return items.sorted { ($0.batchID, $0.seq) < ($1.batchID, $1.seq) }
+        }
+    }
+
+    public func retryLater(batchID: String, seq: Int, notBefore: Date) async throws {
+        let at = ms(notBefore)
+        try await store.write(durable: false) { db in
+            try db.run("""
+                UPDATE batch_items SET state = 'pending', attempts = attempts + 1, not_before = ?3, lease_owner = NULL, lease_until = NULL
+                WHERE batch_id = ?1 AND seq = ?2 AND state = 'running'
+                """, [.text(batchID), .integer(Int64(seq)), .integer(at)])
         }
     }
 
@@ -51,7 +62,7 @@ extension SQLiteBatchStore {
                     SELECT rowid, length(request) AS size, sum(length(request)) OVER (ORDER BY seq ROWS UNBOUNDED PRECEDING) AS running
                     FROM batch_items WHERE batch_id = ?2 AND model = ?3 AND lane = 'vendor' AND state = 'pending' ORDER BY seq LIMIT ?4)
                   WHERE running = size OR running <= ?5)
-                RETURNING batch_id, seq, custom_id, kind, request, model
+                RETURNING batch_id, seq, custom_id, kind, request, model, attempts
                 """, [.text(id), .text(batchID), .text(model), .integer(Int64(maxItems)), .integer(Int64(maxBytes))]).map(Self.claimed)
             try Self.markRunning(db, [batchID])
             let label = try db.scalar("SELECT label FROM batches WHERE id = ?1", [.text(batchID)])?.text ?? ""
@@ -149,9 +160,14 @@ extension SQLiteBatchStore {
         }
     }
 
-    public func nextPollDue() async throws -> Date? {
-        try await store.read { db in
-            try db.scalar("SELECT min(next_poll_at) FROM batch_chunks WHERE state = 'running'")?.integer.map(SQLiteResponseCache.date)
+    public func nextDue(after now: Date) async throws -> Date? {
+        let at = ms(now)
+        // Retries already due wait for a free slot, whose end wakes the scheduler anyway.
+        return try await store.read { db in
+            try db.scalar("""
+                SELECT min(due) FROM (SELECT min(next_poll_at) AS due FROM batch_chunks WHERE state = 'running'
+                  UNION ALL SELECT min(not_before) FROM batch_items WHERE state = 'pending' AND not_before IS NOT NULL AND not_before > ?1)
+                """, [.integer(at)])?.integer.map(SQLiteResponseCache.date)
         }
     }
 
@@ -183,6 +199,6 @@ extension SQLiteBatchStore {
 
     static func claimed(_ row: [SQLiteValue]) -> ClaimedItem {
         ClaimedItem(batchID: row[0].text ?? "", seq: Int(row[1].integer ?? 0), customID: row[2].text ?? "",
-                    kind: Int(row[3].integer ?? 0), request: row[4].blob ?? Data(), model: row[5].text ?? "")
+                    kind: Int(row[3].integer ?? 0), request: row[4].blob ?? Data(), model: row[5].text ?? "", attempts: Int(row[6].integer ?? 0))
     }
 }

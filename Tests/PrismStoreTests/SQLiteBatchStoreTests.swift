@@ -41,11 +41,11 @@ final class SQLiteBatchStoreTests: XCTestCase {
     func testLocalItemsAreLeasedOnceAndTheirResultsRecordedOnceInCompletionOrder() async throws {
         let store = try SQLiteBatchStore(store: EmbeddedStore(directory: folder))
         _ = try await store.createBatch(id: "b1", label: "", items: items(3), now: now)
-        let first = try await store.claimLocal(owner: "me", limit: 2, leaseUntil: now.addingTimeInterval(60))
+        let first = try await store.claimLocal(owner: "me", limit: 2, now: now, leaseUntil: now.addingTimeInterval(60))
         XCTAssertEqual(first.map(\.seq), [0, 1])
         let running = try await store.batch("b1")
         XCTAssertEqual(running?.state, .running)
-        let second = try await store.claimLocal(owner: "me", limit: 5, leaseUntil: now.addingTimeInterval(60))
+        let second = try await store.claimLocal(owner: "me", limit: 5, now: now, leaseUntil: now.addingTimeInterval(60))
         XCTAssertEqual(second.map(\.seq), [2], "a leased item was handed out twice")
         // Seq 1 finishes first: completion order, not submit order.
         let recorded = try await store.finishItems(batchID: "b1", [ok(1), ok(0)], now: now)
@@ -64,6 +64,20 @@ final class SQLiteBatchStoreTests: XCTestCase {
         XCTAssertEqual(done?.finishedAt, now)
     }
 
+    func testAnItemPutBackForARetryWaitsUntilItIsDue() async throws {
+        let store = try SQLiteBatchStore(store: EmbeddedStore(directory: folder))
+        _ = try await store.createBatch(id: "b1", label: "", items: items(1), now: now)
+        let first = try await store.claimLocal(owner: "me", limit: 1, now: now, leaseUntil: now.addingTimeInterval(60))
+        XCTAssertEqual(first.first?.attempts, 0)
+        try await store.retryLater(batchID: "b1", seq: 0, notBefore: now.addingTimeInterval(10))
+        let early = try await store.claimLocal(owner: "me", limit: 1, now: now.addingTimeInterval(5), leaseUntil: now.addingTimeInterval(60))
+        XCTAssertTrue(early.isEmpty, "a retry was leased before it was due")
+        let due = try await store.nextDue(after: now)
+        XCTAssertEqual(due, now.addingTimeInterval(10))
+        let later = try await store.claimLocal(owner: "me", limit: 1, now: now.addingTimeInterval(10), leaseUntil: now.addingTimeInterval(60))
+        XCTAssertEqual(later.first?.attempts, 1)
+    }
+
     func testABatchWhoseEveryItemFailedIsFailed() async throws {
         let store = try SQLiteBatchStore(store: EmbeddedStore(directory: folder))
         _ = try await store.createBatch(id: "b1", label: "", items: items(1), now: now)
@@ -75,11 +89,11 @@ final class SQLiteBatchStoreTests: XCTestCase {
     func testCancelFinishesPendingItemsAndLeavesRunningOnes() async throws {
         let store = try SQLiteBatchStore(store: EmbeddedStore(directory: folder))
         _ = try await store.createBatch(id: "b1", label: "", items: items(4), now: now)
-        _ = try await store.claimLocal(owner: "me", limit: 1, leaseUntil: now.addingTimeInterval(60))
+        _ = try await store.claimLocal(owner: "me", limit: 1, now: now, leaseUntil: now.addingTimeInterval(60))
         let cancelled = try await store.cancelBatch("b1", now: now)
         XCTAssertEqual(cancelled?.cancelled, 3)
         XCTAssertEqual(cancelled?.state, .running, "an item still runs")
-        let none = try await store.claimLocal(owner: "me", limit: 5, leaseUntil: now.addingTimeInterval(60))
+        let none = try await store.claimLocal(owner: "me", limit: 5, now: now, leaseUntil: now.addingTimeInterval(60))
         XCTAssertTrue(none.isEmpty)
         try await store.finishItems(batchID: "b1", [ok(0)], now: now)
         let done = try await store.batch("b1")
@@ -145,7 +159,7 @@ final class SQLiteBatchStoreTests: XCTestCase {
             _ = try await store.createBatch(id: "local", label: "", items: items(2), now: now)
             _ = try await store.createBatch(id: "v1", label: "", items: items(2, lane: .vendor), now: now)
             _ = try await store.createBatch(id: "v2", label: "", items: items(2, lane: .vendor), now: now)
-            _ = try await store.claimLocal(owner: "dead", limit: 1, leaseUntil: now.addingTimeInterval(3600))
+            _ = try await store.claimLocal(owner: "dead", limit: 1, now: now, leaseUntil: now.addingTimeInterval(3600))
             _ = try await store.prepareChunk(id: "sent", owner: "dead", maxItems: 10, maxBytes: 1 << 20, now: now)  // v1
             _ = try await store.markSubmitting("sent")
             _ = try await store.prepareChunk(id: "unsent", owner: "dead", maxItems: 10, maxBytes: 1 << 20, now: now)  // v2
@@ -161,7 +175,7 @@ final class SQLiteBatchStoreTests: XCTestCase {
         let abandoned = try await store.finishedItems(of: "v1", after: 0, limit: 10)
         XCTAssertEqual(abandoned.map(\.errorCode), [SQLiteBatchStore.abandonedCode, SQLiteBatchStore.abandonedCode])
         XCTAssertTrue(abandoned[0].errorMessage.contains(SQLiteBatchStore.displayName(batchID: "v1", chunkID: "sent")), abandoned[0].errorMessage)
-        let local = try await store.claimLocal(owner: "alive", limit: 5, leaseUntil: now.addingTimeInterval(60))
+        let local = try await store.claimLocal(owner: "alive", limit: 5, now: now, leaseUntil: now.addingTimeInterval(60))
         XCTAssertEqual(local.map(\.seq), [0, 1], "the dead process's item is leased again")
         let again = try await store.prepareChunk(id: "again", owner: "alive", maxItems: 10, maxBytes: 1 << 20, now: now)
         XCTAssertEqual(again?.0.batchID, "v2", "an unsent chunk's items go out again")

@@ -18,7 +18,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import ServerPool, server_binary
 from harness import RPC_TIMEOUT_S, rpc_error
-from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, fakes, png, request, vendor_env  # noqa: F401
+from test_vendors import ANTHROPIC_MODEL, GEMINI_MODEL, OPENAI_MODEL, Fake, fakes, png, request, vendor_env  # noqa: F401
 
 LOCAL_MODEL = "local/mediainfo"
 # How long a batch may take to finish: a vendor batch needs three polls of the fake (about 4 s of
@@ -176,6 +176,30 @@ def test_an_item_that_cannot_run_fails_alone_with_generates_status(batch_server)
     assert "nobody/none" in bad.error.message, bad
     done = get(batch_server, batch.id)
     assert done.state == prism_pb2.BATCH_STATE_DONE and (done.succeeded, done.failed) == (1, 1), done
+
+
+def test_an_unavailable_provider_is_tried_again_later_before_the_item_fails(servers: ServerPool, session_dir: Path):
+    """A keyless OpenAI-compatible server (no batch API: the normal path) that answers 503: the
+    item runs four times (each the Generator's two attempts), 2, 4 and 8 s apart, then fails
+    UNAVAILABLE; the other item of the batch is answered meanwhile."""
+    fake = Fake("openai_fake.py", "", session_dir / "batches-keyless").start()
+    server = None
+    try:
+        server = servers.start("batches-keyless-h2c", [], "h2c", env={
+            "OPENAI_API_KEY": "", "OPENAI_BASE_URL": f"http://127.0.0.1:{fake.port}/v1", "ANTHROPIC_API_KEY": "", "GEMINI_API_KEY": "",
+            "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"})
+        prefix = f"retry-{uuid.uuid4().hex[:6]}"
+        down, fine = f"{prefix} status-503", f"{prefix} fine"
+        batch = submit(server, [item("down", down, "openai/local"), item("fine", fine, "openai/local")])
+        got = by_custom_id(results(server, batch.id), ["down", "fine"])
+        assert got["fine"].WhichOneof("result") == "text", got["fine"]
+        assert got["down"].error.code == grpc.StatusCode.UNAVAILABLE.value[0], got["down"]
+        assert len(fake.requests(down)) == 4 * 2, [e.get("time") for e in fake.requests(down)]
+        assert not get(server, batch.id).vendor_batch_ids
+    finally:
+        if server is not None:
+            server.stop()
+        fake.stop()
 
 
 def test_results_stream_while_the_batch_runs(batch_server):

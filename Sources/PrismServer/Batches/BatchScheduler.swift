@@ -23,6 +23,12 @@ final class BatchScheduler: @unchecked Sendable {
     static let errorBackoffSeconds: TimeInterval = 2
     /// How long one local item may run: a hung call must not hold a slot forever.
     static let itemTimeoutSeconds: TimeInterval = 600
+    /// Runs of one item on the normal path before a passing failure (UNAVAILABLE: the provider
+    /// down or rate-limited, after the Generator's own retries and fallbacks) is its result; each
+    /// waits twice as long as the last, from `firstRetrySeconds` (or what the provider asked):
+    /// 2, 4 and 8 s, a quarter of a minute for an outage to pass before the item fails.
+    static let attemptsPerItem = 4
+    static let firstRetrySeconds: TimeInterval = 2
     /// How often finished batches past retention are removed (more often for a short retention).
     static let retentionSweepSeconds: TimeInterval = 3600
 
@@ -87,7 +93,7 @@ final class BatchScheduler: @unchecked Sendable {
                 try await fillLocalSlots()
                 try await sendChunks()
                 try await pollDue()
-                if let due = try await store.nextPollDue() { wait = min(wait, max(0.01, due.timeIntervalSinceNow)) }
+                if let due = try await store.nextDue(after: Date()) { wait = min(wait, max(0.01, due.timeIntervalSinceNow)) }
             } catch {
                 if Task.isCancelled { break }
                 logger.error("batches: scheduler pass failed: \(error)")
@@ -120,7 +126,7 @@ final class BatchScheduler: @unchecked Sendable {
     private func fillLocalSlots() async throws {
         let free = concurrency - slots.count
         guard free > 0, !Task.isCancelled else { return }
-        let items = try await store.claimLocal(owner: owner, limit: free, leaseUntil: Date().addingTimeInterval(Self.leaseSeconds))
+        let items = try await store.claimLocal(owner: owner, limit: free, now: Date(), leaseUntil: Date().addingTimeInterval(Self.leaseSeconds))
         for item in items {
             slots.start { await self.runLocal(item) }
         }
@@ -147,6 +153,17 @@ final class BatchScheduler: @unchecked Sendable {
             }
         } catch {
             if slots.isStopping { return }
+            // A provider down or rate-limited now may serve the item later: the batch has time.
+            if let failure = error as? ProviderFailure, failure.code == .unavailable, item.attempts + 1 < Self.attemptsPerItem {
+                let delay = max(Double(failure.retryAfterMilliseconds) / 1000, Self.firstRetrySeconds * pow(2, Double(item.attempts)))
+                logger.info("batches: item \(item.customID) of batch \(item.batchID) retried in \(delay) s: \(failure.message)")
+                do {
+                    try await store.retryLater(batchID: item.batchID, seq: item.seq, notBefore: Date().addingTimeInterval(delay))
+                    return
+                } catch {
+                    logger.error("batches: cannot put item \(item.customID) back for a retry: \(error)")
+                }
+            }
             let (code, message) = Self.status(of: error)
             outcome = ItemOutcome(seq: item.seq, state: .failed, result: BatchCodec.errorResult(item.customID, code: code, message: message))
         }
