@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import subprocess
+from collections import Counter
 import time
 import uuid
 from pathlib import Path
@@ -88,7 +89,7 @@ def results(server, batch_id: str, timeout: float = FINISH_DEADLINE_S) -> list[p
 def by_custom_id(got: list[prism_pb2.BatchResult], expected: list[str]) -> dict[str, prism_pb2.BatchResult]:
     """The results keyed by custom_id, after checking each expected id came exactly once."""
     ids = [r.custom_id for r in got]
-    duplicates = sorted({i for i in ids if ids.count(i) > 1})
+    duplicates = sorted(i for i, n in Counter(ids).items() if n > 1)
     assert not duplicates, f"custom_ids answered more than once: {duplicates[:10]}"
     assert sorted(ids) == sorted(expected), f"missing {sorted(set(expected) - set(ids))[:10]}, unexpected {sorted(set(ids) - set(expected))[:10]}"
     return {r.custom_id: r for r in got}
