@@ -176,7 +176,7 @@ public final class SQLiteBatchStore: BatchStore, @unchecked Sendable {
     /// statement, after the batch's last finished item, in submit order.
     static func finishInBulk(_ db: SQLiteConnection, batchID: String, state: BatchItemState, code: Int, message: String,
                              where condition: String, extra: [SQLiteValue] = []) throws {
-        let base = try db.scalar("SELECT coalesce(max(finished_order), 0) FROM batch_items WHERE batch_id = ?1", [.text(batchID)])?.integer ?? 0
+        let base = try db.scalar("SELECT coalesce(max(finished_order), 0) FROM batch_items WHERE batch_id = ?1 AND finished_order IS NOT NULL", [.text(batchID)])?.integer ?? 0
         let n = extra.count
         try db.run("""
             UPDATE batch_items SET state = ?\(n + 2), error_code = ?\(n + 3), error_message = ?\(n + 4), finished_order = ?\(n + 5) + seq + 1,
