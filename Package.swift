@@ -45,10 +45,10 @@ let package = Package(
             publicHeadersPath: "generated",
             cSettings: [.headerSearchPath("generated")]
         ),
-        // Swift face of the generated messages: decode, encode, ownership.
+        // Swift face of the generated messages: decode, encode, ownership, proto3 JSON (ProtoJSON).
         .target(
             name: "PrismProto",
-            dependencies: ["PrismProtoC", "CProtobufC", .product(name: "NIOCore", package: "swift-nio")]
+            dependencies: ["PrismProtoC", "CProtobufC", "PrismJSON", .product(name: "NIOCore", package: "swift-nio")]
         ),
 
         // Transport and gRPC semantics: sockets, TLS, HTTP/2, framing, deadlines, a client.
@@ -160,7 +160,7 @@ let package = Package(
 
         .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio")]),
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
-        .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto"]),
+        .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),

@@ -82,6 +82,19 @@ public struct JSONParser {
         return try string()
     }
 
+    /// The source text of the next value if it is a number (checked as `readValue` checks it),
+    /// e.g. "18446744073709551615": for readers that need integers beyond 2^53 exactly; nil
+    /// after skipping a value of another kind.
+    public mutating func readNumberText() throws -> String? {
+        guard nextKind == .number else {
+            try skipValue()
+            return nil
+        }
+        let start = i
+        _ = try number()
+        return String(decoding: UnsafeBufferPointer(rebasing: b[start..<i]), as: UTF8.self)
+    }
+
     /// Passes each member of the next value, an object, to `member` in document order (a
     /// repeated key comes twice); returns false after skipping a value that is not an object.
     /// The key is valid only during the call.

@@ -157,6 +157,6 @@ public struct DescriptorIndex: Sendable {
 }
 
 /// The non-NULL elements of a protobuf-c repeated pointer field (`n_x`, `x`).
-private func elements<Element>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?, _ count: Int) -> [UnsafeMutablePointer<Element>] {
+func elements<Element>(_ array: UnsafeMutablePointer<UnsafeMutablePointer<Element>?>?, _ count: Int) -> [UnsafeMutablePointer<Element>] {
     UnsafeBufferPointer(start: array, count: array == nil ? 0 : count).compactMap { $0 }
 }

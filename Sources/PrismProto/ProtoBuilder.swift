@@ -57,6 +57,20 @@ public final class ProtoBuilder {
         return message
     }
 
+    /// A new message of the type `descriptor` describes, every field at its default: for code
+    /// that knows message types only at run time, such as the JSON codec.
+    func message(descriptor: UnsafePointer<ProtobufCMessageDescriptor>) -> UnsafeMutableRawPointer {
+        let message = own(calloc(1, descriptor.pointee.sizeof_message))
+        protobuf_c_message_init(descriptor, message)
+        return message
+    }
+
+    /// Zeroed room for `count` values of `size` bytes each: a repeated field's array when its
+    /// element type is known only at run time. NULL when `count` is 0, as protobuf-c expects.
+    func zeroed(count: Int, size: Int) -> UnsafeMutableRawPointer? {
+        count == 0 ? nil : own(calloc(count, size))
+    }
+
     /// A NUL-terminated copy of `string` for a `string` field. A string with an embedded
     /// NUL is cut there, as C strings are.
     public func string(_ string: String) -> UnsafeMutablePointer<CChar> {
@@ -127,7 +141,11 @@ public final class ProtoBuilder {
 
 /// Encodes any initialised protobuf-c message; the caller keeps its memory alive.
 func protoPack<Message>(_ message: UnsafePointer<Message>) -> [UInt8] {
-    let base = checkedBase(message)
+    protoPack(base: checkedBase(message))
+}
+
+/// Encodes an initialised protobuf-c message given by its header; the caller keeps its memory alive.
+func protoPack(base: UnsafeMutablePointer<ProtobufCMessage>) -> [UInt8] {
     let size = protobuf_c_message_get_packed_size(base)
     guard size > 0 else {
         return []

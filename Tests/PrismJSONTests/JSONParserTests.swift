@@ -59,6 +59,16 @@ final class JSONParserTests: XCTestCase {
         XCTAssertEqual(kinds, ["not a string", "not an object", "not an object", "not an array", "bool(true)", "null"])
     }
 
+    func testNumberTextIsTheSourceTextCheckedAsANumber() throws {
+        let texts = try JSONParser.read(Array(#"[18446744073709551615, -0.5e+3, "7"]"#.utf8)) { p -> [String?] in
+            var out: [String?] = []
+            try p.readArray { p in out.append(try p.readNumberText()) }
+            return out
+        }
+        XCTAssertEqual(texts, ["18446744073709551615", "-0.5e+3", nil])
+        XCTAssertThrowsError(try JSONParser.read(Array("01".utf8)) { try $0.readNumberText() })
+    }
+
     func testAValueLeftUnreadAtTheTopIsStillChecked() {
         XCTAssertNoThrow(try JSONParser.read(Array(chunk.utf8)) { _ in })
         XCTAssertThrowsError(try JSONParser.read(Array(#"{"a":[1,]}"#.utf8)) { _ in }) {
