@@ -18,8 +18,9 @@ struct BatchCommand: AsyncParsableCommand {
     struct Submit: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
             abstract: "Submit FILE.jsonl (one request per line; see `prism batch submit --help`) as one batch; prints its id.",
-            discussion: "Each line: {\"custom_id\": \"a1\", \"model\": \"openai/gpt-4o\", \"system\": \"...\", \"max_tokens\": 200, "
-                + "\"messages\": [{\"role\": \"user\", \"parts\": [{\"text\": \"...\"}]}]} (a subset of GenerateRequest's JSON).")
+            discussion: "Each line is a BatchItem in proto3 JSON, {\"custom_id\": \"a1\", \"generate\": {...}} or \"extract\": {...}; "
+                + "or a GenerateRequest with its custom_id beside its fields: {\"custom_id\": \"a1\", \"model\": \"openai/gpt-4o\", "
+                + "\"max_tokens\": 200, \"messages\": [{\"role\": \"ROLE_USER\", \"parts\": [{\"text\": \"...\"}]}]}.")
 
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The JSONL file of requests.") var file: String
@@ -29,21 +30,21 @@ struct BatchCommand: AsyncParsableCommand {
         func run() async throws {
             let b = ProtoBuilder()
             let text = String(decoding: try MediaIO.read(file), as: UTF8.self)
-            var items: [UnsafeMutablePointer<Prism__V1__BatchItem>] = []
+            var items: [ProtoMessage<Prism__V1__BatchItem>] = []
             for (index, line) in text.split(separator: "\n", omittingEmptySubsequences: false).enumerated()
             where !line.trimmingCharacters(in: .whitespaces).isEmpty {
                 do {
-                    items.append(try BatchLines.item(String(line), number: index + 1, in: b))
+                    items.append(try BatchLines.item(String(line), number: index + 1))
                 } catch let error as BatchLines.LineError {
                     throw ValidationError("\(file): \(error.description)")
                 }
             }
             let request = b.message(prism__v1__submit_batch_request__init)
             request.pointee.n_items = items.count
-            request.pointee.items = b.array(items)
+            request.pointee.items = b.array(items.map(\.pointer))
             request.pointee.label = b.string(label ?? "")
             var body = ByteBuffer()
-            b.pack(request, into: &body)
+            withExtendedLifetime(items) { b.pack(request, into: &body) }
 
             try await BatchView.calling(connection) { client in
                 let batch = try await BatchView(client.unary("/prism.v1.Prism/SubmitBatch", body, metadata: connection.metadata, timeout: .seconds(600)))
@@ -79,10 +80,7 @@ struct BatchCommand: AsyncParsableCommand {
         func run() async throws {
             try await BatchView.calling(connection) { client in
                 let call = try await client.serverStreaming("/prism.v1.Prism/StreamBatchResults", BatchView.request(id), metadata: connection.metadata)
-                for try await reply in call.responses {
-                    let result = try ProtoMessage(prism__v1__batch_result__init, buffer: reply)
-                    withExtendedLifetime(result) { print(BatchLines.json(result.pointee)) }
-                }
+                for try await reply in call.responses { print(try BatchLines.json(Array(reply.readableBytesView))) }
                 let status = await call.status()
                 if status.code != .ok { throw RPCError(status.code, status.message) }
             }

@@ -330,10 +330,11 @@ def test_finished_batches_are_removed_after_the_retention_time(servers: ServerPo
 
 def test_cli_submits_a_jsonl_file_waits_and_prints_results_as_jsonl(batch_server, tmp_path):
     cli, prefix = server_binary().parent / "prism", f"cli-{uuid.uuid4().hex[:6]}"
+    # The short form (a GenerateRequest beside its custom_id), then a BatchItem in proto3 JSON.
     lines = [{"custom_id": f"{prefix}-{i}", "model": LOCAL_MODEL, "system": "be brief", "max_tokens": 50,
-              "messages": [{"role": "user", "parts": [{"text": f"{prefix} question {i}"}]}]} for i in range(3)]
-    lines.append({"customId": f"{prefix}-v", "route": {"model": OPENAI_MODEL}, "temperature": 0,
-                  "messages": [{"role": "ROLE_USER", "parts": [{"text": f"{prefix} vendor question"}]}]})
+              "messages": [{"role": "ROLE_USER", "parts": [{"text": f"{prefix} question {i}"}]}]} for i in range(3)]
+    lines.append({"customId": f"{prefix}-v", "generate": {"route": {"model": OPENAI_MODEL}, "temperature": {"value": 0},
+                  "messages": [{"role": 1, "parts": [{"text": f"{prefix} vendor question"}]}]}})
     jsonl = tmp_path / "requests.jsonl"
     jsonl.write_text("\n".join(json.dumps(line) for line in lines) + "\n\n")
     server = ["--server", batch_server.target]
@@ -355,10 +356,10 @@ def test_cli_submits_a_jsonl_file_waits_and_prints_results_as_jsonl(batch_server
     assert status.returncode == 0 and "DONE" in status.stdout and "vendor batches batch_" in status.stdout, status
 
 
-def test_cli_names_the_line_and_the_key_outside_its_json_subset(batch_server, tmp_path):
+def test_cli_names_the_line_and_the_field_it_cannot_read(batch_server, tmp_path):
     jsonl = tmp_path / "bad.jsonl"
     jsonl.write_text(json.dumps({"custom_id": "a", "messages": [{"parts": [{"text": "hi"}]}]}) + "\n"
-                     + json.dumps({"custom_id": "b", "tools": [], "messages": []}) + "\n")
+                     + json.dumps({"custom_id": "b", "messages": [{"role": "ROLE_USER", "parts": [{"colour": "red"}]}]}) + "\n")
     done = subprocess.run([str(server_binary().parent / "prism"), "batch", "submit", str(jsonl), "--server", batch_server.target],
                           capture_output=True, text=True, timeout=30)
-    assert done.returncode != 0 and "line 2: 'tools' is not in the JSON subset" in done.stderr, done.stderr
+    assert done.returncode != 0 and "line 2: generate.messages[0].parts[0]" in done.stderr and "colour" in done.stderr, done.stderr

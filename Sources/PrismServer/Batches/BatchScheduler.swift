@@ -77,14 +77,18 @@ final class BatchScheduler: @unchecked Sendable {
     }
 
     private func run() async {
-        do {
-            let found = try await store.recover(owner: owner, now: Date())
-            if found != BatchRecovery() {
-                logger.notice("batches: recovered \(found.itemsReleased) items and \(found.chunksReleased) unsent chunks of a stopped process; \(found.chunksAbandoned) chunks caught mid-submit were failed, not resubmitted")
+        // Nothing runs before what a dead process left is settled.
+        while !Task.isCancelled {
+            do {
+                let found = try await store.recover(owner: owner, now: Date())
+                if found != BatchRecovery() {
+                    logger.notice("batches: recovered \(found.itemsReleased) items and \(found.chunksReleased) unsent chunks of a stopped process; \(found.chunksAbandoned) chunks caught mid-submit were failed, not resubmitted")
+                }
+                break
+            } catch {
+                logger.error("batches: recovery failed: \(error); retrying")
+                try? await Task.sleep(nanoseconds: UInt64(Self.errorBackoffSeconds * 1_000_000_000))
             }
-        } catch {
-            logger.error("batches: recovery failed: \(error); the scheduler does not run")
-            return
         }
         while !Task.isCancelled {
             let seen = signals.version(BatchSignals.work)
