@@ -59,6 +59,8 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
+                // HTTP/1.1 on the gRPC port (gRPC-Web, health, metrics): NIO's request parser.
+                .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -158,7 +160,8 @@ let package = Package(
             ]
         ),
 
-        .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio")]),
+        .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio"),
+                                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),

@@ -45,13 +45,15 @@ PRISM_APT_PACKAGES=(
 
 # PyPI packages for the interop suite (Tests/interop), as "import-name=pip-name": the real gRPC client
 # and its code generator, pytest with per-test timeouts, and hpack (the HTTP/2 header codec of the h2
-# project) so the raw-socket tests can read the server's compressed header blocks.
+# project) so the raw-socket tests can read the server's compressed header blocks; prometheus_client's
+# parser reads /metrics in the HTTP/1.1 tests as Prometheus itself would.
 PRISM_PIP_PACKAGES=(
   grpc=grpcio
   grpc_tools=grpcio-tools
   pytest=pytest
   pytest_timeout=pytest-timeout
   hpack=hpack
+  prometheus_client=prometheus-client
 )
 
 # Where the Swift toolchain lives on our machines; it is not a Debian package.

@@ -33,6 +33,8 @@ public final class Generator: Sendable {
     public let fetcher: MediaFetcher
     /// The response cache; nil when it is off.
     public let cache: GenerationCache?
+    /// Every usage event of every call, totalled by model (for /metrics).
+    public let usage = UsageTotals()
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
@@ -184,6 +186,7 @@ public final class Generator: Sendable {
                         usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
+                    if case .usage(let usage) = event { self.usage.record(usage, model: model) }
                     try await emit(.event(event))
                 case .end(let end):
                     return end

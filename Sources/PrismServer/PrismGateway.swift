@@ -11,6 +11,8 @@ public final class PrismGateway: Sendable {
     public let server: RPCServer
     public let health: HealthStatusStore
     public let metrics: MetricsInterceptor
+    /// What /readyz reports: plugins loaded, not draining.
+    public let readiness = Readiness()
     /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
     public let plugins: PluginHost
     /// The config's model aliases, whose providers are checked once the plugins have loaded.
@@ -76,6 +78,8 @@ public final class PrismGateway: Sendable {
         if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
+        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
+        router.jsonCodec = ProtoJSONCodec(methods: .embedded)
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
         for name in router.serviceNames {
@@ -88,6 +92,8 @@ public final class PrismGateway: Sendable {
         self.aliases = settings.modelAliases
     }
 
+    /// Loads the plugins (refusing an alias none of them serves), then listens; /readyz says
+    /// ready from then until shutdown begins.
     public func start() async throws {
         plugins.start()
         do {
@@ -97,6 +103,7 @@ public final class PrismGateway: Sendable {
             throw error
         }
         batchScheduler?.start()
+        readiness.markPluginsLoaded()
         try await server.start()
     }
 
@@ -114,6 +121,7 @@ public final class PrismGateway: Sendable {
 
     /// Reports NOT_SERVING first, then drains and stops the server.
     public func shutdown() async {
+        readiness.markDraining()
         health.setAllNotServing()
         await server.shutdown()
         await batchScheduler?.stop()

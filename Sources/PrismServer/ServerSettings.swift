@@ -50,6 +50,12 @@ public struct ConfigFile: Codable, Sendable {
         public var queued_calls: Int?
     }
 
+    /// The HTTP/1.1 and browser surfaces of the gRPC port.
+    public struct HTTP: Codable, Sendable {
+        /// Origins browsers may call from (CORS); PRISM_CORS_ORIGINS overrides.
+        public var cors_origins: [String]?
+    }
+
     /// Converse streams' bounds; each absent value keeps its default (ConverseLimits).
     public struct Converse: Codable, Sendable {
         public var max_turns: Int?
@@ -106,6 +112,7 @@ public struct ConfigFile: Codable, Sendable {
 
     public var listen: String?
     public var batches: Batches?
+    public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
@@ -303,6 +310,7 @@ public struct ServerSettings: Sendable {
             if let v = batches.concurrency { batchConcurrency = try Self.positive(v, "concurrency", upTo: 1024, section: "batches") }
             if let v = batches.retention_seconds { batchRetentionSeconds = try Self.positive(v, "retention_seconds", section: "batches") }
         }
+        if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
@@ -316,12 +324,15 @@ public struct ServerSettings: Sendable {
         return value
     }
 
-    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
         if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
             pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
+        }
+        if let origins = environment["PRISM_CORS_ORIGINS"] {
+            rpc.cors.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }

@@ -112,4 +112,13 @@ final class ServerSettingsTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("batches.concurrency must be between 1 and 1024"), "\(error)")
         }
     }
+
+    func testCORSOriginsFromConfigFileThenEnvironment() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual(settings.rpc.cors.allowedOrigins, [], "no origin is allowed unless configured")
+        try settings.apply(try configFile(#"{"http": {"cors_origins": ["https://a.example"]}}"#))
+        XCTAssertEqual(settings.rpc.cors.allowedOrigins, ["https://a.example"])
+        try settings.applyEnvironment(["PRISM_CORS_ORIGINS": " https://b.example, ,http://localhost:3000 "])
+        XCTAssertEqual(settings.rpc.cors.allowedOrigins, ["https://b.example", "http://localhost:3000"])
+    }
 }

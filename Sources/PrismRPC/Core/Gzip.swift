@@ -38,6 +38,19 @@ enum Gzip {
         case corrupt
     }
 
+    /// `decompress` for what a caller sent: past `limit` is RESOURCE_EXHAUSTED, a stream that is
+    /// not gzip `corrupt` (the code the protocol asks for); both messages name `what`.
+    static func decompressCallInput(_ input: ByteBuffer, limit: Int, allocator: ByteBufferAllocator,
+                                    what: String, corrupt: StatusCode) throws -> ByteBuffer {
+        do {
+            return try decompress(input, limit: limit, allocator: allocator)
+        } catch DecompressError.tooLarge(let limit) {
+            throw RPCError(.resourceExhausted, "decompressed \(what) exceeds the limit of \(limit) bytes")
+        } catch {
+            throw RPCError(corrupt, "\(what) could not be decompressed with gzip")
+        }
+    }
+
     /// Decompresses one gzip member, refusing to produce more than `limit` bytes.
     static func decompress(_ input: ByteBuffer, limit: Int, allocator: ByteBufferAllocator) throws -> ByteBuffer {
         var stream = z_stream()

@@ -75,13 +75,7 @@ struct MessageDeframer {
         guard encoding == .gzip else {
             throw RPCError(.internal, "message has the compressed flag set but the call has no grpc-encoding")
         }
-        do {
-            return try Gzip.decompress(payload, limit: maxMessageBytes, allocator: allocator)
-        } catch Gzip.DecompressError.tooLarge(let limit) {
-            throw RPCError(.resourceExhausted, "decompressed message exceeds the limit of \(limit) bytes")
-        } catch {
-            throw RPCError(.internal, "message could not be decompressed with gzip")
-        }
+        return try Gzip.decompressCallInput(payload, limit: maxMessageBytes, allocator: allocator, what: "message", corrupt: .internal)
     }
 
     /// Called at end of stream: leftover bytes mean the peer cut a message short.

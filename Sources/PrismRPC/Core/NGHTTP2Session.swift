@@ -266,8 +266,11 @@ struct HeaderBlock {
 final class FixedHeaders: @unchecked Sendable {
     // Immutable after init; nghttp2 only reads (and copies) them.
     let nva: UnsafeMutableBufferPointer<nghttp2_nv>
+    /// The same fields as text, for HTTP/1.1 responses.
+    let pairs: [(String, String)]
 
     init(_ pairs: [(String, String)]) {
+        self.pairs = pairs
         nva = .allocate(capacity: pairs.count)
         for (i, (name, value)) in pairs.enumerated() {
             let n = UnsafeMutableBufferPointer<UInt8>.allocate(capacity: name.utf8.count)

@@ -8,9 +8,13 @@ public final class MetricsInterceptor: ServerInterceptor {
     public static let bucketBoundsMs: [Double] = [1, 5, 10, 50, 100, 500, 1_000, 5_000, 30_000]
 
     public struct MethodStats: Sendable {
+        /// The method's shape (`CallHead.callType`).
+        public var callType = ""
         public var started = 0
         public var finishedByCode: [StatusCode: Int] = [:]
         public var latencyBuckets = [Int](repeating: 0, count: MetricsInterceptor.bucketBoundsMs.count + 1)
+        /// Total time of the finished calls, in seconds (a histogram's `_sum`).
+        public var latencySumSeconds = 0.0
         public var inFlight: Int { started - finishedByCode.values.reduce(0, +) }
     }
 
@@ -19,7 +23,10 @@ public final class MetricsInterceptor: ServerInterceptor {
     public init() {}
 
     public func accept(_ call: CallHead) throws {
-        stats.withLockedValue { $0[call.path, default: MethodStats()].started += 1 }
+        stats.withLockedValue {
+            $0[call.path, default: MethodStats()].started += 1
+            $0[call.path]!.callType = call.callType
+        }
     }
 
     public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {
@@ -28,6 +35,7 @@ public final class MetricsInterceptor: ServerInterceptor {
         stats.withLockedValue { all in
             all[call.path, default: MethodStats()].finishedByCode[status.code, default: 0] += 1
             all[call.path]!.latencyBuckets[bucket] += 1
+            all[call.path]!.latencySumSeconds += ms / 1e3
         }
     }
 

@@ -5,7 +5,7 @@ import CNGHTTP2
 import Logging
 import NIOCore
 
-final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
+final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, CallTransport, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -215,7 +215,7 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
             stream.dispatched = true
             dispatch(stream)
         }
-        if endStream { requestEnded(stream) }
+        if endStream { stream.requestDidEnd() }
     }
 
     func data(streamID: Int32, bytes: UnsafeRawBufferPointer) {
@@ -225,17 +225,12 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
             return
         }
         stream.unconsumedBytes += bytes.count
-        guard !stream.hasStatus, stream.deframer != nil else {
-            returnCredit(stream)
-            return
-        }
-        stream.deframer!.append(bytes, allocator: context.channel.allocator)
-        deliverMessages(stream)
+        stream.receive(bytes)
         returnCredit(stream)
     }
 
     func dataEndStream(streamID: Int32) {
-        if let stream = streams[streamID] { requestEnded(stream) }
+        streams[streamID]?.requestDidEnd()
     }
 
     func streamClosed(streamID: Int32, errorCode: UInt32) {
@@ -262,26 +257,6 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
 
     // MARK: - Calls
 
-    /// Hands buffered whole messages to the call.
-    private func deliverMessages(_ stream: ServerStream) {
-        do {
-            while let message = try stream.deframer!.next(allocator: context.channel.allocator) {
-                if let requests = stream.requests {
-                    requests.yield(message)
-                } else {
-                    stream.unaryRequestCount += 1
-                    if stream.unaryRequestCount > 1 {
-                        throw RPCError(.internal, "a unary call received more than one request message")
-                    }
-                    stream.unaryRequest = message
-                    stream.context?.requestWasCompressed = stream.deframer!.lastWasCompressed
-                }
-            }
-        } catch {
-            stream.finish(ServerStream.status(for: error, connection: self))
-        }
-    }
-
     /// Returns flow-control credit unless the handler has fallen behind on a streaming call.
     private func returnCredit(_ stream: ServerStream) {
         if let requests = stream.requests, !stream.hasStatus {
@@ -303,29 +278,19 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
         scheduleFlush()
     }
 
-    private func requestEnded(_ stream: ServerStream) {
-        guard !stream.requestEnded else { return }
-        stream.requestEnded = true
-        guard !stream.hasStatus, let deframer = stream.deframer else { return }
-        do {
-            try deframer.checkComplete()
-        } catch {
-            stream.finish(ServerStream.status(for: error, connection: self))
-            return
-        }
-        if let requests = stream.requests {
-            requests.finish()
-        } else {
-            startUnary(stream)
-        }
+    // MARK: - CallTransport
+
+    var eventLoop: EventLoop { context.eventLoop }
+    var carriesTrailers: Bool { true }
+
+    func sendHeaders(_ stream: ServerStream, _ headers: HeaderBlock, endStream: Bool) {
+        session.submitHeaders(streamID: stream.id, headers, withBody: !endStream)
     }
 
-    func callFinished(_ stream: ServerStream, status: Status) {
-        guard let head = stream.context?.head else { return }
-        let elapsed = NIODeadline.now() - stream.startTime
-        for interceptor in router.interceptors.prefix(stream.interceptorsEntered) {
-            interceptor.finished(head, status: status, elapsed: elapsed)
-        }
+    func resumeData(_ stream: ServerStream) {
+        guard stream.dataDeferred else { return }
+        stream.dataDeferred = false
+        session.resumeData(streamID: stream.id)
     }
 }
 

@@ -1,10 +1,12 @@
 // The gRPC server: binds a socket on NIO event loops (one per core), builds each
-// connection's pipeline (TLS if configured, then HTTP/2 + gRPC), enforces the connection
+// connection's pipeline (TLS if configured, then HTTP/2 or HTTP/1.1 as the client speaks it,
+// both serving the same method table), enforces the connection
 // limit, and shuts down gracefully (GOAWAY, let calls finish, then close, and let the cancelled
 // handlers end before the event loops they run on stop).
 import Logging
 import NIOConcurrencyHelpers
 import NIOCore
+import NIOHTTP1
 import NIOPosix
 
 public final class RPCServer: Sendable {
@@ -15,6 +17,8 @@ public final class RPCServer: Sendable {
     private let tlsContext: TLSContext?
     private let state = NIOLockedValueBox(State())
     private let handlerTasks = HandlerTasks()
+    /// ALPN on TLS, preferred first: gRPC clients offer h2; browsers and curl may offer http/1.1.
+    static let applicationProtocols = ["h2", "http/1.1"]
     /// How long shutdown waits for handlers cancelled by the close to end (a plugin call that
     /// ignores cancellation is abandoned by the plugin host well before this).
     static let handlerDrainSeconds = 2.0
@@ -29,7 +33,11 @@ public final class RPCServer: Sendable {
         self.configuration = configuration
         self.router = router
         self.logger = logger
-        self.tlsContext = try configuration.tls.map { try TLSContext($0, server: true) }
+        self.tlsContext = try configuration.tls.map { tls in
+            var tls = tls
+            tls.applicationProtocols = Self.applicationProtocols
+            return try TLSContext(tls, server: true)
+        }
         self.group = MultiThreadedEventLoopGroup(numberOfThreads: max(1, configuration.eventLoopThreads))
     }
 
@@ -71,12 +79,34 @@ public final class RPCServer: Sendable {
             if let tlsContext {
                 try sync.addHandler(try OpenSSLHandler(context: tlsContext))
             }
-            try sync.addHandler(HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks))
+            try sync.addHandler(ProtocolDetectorHandler(idleTimeout: configuration.idleTimeout) { [self] _, version in
+                switch version {
+                case .http2:
+                    return [HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks)]
+                case .http1:
+                    return http1Handlers()
+                }
+            })
             return channel.eventLoop.makeSucceededVoidFuture()
         } catch {
             logger.error("cannot set up connection: \(error)")
             return channel.close()
         }
+    }
+
+    /// The HTTP/1.1 pipeline: NIO's parser (header block bounded like HTTP/2's), its encoder,
+    /// one request at a time, an idle timer, then the connection that dispatches the requests.
+    private func http1Handlers() -> [ChannelHandler] {
+        var limits = NIOHTTPDecoderLimitConfiguration()
+        limits.maxHeaderListSize = configuration.maxHeaderListBytes
+        limits.maxHeaderFieldSize = configuration.maxHeaderListBytes
+        return [
+            HTTPResponseEncoder(),
+            ByteToMessageHandler(HTTPRequestDecoder(leftOverBytesStrategy: .dropBytes, limitConfiguration: limits)),
+            HTTPServerPipelineHandler(),
+            IdleStateHandler(allTimeout: configuration.idleTimeout),
+            HTTP1ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks),
+        ]
     }
 
     /// Stops accepting, sends GOAWAY on every connection, waits up to the grace period for

@@ -1,5 +1,5 @@
 // The method table: which handler serves which `/package.Service/Method`, in the four gRPC
-// call shapes, plus the interceptors every call passes through.
+// call shapes, plus the interceptors every call passes through and the plain GET pages.
 import NIOCore
 
 /// A handler for one method, in one of gRPC's call shapes. Messages are serialized bytes;
@@ -13,6 +13,24 @@ public enum RPCHandler: Sendable {
     case serverStreaming(@Sendable (ByteBuffer, ServerCallContext, ResponseWriter) async throws -> Void)
     case clientStreaming(@Sendable (RequestStream, ServerCallContext) async throws -> ByteBuffer)
     case bidirectional(@Sendable (RequestStream, ResponseWriter, ServerCallContext) async throws -> Void)
+
+    /// The shape's name in metrics (go-grpc-prometheus's `grpc_type`).
+    var callType: String {
+        switch self {
+        case .unary, .unaryOnEventLoop: return "unary"
+        case .serverStreaming: return "server_stream"
+        case .clientStreaming: return "client_stream"
+        case .bidirectional: return "bidi_stream"
+        }
+    }
+
+    /// One request and one response: what Connect's unary protocol can carry.
+    var isUnary: Bool {
+        switch self {
+        case .unary, .unaryOnEventLoop: return true
+        case .serverStreaming, .clientStreaming, .bidirectional: return false
+        }
+    }
 
     var isUnaryRequest: Bool {
         switch self {
@@ -49,6 +67,29 @@ public struct ServiceDefinition: Sendable {
     }
 }
 
+/// Converts a method's messages between protobuf binary and proto3 JSON, for Connect's JSON
+/// codec. PrismRPC knows no message types: the server supplies this from its descriptors.
+public protocol JSONCodec: Sendable {
+    /// The request message of the method at `path`, from JSON. Throws an `RPCError`
+    /// (INVALID_ARGUMENT naming the field) for JSON that does not fit the message.
+    func request(fromJSON json: ByteBuffer, path: String) throws -> ByteBuffer
+    /// A response message of the method at `path`, as JSON.
+    func response(toJSON message: ByteBuffer, path: String) throws -> ByteBuffer
+}
+
+/// A plain HTTP response for a GET beside the methods: probes and metrics for operators.
+public struct HTTPPage: Sendable {
+    public var status: Int
+    public var contentType: String
+    public var body: String
+
+    public init(status: Int = 200, contentType: String = "text/plain; charset=utf-8", body: String) {
+        self.status = status
+        self.contentType = contentType
+        self.body = body
+    }
+}
+
 /// The server's method table, fixed once the server starts.
 public struct Router: Sendable {
     /// A registered method, with its names split once at registration.
@@ -61,6 +102,10 @@ public struct Router: Sendable {
     private var routes: [String: Route] = [:]
     private var services: Set<String> = []
     public private(set) var interceptors: [any ServerInterceptor] = []
+    /// Connect's JSON codec (`application/json`, `application/connect+json`); without it they get 415.
+    public var jsonCodec: (any JSONCodec)?
+    /// Pages served to GET by path (`/healthz`), rendered per request on the event loop.
+    private var pages: [String: @Sendable () -> HTTPPage] = [:]
 
     public init() {}
 
@@ -69,6 +114,16 @@ public struct Router: Sendable {
         for (method, handler) in service.methods {
             routes["/\(service.name)/\(method)"] = Route(handler: handler, service: service.name, method: method)
         }
+    }
+
+    /// Serves `render()` to GET (and HEAD) requests for `path`, over HTTP/1.1 and HTTP/2. It runs
+    /// on an event loop: it must be quick and must not block.
+    public mutating func page(_ path: String, _ render: @escaping @Sendable () -> HTTPPage) {
+        pages[path] = render
+    }
+
+    func page(_ path: String) -> (@Sendable () -> HTTPPage)? {
+        pages[path]
     }
 
     public mutating func intercept(with interceptor: any ServerInterceptor) {

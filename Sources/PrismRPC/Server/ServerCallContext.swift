@@ -13,6 +13,9 @@ public struct CallHead: Sendable {
     /// The remote address as text, for logs.
     public let peer: String
     public let deadline: NIODeadline?
+    /// The method's shape as go-grpc-prometheus names it: `unary`, `server_stream`,
+    /// `client_stream` or `bidi_stream`.
+    public var callType = "unary"
 }
 
 /// Per-call state handed to handlers.

@@ -36,6 +36,10 @@ public struct ServerConfiguration: Sendable {
     /// most of Prism's responses are small deltas where gzip costs more than it saves.
     /// A handler can decide per call with `ServerCallContext.setResponseCompression`.
     public var compressResponses = false
+    /// Browser origins allowed to call cross-origin (gRPC-Web over HTTP/1.1 or HTTP/2).
+    public var cors = CORSPolicy()
+    /// Largest HTTP/1.1 request body that is not a call (a page, a preflight): they need none.
+    public var maxPlainRequestBodyBytes = 64 << 10
     /// Event loops (threads) serving connections; one per core by default.
     public var eventLoopThreads = System.coreCount
 

@@ -1,19 +1,17 @@
-// One RPC on a server connection: the request's headers and messages coming in, the
-// handler's task, and the response messages and status going out with backpressure.
+// One RPC (or plain HTTP request) on a server connection, HTTP/2 or HTTP/1.1: the request's
+// headers and messages coming in, the handler's task, and the response messages and status
+// going out with backpressure, in the call's wire protocol (gRPC, gRPC-Web or Connect).
 // Every stored property is owned by the connection's event loop; the async methods at the
 // bottom are the only entry points from the handler's task, and each hops to that loop.
 import CNGHTTP2
 import NIOCore
-#if canImport(Glibc)
-import Glibc
-#endif
 
 final class ServerStream: @unchecked Sendable {
     let id: Int32
     let eventLoop: EventLoop
     /// Strong: a handler's task may outlive the connection, and still reaches it here (the
     /// cycle through `connection.streams` is broken when the stream closes).
-    let connection: HTTP2ServerConnection
+    let connection: any CallTransport
 
     // Request side.
     var request = RequestHeaders()
@@ -23,6 +21,16 @@ final class ServerStream: @unchecked Sendable {
     var requestEnded = false
     var deframer: MessageDeframer?
     var requests: RequestStream?
+    /// gRPC or gRPC-Web, chosen from the request's content-type at dispatch.
+    var wire = WireProtocol.grpc
+    /// For `application/grpc-web-text` requests: the body's base64, decoded as it arrives.
+    var textDecoder: Base64BodyDecoder?
+    /// Connect unary: the request body as it arrives, then the response message.
+    var connectBody: ByteBuffer?
+    /// Connect with the JSON codec: converts messages both ways.
+    var jsonCodec: (any JSONCodec)?
+    /// Connect unary: the request body's content-encoding.
+    var requestEncoding = MessageEncoding.identity
     /// The single request of a unary-request call, once it has arrived.
     var unaryRequest: ByteBuffer?
     var unaryRequestCount = 0
@@ -35,10 +43,13 @@ final class ServerStream: @unchecked Sendable {
     var task: Task<Void, Never>?
     var deadlineTimer: Scheduled<Void>?
     var startTime = NIODeadline.now()
-    /// Interceptors whose `accept` ran; each of them sees `finished`.
+    /// The router's interceptors, and how many of them saw `accept`; each of those sees `finished`.
+    var interceptors: [any ServerInterceptor] = []
     var interceptorsEntered = 0
     /// The client listed gzip in `grpc-accept-encoding`.
     var clientAcceptsGzip = false
+    /// The server's default for compressing responses, read once (not per message).
+    let serverCompresses: Bool
 
     // Response side.
     var headersSent = false
@@ -47,17 +58,28 @@ final class ServerStream: @unchecked Sendable {
     /// Messages on their way from the handler's task, and the per-stream cap.
     let responses: ResponseQueue
     var dataDeferred = false
-    /// The trailers to send once `outbound` is empty; set when the call has a status.
-    var pendingTrailers: HeaderBlock?
+    /// How the response ends once `outbound` is empty; set when the call has a status.
+    var pendingEnd: ResponseEnd?
+    /// Header fields every response head of this request carries (CORS for a browser's origin).
+    var extraHeaders: [(String, String)] = []
     var finalStatus: Status?
     /// Our side is done (trailers or trailers-only sent, or the stream reset).
     var closed = false
 
-    init(id: Int32, eventLoop: EventLoop, connection: HTTP2ServerConnection) {
+    enum ResponseEnd {
+        /// HTTP trailers (native gRPC).
+        case trailers(HeaderBlock)
+        /// The body just ends: its last frame said it all (gRPC-Web, plain responses).
+        case endOfBody
+    }
+
+    init(id: Int32, eventLoop: EventLoop, connection: any CallTransport) {
         self.id = id
         self.eventLoop = eventLoop
         self.connection = connection
-        self.responses = ResponseQueue(capacity: connection.configuration.perStreamBufferBytes)
+        let configuration = connection.configuration
+        self.responses = ResponseQueue(capacity: configuration.perStreamBufferBytes)
+        self.serverCompresses = configuration.compressResponses
     }
 
     var hasStatus: Bool { finalStatus != nil }
@@ -70,10 +92,9 @@ final class ServerStream: @unchecked Sendable {
         outbound.append(framed)
         if !headersSent {
             headersSent = true
-            connection.session.submitHeaders(streamID: id, responseHeaders(), withBody: true)
-        } else if dataDeferred {
-            dataDeferred = false
-            connection.session.resumeData(streamID: id)
+            connection.sendHeaders(self, responseHeaders(), endStream: false)
+        } else {
+            connection.resumeData(self)
         }
         connection.scheduleFlush()
     }
@@ -90,30 +111,103 @@ final class ServerStream: @unchecked Sendable {
         if !status.message.isEmpty { statusFields.append(("grpc-message", PercentEncoding.encode(status.message))) }
         let trailerFields = trailers.wireHeaders()
 
-        if !headersSent {
+        if wire == .connectUnary {
+            // A whole response: the message, or the error as HTTP status and JSON.
+            headersSent = true
+            var fields = extraHeaders + (context?.responseHeaders.wireHeaders() ?? [])
+            fields += trailers.wireHeaders().map { ("trailer-" + $0.0, $0.1) }
+            if status.code == .ok {
+                sendWhole(httpStatus: 200, contentType: jsonCodec == nil ? "application/proto" : "application/json",
+                          body: connectBody ?? connection.allocator.buffer(capacity: 0), fields: fields)
+            } else {
+                sendWhole(httpStatus: ConnectProtocol.httpStatus(status.code), contentType: "application/json",
+                          body: connection.allocator.buffer(string: ConnectProtocol.errorBody(status)), fields: fields)
+            }
+            connectBody = nil
+        } else if wire == .connectStream {
+            // Connect streaming: always a body, whose last envelope holds the status as JSON.
+            let frame = ConnectProtocol.endStreamFrame(status, trailers: trailers, allocator: connection.allocator)
+            responses.added(frame.readableBytes)
+            outbound.append(frame)
+            pendingEnd = .endOfBody
+            if headersSent {
+                connection.resumeData(self)
+            } else {
+                headersSent = true
+                connection.sendHeaders(self, responseHeaders(), endStream: false)
+            }
+        } else if !headersSent {
             // Trailers-only response: one HEADERS frame with END_STREAM.
             headersSent = true
             var headers = responseHeaders()
             headers.fields += statusFields + trailerFields
-            connection.session.submitHeaders(streamID: id, headers, withBody: false)
+            connection.sendHeaders(self, headers, endStream: true)
+        } else if wire.isWeb {
+            // gRPC-Web: the status travels as the body's last frame.
+            let frame = wire.encode(WireProtocol.trailersFrame(statusFields + trailerFields, allocator: connection.allocator),
+                                    allocator: connection.allocator)
+            responses.added(frame.readableBytes)
+            outbound.append(frame)
+            pendingEnd = .endOfBody
+            connection.resumeData(self)
         } else {
             let plainOK = status.code == .ok && status.message.isEmpty
-            pendingTrailers = plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields)
-            if dataDeferred {
-                dataDeferred = false
-                connection.session.resumeData(streamID: id)
-            }
+            pendingEnd = .trailers(plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields))
+            connection.resumeData(self)
         }
         responses.end(RPCError(.cancelled, "the call has ended"))
         if status.code != .ok { task?.cancel() }
         requests?.finish(RPCError(.cancelled, "call already finished"))
-        connection.callFinished(self, status: status)
+        callFinished(status: status)
         connection.scheduleFlush()
     }
 
     private func responseHeaders() -> HeaderBlock {
-        let fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
-        return HeaderBlock(fixed, context?.responseHeaders.wireHeaders() ?? [])
+        let fixed: FixedHeaders
+        switch wire {
+        case .grpc: fixed = responseEncoding() == .gzip ? FixedHeaders.gzipResponse : FixedHeaders.identityResponse
+        case .grpcWeb(let text): fixed = text ? FixedHeaders.webTextResponse : FixedHeaders.webResponse
+        case .connectUnary: fixed = FixedHeaders.connectResponse  // unary: `finish` sends it whole
+        case .connectStream: fixed = jsonCodec == nil ? FixedHeaders.connectStreamResponse : FixedHeaders.connectStreamJSONResponse
+        }
+        return HeaderBlock(fixed, extraHeaders + (context?.responseHeaders.wireHeaders() ?? []))
+    }
+
+    /// Answers a request that is not a call (a probe, a preflight, a refusal) with a whole
+    /// plain response: `fields` beside the usual ones, and `body` as text.
+    func respond(httpStatus: Int, body: String, fields: [(String, String)] = [],
+                 contentType: String = "text/plain; charset=utf-8", includeBody: Bool = true) {
+        guard !hasStatus, !closed else { return }
+        finalStatus = Status(.ok, "")  // answered: nothing else may respond on this stream
+        headersSent = true
+        sendWhole(httpStatus: httpStatus, contentType: contentType, body: connection.allocator.buffer(string: body),
+                  fields: fields + extraHeaders, includeBody: includeBody)
+    }
+
+    /// One response with its whole body and its length: plain answers and Connect unary.
+    private func sendWhole(httpStatus: Int, contentType: String, body: ByteBuffer, fields: [(String, String)],
+                           includeBody: Bool = true) {
+        // A 204 carries no body and, by RFC 9110, no content-length either.
+        let length = httpStatus == 204 ? [] : [("content-length", String(body.readableBytes))]
+        let head = HeaderBlock(nil, [(":status", String(httpStatus)), ("content-type", contentType)] + length + fields)
+        if !includeBody || body.readableBytes == 0 {
+            connection.sendHeaders(self, head, endStream: true)
+        } else {
+            responses.added(body.readableBytes)
+            outbound.append(body)
+            pendingEnd = .endOfBody
+            connection.sendHeaders(self, head, endStream: false)
+        }
+        connection.scheduleFlush()
+    }
+
+    /// Tells the interceptors that saw the call start how it ended.
+    func callFinished(status: Status) {
+        guard let head = context?.head else { return }
+        let elapsed = NIODeadline.now() - startTime
+        for interceptor in interceptors.prefix(interceptorsEntered) {
+            interceptor.finished(head, status: status, elapsed: elapsed)
+        }
     }
 
     /// nghttp2 pulls body bytes for the DATA frames it is about to send.
@@ -130,9 +224,10 @@ final class ServerStream: @unchecked Sendable {
             if head.readableBytes == 0 { outbound.removeFirst() } else { outbound[outbound.startIndex] = head }
         }
         if written > 0 { responses.sent(written) }
-        if outbound.isEmpty, let trailers = pendingTrailers {
-            pendingTrailers = nil
-            return .end(count: written, trailers: trailers)
+        if outbound.isEmpty, let end = pendingEnd {
+            pendingEnd = nil
+            if case .trailers(let trailers) = end { return .end(count: written, trailers: trailers) }
+            return .end(count: written, trailers: nil)
         }
         if written == 0 {
             dataDeferred = true
@@ -147,7 +242,7 @@ final class ServerStream: @unchecked Sendable {
         deadlineTimer?.cancel()
         if finalStatus == nil {
             finalStatus = Status(.cancelled, "the client cancelled the call")
-            connection.callFinished(self, status: finalStatus!)
+            callFinished(status: finalStatus!)
         }
         task?.cancel()
         requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
@@ -160,12 +255,16 @@ final class ServerStream: @unchecked Sendable {
     /// Thread-safe: decided once per call by the context.
     func responseEncoding() -> MessageEncoding {
         context?.responseEncoding(clientAcceptsGzip: clientAcceptsGzip,
-                                  serverDefault: connection.configuration.compressResponses) ?? .identity
+                                  serverDefault: serverCompresses) ?? .identity
     }
 
     // MARK: - Entry points from the handler's task
 
     func write(_ message: ByteBuffer) async throws {
+        if let jsonCodec, let path = context?.head.path {
+            let json = try jsonCodec.response(toJSON: message, path: path)
+            return try await push(MessageFramer.frame(json, encoding: .identity, allocator: connection.allocator))
+        }
         try await push(MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator))
     }
 
@@ -173,7 +272,7 @@ final class ServerStream: @unchecked Sendable {
     func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
         let encoding = responseEncoding()
         var buffer = connection.allocator.buffer(capacity: 5 + size)
-        if encoding != .identity {
+        if encoding != .identity || jsonCodec != nil {
             serialize(&buffer)
             return try await write(buffer)
         }
@@ -185,6 +284,7 @@ final class ServerStream: @unchecked Sendable {
     }
 
     private func push(_ framed: ByteBuffer) async throws {
+        let framed = wire.encode(framed, allocator: connection.allocator)
         let (scheduleDrain, overCapacity) = try responses.push(framed)
         if scheduleDrain {
             eventLoop.execute { self.drainResponses() }
@@ -210,15 +310,24 @@ final class ServerStream: @unchecked Sendable {
             finish(Self.status(for: error, connection: connection), trailers: (error as? RPCError)?.trailers ?? Metadata())
             return
         }
-        if let response {
-            let framed = MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator)
+        if let response, wire == .connectUnary {
+            // Sent whole with the status, by `finish`.
+            do {
+                connectBody = try jsonCodec.map { try $0.response(toJSON: response, path: context?.head.path ?? "") } ?? response
+            } catch {
+                finish(Self.status(for: error, connection: connection))
+                return
+            }
+        } else if let response {
+            let framed = wire.encode(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator),
+                                     allocator: connection.allocator)
             responses.added(framed.readableBytes)
             enqueue(framed)
         }
         finish(.ok)
     }
 
-    static func status(for error: Error, connection: HTTP2ServerConnection) -> Status {
+    static func status(for error: Error, connection: any CallTransport) -> Status {
         switch error {
         case let rpc as RPCError:
             return rpc.status
@@ -237,36 +346,9 @@ extension FixedHeaders {
     static let gzipResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc"),
                                             ("grpc-encoding", "gzip"), ("grpc-accept-encoding", MessageEncoding.acceptHeader)])
     static let okTrailers = FixedHeaders([("grpc-status", "0")])
-}
-
-/// The request header fields the runtime acts on, picked out as they arrive; the rest are
-/// kept for the handler's metadata.
-struct RequestHeaders {
-    var method = ""
-    var path = ""
-    var contentType = ""
-    var encoding = ""
-    var acceptEncoding = ""
-    var timeout: String?
-    var metadata: [(String, String)] = []
-
-    /// Files one field; gRPC's own and HTTP's hop-by-hop fields never reach the metadata.
-    mutating func add(name: UnsafeRawBufferPointer, value: UnsafeRawBufferPointer) {
-        func text() -> String { String(decoding: value, as: UTF8.self) }
-        func named(_ literal: StaticString) -> Bool {
-            name.count == literal.utf8CodeUnitCount
-                && memcmp(name.baseAddress!, literal.utf8Start, name.count) == 0
-        }
-        guard let first = name.first else { return }
-        if first == UInt8(ascii: ":") {
-            if named(":method") { method = text() } else if named(":path") { path = text() }
-            return
-        }
-        if named("content-type") { contentType = text() }
-        else if named("grpc-encoding") { encoding = text() }
-        else if named("grpc-accept-encoding") { acceptEncoding = text() }
-        else if named("grpc-timeout") { timeout = text() }
-        else if named("te") || named("user-agent") || named("content-length") { return }
-        else { metadata.append((String(decoding: name, as: UTF8.self), text())) }
-    }
+    static let webResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web+proto")])
+    static let webTextResponse = FixedHeaders([(":status", "200"), ("content-type", "application/grpc-web-text+proto")])
+    static let connectResponse = FixedHeaders([(":status", "200"), ("content-type", "application/proto")])
+    static let connectStreamResponse = FixedHeaders([(":status", "200"), ("content-type", "application/connect+proto")])
+    static let connectStreamJSONResponse = FixedHeaders([(":status", "200"), ("content-type", "application/connect+json")])
 }
