@@ -8,7 +8,8 @@ set -euo pipefail
 # them), the protobuf compilers tools/gen-proto.sh runs, the local engines' models, and the tools the
 # tests use (openssl makes test certificates; nghttp2-client brings nghttp and h2load; nghttp2-proxy
 # brings nghttpx, the TLS + HTTP/2 front the vendor TLS tests put before the fake vendors; gdb lets
-# the interop harness print a hung server's threads before it kills it).
+# the interop harness print a hung server's threads before it kills it; chromium and its driver run
+# the web console's tests in a real, headless browser).
 PRISM_APT_PACKAGES=(
   pkg-config
   zlib1g-dev
@@ -41,12 +42,15 @@ PRISM_APT_PACKAGES=(
   nghttp2-client
   nghttp2-proxy
   gdb
+  chromium
+  chromium-driver
 )
 
 # PyPI packages for the interop suite (Tests/interop), as "import-name=pip-name": the real gRPC client
 # and its code generator, pytest with per-test timeouts, and hpack (the HTTP/2 header codec of the h2
 # project) so the raw-socket tests can read the server's compressed header blocks; prometheus_client's
-# parser reads /metrics in the HTTP/1.1 tests as Prometheus itself would.
+# parser reads /metrics in the HTTP/1.1 tests as Prometheus itself would; selenium drives chromium
+# for the console tests (through Debian's chromedriver, named explicitly: its driver manager never runs).
 PRISM_PIP_PACKAGES=(
   grpc=grpcio
   grpc_tools=grpcio-tools
@@ -54,6 +58,7 @@ PRISM_PIP_PACKAGES=(
   pytest_timeout=pytest-timeout
   hpack=hpack
   prometheus_client=prometheus-client
+  selenium=selenium
 )
 
 # Where the Swift toolchain lives on our machines; it is not a Debian package.

@@ -31,6 +31,10 @@ step "generated protobuf code is current (tools/gen-proto.sh --check)"
 bash tools/gen-proto.sh --check ||
   fail "gen-proto check" "Sources/PrismProtoC/generated does not match proto/: run tools/gen-proto.sh and commit the result."
 
+step "built-in web console is current (tools/gen-console.sh --check)"
+bash tools/gen-console.sh --check ||
+  fail "gen-console check" "Sources/PrismServer/Console/ConsoleAssets.swift does not match console/: run tools/gen-console.sh and commit the result."
+
 step "swift build (debug)"
 swift build || fail "swift build" "the package does not compile (first error above)."
 

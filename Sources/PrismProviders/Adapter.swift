@@ -213,8 +213,12 @@ struct Adapter: Sendable {
         }
     }
 
+    static func failure(_ error: MediaError, _ what: String) -> ProviderFailure { .media(error, what) }
+}
+
+extension ProviderFailure {
     /// A media refusal as the client should see it: limits are RESOURCE_EXHAUSTED, the rest the input's fault.
-    static func failure(_ error: MediaError, _ what: String) -> ProviderFailure {
+    public static func media(_ error: MediaError, _ what: String) -> ProviderFailure {
         switch error {
         case .limitExceeded, .invalidTarget: return ProviderFailure(.resourceExhausted, "\(what) cannot be fitted: \(error)")
         case .libraryFailure: return ProviderFailure(.internalError, "\(what): \(error)")

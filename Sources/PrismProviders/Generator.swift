@@ -16,6 +16,14 @@ public struct RouteInfo: Sendable, Equatable {
     public var attempt: Int
     /// The answer that follows is replayed from the response cache.
     public var cacheHit = false
+
+    public init(provider: String, model: String, adaptations: [String], attempt: Int, cacheHit: Bool = false) {
+        self.provider = provider
+        self.model = model
+        self.adaptations = adaptations
+        self.attempt = attempt
+        self.cacheHit = cacheHit
+    }
 }
 
 /// What the generator hands the service, in order: `routed`, then events, per attempt.

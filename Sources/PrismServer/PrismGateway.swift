@@ -65,8 +65,12 @@ public final class PrismGateway: Sendable {
         }
 
         var router = Router()
+        let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
+                                           ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
+                                                                      embedModel: settings.indexEmbedModel, logger: logger),
+                                           maxUploadBytes: settings.indexMaxUploadBytes)
         router.register(PrismService.definition(generator: generator, converse: settings.converse,
-                                                extractRepairs: settings.extractRepairs, batches: batches))
+                                                extractRepairs: settings.extractRepairs, documents: documents, batches: batches))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -79,6 +83,7 @@ public final class PrismGateway: Sendable {
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
         OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
+        ConsolePages.register(on: &router)
         router.jsonCodec = ProtoJSONCodec(methods: .embedded)
 
         health.set("", GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)

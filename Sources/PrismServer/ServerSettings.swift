@@ -110,12 +110,23 @@ public struct ConfigFile: Codable, Sendable {
         public var retention_seconds: Int?
     }
 
+    /// The document index (README "Document index").
+    public struct Index: Codable, Sendable {
+        /// Bytes one IndexDocument upload may hold (default 256 MB).
+        public var max_upload_bytes: Int?
+        /// provider/model that describes each page image for search; unset: no descriptions.
+        public var describe_model: String?
+        /// provider/model that embeds chunks and questions for hybrid search; unset: BM25 alone.
+        public var embed_model: String?
+    }
+
     public var listen: String?
     public var batches: Batches?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
+    public var index: Index?
     public var plugins: Plugins?
     public var converse: Converse?
     public var media: Media?
@@ -225,6 +236,11 @@ public struct ServerSettings: Sendable {
     public private(set) var batchConcurrency = 4
     /// Finished batches are removed this long after they finish.
     public private(set) var batchRetentionSeconds = 7 * 24 * 3600
+    /// The document index: the upload bound, and the model describing pages (nil: none).
+    public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
+    public var indexDescribeModel: String?
+    /// The model embedding chunks and questions (nil: keyword search alone).
+    public var indexEmbedModel: String?
 
     public init() {}
 
@@ -311,6 +327,11 @@ public struct ServerSettings: Sendable {
             if let v = batches.retention_seconds { batchRetentionSeconds = try Self.positive(v, "retention_seconds", section: "batches") }
         }
         if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
+        if let index = file.index {
+            if let v = index.max_upload_bytes { indexMaxUploadBytes = try Self.positive(v, "max_upload_bytes", section: "index") }
+            if let v = index.describe_model, !v.isEmpty { indexDescribeModel = v }
+            if let v = index.embed_model, !v.isEmpty { indexEmbedModel = v }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }

@@ -38,7 +38,49 @@ public enum Schema {
             CREATE TRIGGER response_cache_removed AFTER DELETE ON response_cache
                 BEGIN UPDATE response_cache_size SET bytes = bytes - OLD.bytes; END;
             """),
-        Migration(version: 2, summary: "batches", sql: """
+        Migration(version: 2, summary: "document index", sql: """
+            CREATE TABLE index_documents (
+                index_name TEXT NOT NULL,
+                document_id TEXT NOT NULL,
+                title TEXT NOT NULL,
+                mime_type TEXT NOT NULL,
+                pages INTEGER NOT NULL,
+                chunks INTEGER NOT NULL,
+                images INTEGER NOT NULL,
+                stored_bytes INTEGER NOT NULL,  -- page images and text, what ListDocuments reports
+                indexed_at INTEGER NOT NULL,    -- unix ms
+                PRIMARY KEY (index_name, document_id)
+            ) WITHOUT ROWID;
+            CREATE TABLE index_pages (
+                index_name TEXT NOT NULL,
+                document_id TEXT NOT NULL,
+                page INTEGER NOT NULL,          -- 1-based
+                text TEXT NOT NULL,             -- text layer or OCR
+                image BLOB,                     -- fitted page image for answering
+                image_mime TEXT NOT NULL,
+                PRIMARY KEY (index_name, document_id, page)
+            ) WITHOUT ROWID;
+            CREATE TABLE index_chunks (
+                id INTEGER PRIMARY KEY,         -- the rowid of the chunk's row in index_fts
+                index_name TEXT NOT NULL,
+                document_id TEXT NOT NULL,
+                page INTEGER NOT NULL,          -- 0: no pages
+                start_seconds REAL,
+                end_seconds REAL
+            );
+            CREATE INDEX index_chunks_document ON index_chunks(index_name, document_id);
+            -- The chunks' words: BM25 ranking, Porter stemming over Unicode words without diacritics.
+            CREATE VIRTUAL TABLE index_fts USING fts5(text, heading, title, tokenize = 'porter unicode61 remove_diacritics 2');
+            -- The chunks' embeddings when an embedding model is configured (index.embed_model).
+            CREATE TABLE index_vectors (
+                chunk_id INTEGER PRIMARY KEY,   -- index_chunks.id
+                index_name TEXT NOT NULL,
+                model TEXT NOT NULL,            -- provider/model: vectors of different models never meet
+                vector BLOB NOT NULL            -- float32 little-endian, L2-normalised
+            );
+            CREATE INDEX index_vectors_model ON index_vectors(index_name, model);
+            """),
+        Migration(version: 3, summary: "batches", sql: """
             CREATE TABLE batches (
                 id TEXT PRIMARY KEY,
                 label TEXT NOT NULL,

@@ -8,5 +8,6 @@ struct PrismCommand: AsyncParsableCommand {
         commandName: "prism",
         abstract: "Client of the Prism multi-modal AI gateway.",
         subcommands: [HealthCommand.self, ServicesCommand.self, ProvidersCommand.self, GenerateCommand.self,
-                      ExtractCommand.self, TranscribeCommand.self, SpeakCommand.self, OCRCommand.self, MediaCommand.self, BatchCommand.self])
+                      ExtractCommand.self, TranscribeCommand.self, SpeakCommand.self, OCRCommand.self, MediaCommand.self,
+                      IndexCommand.self, BatchCommand.self])
 }

@@ -50,23 +50,14 @@ struct TranscribeCommand: AsyncParsableCommand {
             let started = Date()
             // Live pacing sends a tenth of a second at a time, as a microphone would.
             let chunkBytes = bytesPerSecond.map { max(1024, min(Self.chunkBytes, Int($0 / 10))) } ?? Self.chunkBytes
-            var offset = 0
-            while offset < audio.count {
-                if let bytesPerSecond {
-                    // Not before the audio sent so far would have been spoken.
-                    let due = Double(offset) / bytesPerSecond - Date().timeIntervalSince(started)
-                    if due > 0 { try await Task.sleep(nanoseconds: UInt64(due * 1e9)) }
-                }
-                let end = min(audio.count, offset + chunkBytes)
-                let pb = ProtoBuilder()
-                let m = pb.message(prism__v1__transcribe_request__init)
+            // Not before the audio sent so far would have been spoken.
+            let pace = bytesPerSecond.map { rate in { (offset: Int) async throws in
+                let due = Double(offset) / rate - Date().timeIntervalSince(started)
+                if due > 0 { try await Task.sleep(nanoseconds: UInt64(due * 1e9)) }
+            } }
+            try await call.sendSlices(of: audio, sliceBytes: chunkBytes, bar: bar, pace: pace, prism__v1__transcribe_request__init) { m, audio in
                 m.pointee.payload_case = PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO
-                m.pointee.audio = audio[offset..<end].withUnsafeBytes { pb.bytes($0) }
-                var buffer = ByteBuffer()
-                pb.pack(m, into: &buffer)
-                try await call.send(buffer)
-                offset = end
-                bar?.update(offset)
+                m.pointee.audio = audio
             }
             bar?.done()
             call.end()

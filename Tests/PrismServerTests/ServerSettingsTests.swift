@@ -121,4 +121,16 @@ final class ServerSettingsTests: XCTestCase {
         try settings.applyEnvironment(["PRISM_CORS_ORIGINS": " https://b.example, ,http://localhost:3000 "])
         XCTAssertEqual(settings.rpc.cors.allowedOrigins, ["https://b.example", "http://localhost:3000"])
     }
+
+    func testIndexSettings() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual(settings.indexMaxUploadBytes, 256 << 20)
+        XCTAssertNil(settings.indexDescribeModel)
+        try settings.apply(try configFile(#"{"index": {"max_upload_bytes": 1000, "describe_model": "openai/gpt-4o"}}"#))
+        XCTAssertEqual(settings.indexMaxUploadBytes, 1000)
+        XCTAssertEqual(settings.indexDescribeModel, "openai/gpt-4o")
+        XCTAssertThrowsError(try settings.apply(try configFile(#"{"index": {"max_upload_bytes": 0}}"#))) { error in
+            XCTAssertTrue("\(error)".contains("index.max_upload_bytes must be between 1 and"), "\(error)")
+        }
+    }
 }

@@ -63,7 +63,8 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 @pytest.hookimpl(hookwrapper=True)
 def pytest_runtest_makereport(item: pytest.Item, call):
-    """Attaches the stderr tail of every prism-server a failing test used to its report."""
+    """Attaches the stderr tail of every prism-server a failing test used to its report, and the
+    browser's screenshot and console log when it used one (console_browser.py)."""
     outcome = yield
     report = outcome.get_result()
     if report.failed:
@@ -72,6 +73,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             if isinstance(value, PrismServer) and id(value) not in seen:
                 seen.add(id(value))
                 report.sections.append((f"prism-server {value.name} stderr (last lines)", value.log_tail()))
+            artifacts = getattr(value, "failure_artifacts", None)  # the console tests' browser
+            if callable(artifacts) and id(value) not in seen:
+                seen.add(id(value))
+                report.sections.append(("browser", artifacts(item.name)))
 
 
 # --- fixtures -----------------------------------------------------------------------------------

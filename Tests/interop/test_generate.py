@@ -10,6 +10,7 @@ import zlib
 import grpc
 from prism.v1 import prism_pb2, prism_pb2_grpc
 
+import pdfmaker
 from harness import RPC_TIMEOUT_S
 
 
@@ -34,16 +35,7 @@ def pdf(pages: int) -> bytes:
         text = f"BT /F1 24 Tf 40 100 Td (Page {i + 1}) Tj ET".encode()
         objects.append(b"<< /Length %d >>\nstream\n" % len(text) + text + b"\nendstream")
     objects.append(b"<< /Type /Font /Subtype /Type1 /BaseFont /Helvetica >>")
-    out = bytearray(b"%PDF-1.4\n")
-    offsets = []
-    for number, body in enumerate(objects, start=1):
-        offsets.append(len(out))
-        out += b"%d 0 obj\n" % number + body + b"\nendobj\n"
-    xref = len(out)
-    out += b"xref\n0 %d\n0000000000 65535 f \n" % (len(objects) + 1)
-    out += b"".join(b"%010d 00000 n \n" % offset for offset in offsets)
-    out += b"trailer\n<< /Size %d /Root 1 0 R >>\nstartxref\n%d\n%%%%EOF\n" % (len(objects) + 1, xref)
-    return bytes(out)
+    return pdfmaker.assemble(objects)
 
 
 def test_list_providers_shows_the_example_plugin(interop_server):

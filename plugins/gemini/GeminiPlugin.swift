@@ -3,7 +3,8 @@
 // (GeminiRequest.swift, GeminiStream.swift), with media over the inline limit sent through the
 // Files API (GeminiFiles.swift) and response schemas converted to the OpenAPI subset
 // (GeminiSchema.swift); synthesize is generateContent on a TTS model (GeminiSpeech.swift); batch is
-// the Batch API with inline requests (GeminiBatch.swift).
+// the Batch API with inline requests (GeminiBatch.swift); embed is batchEmbedContents
+// (GeminiEmbeddings.swift).
 import Foundation
 import PrismPluginKit
 
@@ -22,6 +23,7 @@ enum GeminiDefaults {
     /// (or a dated one, gemini-2.0-flash-001) is routable with the rows' limits.
     static let ttsFamilies = ["gemini-*-tts"]
     static let families = ["gemini-*"]
+    static let embedModels = ["gemini-embedding-001", "text-embedding-004"]
     /// 3,600 images per request. Images are fitted in 3072×3072: the vendor scales larger ones
     /// down to that before tiling, so more pixels are waste. 20 MB per image: the historical
     /// inline request cap; media over the inline limit go through the Files API anyway.
@@ -58,7 +60,7 @@ struct GeminiConfigError: Error, CustomStringConvertible {
 
 /// The plugin's config (the `gemini` object of the gateway config's plugins.config) over the
 /// defaults; GEMINI_BASE_URL wins over `base_url`, as in Google's SDKs. Keys: `base_url`,
-/// `upload_url`, `models`, `tts_models`, `inline_limit_bytes`, `response_schema_field`,
+/// `upload_url`, `models`, `tts_models`, `embed_models`, `inline_limit_bytes`, `response_schema_field`,
 /// `file_poll_interval_ms`, `file_processing_timeout_seconds`; e.g.
 ///
 ///     {"plugins": {"config": {"gemini": {"inline_limit_bytes": 5000000, "response_schema_field": "responseJsonSchema"}}}}
@@ -71,6 +73,7 @@ struct GeminiSettings {
     var uploadURL: String
     var models: [String]
     var ttsModels: [String]
+    var embedModels: [String]
     /// Media are uploaded, largest first, while the inline part (base64 and text) is over this.
     var inlineLimitBytes: Int
     /// "responseSchema" (default: the documented OpenAPI subset, converted from the client's
@@ -98,6 +101,7 @@ struct GeminiSettings {
         }
         models = (config["models"] as? [String]) ?? GeminiDefaults.models
         ttsModels = (config["tts_models"] as? [String]) ?? GeminiDefaults.ttsModels
+        embedModels = (config["embed_models"] as? [String]) ?? GeminiDefaults.embedModels
         inlineLimitBytes = try Self.positive(config, "inline_limit_bytes") ?? GeminiDefaults.inlineLimitBytes
         schemaField = (config["response_schema_field"] as? String) ?? "responseSchema"
         guard ["responseSchema", "responseJsonSchema"].contains(schemaField) else {
@@ -150,7 +154,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
         }
         let description = "Gemini API at \(settings.baseURL); media over \(settings.inlineLimitBytes) inline bytes go through the Files API"
         return ProviderInfo(name: "gemini", version: "0.2.0", description: description,
-                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)),
+                            models: settings.prices.priced(settings.models.map(Self.generateModel) + settings.ttsModels.map(Self.speechModel)
+                                                                      + settings.embedModels.map(ModelInfo.embedder)),
                             families: settings.prices.priced(settings.families))
     }
 
@@ -198,6 +203,8 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
             }
             try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
+        case .embed?:
+            try GeminiEmbeddings(settings: settings, apiKey: apiKey, http: http).embed(request, call: call)
         case .batch?:
             try GeminiBatch(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
         case let other?:

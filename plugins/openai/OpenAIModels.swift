@@ -1,5 +1,5 @@
 // The openai plugin's rows of the capability matrix: chat models (text, images, PDFs as file
-// parts, audio for the audio models), transcription, speech and image generation models, with
+// parts, audio for the audio models), transcription, speech, image generation and embedding models, with
 // the vendor's limits from shared/vendor-apis.md §2.
 import Foundation
 import PrismPluginKit
@@ -17,7 +17,8 @@ enum OpenAIModels {
             + settings.audioModels.map { chat($0, settings, audio: true) }
             + settings.transcribeModels.map(transcriber)
             + settings.speechModels.map(voice)
-            + settings.imageModels.map(imageGenerator))
+            + settings.imageModels.map(imageGenerator)
+            + settings.embedModels.map(ModelInfo.embedder))
     }
 
     /// The families (ABI 1.3), most specific first, after the config's (`families`): OpenAI's

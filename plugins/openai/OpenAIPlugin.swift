@@ -23,6 +23,7 @@ enum OpenAIDefaults {
     static let transcribeModels = ["whisper-1"]
     static let speechModels = ["tts-1", "gpt-4o-mini-tts"]
     static let imageModels = ["gpt-image-1"]
+    static let embedModels = ["text-embedding-3-small", "text-embedding-3-large"]
     /// The model a keyless local server is listed under when the config names none; such
     /// servers (vLLM, llama.cpp, Ollama) take any model name or the one they serve.
     static let localModel = "local"
@@ -44,6 +45,7 @@ enum OpenAIDefaults {
     static let prices: [String: ModelPrices.Price] = [
         "gpt-4o": (2.50, 10), "gpt-4o-mini": (0.15, 0.60), "gpt-4.1": (2, 8), "gpt-4.1-mini": (0.40, 1.60),
         "gpt-4o-audio-preview": (2.50, 10), "gpt-4o-mini-tts": (0.60, 12), "gpt-image-1": (5, 40),
+        "text-embedding-3-small": (0.02, 0), "text-embedding-3-large": (0.13, 0),
     ]
 }
 
@@ -55,12 +57,13 @@ struct OpenAISettings {
     var configured: Bool
     /// Chat models; chat models that also take audio (input_audio parts); transcription, speech
     /// and image generation models. Config keys: models, audio_models, transcribe_models,
-    /// speech_models, image_models.
+    /// speech_models, image_models; embedding models: embed_models.
     var models: [String]
     var audioModels: [String]
     var transcribeModels: [String]
     var speechModels: [String]
     var imageModels: [String]
+    var embedModels: [String]
     var vision: Bool
     /// Whether the chat models take PDFs as `file` parts; without, the host sends page images.
     var pdf: Bool
@@ -80,6 +83,7 @@ struct OpenAISettings {
         transcribeModels = listed("transcribe_models", OpenAIDefaults.transcribeModels)
         speechModels = listed("speech_models", OpenAIDefaults.speechModels)
         imageModels = listed("image_models", OpenAIDefaults.imageModels)
+        embedModels = listed("embed_models", OpenAIDefaults.embedModels)
         // A keyless local server is text-only unless the config declares it can see (or read PDFs).
         vision = (config["vision"] as? Bool) ?? !local
         pdf = (config["pdf"] as? Bool) ?? !local
@@ -124,6 +128,8 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
             try Speech.serve(request, settings: settings, client: http, call: call)
         case .imageGenerate:
             try ImageGeneration.serve(request, settings: settings, client: http, call: call)
+        case .embed:
+            try Embeddings.serve(request, settings: settings, client: http, call: call)
         case .batch:
             try Batch.serve(request, settings: settings, client: http, call: call)
         case let other:

@@ -14,7 +14,9 @@
   the answer then a JSON value that fits the schema;
 - error bodies with google.rpc details (a wrong key is 400 INVALID_ARGUMENT + API_KEY_INVALID, a 429
   carries RetryInfo.retryDelay). Requests may use snake_case or camelCase field names;
-- the Batch API with inline requests (gemini_batch.py).
+- the Batch API with inline requests (gemini_batch.py);
+- POST /v1beta/models/{model}:batchEmbedContents: one embedding per request, the made-up vectors of
+  openai_embeddings.py (hashed character trigrams), each request naming the same model.
 
 Usage: gemini_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 Scenarios (a word in the last user text part): tool, slow, cut, once-429, always-429, retry-<N>s (the
@@ -33,6 +35,7 @@ import threading
 import time
 from urllib.parse import parse_qs, urlparse
 from fakeserver import FakeHandler, agent_script, image_size, log, serve
+from openai_embeddings import vector
 import json_answers
 from gemini_batch import BatchRoutes
 
@@ -197,6 +200,8 @@ class Handler(BatchRoutes, FakeHandler):
         auth = self.authorized()
         if url.path.startswith("/v1beta/batches/") and url.path.endswith(":cancel"):
             return self.batch_cancel(url.path[len("/v1beta/batches/"):-len(":cancel")], auth)
+        if url.path.startswith("/v1beta/models/") and url.path.endswith(":batchEmbedContents"):
+            return self.embed(url.path[len("/v1beta/models/"):-len(":batchEmbedContents")], auth, json.loads(raw))
         if url.path.startswith("/v1beta/models/") and url.path.endswith(":batchGenerateContent"):
             return self.batch_create(url.path[len("/v1beta/models/"):-len(":batchGenerateContent")], auth, raw)
         body = json.loads(raw)
@@ -321,6 +326,19 @@ class Handler(BatchRoutes, FakeHandler):
             self.send_header(name, value)
         self.end_headers()
         self.wfile.write(payload)
+
+    def embed(self, model, auth, body):
+        requests = body.get("requests")
+        texts = [" ".join(p.get("text", "") for p in (r.get("content") or {}).get("parts", [])) for r in requests or []]
+        log(self.args, {"path": self.path, "auth": auth, "model": model, "input": texts,
+                        "request_models": sorted({r.get("model") for r in requests or []})})
+        if auth != "ok":
+            return self.deny()
+        if not requests or len(requests) > 100:
+            return self.error(400, "* BatchEmbedContentsRequest.requests: must have 1 to 100 requests")
+        if any(r.get("model") != "models/" + model for r in requests):
+            return self.error(400, "* BatchEmbedContentsRequest.model: each request's model must be models/%s" % model)
+        self.reply(200, {"embeddings": [{"values": vector(t)} for t in texts]})
 
     def error(self, status, message, details=None):
         self.reply(status, {"error": {"code": status, "message": message, "status": STATUS_NAMES.get(status, "UNKNOWN"),

@@ -2,8 +2,9 @@
 """A fake OpenAI server speaking the wire format of shared/vendor-apis.md §2: Chat Completions (SSE
 `data:` frames, [DONE], include_usage, tool-call fragments, error bodies), with scenarios picked
 by the last user text, and a JSON-lines log of what it received for tests to read. The audio
-transcription, speech and image generation endpoints are in openai_media.py; the Batch API (files
-upload, batches, file content) is in openai_batch.py, whose answers are built by answer() here.
+transcription, speech and image generation endpoints are in openai_media.py, embeddings in
+openai_embeddings.py; the Batch API (files upload, batches, file content) is in openai_batch.py,
+whose answers are built by answer() here.
 
 Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" once listening.
 
@@ -33,6 +34,7 @@ import socket
 import string
 import time
 import openai_batch
+import openai_embeddings
 import openai_media
 from fakeserver import FakeHandler, agent_script, image_size, log, serve
 import json_answers
@@ -205,6 +207,8 @@ class Handler(FakeHandler):
             return openai_media.speech(self, body, auth_state)
         if self.path == "/v1/images/generations":
             return openai_media.images(self, body, auth_state)
+        if self.path == "/v1/embeddings":
+            return openai_embeddings.embeddings(self, body, auth_state)
         text = last_user_text(body)
         self.task = first_user_text(body)
         self.turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")

@@ -28,7 +28,8 @@ extension CallTransport {
             answerPreflight(stream, origin: request.origin)
             return
         case "GET", "HEAD":
-            answerPage(stream, path: path, includeBody: method == "GET")
+            answerPage(stream, path: path, includeBody: method == "GET",
+                       ifNoneMatch: request.metadata.first { $0.0 == "if-none-match" }?.1)
             return
         default:
             stream.respond(httpStatus: 405, body: "HTTP method \(method) is not supported: calls use POST, pages GET\n",
@@ -151,11 +152,16 @@ extension CallTransport {
     }
 
     /// A GET for a page of the router (probes, metrics); a gRPC method's path says to POST.
-    private func answerPage(_ stream: ServerStream, path: String, includeBody: Bool) {
+    private func answerPage(_ stream: ServerStream, path: String, includeBody: Bool, ifNoneMatch: String?) {
         let bare = path.split(separator: "?", maxSplits: 1, omittingEmptySubsequences: false).first.map(String.init) ?? path
         if let render = router.page(bare) {
             let page = render()
-            stream.respond(httpStatus: page.status, body: page.body, contentType: page.contentType, includeBody: includeBody)
+            let fields = page.headers + (page.etag.map { [("etag", $0)] } ?? [])
+            if page.isNotModified(ifNoneMatch: ifNoneMatch) {
+                stream.respond(httpStatus: 304, body: "", fields: fields, contentType: page.contentType, includeBody: false)
+                return
+            }
+            stream.respond(httpStatus: page.status, body: page.body, fields: fields, contentType: page.contentType, includeBody: includeBody)
         } else if case .found = router.lookup(path: bare) {
             stream.respond(httpStatus: 405, body: "\(bare) is an RPC method: call it with POST\n", fields: [("allow", "POST, OPTIONS")])
         } else {

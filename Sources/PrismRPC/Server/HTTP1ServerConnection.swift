@@ -157,7 +157,7 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
                 headers.add(name: name, value: value)
             }
         }
-        if endStream && status != 204 && !headers.contains(name: "content-length") {
+        if endStream && status != 204 && status != 304 && !headers.contains(name: "content-length") {
             headers.add(name: "content-length", value: "0")
         }
         if !keepAlive || draining { headers.add(name: "connection", value: "close") }

@@ -77,16 +77,39 @@ public protocol JSONCodec: Sendable {
     func response(toJSON message: ByteBuffer, path: String) throws -> ByteBuffer
 }
 
-/// A plain HTTP response for a GET beside the methods: probes and metrics for operators.
+/// A plain HTTP response for a GET beside the methods: probes and metrics for operators, the
+/// web console's files.
 public struct HTTPPage: Sendable {
     public var status: Int
     public var contentType: String
     public var body: String
+    /// More response fields (cache-control, content-security-policy), sent as given.
+    public var headers: [(String, String)]
+    /// The entity tag (quoted), for pages that do not change while the process runs: a GET whose
+    /// `if-none-match` names it gets 304 Not Modified without the body.
+    public var etag: String?
 
-    public init(status: Int = 200, contentType: String = "text/plain; charset=utf-8", body: String) {
+    public init(status: Int = 200, contentType: String = "text/plain; charset=utf-8", body: String,
+                headers: [(String, String)] = [], etag: String? = nil) {
         self.status = status
         self.contentType = contentType
         self.body = body
+        self.headers = headers
+        self.etag = etag
+    }
+
+    /// Whether an `if-none-match` field value (a list of entity tags, or `*`) names this page's
+    /// tag. Weak comparison, as RFC 9110 asks for if-none-match: `W/` prefixes are ignored.
+    public func isNotModified(ifNoneMatch: String?) -> Bool {
+        guard let etag, let ifNoneMatch else { return false }
+        func bare(_ tag: Substring) -> Substring {
+            var tag = tag
+            while tag.first == " " || tag.first == "\t" { tag = tag.dropFirst() }
+            while tag.last == " " || tag.last == "\t" { tag = tag.dropLast() }
+            return tag.hasPrefix("W/") ? tag.dropFirst(2) : tag
+        }
+        let wanted = bare(Substring(etag))
+        return ifNoneMatch.split(separator: ",").contains { bare($0) == "*" || bare($0) == wanted }
     }
 }
 

@@ -187,8 +187,9 @@ final class ServerStream: @unchecked Sendable {
     /// One response with its whole body and its length: plain answers and Connect unary.
     private func sendWhole(httpStatus: Int, contentType: String, body: ByteBuffer, fields: [(String, String)],
                            includeBody: Bool = true) {
-        // A 204 carries no body and, by RFC 9110, no content-length either.
-        let length = httpStatus == 204 ? [] : [("content-length", String(body.readableBytes))]
+        // A 204 carries no body and, by RFC 9110, no content-length either; nor does our 304,
+        // whose length would otherwise claim to be the page's.
+        let length = httpStatus == 204 || httpStatus == 304 ? [] : [("content-length", String(body.readableBytes))]
         let head = HeaderBlock(nil, [(":status", String(httpStatus)), ("content-type", contentType)] + length + fields)
         if !includeBody || body.readableBytes == 0 {
             connection.sendHeaders(self, head, endStream: true)

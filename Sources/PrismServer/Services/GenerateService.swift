@@ -12,16 +12,24 @@ enum GenerateService {
     static func handler(_ generator: Generator) -> RPCHandler {
         .serverStreaming { body, context, writer in
             let message = try decodeRequest(prism__v1__generate_request__init, body)
-            var request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
-            request.deadline = deadline(context)
-            do {
-                // Events are relayed on the stream's event loop, where their writes go.
-                try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
-                    try await write(output, to: writer)
-                }
-            } catch let failure as ProviderFailure {
-                throw rpcError(failure, context)
+            let request = try withExtendedLifetime(message) { try generationRequest(message.pointee) }
+            try await relay(request, generator, context, writer)
+        }
+    }
+
+    /// Runs `request` under the call's deadline and writes its outputs as GenerateEvents (Generate,
+    /// Query); `adjust` may rewrite an output first (Query names its retrieval in `routed`).
+    static func relay(_ request: GenerationRequest, _ generator: Generator, _ context: ServerCallContext, _ writer: ResponseWriter,
+                      adjust: @escaping @Sendable (GenerationOutput) -> GenerationOutput = { $0 }) async throws {
+        var request = request
+        request.deadline = deadline(context)
+        do {
+            // Events are relayed on the stream's event loop, where their writes go.
+            try await generator.generate(request, relayExecutor: EventLoopTaskExecutor(context.eventLoop)) { output in
+                try await write(adjust(output), to: writer)
             }
+        } catch let failure as ProviderFailure {
+            throw rpcError(failure, context)
         }
     }
 

@@ -22,16 +22,19 @@ enum PrismService {
         ("StreamBatchResults", .serverStreaming, "durable batches"),
         ("IndexDocument", .clientStreaming, "the document index"),
         ("Query", .serverStreaming, "the document index"),
+        ("DeleteDocument", .unary, "the document index"),
+        ("ListDocuments", .unary, "the document index"),
+        ("ListIndexes", .unary, "the document index"),
     ]
 
     private enum Shape { case unary, serverStreaming, clientStreaming, bidirectional }
 
     /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
-    /// host, Converse within the `converse` bounds, and Extract with `extractRepairs` repair rounds;
-    /// with `batches`, the batch RPCs by the batch store (or, when it could not be had, answered
-    /// FAILED_PRECONDITION with the reason).
+    /// host, Converse within the `converse` bounds, and Extract with `extractRepairs` repair rounds.
+    /// With `documents` too, the index's methods are served by its store; with `batches`, the batch
+    /// RPCs by the batch store (or, when it could not be had, answered FAILED_PRECONDITION with the reason).
     static func definition(generator: Generator? = nil, converse: ConverseLimits = ConverseLimits(),
-                           extractRepairs: Int = Extractor.defaultRepairs,
+                           extractRepairs: Int = Extractor.defaultRepairs, documents: IndexService.Parts? = nil,
                            batches: Result<BatchService, RPCError>? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
@@ -50,6 +53,13 @@ enum PrismService {
             service.add("Transcribe", TranscribeService.handler(generator))
             service.add("Synthesize", SynthesizeService.handler(generator))
             service.add("Converse", ConverseService.handler(generator, limits: converse))
+            if let documents {
+                service.add("IndexDocument", IndexService.indexDocument(documents.index, documents.ingester, maxUploadBytes: documents.maxUploadBytes))
+                service.add("Query", QueryService.handler(documents, generator))
+                service.add("DeleteDocument", IndexService.deleteDocument(documents.index))
+                service.add("ListDocuments", IndexService.listDocuments(documents.index))
+                service.add("ListIndexes", IndexService.listIndexes(documents.index))
+            }
         }
         switch batches {
         case .success(let batches)?: batches.register(in: &service)

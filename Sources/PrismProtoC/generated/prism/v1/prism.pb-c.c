@@ -1999,6 +1999,456 @@ void   prism__v1__index_document_response__free_unpacked
   assert(message->base.descriptor == &prism__v1__index_document_response__descriptor);
   protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
 }
+void   prism__v1__query_hit__init
+                     (Prism__V1__QueryHit         *message)
+{
+  static const Prism__V1__QueryHit init_value = PRISM__V1__QUERY_HIT__INIT;
+  *message = init_value;
+}
+size_t prism__v1__query_hit__get_packed_size
+                     (const Prism__V1__QueryHit *message)
+{
+  assert(message->base.descriptor == &prism__v1__query_hit__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__query_hit__pack
+                     (const Prism__V1__QueryHit *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__query_hit__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__query_hit__pack_to_buffer
+                     (const Prism__V1__QueryHit *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__query_hit__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__QueryHit *
+       prism__v1__query_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__QueryHit *)
+     protobuf_c_message_unpack (&prism__v1__query_hit__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__query_hit__free_unpacked
+                     (Prism__V1__QueryHit *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__query_hit__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__query_hits__init
+                     (Prism__V1__QueryHits         *message)
+{
+  static const Prism__V1__QueryHits init_value = PRISM__V1__QUERY_HITS__INIT;
+  *message = init_value;
+}
+size_t prism__v1__query_hits__get_packed_size
+                     (const Prism__V1__QueryHits *message)
+{
+  assert(message->base.descriptor == &prism__v1__query_hits__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__query_hits__pack
+                     (const Prism__V1__QueryHits *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__query_hits__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__query_hits__pack_to_buffer
+                     (const Prism__V1__QueryHits *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__query_hits__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__QueryHits *
+       prism__v1__query_hits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__QueryHits *)
+     protobuf_c_message_unpack (&prism__v1__query_hits__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__query_hits__free_unpacked
+                     (Prism__V1__QueryHits *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__query_hits__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__delete_document_request__init
+                     (Prism__V1__DeleteDocumentRequest         *message)
+{
+  static const Prism__V1__DeleteDocumentRequest init_value = PRISM__V1__DELETE_DOCUMENT_REQUEST__INIT;
+  *message = init_value;
+}
+size_t prism__v1__delete_document_request__get_packed_size
+                     (const Prism__V1__DeleteDocumentRequest *message)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__delete_document_request__pack
+                     (const Prism__V1__DeleteDocumentRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__delete_document_request__pack_to_buffer
+                     (const Prism__V1__DeleteDocumentRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__DeleteDocumentRequest *
+       prism__v1__delete_document_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__DeleteDocumentRequest *)
+     protobuf_c_message_unpack (&prism__v1__delete_document_request__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__delete_document_request__free_unpacked
+                     (Prism__V1__DeleteDocumentRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__delete_document_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__delete_document_response__init
+                     (Prism__V1__DeleteDocumentResponse         *message)
+{
+  static const Prism__V1__DeleteDocumentResponse init_value = PRISM__V1__DELETE_DOCUMENT_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t prism__v1__delete_document_response__get_packed_size
+                     (const Prism__V1__DeleteDocumentResponse *message)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__delete_document_response__pack
+                     (const Prism__V1__DeleteDocumentResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__delete_document_response__pack_to_buffer
+                     (const Prism__V1__DeleteDocumentResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__delete_document_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__DeleteDocumentResponse *
+       prism__v1__delete_document_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__DeleteDocumentResponse *)
+     protobuf_c_message_unpack (&prism__v1__delete_document_response__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__delete_document_response__free_unpacked
+                     (Prism__V1__DeleteDocumentResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__delete_document_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__list_documents_request__init
+                     (Prism__V1__ListDocumentsRequest         *message)
+{
+  static const Prism__V1__ListDocumentsRequest init_value = PRISM__V1__LIST_DOCUMENTS_REQUEST__INIT;
+  *message = init_value;
+}
+size_t prism__v1__list_documents_request__get_packed_size
+                     (const Prism__V1__ListDocumentsRequest *message)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__list_documents_request__pack
+                     (const Prism__V1__ListDocumentsRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__list_documents_request__pack_to_buffer
+                     (const Prism__V1__ListDocumentsRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__ListDocumentsRequest *
+       prism__v1__list_documents_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__ListDocumentsRequest *)
+     protobuf_c_message_unpack (&prism__v1__list_documents_request__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__list_documents_request__free_unpacked
+                     (Prism__V1__ListDocumentsRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__list_documents_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__indexed_document__init
+                     (Prism__V1__IndexedDocument         *message)
+{
+  static const Prism__V1__IndexedDocument init_value = PRISM__V1__INDEXED_DOCUMENT__INIT;
+  *message = init_value;
+}
+size_t prism__v1__indexed_document__get_packed_size
+                     (const Prism__V1__IndexedDocument *message)
+{
+  assert(message->base.descriptor == &prism__v1__indexed_document__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__indexed_document__pack
+                     (const Prism__V1__IndexedDocument *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__indexed_document__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__indexed_document__pack_to_buffer
+                     (const Prism__V1__IndexedDocument *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__indexed_document__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__IndexedDocument *
+       prism__v1__indexed_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__IndexedDocument *)
+     protobuf_c_message_unpack (&prism__v1__indexed_document__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__indexed_document__free_unpacked
+                     (Prism__V1__IndexedDocument *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__indexed_document__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__list_documents_response__init
+                     (Prism__V1__ListDocumentsResponse         *message)
+{
+  static const Prism__V1__ListDocumentsResponse init_value = PRISM__V1__LIST_DOCUMENTS_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t prism__v1__list_documents_response__get_packed_size
+                     (const Prism__V1__ListDocumentsResponse *message)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__list_documents_response__pack
+                     (const Prism__V1__ListDocumentsResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__list_documents_response__pack_to_buffer
+                     (const Prism__V1__ListDocumentsResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__list_documents_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__ListDocumentsResponse *
+       prism__v1__list_documents_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__ListDocumentsResponse *)
+     protobuf_c_message_unpack (&prism__v1__list_documents_response__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__list_documents_response__free_unpacked
+                     (Prism__V1__ListDocumentsResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__list_documents_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__list_indexes_request__init
+                     (Prism__V1__ListIndexesRequest         *message)
+{
+  static const Prism__V1__ListIndexesRequest init_value = PRISM__V1__LIST_INDEXES_REQUEST__INIT;
+  *message = init_value;
+}
+size_t prism__v1__list_indexes_request__get_packed_size
+                     (const Prism__V1__ListIndexesRequest *message)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_request__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__list_indexes_request__pack
+                     (const Prism__V1__ListIndexesRequest *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_request__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__list_indexes_request__pack_to_buffer
+                     (const Prism__V1__ListIndexesRequest *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_request__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__ListIndexesRequest *
+       prism__v1__list_indexes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__ListIndexesRequest *)
+     protobuf_c_message_unpack (&prism__v1__list_indexes_request__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__list_indexes_request__free_unpacked
+                     (Prism__V1__ListIndexesRequest *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__list_indexes_request__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__index_summary__init
+                     (Prism__V1__IndexSummary         *message)
+{
+  static const Prism__V1__IndexSummary init_value = PRISM__V1__INDEX_SUMMARY__INIT;
+  *message = init_value;
+}
+size_t prism__v1__index_summary__get_packed_size
+                     (const Prism__V1__IndexSummary *message)
+{
+  assert(message->base.descriptor == &prism__v1__index_summary__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__index_summary__pack
+                     (const Prism__V1__IndexSummary *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__index_summary__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__index_summary__pack_to_buffer
+                     (const Prism__V1__IndexSummary *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__index_summary__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__IndexSummary *
+       prism__v1__index_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__IndexSummary *)
+     protobuf_c_message_unpack (&prism__v1__index_summary__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__index_summary__free_unpacked
+                     (Prism__V1__IndexSummary *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__index_summary__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
+void   prism__v1__list_indexes_response__init
+                     (Prism__V1__ListIndexesResponse         *message)
+{
+  static const Prism__V1__ListIndexesResponse init_value = PRISM__V1__LIST_INDEXES_RESPONSE__INIT;
+  *message = init_value;
+}
+size_t prism__v1__list_indexes_response__get_packed_size
+                     (const Prism__V1__ListIndexesResponse *message)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_response__descriptor);
+  return protobuf_c_message_get_packed_size ((const ProtobufCMessage*)(message));
+}
+size_t prism__v1__list_indexes_response__pack
+                     (const Prism__V1__ListIndexesResponse *message,
+                      uint8_t       *out)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_response__descriptor);
+  return protobuf_c_message_pack ((const ProtobufCMessage*)message, out);
+}
+size_t prism__v1__list_indexes_response__pack_to_buffer
+                     (const Prism__V1__ListIndexesResponse *message,
+                      ProtobufCBuffer *buffer)
+{
+  assert(message->base.descriptor == &prism__v1__list_indexes_response__descriptor);
+  return protobuf_c_message_pack_to_buffer ((const ProtobufCMessage*)message, buffer);
+}
+Prism__V1__ListIndexesResponse *
+       prism__v1__list_indexes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data)
+{
+  return (Prism__V1__ListIndexesResponse *)
+     protobuf_c_message_unpack (&prism__v1__list_indexes_response__descriptor,
+                                allocator, len, data);
+}
+void   prism__v1__list_indexes_response__free_unpacked
+                     (Prism__V1__ListIndexesResponse *message,
+                      ProtobufCAllocator *allocator)
+{
+  if(!message)
+    return;
+  assert(message->base.descriptor == &prism__v1__list_indexes_response__descriptor);
+  protobuf_c_message_free_unpacked ((ProtobufCMessage*)message, allocator);
+}
 static const ProtobufCFieldDescriptor prism__v1__float_value__field_descriptors[1] =
 {
   {
@@ -3127,7 +3577,7 @@ const ProtobufCMessageDescriptor prism__v1__finish__descriptor =
   (ProtobufCMessageInit) prism__v1__finish__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__generate_event__field_descriptors[6] =
+static const ProtobufCFieldDescriptor prism__v1__generate_event__field_descriptors[7] =
 {
   {
     "routed",
@@ -3201,9 +3651,22 @@ static const ProtobufCFieldDescriptor prism__v1__generate_event__field_descripto
     0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "hits",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__GenerateEvent, event_case),
+    offsetof(Prism__V1__GenerateEvent, hits),
+    &prism__v1__query_hits__descriptor,
+    NULL,
+    0 | PROTOBUF_C_FIELD_FLAG_ONEOF,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__generate_event__field_indices_by_name[] = {
   5,   /* field[5] = finished */
+  6,   /* field[6] = hits */
   3,   /* field[3] = media */
   0,   /* field[0] = routed */
   1,   /* field[1] = text */
@@ -3213,7 +3676,7 @@ static const unsigned prism__v1__generate_event__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__v1__generate_event__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 7 }
 };
 const ProtobufCMessageDescriptor prism__v1__generate_event__descriptor =
 {
@@ -3223,7 +3686,7 @@ const ProtobufCMessageDescriptor prism__v1__generate_event__descriptor =
   "Prism__V1__GenerateEvent",
   "prism.v1",
   sizeof(Prism__V1__GenerateEvent),
-  6,
+  7,
   prism__v1__generate_event__field_descriptors,
   prism__v1__generate_event__field_indices_by_name,
   1,  prism__v1__generate_event__number_ranges,
@@ -3332,7 +3795,7 @@ const ProtobufCMessageDescriptor prism__v1__tool_results__descriptor =
   (ProtobufCMessageInit) prism__v1__tool_results__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__query_request__field_descriptors[6] =
+static const ProtobufCFieldDescriptor prism__v1__query_request__field_descriptors[8] =
 {
   {
     "index",
@@ -3406,11 +3869,37 @@ static const ProtobufCFieldDescriptor prism__v1__query_request__field_descriptor
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "retrieve_only",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryRequest, retrieve_only),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "include_images",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryRequest, include_images),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__query_request__field_indices_by_name[] = {
+  7,   /* field[7] = include_images */
   0,   /* field[0] = index */
   5,   /* field[5] = max_tokens */
   1,   /* field[1] = question */
+  6,   /* field[6] = retrieve_only */
   4,   /* field[4] = route */
   3,   /* field[3] = top_k_images */
   2,   /* field[2] = top_k_text */
@@ -3418,7 +3907,7 @@ static const unsigned prism__v1__query_request__field_indices_by_name[] = {
 static const ProtobufCIntRange prism__v1__query_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 6 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor prism__v1__query_request__descriptor =
 {
@@ -3428,7 +3917,7 @@ const ProtobufCMessageDescriptor prism__v1__query_request__descriptor =
   "Prism__V1__QueryRequest",
   "prism.v1",
   sizeof(Prism__V1__QueryRequest),
-  6,
+  8,
   prism__v1__query_request__field_descriptors,
   prism__v1__query_request__field_indices_by_name,
   1,  prism__v1__query_request__number_ranges,
@@ -5379,7 +5868,7 @@ const ProtobufCMessageDescriptor prism__v1__index_document_request__descriptor =
   (ProtobufCMessageInit) prism__v1__index_document_request__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__index_document_response__field_descriptors[4] =
+static const ProtobufCFieldDescriptor prism__v1__index_document_response__field_descriptors[5] =
 {
   {
     "document_id",
@@ -5429,17 +5918,30 @@ static const ProtobufCFieldDescriptor prism__v1__index_document_response__field_
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "notes",
+    5,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_STRING,
+    offsetof(Prism__V1__IndexDocumentResponse, n_notes),
+    offsetof(Prism__V1__IndexDocumentResponse, notes),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__index_document_response__field_indices_by_name[] = {
   2,   /* field[2] = chunks */
   0,   /* field[0] = document_id */
   3,   /* field[3] = images */
+  4,   /* field[4] = notes */
   1,   /* field[1] = pages */
 };
 static const ProtobufCIntRange prism__v1__index_document_response__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 4 }
+  { 0, 5 }
 };
 const ProtobufCMessageDescriptor prism__v1__index_document_response__descriptor =
 {
@@ -5449,11 +5951,631 @@ const ProtobufCMessageDescriptor prism__v1__index_document_response__descriptor 
   "Prism__V1__IndexDocumentResponse",
   "prism.v1",
   sizeof(Prism__V1__IndexDocumentResponse),
-  4,
+  5,
   prism__v1__index_document_response__field_descriptors,
   prism__v1__index_document_response__field_indices_by_name,
   1,  prism__v1__index_document_response__number_ranges,
   (ProtobufCMessageInit) prism__v1__index_document_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__query_hit__field_descriptors[9] =
+{
+  {
+    "document_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "title",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, title),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "page",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, page),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "score",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, score),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "text",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, text),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "heading",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, heading),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "image",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_MESSAGE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, image),
+    &prism__v1__media__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "start_seconds",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, start_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "end_seconds",
+    9,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_DOUBLE,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__QueryHit, end_seconds),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__query_hit__field_indices_by_name[] = {
+  0,   /* field[0] = document_id */
+  8,   /* field[8] = end_seconds */
+  5,   /* field[5] = heading */
+  6,   /* field[6] = image */
+  2,   /* field[2] = page */
+  3,   /* field[3] = score */
+  7,   /* field[7] = start_seconds */
+  4,   /* field[4] = text */
+  1,   /* field[1] = title */
+};
+static const ProtobufCIntRange prism__v1__query_hit__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 9 }
+};
+const ProtobufCMessageDescriptor prism__v1__query_hit__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.QueryHit",
+  "QueryHit",
+  "Prism__V1__QueryHit",
+  "prism.v1",
+  sizeof(Prism__V1__QueryHit),
+  9,
+  prism__v1__query_hit__field_descriptors,
+  prism__v1__query_hit__field_indices_by_name,
+  1,  prism__v1__query_hit__number_ranges,
+  (ProtobufCMessageInit) prism__v1__query_hit__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__query_hits__field_descriptors[2] =
+{
+  {
+    "text",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__QueryHits, n_text),
+    offsetof(Prism__V1__QueryHits, text),
+    &prism__v1__query_hit__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pages",
+    2,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__QueryHits, n_pages),
+    offsetof(Prism__V1__QueryHits, pages),
+    &prism__v1__query_hit__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__query_hits__field_indices_by_name[] = {
+  1,   /* field[1] = pages */
+  0,   /* field[0] = text */
+};
+static const ProtobufCIntRange prism__v1__query_hits__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor prism__v1__query_hits__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.QueryHits",
+  "QueryHits",
+  "Prism__V1__QueryHits",
+  "prism.v1",
+  sizeof(Prism__V1__QueryHits),
+  2,
+  prism__v1__query_hits__field_descriptors,
+  prism__v1__query_hits__field_indices_by_name,
+  1,  prism__v1__query_hits__number_ranges,
+  (ProtobufCMessageInit) prism__v1__query_hits__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__delete_document_request__field_descriptors[2] =
+{
+  {
+    "index",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__DeleteDocumentRequest, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "document_id",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__DeleteDocumentRequest, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__delete_document_request__field_indices_by_name[] = {
+  1,   /* field[1] = document_id */
+  0,   /* field[0] = index */
+};
+static const ProtobufCIntRange prism__v1__delete_document_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 2 }
+};
+const ProtobufCMessageDescriptor prism__v1__delete_document_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.DeleteDocumentRequest",
+  "DeleteDocumentRequest",
+  "Prism__V1__DeleteDocumentRequest",
+  "prism.v1",
+  sizeof(Prism__V1__DeleteDocumentRequest),
+  2,
+  prism__v1__delete_document_request__field_descriptors,
+  prism__v1__delete_document_request__field_indices_by_name,
+  1,  prism__v1__delete_document_request__number_ranges,
+  (ProtobufCMessageInit) prism__v1__delete_document_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__delete_document_response__field_descriptors[1] =
+{
+  {
+    "deleted",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_BOOL,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__DeleteDocumentResponse, deleted),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__delete_document_response__field_indices_by_name[] = {
+  0,   /* field[0] = deleted */
+};
+static const ProtobufCIntRange prism__v1__delete_document_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor prism__v1__delete_document_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.DeleteDocumentResponse",
+  "DeleteDocumentResponse",
+  "Prism__V1__DeleteDocumentResponse",
+  "prism.v1",
+  sizeof(Prism__V1__DeleteDocumentResponse),
+  1,
+  prism__v1__delete_document_response__field_descriptors,
+  prism__v1__delete_document_response__field_indices_by_name,
+  1,  prism__v1__delete_document_response__number_ranges,
+  (ProtobufCMessageInit) prism__v1__delete_document_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__list_documents_request__field_descriptors[1] =
+{
+  {
+    "index",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__ListDocumentsRequest, index),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__list_documents_request__field_indices_by_name[] = {
+  0,   /* field[0] = index */
+};
+static const ProtobufCIntRange prism__v1__list_documents_request__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor prism__v1__list_documents_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.ListDocumentsRequest",
+  "ListDocumentsRequest",
+  "Prism__V1__ListDocumentsRequest",
+  "prism.v1",
+  sizeof(Prism__V1__ListDocumentsRequest),
+  1,
+  prism__v1__list_documents_request__field_descriptors,
+  prism__v1__list_documents_request__field_indices_by_name,
+  1,  prism__v1__list_documents_request__number_ranges,
+  (ProtobufCMessageInit) prism__v1__list_documents_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__indexed_document__field_descriptors[8] =
+{
+  {
+    "document_id",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, document_id),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "title",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, title),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "mime_type",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, mime_type),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "pages",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, pages),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    5,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "images",
+    6,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, images),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_bytes",
+    7,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, stored_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "indexed_at",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_INT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexedDocument, indexed_at),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__indexed_document__field_indices_by_name[] = {
+  4,   /* field[4] = chunks */
+  0,   /* field[0] = document_id */
+  5,   /* field[5] = images */
+  7,   /* field[7] = indexed_at */
+  2,   /* field[2] = mime_type */
+  3,   /* field[3] = pages */
+  6,   /* field[6] = stored_bytes */
+  1,   /* field[1] = title */
+};
+static const ProtobufCIntRange prism__v1__indexed_document__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 8 }
+};
+const ProtobufCMessageDescriptor prism__v1__indexed_document__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.IndexedDocument",
+  "IndexedDocument",
+  "Prism__V1__IndexedDocument",
+  "prism.v1",
+  sizeof(Prism__V1__IndexedDocument),
+  8,
+  prism__v1__indexed_document__field_descriptors,
+  prism__v1__indexed_document__field_indices_by_name,
+  1,  prism__v1__indexed_document__number_ranges,
+  (ProtobufCMessageInit) prism__v1__indexed_document__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__list_documents_response__field_descriptors[1] =
+{
+  {
+    "documents",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__ListDocumentsResponse, n_documents),
+    offsetof(Prism__V1__ListDocumentsResponse, documents),
+    &prism__v1__indexed_document__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__list_documents_response__field_indices_by_name[] = {
+  0,   /* field[0] = documents */
+};
+static const ProtobufCIntRange prism__v1__list_documents_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor prism__v1__list_documents_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.ListDocumentsResponse",
+  "ListDocumentsResponse",
+  "Prism__V1__ListDocumentsResponse",
+  "prism.v1",
+  sizeof(Prism__V1__ListDocumentsResponse),
+  1,
+  prism__v1__list_documents_response__field_descriptors,
+  prism__v1__list_documents_response__field_indices_by_name,
+  1,  prism__v1__list_documents_response__number_ranges,
+  (ProtobufCMessageInit) prism__v1__list_documents_response__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+#define prism__v1__list_indexes_request__field_descriptors NULL
+#define prism__v1__list_indexes_request__field_indices_by_name NULL
+#define prism__v1__list_indexes_request__number_ranges NULL
+const ProtobufCMessageDescriptor prism__v1__list_indexes_request__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.ListIndexesRequest",
+  "ListIndexesRequest",
+  "Prism__V1__ListIndexesRequest",
+  "prism.v1",
+  sizeof(Prism__V1__ListIndexesRequest),
+  0,
+  prism__v1__list_indexes_request__field_descriptors,
+  prism__v1__list_indexes_request__field_indices_by_name,
+  0,  prism__v1__list_indexes_request__number_ranges,
+  (ProtobufCMessageInit) prism__v1__list_indexes_request__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__index_summary__field_descriptors[4] =
+{
+  {
+    "name",
+    1,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexSummary, name),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "documents",
+    2,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexSummary, documents),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "chunks",
+    3,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT32,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexSummary, chunks),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "stored_bytes",
+    4,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__IndexSummary, stored_bytes),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__index_summary__field_indices_by_name[] = {
+  2,   /* field[2] = chunks */
+  1,   /* field[1] = documents */
+  0,   /* field[0] = name */
+  3,   /* field[3] = stored_bytes */
+};
+static const ProtobufCIntRange prism__v1__index_summary__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 4 }
+};
+const ProtobufCMessageDescriptor prism__v1__index_summary__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.IndexSummary",
+  "IndexSummary",
+  "Prism__V1__IndexSummary",
+  "prism.v1",
+  sizeof(Prism__V1__IndexSummary),
+  4,
+  prism__v1__index_summary__field_descriptors,
+  prism__v1__index_summary__field_indices_by_name,
+  1,  prism__v1__index_summary__number_ranges,
+  (ProtobufCMessageInit) prism__v1__index_summary__init,
+  NULL,NULL,NULL    /* reserved[123] */
+};
+static const ProtobufCFieldDescriptor prism__v1__list_indexes_response__field_descriptors[1] =
+{
+  {
+    "indexes",
+    1,
+    PROTOBUF_C_LABEL_REPEATED,
+    PROTOBUF_C_TYPE_MESSAGE,
+    offsetof(Prism__V1__ListIndexesResponse, n_indexes),
+    offsetof(Prism__V1__ListIndexesResponse, indexes),
+    &prism__v1__index_summary__descriptor,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+};
+static const unsigned prism__v1__list_indexes_response__field_indices_by_name[] = {
+  0,   /* field[0] = indexes */
+};
+static const ProtobufCIntRange prism__v1__list_indexes_response__number_ranges[1 + 1] =
+{
+  { 1, 0 },
+  { 0, 1 }
+};
+const ProtobufCMessageDescriptor prism__v1__list_indexes_response__descriptor =
+{
+  PROTOBUF_C__MESSAGE_DESCRIPTOR_MAGIC,
+  "prism.v1.ListIndexesResponse",
+  "ListIndexesResponse",
+  "Prism__V1__ListIndexesResponse",
+  "prism.v1",
+  sizeof(Prism__V1__ListIndexesResponse),
+  1,
+  prism__v1__list_indexes_response__field_descriptors,
+  prism__v1__list_indexes_response__field_indices_by_name,
+  1,  prism__v1__list_indexes_response__number_ranges,
+  (ProtobufCMessageInit) prism__v1__list_indexes_response__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
 static const ProtobufCEnumValue prism__v1__role__enum_values_by_number[3] =
@@ -5722,7 +6844,7 @@ const ProtobufCEnumDescriptor prism__v1__batch_state__descriptor =
   prism__v1__batch_state__value_ranges,
   NULL,NULL,NULL,NULL   /* reserved[1234] */
 };
-static const ProtobufCMethodDescriptor prism__v1__prism__method_descriptors[12] =
+static const ProtobufCMethodDescriptor prism__v1__prism__method_descriptors[15] =
 {
   { "Generate", &prism__v1__generate_request__descriptor, &prism__v1__generate_event__descriptor },
   { "Extract", &prism__v1__extract_request__descriptor, &prism__v1__extract_response__descriptor },
@@ -5736,14 +6858,20 @@ static const ProtobufCMethodDescriptor prism__v1__prism__method_descriptors[12] 
   { "StreamBatchResults", &prism__v1__get_batch_request__descriptor, &prism__v1__batch_result__descriptor },
   { "IndexDocument", &prism__v1__index_document_request__descriptor, &prism__v1__index_document_response__descriptor },
   { "Query", &prism__v1__query_request__descriptor, &prism__v1__generate_event__descriptor },
+  { "DeleteDocument", &prism__v1__delete_document_request__descriptor, &prism__v1__delete_document_response__descriptor },
+  { "ListDocuments", &prism__v1__list_documents_request__descriptor, &prism__v1__list_documents_response__descriptor },
+  { "ListIndexes", &prism__v1__list_indexes_request__descriptor, &prism__v1__list_indexes_response__descriptor },
 };
 const unsigned prism__v1__prism__method_indices_by_name[] = {
   8,        /* CancelBatch */
   2,        /* Converse */
+  12,        /* DeleteDocument */
   1,        /* Extract */
   0,        /* Generate */
   7,        /* GetBatch */
   10,        /* IndexDocument */
+  13,        /* ListDocuments */
+  14,        /* ListIndexes */
   5,        /* ListProviders */
   11,        /* Query */
   9,        /* StreamBatchResults */
@@ -5758,7 +6886,7 @@ const ProtobufCServiceDescriptor prism__v1__prism__descriptor =
   "Prism",
   "Prism__V1__Prism",
   "prism.v1",
-  12,
+  15,
   prism__v1__prism__method_descriptors,
   prism__v1__prism__method_indices_by_name
 };
@@ -5857,6 +6985,30 @@ void prism__v1__prism__query(ProtobufCService *service,
 {
   assert(service->descriptor == &prism__v1__prism__descriptor);
   service->invoke(service, 11, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void prism__v1__prism__delete_document(ProtobufCService *service,
+                                       const Prism__V1__DeleteDocumentRequest *input,
+                                       Prism__V1__DeleteDocumentResponse_Closure closure,
+                                       void *closure_data)
+{
+  assert(service->descriptor == &prism__v1__prism__descriptor);
+  service->invoke(service, 12, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void prism__v1__prism__list_documents(ProtobufCService *service,
+                                      const Prism__V1__ListDocumentsRequest *input,
+                                      Prism__V1__ListDocumentsResponse_Closure closure,
+                                      void *closure_data)
+{
+  assert(service->descriptor == &prism__v1__prism__descriptor);
+  service->invoke(service, 13, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
+}
+void prism__v1__prism__list_indexes(ProtobufCService *service,
+                                    const Prism__V1__ListIndexesRequest *input,
+                                    Prism__V1__ListIndexesResponse_Closure closure,
+                                    void *closure_data)
+{
+  assert(service->descriptor == &prism__v1__prism__descriptor);
+  service->invoke(service, 14, (const ProtobufCMessage *) input, (ProtobufCClosure) closure, closure_data);
 }
 void prism__v1__prism__init (Prism__V1__Prism_Service *service,
                              Prism__V1__Prism_ServiceDestroy destroy)

@@ -61,6 +61,16 @@ typedef struct Prism__V1__BatchResult Prism__V1__BatchResult;
 typedef struct Prism__V1__IndexDocumentHeader Prism__V1__IndexDocumentHeader;
 typedef struct Prism__V1__IndexDocumentRequest Prism__V1__IndexDocumentRequest;
 typedef struct Prism__V1__IndexDocumentResponse Prism__V1__IndexDocumentResponse;
+typedef struct Prism__V1__QueryHit Prism__V1__QueryHit;
+typedef struct Prism__V1__QueryHits Prism__V1__QueryHits;
+typedef struct Prism__V1__DeleteDocumentRequest Prism__V1__DeleteDocumentRequest;
+typedef struct Prism__V1__DeleteDocumentResponse Prism__V1__DeleteDocumentResponse;
+typedef struct Prism__V1__ListDocumentsRequest Prism__V1__ListDocumentsRequest;
+typedef struct Prism__V1__IndexedDocument Prism__V1__IndexedDocument;
+typedef struct Prism__V1__ListDocumentsResponse Prism__V1__ListDocumentsResponse;
+typedef struct Prism__V1__ListIndexesRequest Prism__V1__ListIndexesRequest;
+typedef struct Prism__V1__IndexSummary Prism__V1__IndexSummary;
+typedef struct Prism__V1__ListIndexesResponse Prism__V1__ListIndexesResponse;
 
 
 /* --- enums --- */
@@ -498,7 +508,8 @@ typedef enum {
   PRISM__V1__GENERATE_EVENT__EVENT_TOOL_CALL = 3,
   PRISM__V1__GENERATE_EVENT__EVENT_MEDIA = 4,
   PRISM__V1__GENERATE_EVENT__EVENT_USAGE = 5,
-  PRISM__V1__GENERATE_EVENT__EVENT_FINISHED = 6
+  PRISM__V1__GENERATE_EVENT__EVENT_FINISHED = 6,
+  PRISM__V1__GENERATE_EVENT__EVENT_HITS = 7
     PROTOBUF_C__FORCE_ENUM_TO_BE_INT_SIZE(PRISM__V1__GENERATE_EVENT__EVENT__CASE)
 } Prism__V1__GenerateEvent__EventCase;
 
@@ -519,6 +530,10 @@ struct  Prism__V1__GenerateEvent
     Prism__V1__MediaChunk *media;
     Prism__V1__Usage *usage;
     Prism__V1__Finish *finished;
+    /*
+     * What Query retrieved (its retrieve_only mode), after `routed`.
+     */
+    Prism__V1__QueryHits *hits;
   };
 };
 #define PRISM__V1__GENERATE_EVENT__INIT \
@@ -590,10 +605,19 @@ struct  Prism__V1__QueryRequest
    * 0 = the model's default.
    */
   uint32_t max_tokens;
+  /*
+   * Retrieval only: the stream is `routed` (no provider; the retrieval steps), then one `hits`
+   * event, and no generation: a keyless deployment or another RAG framework uses Prism as its retriever.
+   */
+  protobuf_c_boolean retrieve_only;
+  /*
+   * With retrieve_only: the page hits carry their stored page image.
+   */
+  protobuf_c_boolean include_images;
 };
 #define PRISM__V1__QUERY_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__query_request__descriptor) \
-    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, NULL, 0 }
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, NULL, 0, 0, 0 }
 
 
 struct  Prism__V1__ExtractRequest__LabelsEntry
@@ -1138,10 +1162,178 @@ struct  Prism__V1__IndexDocumentResponse
   uint32_t pages;
   uint32_t chunks;
   uint32_t images;
+  /*
+   * What was skipped or done differently, e.g. "page descriptions skipped: index.describe_model is not set".
+   */
+  size_t n_notes;
+  char **notes;
 };
 #define PRISM__V1__INDEX_DOCUMENT_RESPONSE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__index_document_response__descriptor) \
+    , (char *)protobuf_c_empty_string, 0, 0, 0, 0,NULL }
+
+
+/*
+ * One retrieved item: a text chunk, or a page (with its image when asked).
+ */
+struct  Prism__V1__QueryHit
+{
+  ProtobufCMessage base;
+  char *document_id;
+  char *title;
+  /*
+   * 1-based page of a PDF; 0 for documents without pages (text, image, audio).
+   */
+  uint32_t page;
+  /*
+   * Relevance, higher is better: the negated BM25 of SQLite FTS5, or with an embedding model the
+   * reciprocal-rank-fusion score of BM25 and vector search; a page sums its chunks'.
+   */
+  double score;
+  /*
+   * The chunk's text; for a page hit, its text layer or OCR text.
+   */
+  char *text;
+  /*
+   * The heading the chunk sits under (Markdown headings), if any.
+   */
+  char *heading;
+  /*
+   * A page hit's stored image, when QueryRequest.include_images is set.
+   */
+  Prism__V1__Media *image;
+  /*
+   * Audio and video transcript chunks: where the chunk sits in the recording.
+   */
+  double start_seconds;
+  double end_seconds;
+};
+#define PRISM__V1__QUERY_HIT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__query_hit__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, NULL, 0, 0 }
+
+
+/*
+ * The result of retrieval: the best text chunks and the best pages, each best first.
+ */
+struct  Prism__V1__QueryHits
+{
+  ProtobufCMessage base;
+  size_t n_text;
+  Prism__V1__QueryHit **text;
+  size_t n_pages;
+  Prism__V1__QueryHit **pages;
+};
+#define PRISM__V1__QUERY_HITS__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__query_hits__descriptor) \
+    , 0,NULL, 0,NULL }
+
+
+struct  Prism__V1__DeleteDocumentRequest
+{
+  ProtobufCMessage base;
+  char *index;
+  char *document_id;
+};
+#define PRISM__V1__DELETE_DOCUMENT_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__delete_document_request__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
+
+
+struct  Prism__V1__DeleteDocumentResponse
+{
+  ProtobufCMessage base;
+  /*
+   * False when the index held no such document.
+   */
+  protobuf_c_boolean deleted;
+};
+#define PRISM__V1__DELETE_DOCUMENT_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__delete_document_response__descriptor) \
+    , 0 }
+
+
+struct  Prism__V1__ListDocumentsRequest
+{
+  ProtobufCMessage base;
+  char *index;
+};
+#define PRISM__V1__LIST_DOCUMENTS_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__list_documents_request__descriptor) \
+    , (char *)protobuf_c_empty_string }
+
+
+/*
+ * A document as stored in an index.
+ */
+struct  Prism__V1__IndexedDocument
+{
+  ProtobufCMessage base;
+  char *document_id;
+  char *title;
+  char *mime_type;
+  uint32_t pages;
+  uint32_t chunks;
+  uint32_t images;
+  /*
+   * Bytes stored for it (page images and text).
+   */
+  uint64_t stored_bytes;
+  /*
+   * Unix seconds.
+   */
+  int64_t indexed_at;
+};
+#define PRISM__V1__INDEXED_DOCUMENT__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__indexed_document__descriptor) \
+    , (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string, 0, 0, 0, 0, 0 }
+
+
+struct  Prism__V1__ListDocumentsResponse
+{
+  ProtobufCMessage base;
+  size_t n_documents;
+  Prism__V1__IndexedDocument **documents;
+};
+#define PRISM__V1__LIST_DOCUMENTS_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__list_documents_response__descriptor) \
+    , 0,NULL }
+
+
+struct  Prism__V1__ListIndexesRequest
+{
+  ProtobufCMessage base;
+};
+#define PRISM__V1__LIST_INDEXES_REQUEST__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__list_indexes_request__descriptor) \
+     }
+
+
+/*
+ * An index and its size.
+ */
+struct  Prism__V1__IndexSummary
+{
+  ProtobufCMessage base;
+  char *name;
+  uint32_t documents;
+  uint32_t chunks;
+  uint64_t stored_bytes;
+};
+#define PRISM__V1__INDEX_SUMMARY__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__index_summary__descriptor) \
     , (char *)protobuf_c_empty_string, 0, 0, 0 }
+
+
+struct  Prism__V1__ListIndexesResponse
+{
+  ProtobufCMessage base;
+  size_t n_indexes;
+  Prism__V1__IndexSummary **indexes;
+};
+#define PRISM__V1__LIST_INDEXES_RESPONSE__INIT \
+ { PROTOBUF_C_MESSAGE_INIT (&prism__v1__list_indexes_response__descriptor) \
+    , 0,NULL }
 
 
 /* Prism__V1__FloatValue methods */
@@ -1986,6 +2178,196 @@ Prism__V1__IndexDocumentResponse *
 void   prism__v1__index_document_response__free_unpacked
                      (Prism__V1__IndexDocumentResponse *message,
                       ProtobufCAllocator *allocator);
+/* Prism__V1__QueryHit methods */
+void   prism__v1__query_hit__init
+                     (Prism__V1__QueryHit         *message);
+size_t prism__v1__query_hit__get_packed_size
+                     (const Prism__V1__QueryHit   *message);
+size_t prism__v1__query_hit__pack
+                     (const Prism__V1__QueryHit   *message,
+                      uint8_t             *out);
+size_t prism__v1__query_hit__pack_to_buffer
+                     (const Prism__V1__QueryHit   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__QueryHit *
+       prism__v1__query_hit__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__query_hit__free_unpacked
+                     (Prism__V1__QueryHit *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__QueryHits methods */
+void   prism__v1__query_hits__init
+                     (Prism__V1__QueryHits         *message);
+size_t prism__v1__query_hits__get_packed_size
+                     (const Prism__V1__QueryHits   *message);
+size_t prism__v1__query_hits__pack
+                     (const Prism__V1__QueryHits   *message,
+                      uint8_t             *out);
+size_t prism__v1__query_hits__pack_to_buffer
+                     (const Prism__V1__QueryHits   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__QueryHits *
+       prism__v1__query_hits__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__query_hits__free_unpacked
+                     (Prism__V1__QueryHits *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__DeleteDocumentRequest methods */
+void   prism__v1__delete_document_request__init
+                     (Prism__V1__DeleteDocumentRequest         *message);
+size_t prism__v1__delete_document_request__get_packed_size
+                     (const Prism__V1__DeleteDocumentRequest   *message);
+size_t prism__v1__delete_document_request__pack
+                     (const Prism__V1__DeleteDocumentRequest   *message,
+                      uint8_t             *out);
+size_t prism__v1__delete_document_request__pack_to_buffer
+                     (const Prism__V1__DeleteDocumentRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__DeleteDocumentRequest *
+       prism__v1__delete_document_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__delete_document_request__free_unpacked
+                     (Prism__V1__DeleteDocumentRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__DeleteDocumentResponse methods */
+void   prism__v1__delete_document_response__init
+                     (Prism__V1__DeleteDocumentResponse         *message);
+size_t prism__v1__delete_document_response__get_packed_size
+                     (const Prism__V1__DeleteDocumentResponse   *message);
+size_t prism__v1__delete_document_response__pack
+                     (const Prism__V1__DeleteDocumentResponse   *message,
+                      uint8_t             *out);
+size_t prism__v1__delete_document_response__pack_to_buffer
+                     (const Prism__V1__DeleteDocumentResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__DeleteDocumentResponse *
+       prism__v1__delete_document_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__delete_document_response__free_unpacked
+                     (Prism__V1__DeleteDocumentResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__ListDocumentsRequest methods */
+void   prism__v1__list_documents_request__init
+                     (Prism__V1__ListDocumentsRequest         *message);
+size_t prism__v1__list_documents_request__get_packed_size
+                     (const Prism__V1__ListDocumentsRequest   *message);
+size_t prism__v1__list_documents_request__pack
+                     (const Prism__V1__ListDocumentsRequest   *message,
+                      uint8_t             *out);
+size_t prism__v1__list_documents_request__pack_to_buffer
+                     (const Prism__V1__ListDocumentsRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__ListDocumentsRequest *
+       prism__v1__list_documents_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__list_documents_request__free_unpacked
+                     (Prism__V1__ListDocumentsRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__IndexedDocument methods */
+void   prism__v1__indexed_document__init
+                     (Prism__V1__IndexedDocument         *message);
+size_t prism__v1__indexed_document__get_packed_size
+                     (const Prism__V1__IndexedDocument   *message);
+size_t prism__v1__indexed_document__pack
+                     (const Prism__V1__IndexedDocument   *message,
+                      uint8_t             *out);
+size_t prism__v1__indexed_document__pack_to_buffer
+                     (const Prism__V1__IndexedDocument   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__IndexedDocument *
+       prism__v1__indexed_document__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__indexed_document__free_unpacked
+                     (Prism__V1__IndexedDocument *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__ListDocumentsResponse methods */
+void   prism__v1__list_documents_response__init
+                     (Prism__V1__ListDocumentsResponse         *message);
+size_t prism__v1__list_documents_response__get_packed_size
+                     (const Prism__V1__ListDocumentsResponse   *message);
+size_t prism__v1__list_documents_response__pack
+                     (const Prism__V1__ListDocumentsResponse   *message,
+                      uint8_t             *out);
+size_t prism__v1__list_documents_response__pack_to_buffer
+                     (const Prism__V1__ListDocumentsResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__ListDocumentsResponse *
+       prism__v1__list_documents_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__list_documents_response__free_unpacked
+                     (Prism__V1__ListDocumentsResponse *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__ListIndexesRequest methods */
+void   prism__v1__list_indexes_request__init
+                     (Prism__V1__ListIndexesRequest         *message);
+size_t prism__v1__list_indexes_request__get_packed_size
+                     (const Prism__V1__ListIndexesRequest   *message);
+size_t prism__v1__list_indexes_request__pack
+                     (const Prism__V1__ListIndexesRequest   *message,
+                      uint8_t             *out);
+size_t prism__v1__list_indexes_request__pack_to_buffer
+                     (const Prism__V1__ListIndexesRequest   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__ListIndexesRequest *
+       prism__v1__list_indexes_request__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__list_indexes_request__free_unpacked
+                     (Prism__V1__ListIndexesRequest *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__IndexSummary methods */
+void   prism__v1__index_summary__init
+                     (Prism__V1__IndexSummary         *message);
+size_t prism__v1__index_summary__get_packed_size
+                     (const Prism__V1__IndexSummary   *message);
+size_t prism__v1__index_summary__pack
+                     (const Prism__V1__IndexSummary   *message,
+                      uint8_t             *out);
+size_t prism__v1__index_summary__pack_to_buffer
+                     (const Prism__V1__IndexSummary   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__IndexSummary *
+       prism__v1__index_summary__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__index_summary__free_unpacked
+                     (Prism__V1__IndexSummary *message,
+                      ProtobufCAllocator *allocator);
+/* Prism__V1__ListIndexesResponse methods */
+void   prism__v1__list_indexes_response__init
+                     (Prism__V1__ListIndexesResponse         *message);
+size_t prism__v1__list_indexes_response__get_packed_size
+                     (const Prism__V1__ListIndexesResponse   *message);
+size_t prism__v1__list_indexes_response__pack
+                     (const Prism__V1__ListIndexesResponse   *message,
+                      uint8_t             *out);
+size_t prism__v1__list_indexes_response__pack_to_buffer
+                     (const Prism__V1__ListIndexesResponse   *message,
+                      ProtobufCBuffer     *buffer);
+Prism__V1__ListIndexesResponse *
+       prism__v1__list_indexes_response__unpack
+                     (ProtobufCAllocator  *allocator,
+                      size_t               len,
+                      const uint8_t       *data);
+void   prism__v1__list_indexes_response__free_unpacked
+                     (Prism__V1__ListIndexesResponse *message,
+                      ProtobufCAllocator *allocator);
 /* --- per-message closures --- */
 
 typedef void (*Prism__V1__FloatValue_Closure)
@@ -2126,6 +2508,36 @@ typedef void (*Prism__V1__IndexDocumentRequest_Closure)
 typedef void (*Prism__V1__IndexDocumentResponse_Closure)
                  (const Prism__V1__IndexDocumentResponse *message,
                   void *closure_data);
+typedef void (*Prism__V1__QueryHit_Closure)
+                 (const Prism__V1__QueryHit *message,
+                  void *closure_data);
+typedef void (*Prism__V1__QueryHits_Closure)
+                 (const Prism__V1__QueryHits *message,
+                  void *closure_data);
+typedef void (*Prism__V1__DeleteDocumentRequest_Closure)
+                 (const Prism__V1__DeleteDocumentRequest *message,
+                  void *closure_data);
+typedef void (*Prism__V1__DeleteDocumentResponse_Closure)
+                 (const Prism__V1__DeleteDocumentResponse *message,
+                  void *closure_data);
+typedef void (*Prism__V1__ListDocumentsRequest_Closure)
+                 (const Prism__V1__ListDocumentsRequest *message,
+                  void *closure_data);
+typedef void (*Prism__V1__IndexedDocument_Closure)
+                 (const Prism__V1__IndexedDocument *message,
+                  void *closure_data);
+typedef void (*Prism__V1__ListDocumentsResponse_Closure)
+                 (const Prism__V1__ListDocumentsResponse *message,
+                  void *closure_data);
+typedef void (*Prism__V1__ListIndexesRequest_Closure)
+                 (const Prism__V1__ListIndexesRequest *message,
+                  void *closure_data);
+typedef void (*Prism__V1__IndexSummary_Closure)
+                 (const Prism__V1__IndexSummary *message,
+                  void *closure_data);
+typedef void (*Prism__V1__ListIndexesResponse_Closure)
+                 (const Prism__V1__ListIndexesResponse *message,
+                  void *closure_data);
 
 /* --- services --- */
 
@@ -2181,6 +2593,18 @@ struct Prism__V1__Prism_Service
                 const Prism__V1__QueryRequest *input,
                 Prism__V1__GenerateEvent_Closure closure,
                 void *closure_data);
+  void (*delete_document)(Prism__V1__Prism_Service *service,
+                          const Prism__V1__DeleteDocumentRequest *input,
+                          Prism__V1__DeleteDocumentResponse_Closure closure,
+                          void *closure_data);
+  void (*list_documents)(Prism__V1__Prism_Service *service,
+                         const Prism__V1__ListDocumentsRequest *input,
+                         Prism__V1__ListDocumentsResponse_Closure closure,
+                         void *closure_data);
+  void (*list_indexes)(Prism__V1__Prism_Service *service,
+                       const Prism__V1__ListIndexesRequest *input,
+                       Prism__V1__ListIndexesResponse_Closure closure,
+                       void *closure_data);
 };
 typedef void (*Prism__V1__Prism_ServiceDestroy)(Prism__V1__Prism_Service *);
 void prism__v1__prism__init (Prism__V1__Prism_Service *service,
@@ -2200,7 +2624,10 @@ void prism__v1__prism__init (Prism__V1__Prism_Service *service,
       function_prefix__ ## cancel_batch,\
       function_prefix__ ## stream_batch_results,\
       function_prefix__ ## index_document,\
-      function_prefix__ ## query  }
+      function_prefix__ ## query,\
+      function_prefix__ ## delete_document,\
+      function_prefix__ ## list_documents,\
+      function_prefix__ ## list_indexes  }
 void prism__v1__prism__generate(ProtobufCService *service,
                                 const Prism__V1__GenerateRequest *input,
                                 Prism__V1__GenerateEvent_Closure closure,
@@ -2249,6 +2676,18 @@ void prism__v1__prism__query(ProtobufCService *service,
                              const Prism__V1__QueryRequest *input,
                              Prism__V1__GenerateEvent_Closure closure,
                              void *closure_data);
+void prism__v1__prism__delete_document(ProtobufCService *service,
+                                       const Prism__V1__DeleteDocumentRequest *input,
+                                       Prism__V1__DeleteDocumentResponse_Closure closure,
+                                       void *closure_data);
+void prism__v1__prism__list_documents(ProtobufCService *service,
+                                      const Prism__V1__ListDocumentsRequest *input,
+                                      Prism__V1__ListDocumentsResponse_Closure closure,
+                                      void *closure_data);
+void prism__v1__prism__list_indexes(ProtobufCService *service,
+                                    const Prism__V1__ListIndexesRequest *input,
+                                    Prism__V1__ListIndexesResponse_Closure closure,
+                                    void *closure_data);
 
 /* --- descriptors --- */
 
@@ -2306,6 +2745,16 @@ extern const ProtobufCMessageDescriptor prism__v1__batch_result__descriptor;
 extern const ProtobufCMessageDescriptor prism__v1__index_document_header__descriptor;
 extern const ProtobufCMessageDescriptor prism__v1__index_document_request__descriptor;
 extern const ProtobufCMessageDescriptor prism__v1__index_document_response__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__query_hit__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__query_hits__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__delete_document_request__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__delete_document_response__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__list_documents_request__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__indexed_document__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__list_documents_response__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__list_indexes_request__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__index_summary__descriptor;
+extern const ProtobufCMessageDescriptor prism__v1__list_indexes_response__descriptor;
 extern const ProtobufCServiceDescriptor prism__v1__prism__descriptor;
 
 PROTOBUF_C__END_DECLS
