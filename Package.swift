@@ -154,7 +154,7 @@ let package = Package(
             name: "prism",
             dependencies: [
                 // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer", "PrismJSON",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

@@ -115,15 +115,18 @@ public struct Extractor: Sendable {
     }
 }
 
-/// Gathers one generation's outputs: its last attempt's text and routing, and all usage.
-private final class AnswerCollector: @unchecked Sendable {
+/// Gathers one generation's outputs: its last attempt's text and routing, and all usage (the
+/// Extractor's, and a batch item's on the normal call path).
+public final class AnswerCollector: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock` (emit calls come one after another, possibly from different threads).
     private var collected: (text: String, usage: Usage, routed: RouteInfo?) = ("", Usage(), nil)
 
-    var result: (text: String, usage: Usage, routed: RouteInfo?) { lock.withLock { collected } }
+    public init() {}
 
-    func take(_ output: GenerationOutput) {
+    public var result: (text: String, usage: Usage, routed: RouteInfo?) { lock.withLock { collected } }
+
+    public func take(_ output: GenerationOutput) {
         lock.withLock {
             switch output {
             case .routed(let info):

@@ -20,6 +20,8 @@ public final class PrismGateway: Sendable {
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
+    /// Runs batch items (nil when another process owns this data folder's batches).
+    private let batchScheduler: BatchScheduler?
 
     public init(settings: ServerSettings, logger: Logger) throws {
         // The data folder first: a folder that cannot be made or written stops the start here.
@@ -46,13 +48,29 @@ public final class PrismGateway: Sendable {
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
+        // Batches: one scheduler per process, on the data folder's batch store, which one process
+        // owns at a time; a second process on the folder serves everything else.
+        let batches: Result<BatchService, RPCError>
+        let signals = BatchSignals()
+        do {
+            let batchStore = try SQLiteBatchStore(store: store)
+            let extractor = Extractor(generator: generator, repairs: settings.extractRepairs)
+            batchScheduler = BatchScheduler(store: batchStore, extractor: extractor, signals: signals, concurrency: settings.batchConcurrency,
+                                            retention: TimeInterval(settings.batchRetentionSeconds), logger: logger)
+            batches = .success(BatchService(store: batchStore, generator: generator, signals: signals))
+        } catch let error as StoreError {
+            logger.warning("batches are off in this process: \(error.description)")
+            batchScheduler = nil
+            batches = .failure(RPCError(.failedPrecondition, "batches are not served by this process: \(error.description)"))
+        }
+
         var router = Router()
         let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
         router.register(PrismService.definition(generator: generator, converse: settings.converse,
-                                                extractRepairs: settings.extractRepairs, documents: documents))
+                                                extractRepairs: settings.extractRepairs, documents: documents, batches: batches))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -89,6 +107,7 @@ public final class PrismGateway: Sendable {
             plugins.shutdown()
             throw error
         }
+        batchScheduler?.start()
         readiness.markPluginsLoaded()
         try await server.start()
     }
@@ -110,6 +129,7 @@ public final class PrismGateway: Sendable {
         readiness.markDraining()
         health.setAllNotServing()
         await server.shutdown()
+        await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()
         store.close()

@@ -102,6 +102,14 @@ public struct ConfigFile: Codable, Sendable {
         public var max_disk_bytes: Int?
     }
 
+    /// Durable batches (README "Batches").
+    public struct Batches: Codable, Sendable {
+        /// Batch items running through the normal call path at once (default 4).
+        public var concurrency: Int?
+        /// How long a finished batch and its results are kept (default 7 days).
+        public var retention_seconds: Int?
+    }
+
     /// The document index (README "Document index").
     public struct Index: Codable, Sendable {
         /// Bytes one IndexDocument upload may hold (default 256 MB).
@@ -113,6 +121,7 @@ public struct ConfigFile: Codable, Sendable {
     }
 
     public var listen: String?
+    public var batches: Batches?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
@@ -222,6 +231,11 @@ public struct ServerSettings: Sendable {
     public private(set) var cacheTTLSeconds = 3600
     public private(set) var cacheMemoryBytes = 64 << 20
     public private(set) var cacheDiskBytes = 1 << 30
+    /// Batch items on the normal call path at once: small, so a batch never starves interactive
+    /// calls of the plugin host's workers.
+    public private(set) var batchConcurrency = 4
+    /// Finished batches are removed this long after they finish.
+    public private(set) var batchRetentionSeconds = 7 * 24 * 3600
     /// The document index: the upload bound, and the model describing pages (nil: none).
     public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
     public var indexDescribeModel: String?
@@ -307,6 +321,10 @@ public struct ServerSettings: Sendable {
             if let v = cache.ttl_seconds { cacheTTLSeconds = try Self.positive(v, "ttl_seconds", section: "cache") }
             if let v = cache.max_bytes { cacheMemoryBytes = try Self.positive(v, "max_bytes", section: "cache") }
             if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
+        }
+        if let batches = file.batches {
+            if let v = batches.concurrency { batchConcurrency = try Self.positive(v, "concurrency", upTo: 1024, section: "batches") }
+            if let v = batches.retention_seconds { batchRetentionSeconds = try Self.positive(v, "retention_seconds", section: "batches") }
         }
         if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
         if let index = file.index {

@@ -17,4 +17,7 @@ public enum StoreLimits {
     /// Longest time between sweeps of expired cache entries (shorter when the TTL is): often
     /// enough that the disk holds little dead weight, rare enough to cost nothing.
     public static let cacheSweepSeconds: Double = 60
+    /// The file a process locks to own the data folder's batches (SQLiteBatchStore): leases held
+    /// by any other owner are then known dead at startup, so a restart resumes at once.
+    public static let batchLockFileName = "batches.lock"
 }

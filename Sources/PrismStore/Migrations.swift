@@ -80,6 +80,59 @@ public enum Schema {
             );
             CREATE INDEX index_vectors_model ON index_vectors(index_name, model);
             """),
+        Migration(version: 3, summary: "batches", sql: """
+            CREATE TABLE batches (
+                id TEXT PRIMARY KEY,
+                label TEXT NOT NULL,
+                state TEXT NOT NULL,                      -- BatchLifecycle
+                total INTEGER NOT NULL,
+                cancel_requested INTEGER NOT NULL DEFAULT 0,
+                created_at INTEGER NOT NULL,              -- unix ms
+                finished_at INTEGER                       -- unix ms; NULL until finished
+            );
+            CREATE INDEX batches_finished ON batches(finished_at) WHERE finished_at IS NOT NULL;
+            CREATE TABLE batch_chunks (
+                id TEXT PRIMARY KEY,
+                batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+                model TEXT NOT NULL,
+                state TEXT NOT NULL,                      -- VendorChunkState
+                vendor_batch_id TEXT,                     -- recorded after the vendor's answer
+                polls INTEGER NOT NULL DEFAULT 0,
+                cancel_sent INTEGER NOT NULL DEFAULT 0,   -- the vendor was asked to cancel
+                next_poll_at INTEGER,                     -- unix ms
+                lease_owner TEXT,
+                lease_until INTEGER,
+                created_at INTEGER NOT NULL
+            );
+            CREATE INDEX batch_chunks_batch ON batch_chunks(batch_id);
+            CREATE INDEX batch_chunks_due ON batch_chunks(next_poll_at) WHERE state = 'running';
+            CREATE TABLE batch_items (
+                batch_id TEXT NOT NULL REFERENCES batches(id) ON DELETE CASCADE,
+                seq INTEGER NOT NULL,                     -- position in SubmitBatchRequest.items
+                custom_id TEXT NOT NULL,
+                kind INTEGER NOT NULL,                    -- 1 generate, 2 extract
+                request BLOB NOT NULL,                    -- the request as sent
+                model TEXT NOT NULL,                      -- chosen at submit
+                lane TEXT NOT NULL,                       -- BatchLane
+                state TEXT NOT NULL,                      -- BatchItemState
+                chunk_id TEXT REFERENCES batch_chunks(id) ON DELETE SET NULL,
+                lease_owner TEXT,
+                lease_until INTEGER,
+                attempts INTEGER NOT NULL DEFAULT 0,      -- runs that ended in a passing failure
+                not_before INTEGER,                       -- unix ms; a retried item waits until then
+                result BLOB,                              -- the encoded answer, or NULL with error_*
+                error_code INTEGER,
+                error_message TEXT,
+                finished_order INTEGER,                   -- completion order within the batch
+                PRIMARY KEY (batch_id, seq),
+                UNIQUE (batch_id, custom_id)
+            );
+            CREATE INDEX batch_items_state ON batch_items(batch_id, state);
+            CREATE INDEX batch_items_lane ON batch_items(lane, state);
+            CREATE INDEX batch_items_chunk ON batch_items(chunk_id) WHERE chunk_id IS NOT NULL;
+            CREATE INDEX batch_items_retry ON batch_items(not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
+            CREATE INDEX batch_items_finished ON batch_items(batch_id, finished_order) WHERE finished_order IS NOT NULL;
+            """),
     ]
 
     /// Brings `db` to the newest version in `migrations`, one transaction per step; returns the

@@ -92,6 +92,9 @@ public final class SQLiteConnection {
         return try statement.step() ? statement.column(0) : nil
     }
 
+    /// Rows changed by the last INSERT, UPDATE or DELETE that finished.
+    public var changes: Int { Int(sqlite3_changes(handle)) }
+
     /// Runs `body` inside BEGIN IMMEDIATE ... COMMIT (the write lock taken at once, so a busy
     /// database fails fast at BEGIN rather than midway); rolls back if it throws.
     public func transaction<T>(_ body: () throws -> T) throws -> T {
@@ -143,6 +146,12 @@ public final class SQLiteStatement {
             }
             guard rc == SQLITE_OK else { throw connection.error(rc, sql) }
         }
+    }
+
+    /// Readies the statement to run again with new bindings (a loop of inserts prepares once).
+    public func reset() {
+        sqlite3_reset(statement)
+        sqlite3_clear_bindings(statement)
     }
 
     /// Advances to the next row: true while there is one, false once done.

@@ -103,6 +103,16 @@ final class ServerSettingsTests: XCTestCase {
         }
     }
 
+    func testBatchSettings() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual([settings.batchConcurrency, settings.batchRetentionSeconds], [4, 7 * 24 * 3600])
+        try settings.apply(try configFile(#"{"batches": {"concurrency": 2, "retention_seconds": 60}}"#))
+        XCTAssertEqual([settings.batchConcurrency, settings.batchRetentionSeconds], [2, 60])
+        XCTAssertThrowsError(try settings.apply(try configFile(#"{"batches": {"concurrency": 0}}"#))) { error in
+            XCTAssertTrue("\(error)".contains("batches.concurrency must be between 1 and 1024"), "\(error)")
+        }
+    }
+
     func testCORSOriginsFromConfigFileThenEnvironment() throws {
         var settings = ServerSettings()
         XCTAssertEqual(settings.rpc.cors.allowedOrigins, [], "no origin is allowed unless configured")

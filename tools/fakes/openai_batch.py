@@ -8,7 +8,8 @@ lines are answered when it completes, by the handler's batch_answer(): a 200 goe
 any other status to the error file, both as {"id","custom_id","response":{status_code,request_id,body},
 "error":null}. Lines of a cancelled or expired batch get error {code,message} in the error file instead.
 Hooks in metadata.description: "fail-batch" fails the batch in validation, "expire-batch" expires it
-after in_progress.
+after in_progress, "slow-create" answers a create only SLOW_CREATE_SECONDS after storing the batch
+(a client that dies meanwhile never learns its id, as when a connection drops after the vendor acted).
 
 Every request is logged as one JSON line; an upload's entry holds its lines, each body summarized as
 the chat requests are (media replaced by their sizes), so tests can assert on the JSONL sent."""
@@ -36,6 +37,8 @@ MAX_METADATA_PAIRS, MAX_METADATA_KEY, MAX_METADATA_VALUE = 16, 64, 512
 NEXT = {"validating": "in_progress", "in_progress": "finalizing", "finalizing": "completed", "cancelling": "cancelled"}
 RUNNING = {"validating", "in_progress", "finalizing"}
 WINDOW_SECONDS = 24 * 3600
+# How long the "slow-create" hook holds a create's answer: long enough to kill the client meanwhile.
+SLOW_CREATE_SECONDS = 10
 
 _LOCK = threading.Lock()
 FILES = {}    # id -> {"object": the file object, "data": bytes}
@@ -199,6 +202,8 @@ def create(handler, raw, auth_state):
             answer = json.loads(json.dumps(obj))
     if problem:
         return handler.error(400, problem[0], param=problem[1])
+    if "slow-create" in str(metadata.get("description", "")):
+        time.sleep(SLOW_CREATE_SECONDS)
     handler.send_json(200, answer)
 
 

@@ -49,11 +49,16 @@ enum ExtractService {
 
     static func encode(_ result: Extraction) -> ByteBuffer {
         let b = ProtoBuilder()
+        return encodeResponse(b, response(result, in: b))
+    }
+
+    /// The ExtractResponse of `result`, built in `b` (also a batch item's result).
+    static func response(_ result: Extraction, in b: ProtoBuilder) -> UnsafeMutablePointer<Prism__V1__ExtractResponse> {
         let response = b.message(prism__v1__extract_response__init)
         response.pointee.json = b.string(result.json)
         response.pointee.routed = b.routeInfo(result.routed)
         response.pointee.usage = b.usage(result.usage)
         response.pointee.attempts = UInt32(result.attempts)
-        return encodeResponse(b, response)
+        return response
     }
 }

@@ -50,20 +50,23 @@ enum GenerateService {
 
     /// A ProviderFailure as the client's status; UNAVAILABLE carries `retry-after-ms` when known.
     static func rpcError(_ failure: ProviderFailure, _ context: ServerCallContext) -> RPCError {
-        let code: StatusCode
-        switch failure.code {
-        case .invalidArgument: code = .invalidArgument
-        case .failedPrecondition: code = .failedPrecondition
-        case .resourceExhausted: code = .resourceExhausted
-        case .unavailable: code = .unavailable
-        case .deadlineExceeded: code = .deadlineExceeded
-        case .cancelled: code = .cancelled
-        case .internalError: code = .internal
-        case .unimplemented: code = .unimplemented
-        case .unknown: code = .unknown
-        }
         if failure.retryAfterMilliseconds > 0 { context.addTrailer("retry-after-ms", "\(failure.retryAfterMilliseconds)") }
-        return RPCError(code, failure.message)
+        return RPCError(statusCode(failure), failure.message)
+    }
+
+    /// The gRPC code a ProviderFailure ends a call with (also a batch item's error code).
+    static func statusCode(_ failure: ProviderFailure) -> StatusCode {
+        switch failure.code {
+        case .invalidArgument: return .invalidArgument
+        case .failedPrecondition: return .failedPrecondition
+        case .resourceExhausted: return .resourceExhausted
+        case .unavailable: return .unavailable
+        case .deadlineExceeded: return .deadlineExceeded
+        case .cancelled: return .cancelled
+        case .internalError: return .internal
+        case .unimplemented: return .unimplemented
+        case .unknown: return .unknown
+        }
     }
 
     // MARK: - prism.v1 → host values

@@ -31,9 +31,11 @@ enum PrismService {
 
     /// The method table; with a `generator`, Generate and ListProviders are served by its plugin
     /// host, Converse within the `converse` bounds, and Extract with `extractRepairs` repair rounds.
-    /// With `documents` too, the index's methods are served by its store.
+    /// With `documents` too, the index's methods are served by its store; with `batches`, the batch
+    /// RPCs by the batch store (or, when it could not be had, answered FAILED_PRECONDITION with the reason).
     static func definition(generator: Generator? = nil, converse: ConverseLimits = ConverseLimits(),
-                           extractRepairs: Int = Extractor.defaultRepairs, documents: IndexService.Parts? = nil) -> ServiceDefinition {
+                           extractRepairs: Int = Extractor.defaultRepairs, documents: IndexService.Parts? = nil,
+                           batches: Result<BatchService, RPCError>? = nil) -> ServiceDefinition {
         var service = ServiceDefinition(name: name)
         for (method, shape, needs) in methods {
             let error = RPCError(.unimplemented, "\(name)/\(method) is not available in this build: it needs \(needs), which has not landed yet")
@@ -58,6 +60,13 @@ enum PrismService {
                 service.add("ListDocuments", IndexService.listDocuments(documents.index))
                 service.add("ListIndexes", IndexService.listIndexes(documents.index))
             }
+        }
+        switch batches {
+        case .success(let batches)?: batches.register(in: &service)
+        case .failure(let error)?:
+            for method in ["SubmitBatch", "GetBatch", "CancelBatch"] { service.add(method, .unary { _, _ in throw error }) }
+            service.add("StreamBatchResults", .serverStreaming { _, _, _ in throw error })
+        case nil: break
         }
         return service
     }
