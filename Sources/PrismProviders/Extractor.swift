@@ -154,5 +154,6 @@ extension Usage {
         costUSDMicros += other.costUSDMicros
         cacheReadTokens += other.cacheReadTokens
         cacheWriteTokens += other.cacheWriteTokens
+        savedUSDMicros += other.savedUSDMicros
     }
 }

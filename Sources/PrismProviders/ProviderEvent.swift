@@ -13,6 +13,8 @@ public struct Usage: Sendable, Equatable {
     /// Input tokens read from / written to the vendor's prompt cache (not in `inputTokens`).
     public var cacheReadTokens: UInt64 = 0
     public var cacheWriteTokens: UInt64 = 0
+    /// Batch results: the list price of these tokens less the batch price paid (`costUSDMicros`).
+    public var savedUSDMicros: UInt64 = 0
 
     public init() {}
 

@@ -129,6 +129,7 @@ def test_openai_batch_answers_every_item_once_from_one_vendor_batch_at_the_batch
         assert u.input_tokens > 0 and u.output_tokens > 0, u
         list_price = (u.input_tokens * price_in + u.output_tokens * price_out) // 1_000_000
         assert u.cost_usd_micros == int(list_price * BATCH_PRICE_FACTOR + 0.5), (u, list_price)
+        assert u.saved_usd_micros == list_price - u.cost_usd_micros > 0, (u, list_price)
 
 
 @pytest.mark.parametrize("model,kind", [(ANTHROPIC_MODEL, "anthropic"), (GEMINI_MODEL, "gemini")])

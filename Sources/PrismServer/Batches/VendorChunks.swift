@@ -169,7 +169,10 @@ extension BatchScheduler {
                 switch event {
                 case .text(let t): text += t
                 case .usage(var u):
-                    if u.costUSDMicros == 0 { u.costUSDMicros = u.batchCost(at: model.pricing) }
+                    if u.costUSDMicros == 0 {
+                        u.costUSDMicros = u.batchCost(at: model.pricing)
+                        u.savedUSDMicros = u.listCost(at: model.pricing) - u.costUSDMicros
+                    }
                     usage = u
                 default: break
                 }

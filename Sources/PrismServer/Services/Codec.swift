@@ -50,6 +50,7 @@ extension ProtoBuilder {
         u.pointee.cost_usd_micros = usage.costUSDMicros
         u.pointee.cache_read_tokens = usage.cacheReadTokens
         u.pointee.cache_write_tokens = usage.cacheWriteTokens
+        u.pointee.saved_usd_micros = usage.savedUSDMicros
         return u
     }
 }

@@ -3423,7 +3423,7 @@ const ProtobufCMessageDescriptor prism__v1__media_chunk__descriptor =
   (ProtobufCMessageInit) prism__v1__media_chunk__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__v1__usage__field_descriptors[7] =
+static const ProtobufCFieldDescriptor prism__v1__usage__field_descriptors[8] =
 {
   {
     "input_tokens",
@@ -3509,6 +3509,18 @@ static const ProtobufCFieldDescriptor prism__v1__usage__field_descriptors[7] =
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "saved_usd_micros",
+    8,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_UINT64,
+    0,   /* quantifier_offset */
+    offsetof(Prism__V1__Usage, saved_usd_micros),
+    NULL,
+    NULL,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__v1__usage__field_indices_by_name[] = {
   3,   /* field[3] = audio_seconds */
@@ -3518,11 +3530,12 @@ static const unsigned prism__v1__usage__field_indices_by_name[] = {
   2,   /* field[2] = image_tokens */
   0,   /* field[0] = input_tokens */
   1,   /* field[1] = output_tokens */
+  7,   /* field[7] = saved_usd_micros */
 };
 static const ProtobufCIntRange prism__v1__usage__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 7 }
+  { 0, 8 }
 };
 const ProtobufCMessageDescriptor prism__v1__usage__descriptor =
 {
@@ -3532,7 +3545,7 @@ const ProtobufCMessageDescriptor prism__v1__usage__descriptor =
   "Prism__V1__Usage",
   "prism.v1",
   sizeof(Prism__V1__Usage),
-  7,
+  8,
   prism__v1__usage__field_descriptors,
   prism__v1__usage__field_indices_by_name,
   1,  prism__v1__usage__number_ranges,

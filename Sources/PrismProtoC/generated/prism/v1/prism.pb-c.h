@@ -482,10 +482,15 @@ struct  Prism__V1__Usage
    */
   uint64_t cache_read_tokens;
   uint64_t cache_write_tokens;
+  /*
+   * Batch results only: what the vendor's batch discount saved against the list price of the same
+   * tokens (cost_usd_micros is the batch price).
+   */
+  uint64_t saved_usd_micros;
 };
 #define PRISM__V1__USAGE__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__v1__usage__descriptor) \
-    , 0, 0, 0, 0, 0, 0, 0 }
+    , 0, 0, 0, 0, 0, 0, 0, 0 }
 
 
 /*
