@@ -2,7 +2,8 @@
 // ("/prism.v1.Prism/Generate"), from protoc-c's service descriptors: what a JSON transport
 // (Connect, gRPC-Web) needs to pick the types ProtoJSON converts.
 
-/// One RPC method: its path, its message types and whether each side streams.
+/// One RPC method: its path, its message types and whether each side streams. Immutable: the two
+/// pointers are to protoc-c's static const descriptors, which nothing writes.
 public struct ProtoMethod: @unchecked Sendable {
     /// "/package.Service/Method", as in the HTTP/2 `:path` of a gRPC call.
     public let path: String

@@ -60,7 +60,7 @@ struct CachedAnswer: Codable, Equatable {
 }
 
 /// Records one attempt's events into a CachedAnswer; `answer` is nil unless the attempt was
-/// complete and worth keeping.
+/// complete and worth keeping. Thread-safe: `lock` guards `answer`, `finished` and `unrecordable`.
 final class AnswerRecorder: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.

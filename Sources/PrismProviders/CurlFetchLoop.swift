@@ -29,6 +29,8 @@ final class FetchBudget: @unchecked Sendable {
 /// submitted to an idle loop and ends once none is left; it does everything curl does (DNS on
 /// curl's resolver threads, connecting, TLS, reading) and resumes each waiting task when its
 /// transfer ends. Callers only submit and cancel, which wake the thread (curl_multi_wakeup).
+/// Safe: `lock` guards `submitted`, `threadRunning` and transfers' `cancelRequested`; `active` and the
+/// easy handles are the fetch thread's; callers use `multi` only to wake it, which curl allows any thread.
 final class CurlFetchLoop: @unchecked Sendable {
     private let multi: UnsafeMutableRawPointer
     private let policy: MediaFetchPolicy

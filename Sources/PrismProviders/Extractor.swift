@@ -116,7 +116,7 @@ public struct Extractor: Sendable {
 }
 
 /// Gathers one generation's outputs: its last attempt's text and routing, and all usage (the
-/// Extractor's, and a batch item's on the normal call path).
+/// Extractor's, and a batch item's on the normal call path). Thread-safe: `lock` guards `collected`.
 public final class AnswerCollector: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock` (emit calls come one after another, possibly from different threads).

@@ -4,6 +4,7 @@
 // Waiters are resumed after the lock is released.
 import Foundation
 
+/// Safe: `lock` guards `flights` and `nextID`; `maxWaiters` is immutable.
 final class SingleFlight: @unchecked Sendable {
     /// What `join` decided.
     enum Joined {

@@ -2,7 +2,7 @@
 // them in their usage events; the Generator records every one, /metrics reads the totals.
 import Foundation
 
-/// Running totals of usage by model; thread-safe.
+/// Running totals of usage by model; thread-safe: `lock` guards `totals`.
 public final class UsageTotals: @unchecked Sendable {
     public struct Totals: Sendable, Equatable {
         public var inputTokens: UInt64 = 0

@@ -2,6 +2,8 @@
 // on disk until the size bound pushes them out. Runs on its own queue; each sweep is one DELETE.
 import Foundation
 
+/// Safe: its only state, `timer`, is set in init and never reassigned; DispatchSource's cancel may be
+/// called from any thread, and the sweeps run on the timer's own serial queue.
 public final class CacheSweeper: @unchecked Sendable {
     private let timer: DispatchSourceTimer
 

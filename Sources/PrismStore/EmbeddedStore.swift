@@ -82,7 +82,7 @@ private final class ConfinedConnection: @unchecked Sendable {
     }
 }
 
-/// Picks readers in turn.
+/// Picks readers in turn. Thread-safe: `lock` guards `counter`.
 private final class RoundRobin: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.

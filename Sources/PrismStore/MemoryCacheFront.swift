@@ -3,6 +3,7 @@
 // Writes go through to the store, which stays the truth after a restart.
 import Foundation
 
+/// Safe: `lock` guards the LRU (`entries`, `bytes`, `clock`); `backing` is Sendable and `maxBytes` immutable.
 public final class MemoryCacheFront: ResponseCache, @unchecked Sendable {
     private let backing: any ResponseCache
     public let maxBytes: Int

@@ -5,6 +5,7 @@
 // at startup every lease not this process's belongs to a dead one and is released at once.
 import Foundation
 
+/// Safe: immutable after init: `store` is Sendable and the lock file's descriptor is only closed in deinit.
 public final class SQLiteBatchStore: BatchStore, @unchecked Sendable {
     let store: EmbeddedStore
     // The lock file's descriptor, held open (and flock'ed) until the store is released.

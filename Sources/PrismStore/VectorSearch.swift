@@ -53,6 +53,7 @@ struct VectorMatrix: Sendable {
 }
 
 /// The matrices in memory, keyed by index and model; a write to an index drops its matrices.
+/// Thread-safe: `lock` guards `matrices` and `generations` (a load runs outside it).
 final class VectorCache: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.

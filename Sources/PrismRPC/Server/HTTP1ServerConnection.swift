@@ -7,6 +7,8 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
+// Safe: every `var` is touched only on the channel's event loop (ServerStream hops there); handler
+// tasks on other threads read only `let`s (allocator, configuration, logger, handlerTasks).
 final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchecked Sendable {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart

@@ -5,6 +5,8 @@ import CNGHTTP2
 import Logging
 import NIOCore
 
+// Safe: every `var` (and nghttp2's session) is touched only on the channel's event loop (ServerStream
+// hops there); handler tasks on other threads read only `let`s (allocator, configuration, logger).
 final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, CallTransport, @unchecked Sendable {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer

@@ -11,6 +11,7 @@ import PrismProviders
 import PrismRPC
 import PrismStore
 
+/// Safe: immutable after init but `tasks`, which `lock` guards; `slots` and `signals` guard their own state.
 final class BatchScheduler: @unchecked Sendable {
     /// A local item's lease: renewed every third of it while the item runs; a process that dies
     /// holding it lets another take the item over after at most this long (the shared store's case;
@@ -200,6 +201,7 @@ final class BatchScheduler: @unchecked Sendable {
 }
 
 /// The local items running now: their count (the loop fills free slots) and their tasks.
+/// Thread-safe: `lock` guards `running` and `stopped`; `freed` is immutable.
 private final class LocalSlots: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.

@@ -5,6 +5,7 @@
 // made by another process (which cannot signal this one) is seen at the latest after the timeout.
 import Foundation
 
+/// Safe: `lock` guards `versions` and `waiters`; continuations are resumed outside it.
 final class BatchSignals: @unchecked Sendable {
     /// The scheduler's key: new items, a freed slot, a cancel.
     static let work = ""

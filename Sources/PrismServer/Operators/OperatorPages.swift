@@ -6,7 +6,7 @@ import PrismProviders
 import PrismRPC
 
 /// Whether the gateway should get traffic: not before its plugins have loaded, not while it
-/// drains for shutdown. Thread-safe; read by /readyz on the event loops.
+/// drains for shutdown. Thread-safe (`lock` guards both flags); read by /readyz on the event loops.
 public final class Readiness: @unchecked Sendable {
     private let lock = NSLock()
     private var pluginsLoaded = false
