@@ -41,6 +41,12 @@ PRISM_APT_PACKAGES=(
   libsqlite3-dev
   nghttp2-client
   nghttp2-proxy
+  # Shared state for several replicas (issue 15) and the load balancer in front of them; the tests
+  # start their own throwaway servers with tools/services.sh and tools/cluster.sh.
+  postgresql
+  redis-server
+  nginx-light
+  libhiredis-dev
   gdb
   chromium
   chromium-driver
