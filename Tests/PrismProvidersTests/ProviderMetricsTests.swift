@@ -6,13 +6,13 @@ import Logging
 import XCTest
 
 final class ProviderMetricsTests: XCTestCase {
-    /// `name{labels} value` lines of the registry's text whose name is `family`.
+    /// `name{labels} value` lines (gauges are Doubles: `1.0`) of the registry's text whose name is `family`.
     private func lines(_ metrics: ProviderMetrics, _ family: String) -> Set<String> {
         Set(metrics.registry.emitToString().split(separator: "\n").map(String.init).filter { $0.hasPrefix(family + "{") || $0.hasPrefix(family + " ") })
     }
 
     private func state(_ plugin: String, _ current: String) -> Set<String> {
-        Set(["loaded", "draining", "failed", "unloaded"].map { "prism_plugin_state{plugin=\"\(plugin)\",state=\"\($0)\"} \($0 == current ? 1 : 0)" })
+        Set(["loaded", "draining", "failed", "unloaded"].map { "prism_plugin_state{plugin=\"\(plugin)\",state=\"\($0)\"} \($0 == current ? "1.0" : "0.0")" })
     }
 
     func testPluginStatesAndWorkerPoolGauges() throws {
@@ -34,12 +34,12 @@ final class ProviderMetricsTests: XCTestCase {
         metrics.observe(host)
         XCTAssertEqual(lines(metrics, "prism_plugin_state"),
                        state("libprism-plugin-example.so", "loaded").union(state("libprism-plugin-badabi.so", "failed")))
-        XCTAssertEqual(lines(metrics, "prism_plugin_calls_in_flight"), [#"prism_plugin_calls_in_flight{plugin="libprism-plugin-example.so"} 0"#,
-                                                                        #"prism_plugin_calls_in_flight{plugin="libprism-plugin-badabi.so"} 0"#])
-        XCTAssertEqual(lines(metrics, "prism_worker_pool_capacity"), ["prism_worker_pool_capacity 3"])
-        XCTAssertEqual(lines(metrics, "prism_worker_pool_queue_capacity"), ["prism_worker_pool_queue_capacity 7"])
-        XCTAssertEqual(lines(metrics, "prism_worker_pool_busy"), ["prism_worker_pool_busy 0"])
-        XCTAssertEqual(lines(metrics, "prism_worker_pool_queued"), ["prism_worker_pool_queued 0"])
+        XCTAssertEqual(lines(metrics, "prism_plugin_calls_in_flight"), [#"prism_plugin_calls_in_flight{plugin="libprism-plugin-example.so"} 0.0"#,
+                                                                        #"prism_plugin_calls_in_flight{plugin="libprism-plugin-badabi.so"} 0.0"#])
+        XCTAssertEqual(lines(metrics, "prism_worker_pool_capacity"), ["prism_worker_pool_capacity 3.0"])
+        XCTAssertEqual(lines(metrics, "prism_worker_pool_queue_capacity"), ["prism_worker_pool_queue_capacity 7.0"])
+        XCTAssertEqual(lines(metrics, "prism_worker_pool_busy"), ["prism_worker_pool_busy 0.0"])
+        XCTAssertEqual(lines(metrics, "prism_worker_pool_queued"), ["prism_worker_pool_queued 0.0"])
 
         try FileManager.default.removeItem(atPath: bad)
         host.rescan()
