@@ -25,8 +25,9 @@ public final class ProviderMetrics: Sendable {
     public static let reservedLabelNames: Set<String> = ["provider", "model", "direction", "outcome", "result", "plugin", "state", "le", "key"]
     /// Most request labels that may be allow-listed: each one multiplies every prism_* family's series.
     public static let maxAllowListedLabels = 8
-    /// Characters kept of an allow-listed label's value; a longer value is cut (clients choose the
-    /// values, and a label value is stored with every sample).
+    /// Unicode scalars kept of an allow-listed label's value; a longer value is cut (clients choose
+    /// the values, and a label value is stored with every sample). Scalars, not Characters: one
+    /// Character may carry any number of combining marks.
     public static let maxLabelValueLength = 64
     /// Upper bounds of the time-to-first-token histogram, in seconds: vendors answer from about
     /// 0.2 s (small models) to tens of seconds (reasoning models, long prompts).
@@ -65,7 +66,9 @@ public final class ProviderMetrics: Sendable {
     /// The one place per-request labels are made: a label from elsewhere (the caller's API key,
     /// say) is appended here and reaches every prism_* family.
     public func dimensions(for request: GenerationRequest) -> [(String, String)] {
-        labelAllowList.map { name in (name, String((request.labels[name] ?? "").prefix(Self.maxLabelValueLength))) }
+        labelAllowList.map { name in
+            (name, String(String.UnicodeScalarView((request.labels[name] ?? "").unicodeScalars.prefix(Self.maxLabelValueLength))))
+        }
     }
 
     /// One provider call ended; `outcome` is `ok` or why not (`PluginCall.End.outcome`).

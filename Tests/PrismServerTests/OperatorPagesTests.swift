@@ -76,6 +76,9 @@ final class OperatorPagesTests: XCTestCase {
         let dimensions = metrics.dimensions(for: request)
         XCTAssertEqual(dimensions.map(\.0), ["app", "team"], "sorted, every allow-listed name, nothing else")
         XCTAssertEqual(dimensions.map(\.1), ["", String(repeating: "t", count: ProviderMetrics.maxLabelValueLength)])
+        // One Character of a thousand scalars is cut too.
+        request.labels = ["app": "e" + String(repeating: "\u{301}", count: 1000)]
+        XCTAssertEqual(metrics.dimensions(for: request)[0].1.unicodeScalars.count, ProviderMetrics.maxLabelValueLength)
     }
 
     func testAllowListProblems() {
