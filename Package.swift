@@ -29,6 +29,8 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
         .package(url: "https://github.com/apple/swift-log.git", from: "1.16.2"),
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
+        // /metrics: Prometheus's collector registry and text exposition (pulls in swift-metrics' CoreMetrics and swift-atomics).
+        .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
     ],
     targets: [
         // System libraries, found with pkg-config.
@@ -93,7 +95,9 @@ let package = Package(
         .target(
             name: "PrismProviders",
             dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
-                           .product(name: "Logging", package: "swift-log")]
+                           .product(name: "Logging", package: "swift-log"),
+                           // ProviderMetrics: the prism_* families on the gateway's collector registry.
+                           .product(name: "Prometheus", package: "swift-prometheus")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -144,6 +148,8 @@ let package = Package(
             dependencies: [
                 "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
                 .product(name: "Logging", package: "swift-log"),
+                // RPCMetrics (go-grpc-prometheus's families) and the /metrics exposition.
+                .product(name: "Prometheus", package: "swift-prometheus"),
             ]
         ),
         .executableTarget(

@@ -41,17 +41,19 @@ public final class Generator: Sendable {
     public let fetcher: MediaFetcher
     /// The response cache; nil when it is off.
     public let cache: GenerationCache?
-    /// Every usage event of every call, totalled by model (for /metrics).
-    public let usage = UsageTotals()
+    /// Every call's outcome, first token, usage and cache decision (for /metrics).
+    public let metrics: ProviderMetrics
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
-                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, logger: Logger) {
+                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, metrics: ProviderMetrics = ProviderMetrics(),
+                logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
         self.fetcher = fetcher
         self.cache = cache
+        self.metrics = metrics
         self.logger = logger
     }
 
@@ -85,6 +87,7 @@ public final class Generator: Sendable {
         let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
                                           skipping: health.coolingDown())
         let adapter = Adapter(host: host)
+        let dimensions = metrics.dimensions(for: request)
         var attempt = 0
         var lastFailure: ProviderFailure?
 
@@ -102,7 +105,9 @@ public final class Generator: Sendable {
             // The cache is keyed by the request as this model receives it (see ResponseCaching).
             let ticket = cache?.ticket(original: request, adapted: adapted, model: model, operation: candidate.operation)
             defer { ticket?.release() }
-            if let hit = await ticket?.cachedAnswer() {
+            let lookup = await ticket?.cachedAnswer()
+            if let result = lookup?.1 ?? (cache == nil ? nil : GenerationCache.skipped(request)) { metrics.cache(result, dimensions) }
+            if let hit = lookup?.0 {
                 attempt += 1
                 try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
                 for event in hit.events() { try await emit(.event(event)) }
@@ -118,19 +123,24 @@ public final class Generator: Sendable {
                 let end: PluginCall.End
                 var sentContent = false
                 let answer = TextCollector()
+                var callStarted = false
                 do {
                     let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
+                    callStarted = true
                     end = try await withTaskExecutorPreference(relayExecutor) {
-                        try await stream(call, model: model, sentContent: &sentContent) { output in
+                        try await stream(call, model: model, sentContent: &sentContent, dimensions: dimensions) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
                             ticket?.record(output)
                             try await emit(output)
                         }
                     }
                 } catch let failure as ProviderFailure where failure.code == .unavailable || failure.code == .failedPrecondition {
+                    // Not started: the worker pool is full or the model has gone.
+                    if !callStarted { metrics.callEnded(model, outcome: "rejected", dimensions) }
                     lastFailure = failure
                     break
                 }
+                metrics.callEnded(model, outcome: end.outcome, dimensions)
                 if end.isOK {
                     await ticket?.complete()
                     if let voice = SpeechOutput.voice(of: candidate) {
@@ -182,19 +192,26 @@ public final class Generator: Sendable {
     }
 
     /// Reads a call to its end, passing events on; cancels the call if the client goes away.
-    private func stream(_ call: PluginCall, model: ModelCapability, sentContent: inout Bool,
+    /// Records the call's first content and usage in `metrics`, and its end when the client
+    /// went away (the caller records any other end).
+    private func stream(_ call: PluginCall, model: ModelCapability, sentContent: inout Bool, dimensions: [(String, String)],
                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
+        let started = ContinuousClock.now
         do {
             while true {
                 switch await call.next() {
                 case .event(var event):
                     if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
-                    if event.isContent { sentContent = true }
+                    if event.isContent && !sentContent {
+                        sentContent = true
+                        let elapsed = (ContinuousClock.now - started).components
+                        metrics.firstToken(model, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, dimensions)
+                    }
                     if case .usage(var usage) = event, usage.costUSDMicros == 0 {
                         usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
-                    if case .usage(let usage) = event { self.usage.record(usage, model: model) }
+                    if case .usage(let usage) = event { metrics.usage(usage, model: model, dimensions) }
                     try await emit(.event(event))
                 case .end(let end):
                     return end
@@ -202,6 +219,7 @@ public final class Generator: Sendable {
             }
         } catch {
             call.cancel()
+            metrics.callEnded(model, outcome: "cancelled", dimensions)
             throw error
         }
     }

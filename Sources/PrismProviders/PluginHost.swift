@@ -53,6 +53,17 @@ public final class PluginHost: @unchecked Sendable {
         public var rescans = 0
     }
 
+    /// The worker pool's use at one moment (/metrics).
+    public struct WorkerPoolUse: Sendable, Equatable {
+        /// Threads running a plugin call.
+        public var busy: Int
+        /// Calls waiting for a thread.
+        public var queued: Int
+        /// The bounds: `Options.workerThreads` and `Options.queuedCalls`.
+        public var threads: Int
+        public var queueLimit: Int
+    }
+
     private enum Entry {
         case loaded(LoadedPlugin)
         case failed(identity: PluginFileIdentity?, reason: String)
@@ -108,6 +119,8 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     public var statistics: Statistics { lock.withLock { stats } }
+
+    public var workerPoolUse: WorkerPoolUse { pool.use }
 
     // MARK: - The folders
 

@@ -17,6 +17,22 @@ public enum CachePolicy: Int, Sendable {
     case refresh = 2
 }
 
+/// What the cache did for one model tried (`prism_cache_requests_total{result}`).
+public enum CacheResult: String, Sendable {
+    /// A stored answer was replayed.
+    case hit
+    /// An identical request in progress made the answer, which this one shared (single flight).
+    case coalesced
+    /// Nothing stored: the model is called.
+    case miss
+    /// The client asked for a fresh answer (CACHE_POLICY_REFRESH): not read, written after.
+    case refresh
+    /// The client asked to keep out of the cache (CACHE_POLICY_BYPASS).
+    case bypass
+    /// An answer the cache cannot keep (streamed audio in, media out, not Generate).
+    case uncacheable
+}
+
 public final class GenerationCache: Sendable {
     public let store: any ResponseCache
     /// How long an entry is served (cache.ttl_seconds).
@@ -46,10 +62,17 @@ public final class GenerationCache: Sendable {
         return request.temperature == 0 || (request.temperature == nil && !request.responseSchemaJSON.isEmpty)
     }
 
+    /// Why the cache takes no part in `request` (the client's bypass, or an answer it cannot
+    /// keep); nil when it does.
+    static func skipped(_ request: GenerationRequest) -> CacheResult? {
+        if request.route.cache == .bypass { return .bypass }
+        return canRecord(request) ? nil : .uncacheable
+    }
+
     /// What the cache does for `adapted` (the request as `model` receives it); nil for none.
     func ticket(original: GenerationRequest, adapted: GenerationRequest, model: ModelCapability, operation: Operation) -> CacheTicket? {
         let policy = original.route.cache
-        guard policy != .bypass, Self.canRecord(original) else { return nil }
+        guard Self.skipped(original) == nil else { return nil }
         let writes = policy == .refresh || Self.writesByDefault(original)
         let reads = policy == .default
         return CacheTicket(cache: self, key: CacheKey.of(adapted, model: model.name, operation: operation),
@@ -102,20 +125,23 @@ final class CacheTicket: @unchecked Sendable {
         self.model = model
     }
 
-    /// A stored answer to replay, or one an identical request in progress made; nil: call the model.
-    func cachedAnswer() async -> CachedAnswer? {
-        guard reads else { return nil }
-        if let hit = await cache.lookup(key) { return hit }
-        guard flight else { return nil }
+    /// A stored answer to replay, or one an identical request in progress made (nil: call the
+    /// model), and which of these it was, as metrics count it.
+    func cachedAnswer() async -> (CachedAnswer?, CacheResult) {
+        guard reads else { return (nil, .refresh) }
+        if let hit = await cache.lookup(key) { return (hit, .hit) }
+        guard flight else { return (nil, .miss) }
         switch await cache.flights.join(key) {
         case .answer(let data):
-            return CachedAnswer.decode(data)
+            let answer = CachedAnswer.decode(data)
+            return (answer, answer == nil ? .miss : .coalesced)
         case .alone:
-            return nil
+            return (nil, .miss)
         case .lead:
             leading = true
             // A leader that just finished may have stored it between our lookup and our join.
-            return await cache.lookup(key)
+            let answer = await cache.lookup(key)
+            return (answer, answer == nil ? .miss : .hit)
         }
     }
 

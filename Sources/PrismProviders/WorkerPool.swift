@@ -25,6 +25,11 @@ final class WorkerPool: @unchecked Sendable {
     /// Threads currently running work.
     var busyThreads: Int { condition.withLock { started - idle } }
 
+    /// Threads running work, items waiting for one, and the two bounds, read together (/metrics).
+    var use: PluginHost.WorkerPoolUse {
+        condition.withLock { PluginHost.WorkerPoolUse(busy: started - idle, queued: queue.count, threads: maxThreads, queueLimit: queueLimit) }
+    }
+
     /// Queues `work`; false when the pool is stopping or its queue is full (the caller answers
     /// UNAVAILABLE rather than waiting without bound).
     func submit(_ work: @escaping () -> Void) -> Bool {

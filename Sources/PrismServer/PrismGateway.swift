@@ -10,7 +10,10 @@ import PrismStore
 public final class PrismGateway: Sendable {
     public let server: RPCServer
     public let health: HealthStatusStore
-    public let metrics: MetricsInterceptor
+    /// Every metric family, on one Prometheus registry (rendered by /metrics).
+    public let metrics: ProviderMetrics
+    /// The plain HTTP listener of `metrics.listen` (operator pages only); nil when not configured.
+    public let adminServer: RPCServer?
     /// What /readyz reports: plugins loaded, not draining.
     public let readiness = Readiness()
     /// The provider plugins (PRISM_PLUGIN_PATH) behind Generate and ListProviders.
@@ -43,9 +46,10 @@ public final class PrismGateway: Sendable {
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
         let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
-        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, logger: logger)
+        let metrics = ProviderMetrics(labelAllowList: settings.metricsLabelAllowList)
+        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache,
+                                  metrics: metrics, logger: logger)
         let health = HealthStatusStore()
-        let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
         // Batches: one scheduler per process, on the data folder's batch store, which one process
@@ -80,9 +84,9 @@ public final class PrismGateway: Sendable {
         names.value = router.serviceNames
 
         if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
-        router.intercept(with: metrics)
+        router.intercept(with: RPCMetrics(registry: metrics.registry))
         router.intercept(with: LoggingInterceptor(logger: logger))
-        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
+        OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, plugins: plugins)
         ConsolePages.register(on: &router)
         router.jsonCodec = ProtoJSONCodec(methods: .embedded)
 
@@ -91,6 +95,18 @@ public final class PrismGateway: Sendable {
             health.set(name, GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING)
         }
         self.server = try RPCServer(configuration: settings.rpc, router: router, logger: logger)
+        if let address = settings.metricsListen {
+            // The same HTTP/1.1 path as the gRPC port, with a router of the operator pages alone.
+            var admin = Router()
+            OperatorPages.register(on: &admin, readiness: readiness, metrics: metrics, plugins: plugins)
+            var configuration = ServerConfiguration()
+            (configuration.host, configuration.port) = address
+            configuration.eventLoopThreads = 1
+            configuration.shutdownGracePeriod = .seconds(0)  // nothing there to drain
+            adminServer = try RPCServer(configuration: configuration, router: admin, logger: logger)
+        } else {
+            adminServer = nil
+        }
         self.health = health
         self.metrics = metrics
         self.plugins = plugins
@@ -110,6 +126,7 @@ public final class PrismGateway: Sendable {
         batchScheduler?.start()
         readiness.markPluginsLoaded()
         try await server.start()
+        try await adminServer?.start()
     }
 
     /// Refuses an alias whose model's provider no loaded plugin is: a typo there would otherwise
@@ -129,6 +146,7 @@ public final class PrismGateway: Sendable {
         readiness.markDraining()
         health.setAllNotServing()
         await server.shutdown()
+        await adminServer?.shutdown()
         await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()

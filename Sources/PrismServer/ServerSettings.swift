@@ -120,7 +120,16 @@ public struct ConfigFile: Codable, Sendable {
         public var embed_model: String?
     }
 
+    /// Prometheus metrics (README "Metrics").
+    public struct Metrics: Codable, Sendable {
+        /// Request `labels` that become labels of the prism_* metrics; others are dropped.
+        public var label_allow_list: [String]?
+        /// HOST:PORT of a plain HTTP admin listener serving /metrics, /healthz and /readyz alone.
+        public var listen: String?
+    }
+
     public var listen: String?
+    public var metrics: Metrics?
     public var batches: Batches?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
@@ -241,6 +250,10 @@ public struct ServerSettings: Sendable {
     public var indexDescribeModel: String?
     /// The model embedding chunks and questions (nil: keyword search alone).
     public var indexEmbedModel: String?
+    /// `metrics.label_allow_list`: request labels that become metric labels (checked, sorted by ProviderMetrics).
+    public private(set) var metricsLabelAllowList: [String] = []
+    /// `metrics.listen`: the admin listener's address (plain HTTP, operator pages only); nil: none.
+    public private(set) var metricsListen: (host: String, port: Int)?
 
     public init() {}
 
@@ -332,6 +345,16 @@ public struct ServerSettings: Sendable {
             if let v = index.describe_model, !v.isEmpty { indexDescribeModel = v }
             if let v = index.embed_model, !v.isEmpty { indexEmbedModel = v }
         }
+        if let metrics = file.metrics {
+            if let names = metrics.label_allow_list {
+                if let problem = ProviderMetrics.allowListProblem(names) { throw SettingsError("metrics.label_allow_list \(problem)") }
+                metricsLabelAllowList = names
+            }
+            if let listen = metrics.listen {
+                guard let address = Self.address(listen) else { throw SettingsError("metrics.listen '\(listen)' must be HOST:PORT") }
+                metricsListen = address
+            }
+        }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
     }
@@ -362,13 +385,18 @@ public struct ServerSettings: Sendable {
 
     /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces).
     public mutating func setListen(_ text: String) throws {
+        guard let address = Self.address(text) else { throw SettingsError("listen address '\(text)' must be HOST:PORT") }
+        (rpc.host, rpc.port) = address
+    }
+
+    /// `HOST:PORT`, `[IPv6]:PORT` or `:PORT` (all interfaces) as host and port; nil if it is none of these.
+    static func address(_ text: String) -> (host: String, port: Int)? {
         guard let colon = text.lastIndex(of: ":"), let port = Int(text[text.index(after: colon)...]), (0...65535).contains(port) else {
-            throw SettingsError("listen address '\(text)' must be HOST:PORT")
+            return nil
         }
         var host = String(text[..<colon])
         if host.hasPrefix("[") && host.hasSuffix("]") { host = String(host.dropFirst().dropLast()) }
-        rpc.host = host.isEmpty ? "0.0.0.0" : host
-        rpc.port = port
+        return (host.isEmpty ? "0.0.0.0" : host, port)
     }
 
     /// Sets the plugin calls that may run at once; `source` names the setting in the error.

@@ -70,6 +70,7 @@ struct PrismServerCommand: AsyncParsableCommand {
         let address = gateway.server.localAddress
         let shown = "\(settings.rpc.host.contains(":") ? "[\(settings.rpc.host)]" : settings.rpc.host):\(address?.port ?? settings.rpc.port)"
         print("prism-server listening on \(shown) (\(gateway.server.isTLS ? "tls" : "h2c"))")
+        if let admin = gateway.adminServer?.localAddress { print("prism-server admin pages on \(admin.ipAddress ?? "?"):\(admin.port ?? 0) (http)") }
         fflush(stdout)
 
         await signals.wait()

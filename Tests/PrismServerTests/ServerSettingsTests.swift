@@ -1,6 +1,6 @@
 // Settings from the config file: the plugin worker pool (overridden by the flags' setters), the
 // connection limits and timers, the data folder and the cache, each refused naming the setting;
-// model aliases, refused when chained or not provider/model.
+// model aliases, refused when chained or not provider/model; the metrics section.
 import Foundation
 import PrismServer
 import XCTest
@@ -131,6 +131,25 @@ final class ServerSettingsTests: XCTestCase {
         XCTAssertEqual(settings.indexDescribeModel, "openai/gpt-4o")
         XCTAssertThrowsError(try settings.apply(try configFile(#"{"index": {"max_upload_bytes": 0}}"#))) { error in
             XCTAssertTrue("\(error)".contains("index.max_upload_bytes must be between 1 and"), "\(error)")
+        }
+    }
+
+    func testMetricsAllowListAndAdminListener() throws {
+        var settings = ServerSettings()
+        XCTAssertEqual(settings.metricsLabelAllowList, [])
+        XCTAssertNil(settings.metricsListen)
+        try settings.apply(try configFile(#"{"metrics": {"label_allow_list": ["team"], "listen": "127.0.0.1:9464"}}"#))
+        XCTAssertEqual(settings.metricsLabelAllowList, ["team"])
+        XCTAssertEqual(settings.metricsListen?.host, "127.0.0.1")
+        XCTAssertEqual(settings.metricsListen?.port, 9464)
+        for (json, message) in [
+            (#"{"metrics": {"label_allow_list": ["provider"]}}"#, "metrics.label_allow_list 'provider' is a label of Prism's own metrics"),
+            (#"{"metrics": {"label_allow_list": ["a-b"]}}"#, "metrics.label_allow_list 'a-b' is not a Prometheus label name"),
+            (#"{"metrics": {"listen": "9464"}}"#, "metrics.listen '9464' must be HOST:PORT"),
+        ] {
+            XCTAssertThrowsError(try settings.apply(try configFile(json)), json) { error in
+                XCTAssertTrue("\(error)".contains(message), "\(error)")
+            }
         }
     }
 }

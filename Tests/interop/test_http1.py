@@ -186,7 +186,9 @@ def metrics(server) -> dict[str, object]:
 
 
 def sample(families, family: str, name: str, **labels) -> float:
-    values = [s.value for s in families[family].samples
+    """The first sample of `name` with these labels (and maybe others); 0 when there is none, as
+    for a family with no series yet, which the exposition leaves out."""
+    values = [s.value for s in (families[family].samples if family in families else [])
               if s.name == name and all(s.labels.get(k) == v for k, v in labels.items())]
     return values[0] if values else 0.0
 

@@ -1,6 +1,6 @@
-// The operator pages on the gRPC port, for load balancers and Prometheus: /healthz (the
-// process serves), /readyz (plugins loaded and not draining) and /metrics. Registered on the
-// router as GET pages, so HTTP/1.1 and HTTP/2 clients reach them alike.
+// The operator pages, for load balancers and Prometheus: /healthz (the process serves), /readyz
+// (plugins loaded and not draining) and /metrics (the gateway's registry in Prometheus text).
+// Registered as GET pages on the gRPC port's router and on the admin listener's, if configured.
 import Foundation
 import PrismProviders
 import PrismRPC
@@ -28,16 +28,20 @@ public final class Readiness: @unchecked Sendable {
 }
 
 enum OperatorPages {
-    static func register(on router: inout Router, readiness: Readiness, metrics: MetricsInterceptor,
-                         usage: UsageTotals = UsageTotals()) {
+    /// Prometheus's text exposition format 0.0.4, which swift-prometheus writes.
+    static let metricsContentType = "text/plain; version=0.0.4; charset=utf-8"
+
+    /// Adds the three pages. `metrics` holds every family; `plugins`, when given, sets the plugin
+    /// and worker-pool gauges just before each rendering.
+    static func register(on router: inout Router, readiness: Readiness, metrics: ProviderMetrics, plugins: PluginHost? = nil) {
         router.page("/healthz") { HTTPPage(body: "ok\n") }
         router.page("/readyz") {
             guard let reason = readiness.notReadyReason else { return HTTPPage(body: "ready\n") }
             return HTTPPage(status: 503, body: "not ready: \(reason)\n")
         }
         router.page("/metrics") {
-            HTTPPage(contentType: PrometheusExposition.contentType,
-                     body: PrometheusExposition.render(metrics.snapshot()) + PrometheusExposition.render(usage.snapshot()))
+            if let plugins { metrics.observe(plugins) }
+            return HTTPPage(contentType: metricsContentType, body: metrics.registry.emitToString())
         }
     }
 }
