@@ -10,7 +10,8 @@ import subprocess
 from pathlib import Path
 
 from conftest import server_binary
-from test_vendors import png
+from pdfmaker import text_pdf
+from test_vendors import OPENAI_MODEL, fakes, png, vendor_server  # noqa: F401 (fixtures)
 
 CLI_TIMEOUT_S = 120
 
@@ -98,3 +99,56 @@ def test_media_fit_of_several_images_needs_an_output_folder(tmp_path):
     image_folder(tmp_path)
     done = prism("media", "fit", "photos", "--max-long-edge", "300", cwd=tmp_path)
     assert done.returncode != 0 and "several images or a folder need --out DIR" in done.stderr, done.stderr
+
+
+# --- --json --------------------------------------------------------------------------------------
+
+
+def json_lines(done: subprocess.CompletedProcess) -> list[dict]:
+    assert done.returncode == 0, f"exit {done.returncode}:\n{done.stdout}{done.stderr}"
+    return [json.loads(line) for line in done.stdout.splitlines()]
+
+
+def test_generate_json_prints_each_event_as_a_json_line(vendor_server, fakes, tmp_path):
+    (tmp_path / "cat.png").write_bytes(png(64, 48))
+    prompt = "what does the cli json show?"
+    events = json_lines(prism("generate", prompt, "-f", str(tmp_path / "cat.png"), "--model", OPENAI_MODEL,
+                              "--server", vendor_server.target, "--json"))
+    # proto3 JSON of each GenerateEvent, as Connect sends them: lowerCamelCase, 64-bit integers as strings.
+    assert events[0]["routed"]["model"] == OPENAI_MODEL, events
+    assert "".join(e["text"]["text"] for e in events if "text" in e) == f"You said: {prompt} [image 64x48 image/png]", events
+    (usage,) = [e["usage"] for e in events if "usage" in e]
+    assert usage["inputTokens"] == "16" and usage["outputTokens"] == "7" and usage["costUsdMicros"] == "110", usage
+    assert events[-1] == {"finished": {"stopReason": "STOP_END_TURN"}}, events
+
+
+def test_unary_commands_print_one_json_document(vendor_server):
+    (providers,) = json_lines(prism("providers", "--server", vendor_server.target, "--json"))
+    models = {m["id"] for p in providers["providers"] for m in p.get("models", [])}
+    assert OPENAI_MODEL in models, models
+    assert json_lines(prism("health", "--server", vendor_server.target, "--json")) == [{"status": "SERVING"}]
+    (services,) = json_lines(prism("services", "--server", vendor_server.target, "--json"))
+    assert {"name": "prism.v1.Prism"} in services["service"], services
+
+
+def test_index_commands_print_json(vendor_server, tmp_path):
+    notes = tmp_path / "rotation.md"
+    notes.write_text("# Keys\n\nRotate the signing key every ninety days with the rotate command.\n")
+    (added,) = json_lines(prism("index", "add", "cli-json", str(notes), "--id", "rot", "--server", vendor_server.target, "--json"))
+    assert added["documentId"] == "rot" and int(added["chunks"]) >= 1, added
+    (listed,) = json_lines(prism("index", "ls", "cli-json", "--server", vendor_server.target, "--json"))
+    assert [d["documentId"] for d in listed["documents"]] == ["rot"], listed
+    events = json_lines(prism("index", "query", "cli-json", "how often is the signing key rotated?", "--retrieve-only",
+                              "--server", vendor_server.target, "--json"))
+    (hits,) = [e["hits"] for e in events if "hits" in e]
+    assert hits["text"][0]["documentId"] == "rot" and "ninety days" in hits["text"][0]["text"], hits
+    assert json_lines(prism("index", "rm", "cli-json", "rot", "--server", vendor_server.target, "--json")) == [{"deleted": True}]
+
+
+def test_media_commands_print_json(tmp_path):
+    (tmp_path / "doc.pdf").write_bytes(text_pdf([["First page words"], ["Second page, more words here"]]))
+    pages = json_lines(prism("media", "pages", "doc.pdf", "-o", "pages", "--dpi", "30", "--json", cwd=tmp_path))
+    assert [(p["page"], p["words"]) for p in pages] == [(1, 3), (2, 5)], pages
+    assert all((tmp_path / p["image"]).is_file() and p["report"]["width"] > 0 for p in pages), pages
+    done = prism("media", "inspect", "doc.pdf", "--json", cwd=tmp_path)
+    assert done.returncode == 0 and json.loads(done.stdout)["document"]["pages"] == 2, done.stdout + done.stderr
