@@ -65,8 +65,13 @@ extension CallTransport {
             stream.reject(Status(.unimplemented, "malformed method path '\(path)'"))
             return
         }
-        guard wire == .grpc || route.handler.isUnaryRequest else {
-            stream.reject(Status(.unimplemented, "\(path) streams requests (client-streaming or bidirectional): it needs gRPC over HTTP/2; gRPC-Web serves unary and server-streaming methods"))
+        // Connect streaming carries a client stream as enveloped messages in one request body, so
+        // it serves client-streaming methods (IndexDocument) even over HTTP/1.1; bidirectional
+        // ones need both directions open at once: gRPC over HTTP/2.
+        guard wire == .grpc || route.handler.isUnaryRequest || (wire == .connectStream && route.handler.isClientStreaming) else {
+            stream.reject(Status(.unimplemented, route.handler.isClientStreaming
+                ? "\(path) is client-streaming: it needs gRPC over HTTP/2, or Connect streaming (application/connect+json or application/connect+proto, the request messages enveloped in one body); gRPC-Web and Connect unary serve only unary and server-streaming methods"
+                : "\(path) is bidirectional: it needs gRPC over HTTP/2; gRPC-Web and Connect serve unary, server-streaming and (Connect streaming) client-streaming methods"))
             return
         }
         if wire.isConnect {
