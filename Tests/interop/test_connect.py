@@ -73,7 +73,7 @@ def test_error_status_as_http_status_and_json(plain_server):
 
 def test_streaming_request_methods_and_other_codecs_are_refused_by_name(plain_server):
     status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", b"")
-    assert status == 501 and "application/connect+proto" in error_of(status, headers, body)["message"], body
+    assert status == 415 and "application/connect+proto" in error_of(status, headers, body)["message"], body
     status, headers, body = post(plain_server, "/grpc.testing.TestService/FullDuplexCall", b"")
     assert status == 501 and "needs gRPC over HTTP/2" in error_of(status, headers, body)["message"], body
     status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/xml")
@@ -249,3 +249,29 @@ def test_index_document_over_connect_json(plain_server):
                             content_type="application/connect+json")
     messages, end = streamed(reply)
     assert messages == [] and end["error"]["code"] == "invalid_argument" and "header.index" in end["error"]["message"], end
+
+
+def test_a_bare_curl_to_a_streaming_method_is_told_what_to_send(plain_server):
+    """`curl -d JSON` (a form's content-type) and `curl --json` (Connect unary) to Generate, which is
+    server-streaming: 415 naming the streaming content-type and the envelope, as a Connect error
+    for the JSON one; the same for IndexDocument (client-streaming) and for a unary method."""
+    request = b'{"messages": [{"role": "ROLE_USER", "parts": [{"text": "hi"}]}]}'
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", request, content_type="application/json",
+                                 headers={"accept": "application/json"})
+    error = error_of(status, headers, body)
+    assert status == 415 and headers["accept-post"] == "application/connect+json, application/connect+proto", (status, headers)
+    assert error["code"] == "unimplemented", error
+    assert error["message"].startswith("content-type 'application/json' is Connect unary, which carries one request and one "
+                                       "response message; /prism.v1.Prism/Generate is server-streaming: send content-type "
+                                       "application/connect+json"), error
+    assert "a 0 byte, the message's length as 4 bytes big-endian, then the message" in error["message"], error
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", request, content_type="application/x-www-form-urlencoded")
+    assert status == 415 and body.decode().startswith(
+        "content-type 'application/x-www-form-urlencoded' is not served: /prism.v1.Prism/Generate is server-streaming: "
+        "send content-type application/connect+json"), body
+    status, headers, body = post(plain_server, "/prism.v1.Prism/IndexDocument", b"{}", content_type="application/json")
+    assert status == 415 and "/prism.v1.Prism/IndexDocument is client-streaming: send content-type application/connect+json" \
+        in error_of(status, headers, body)["message"], body
+    status, headers, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/x-www-form-urlencoded")
+    assert status == 415 and "/prism.v1.Prism/ListProviders is unary: send its request as JSON with content-type application/json" \
+        in body.decode(), body

@@ -36,6 +36,10 @@ public enum RPCHandler: Sendable {
         if case .clientStreaming = self { return true } else { return false }
     }
 
+    var isBidirectional: Bool {
+        if case .bidirectional = self { return true } else { return false }
+    }
+
     var isUnaryRequest: Bool {
         switch self {
         case .unary, .unaryOnEventLoop, .serverStreaming: return true
