@@ -70,9 +70,6 @@ extension CallTransport {
             stream.reject(Status(.unimplemented, "malformed method path '\(path)'"))
             return
         }
-        // Connect streaming carries a client stream as enveloped messages in one request body, so
-        // it serves client-streaming methods (IndexDocument) even over HTTP/1.1; bidirectional
-        // ones need both directions open at once: gRPC over HTTP/2.
         if wire == .connectUnary && !route.handler.isUnary && !route.handler.isBidirectional {
             // Connect unary holds one request and one response message. The method is served in
             // Connect's streaming content-types: 415, with Connect's JSON error saying which.
@@ -81,6 +78,9 @@ extension CallTransport {
                            fields: [("accept-post", "application/connect+json, application/connect+proto")], contentType: "application/json")
             return
         }
+        // Connect streaming carries a client stream as enveloped messages in one request body, so
+        // it serves client-streaming methods (IndexDocument) even over HTTP/1.1; bidirectional
+        // ones need both directions open at once: gRPC over HTTP/2.
         guard wire == .grpc || route.handler.isUnaryRequest || (wire == .connectStream && route.handler.isClientStreaming) else {
             stream.reject(Status(.unimplemented, route.handler.isClientStreaming
                 ? "\(path) is client-streaming: it needs gRPC over HTTP/2, or Connect streaming (application/connect+json or application/connect+proto, the request messages enveloped in one body); gRPC-Web and Connect unary serve only unary and server-streaming methods"
@@ -88,10 +88,6 @@ extension CallTransport {
             return
         }
         if wire.isConnect {
-            guard wire == .connectStream || route.handler.isUnary else {
-                stream.reject(Status(.unimplemented, "\(path) streams its answer: call it with Connect streaming (application/connect+json or application/connect+proto)"))
-                return
-            }
             if let version = request.connectProtocolVersion, version != "1" {
                 stream.reject(Status(.invalidArgument, "connect-protocol-version '\(version)' is not supported; send 1"))
                 return
