@@ -1,7 +1,7 @@
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
 // into the page, stops it on request, reads the answer aloud through Synthesize, runs Extract
-// on the same input, and shows the server's readiness and counters.
+// on the same input, uploads to and asks a document index, and shows the server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
@@ -9,6 +9,7 @@ import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
 import { SAMPLE_SCHEMA, extract } from './extract.js';
+import { ask, describeUpload, listDocuments, uploadDocument } from './indexes.js';
 import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
@@ -179,6 +180,58 @@ $('extract-form').addEventListener('submit', async (event) => {
     showServer();
   }
 });
+
+// The Index panel: upload, the index's documents, and questions (with the chat's model choice).
+const indexView = new AnswerView({
+  answer: $('index-answer'), routed: $('index-routed'), usage: $('index-usage'), error: $('index-error'), media: $('index-media'),
+});
+const indexName = () => $('index-name').value.trim();
+function showDocuments() {
+  listDocuments({ index: indexName(), apiKey: apiKey(), tbody: $('index-documents').tBodies[0] })
+    .catch((error) => { $('index-status').textContent = `could not list the documents: ${error.message}`; });
+}
+$('index-name').addEventListener('change', showDocuments);
+$('index-upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const file = $('index-file').files[0];
+  const button = $('index-upload');
+  const status = $('index-status');
+  const failure = $('index-upload-error');
+  if (!file || !indexName()) return;
+  button.disabled = true;
+  failure.hidden = true;
+  status.textContent = `uploading and indexing ${file.name}…`;
+  status.dataset.state = 'uploading';
+  try {
+    const reply = await uploadDocument({ index: indexName(), file, apiKey: apiKey() });
+    status.textContent = describeUpload(file, reply);
+    status.dataset.state = 'done';
+    $('index-file').value = '';
+  } catch (error) {
+    status.textContent = '';
+    status.dataset.state = 'error';
+    failure.textContent = `Indexing ${file.name} failed: ${error.message}`;
+    failure.hidden = false;
+  } finally {
+    button.disabled = false;
+    showDocuments();
+  }
+});
+$('index-ask-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('index-ask');
+  button.disabled = true;
+  try {
+    await ask({
+      index: indexName(), question: $('index-question').value.trim(), retrieveOnly: $('index-retrieve-only').checked,
+      model: modelSelect.value, apiKey: apiKey(), view: indexView, hitsList: $('index-hits'),
+    });
+  } finally {
+    button.disabled = false;
+    showServer();
+  }
+});
+showDocuments();
 
 /** The Server panel, refreshed at load, after every answer and on request. */
 function showServer() {

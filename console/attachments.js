@@ -8,8 +8,8 @@ export function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The file's bytes as base64, without the `data:...;base64,` prefix a data URL has. */
-function readBase64(file) {
+/** The bytes of a file (or a slice of one) as base64, without the `data:...;base64,` prefix a data URL has. */
+export function readBase64(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => {

@@ -1,6 +1,6 @@
 // The Connect protocol (connectrpc.com/docs/protocol) over fetch with the JSON codec: unary calls
-// (application/json) and server streaming (application/connect+json envelopes read from the
-// response body as they arrive). Errors of either shape become a ConnectError with the code name.
+// (application/json), server streaming (application/connect+json envelopes read from the response
+// body as they arrive) and client streaming (the request envelopes sent as one body). Errors of either shape become a ConnectError with the code name.
 
 /** An RPC that ended with an error: `code` is Connect's name (`invalid_argument`, `unavailable`...). */
 export class ConnectError extends Error {
@@ -73,9 +73,28 @@ function concat(a, b) {
  * Ends normally on an end-stream message without error; throws its ConnectError otherwise, and
  * throws when the body ends without one (a cut connection is never taken for a whole answer).
  */
-export async function* serverStream(path, request, { apiKey = '', signal } = {}) {
+export function serverStream(path, request, options = {}) {
+  return streamCall(path, envelope(request), options);
+}
+
+/**
+ * Calls a client-streaming method (IndexDocument): every request message enveloped in one body,
+ * which fetch can send over HTTP/1.1 too; resolves to the single response message.
+ */
+export async function clientStream(path, requests, options = {}) {
+  const body = new Blob(requests.map((request) => envelope(request)));
+  let response = null;
+  for await (const message of streamCall(path, body, options)) {
+    if (response) throw new ConnectError('internal', `${path} answered more than one message`);
+    response = message;
+  }
+  if (!response) throw new ConnectError('internal', `${path} ended without its response`);
+  return response;
+}
+
+async function* streamCall(path, body, { apiKey = '', signal } = {}) {
   const response = await fetch(path, {
-    method: 'POST', headers: headersFor('application/connect+json', apiKey), body: envelope(request), signal,
+    method: 'POST', headers: headersFor('application/connect+json', apiKey), body, signal,
   });
   const type = response.headers.get('content-type') ?? '';
   if (!response.ok || !type.startsWith('application/connect+json')) {

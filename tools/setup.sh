@@ -9,7 +9,9 @@ set -euo pipefail
 # tests use (openssl makes test certificates; nghttp2-client brings nghttp and h2load; nghttp2-proxy
 # brings nghttpx, the TLS + HTTP/2 front the vendor TLS tests put before the fake vendors; gdb lets
 # the interop harness print a hung server's threads before it kills it; chromium and its driver run
-# the web console's tests in a real, headless browser).
+# the web console's tests in a real, headless browser; the example clients of examples/ are built
+# and run by the tests: Go in GOPATH mode from Debian's Go packages, where protobuf 1.5 must replace
+# the 1.3 that grpc-go pulls in, C++ with gRPC's protoc plugin, and curl with jq for the shell one).
 PRISM_APT_PACKAGES=(
   pkg-config
   zlib1g-dev
@@ -50,6 +52,18 @@ PRISM_APT_PACKAGES=(
   gdb
   chromium
   chromium-driver
+  golang-go
+  protoc-gen-go
+  protoc-gen-go-grpc
+  golang-google-grpc-dev
+  golang-google-protobuf-dev
+  golang-github-golang-protobuf-1-5-dev
+  g++
+  make
+  libgrpc++-dev
+  protobuf-compiler-grpc
+  curl
+  jq
 )
 
 # PyPI packages for the interop suite (Tests/interop), as "import-name=pip-name": the real gRPC client

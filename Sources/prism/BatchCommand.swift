@@ -26,6 +26,7 @@ struct BatchCommand: AsyncParsableCommand {
         @Argument(help: "The JSONL file of requests.") var file: String
         @Option(help: "A label for the batch.") var label: String?
         @Flag(help: "Wait until the batch has finished, showing its progress.") var wait = false
+        @OptionGroup var output: JSONOption
 
         func run() async throws {
             let b = ProtoBuilder()
@@ -48,9 +49,9 @@ struct BatchCommand: AsyncParsableCommand {
 
             try await BatchView.calling(connection) { client in
                 let batch = try await BatchView(client.unary("/prism.v1.Prism/SubmitBatch", body, metadata: connection.metadata, timeout: .seconds(600)))
-                print(batch.id)
+                if !output.json { print(batch.id) } else if !wait { try batch.show(json: true) }
                 FileHandle.standardError.write(Data("submitted \(batch.total) requests as \(batch.id)\n".utf8))
-                if wait { try await BatchView.wait(batch.id, client: client, connection: connection) }
+                if wait { try await BatchView.wait(batch.id, client: client, connection: connection, json: output.json) }
             }
         }
     }
@@ -61,11 +62,16 @@ struct BatchCommand: AsyncParsableCommand {
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The batch id SubmitBatch gave.") var id: String
         @Flag(help: "Wait until the batch has finished, showing its progress.") var wait = false
+        @OptionGroup var output: JSONOption
 
         func run() async throws {
             try await BatchView.calling(connection) { client in
                 let batch = try await BatchView.get(id, path: "GetBatch", client: client, connection: connection)
-                if wait && !batch.finished { try await BatchView.wait(id, client: client, connection: connection) } else { print(batch.summary) }
+                if wait && !batch.finished {
+                    try await BatchView.wait(id, client: client, connection: connection, json: output.json)
+                } else {
+                    try batch.show(json: output.json)
+                }
             }
         }
     }
@@ -76,6 +82,8 @@ struct BatchCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The batch id SubmitBatch gave.") var id: String
+        // Accepted for uniformity: the results are JSON lines either way.
+        @OptionGroup var output: JSONOption
 
         func run() async throws {
             try await BatchView.calling(connection) { client in
@@ -92,10 +100,11 @@ struct BatchCommand: AsyncParsableCommand {
 
         @OptionGroup var connection: ConnectionOptions
         @Argument(help: "The batch id SubmitBatch gave.") var id: String
+        @OptionGroup var output: JSONOption
 
         func run() async throws {
             try await BatchView.calling(connection) { client in
-                print(try await BatchView.get(id, path: "CancelBatch", client: client, connection: connection).summary)
+                try await BatchView.get(id, path: "CancelBatch", client: client, connection: connection).show(json: output.json)
             }
         }
     }
@@ -105,8 +114,11 @@ struct BatchCommand: AsyncParsableCommand {
 struct BatchView {
     var id = "", state = "", total = 0, succeeded = 0, failed = 0, cancelled = 0
     var vendorBatchIDs: [String] = []
+    /// The Batch message as received, for --json.
+    let wire: ByteBuffer
 
     init(_ buffer: ByteBuffer) throws {
+        wire = buffer
         let batch = try ProtoMessage(prism__v1__batch__init, buffer: buffer)
         withExtendedLifetime(batch) {
             let b = batch.pointee
@@ -115,6 +127,11 @@ struct BatchView {
             (total, succeeded, failed, cancelled) = (Int(b.total), Int(b.succeeded), Int(b.failed), Int(b.cancelled))
             vendorBatchIDs = UnsafeBufferPointer(start: b.vendor_batch_ids, count: b.vendor_batch_ids == nil ? 0 : b.n_vendor_batch_ids).map { String(protoC: $0) }
         }
+    }
+
+    /// The summary line, or with `json` the Batch message as proto3 JSON.
+    func show(json: Bool) throws {
+        if json { try JSONOutput.message(prism__v1__batch__init, wire) } else { print(summary) }
     }
 
     var finished: Bool { ["DONE", "CANCELLED", "FAILED"].contains(state) }
@@ -156,7 +173,7 @@ struct BatchView {
 
     /// Shows a progress line on stderr until the batch has finished (redrawn in place on a
     /// terminal, a new line per change otherwise), then its summary on stdout.
-    static func wait(_ id: String, client: RPCClient, connection: ConnectionOptions) async throws {
+    static func wait(_ id: String, client: RPCClient, connection: ConnectionOptions, json: Bool) async throws {
         let terminal = isatty(STDERR_FILENO) == 1
         var last = ""
         while true {
@@ -168,7 +185,7 @@ struct BatchView {
             }
             if batch.finished {
                 if terminal { FileHandle.standardError.write(Data("\n".utf8)) }
-                print(batch.summary)
+                try batch.show(json: json)
                 return
             }
             try await Task.sleep(nanoseconds: BatchCommand.pollSeconds * 1_000_000_000)

@@ -17,6 +17,7 @@ struct ExtractCommand: AsyncParsableCommand {
     @Option(help: "What to extract, in words; the schema's descriptions are often enough.") var instructions: String?
     @Option(help: "Route to this model, provider/model.") var model: String?
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 600
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let b = ProtoBuilder()
@@ -36,6 +37,7 @@ struct ExtractCommand: AsyncParsableCommand {
         defer { Task { await client.close() } }
         do {
             let reply = try await client.unary("/prism.v1.Prism/Extract", body, metadata: connection.metadata, timeout: .seconds(timeout))
+            if output.json { return try JSONOutput.message(prism__v1__extract_response__init, reply) }
             let response = try ProtoMessage(prism__v1__extract_response__init, buffer: reply)
             withExtendedLifetime(response) {
                 let r = response.pointee

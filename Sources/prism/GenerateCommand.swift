@@ -16,6 +16,7 @@ struct GenerateCommand: AsyncParsableCommand {
     @Option(help: "Models to fall back to, in order; repeatable.") var fallback: [String] = []
     @Flag(help: "Only providers that take the inputs as they are (no adaptation).") var nativeOnly = false
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64?
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let b = ProtoBuilder()
@@ -42,6 +43,10 @@ struct GenerateCommand: AsyncParsableCommand {
             let call = try await client.serverStreaming("/prism.v1.Prism/Generate", body, metadata: connection.metadata,
                                                         timeout: timeout.map { .seconds($0) })
             for try await reply in call.responses {
+                if output.json {
+                    try JSONOutput.message(prism__v1__generate_event__init, reply)
+                    continue
+                }
                 let event = try ProtoMessage(prism__v1__generate_event__init, buffer: reply)
                 withExtendedLifetime(event) { Self.show(event.pointee) }
             }

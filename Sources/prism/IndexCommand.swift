@@ -22,6 +22,7 @@ struct IndexAddCommand: AsyncParsableCommand {
     @Option(help: "The document id (one file only; default: the server assigns one).") var id: String?
     @Option(help: "The title (one file only; default: the file's name).") var title: String?
     @Option(help: "Seconds before one upload is abandoned (OCR of a long scan takes a while).") var timeout: Int64 = 3600
+    @OptionGroup var output: JSONOption
 
     /// Bytes per data message: well under the server's message limit, small enough for a smooth bar.
     static let chunkBytes = 256 * 1024
@@ -67,6 +68,10 @@ struct IndexAddCommand: AsyncParsableCommand {
                 let status = await call.status()
                 if status.code != .ok { throw RPCError(status.code, "\(name): \(status.message)") }
                 guard let reply else { throw RPCError(.internal, "\(name): no response") }
+                if output.json {  // one IndexDocumentResponse line per file
+                    try JSONOutput.message(prism__v1__index_document_response__init, reply)
+                    continue
+                }
                 let response = try ProtoMessage(prism__v1__index_document_response__init, buffer: reply)
                 withExtendedLifetime(response) {
                     let r = response.pointee
@@ -105,6 +110,7 @@ struct IndexQueryCommand: AsyncParsableCommand {
     @Option(help: "Page images retrieved (default 3).") var topKImages: UInt32 = 0
     @Option(help: "Most tokens in the answer (default: the model's).") var maxTokens: UInt32 = 0
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 600
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let b = ProtoBuilder()
@@ -129,6 +135,10 @@ struct IndexQueryCommand: AsyncParsableCommand {
             let call = try await client.serverStreaming("/prism.v1.Prism/Query", body, metadata: connection.metadata, timeout: .seconds(timeout))
             var answer = "", retrieved: [String] = []
             for try await reply in call.responses {
+                if output.json {  // page images (--save-images) are base64 in the hits then
+                    try JSONOutput.message(prism__v1__generate_event__init, reply)
+                    continue
+                }
                 let event = try ProtoMessage(prism__v1__generate_event__init, buffer: reply)
                 try withExtendedLifetime(event) {
                     let e = event.pointee
@@ -150,7 +160,7 @@ struct IndexQueryCommand: AsyncParsableCommand {
             }
             let status = await call.status()
             if status.code != .ok { throw RPCError(status.code, status.message) }
-            if !retrieveOnly {
+            if !retrieveOnly && !output.json {
                 // The pages the answer cites, among those retrieved (labels like "[manual p.3]").
                 let cited = retrieved.filter { step in step.split(separator: "[").dropFirst().first.map { answer.contains("[" + $0.prefix { $0 != "]" } + "]") } ?? false }
                 print("\n")
@@ -191,6 +201,7 @@ struct IndexListCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "An index: list its documents.") var index: String?
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let client = try await connection.connect()
@@ -202,8 +213,9 @@ struct IndexListCommand: AsyncParsableCommand {
                 request.pointee.index = b.string(index)
                 var body = ByteBuffer()
                 b.pack(request, into: &body)
-                let reply = try ProtoMessage(prism__v1__list_documents_response__init,
-                                             buffer: try await client.unary("/prism.v1.Prism/ListDocuments", body, metadata: connection.metadata))
+                let wire = try await client.unary("/prism.v1.Prism/ListDocuments", body, metadata: connection.metadata)
+                if output.json { return try JSONOutput.message(prism__v1__list_documents_response__init, wire) }
+                let reply = try ProtoMessage(prism__v1__list_documents_response__init, buffer: wire)
                 withExtendedLifetime(reply) {
                     for d in UnsafeBufferPointer(start: reply.pointee.documents, count: reply.pointee.documents == nil ? 0 : reply.pointee.n_documents).compactMap({ $0?.pointee }) {
                         print("\(String(protoC: d.document_id))\t\(String(protoC: d.title))\t\(String(protoC: d.mime_type))\t\(d.pages) pages\t\(d.chunks) chunks\t\(d.stored_bytes) bytes")
@@ -212,8 +224,9 @@ struct IndexListCommand: AsyncParsableCommand {
             } else {
                 var body = ByteBuffer()
                 b.pack(b.message(prism__v1__list_indexes_request__init), into: &body)
-                let reply = try ProtoMessage(prism__v1__list_indexes_response__init,
-                                             buffer: try await client.unary("/prism.v1.Prism/ListIndexes", body, metadata: connection.metadata))
+                let wire = try await client.unary("/prism.v1.Prism/ListIndexes", body, metadata: connection.metadata)
+                if output.json { return try JSONOutput.message(prism__v1__list_indexes_response__init, wire) }
+                let reply = try ProtoMessage(prism__v1__list_indexes_response__init, buffer: wire)
                 withExtendedLifetime(reply) {
                     for i in UnsafeBufferPointer(start: reply.pointee.indexes, count: reply.pointee.indexes == nil ? 0 : reply.pointee.n_indexes).compactMap({ $0?.pointee }) {
                         print("\(String(protoC: i.name))\t\(i.documents) documents\t\(i.chunks) chunks\t\(i.stored_bytes) bytes")
@@ -232,6 +245,7 @@ struct IndexRemoveCommand: AsyncParsableCommand {
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "The index.") var index: String
     @Argument(help: "The document id.") var documentID: String
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let client = try await connection.connect()
@@ -243,10 +257,14 @@ struct IndexRemoveCommand: AsyncParsableCommand {
         var body = ByteBuffer()
         b.pack(request, into: &body)
         do {
-            let reply = try ProtoMessage(prism__v1__delete_document_response__init,
-                                         buffer: try await client.unary("/prism.v1.Prism/DeleteDocument", body, metadata: connection.metadata))
+            let wire = try await client.unary("/prism.v1.Prism/DeleteDocument", body, metadata: connection.metadata)
+            let reply = try ProtoMessage(prism__v1__delete_document_response__init, buffer: wire)
             let deleted = reply.pointee.deleted != 0
-            print(deleted ? "deleted \(documentID)" : "\(index) holds no document \(documentID)")
+            if output.json {
+                try JSONOutput.message(prism__v1__delete_document_response__init, wire)
+            } else {
+                print(deleted ? "deleted \(documentID)" : "\(index) holds no document \(documentID)")
+            }
             if !deleted { throw ExitCode(1) }
         } catch let error as RPCError {
             throw reportFailure(error)

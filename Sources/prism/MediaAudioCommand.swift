@@ -18,7 +18,13 @@ struct MediaAudioCommand: ParsableCommand {
     @Option(help: "Split into chunks of at most this many bytes (OpenAI transcription: 26214400).") var chunkBytes: Int?
     @Option(help: "Overlap between chunks.") var overlap = "0.5s"
     @Option(name: .shortAndLong, help: "Output file (with chunking: prefix, written as PREFIX-001.EXT, …).") var output: String
-    @Flag(help: "Print the report as JSON.") var json = false
+    @Flag(help: "Print JSON: the report as one document; with chunking, one line per chunk.") var json = false
+
+    /// One chunk's --json line.
+    struct ChunkLine: Encodable {
+        let file: String, start: Double, end: Double, bytes: Int
+        let cutLevelDB: Double?
+    }
 
     func run() throws {
         guard let container = AudioContainer(rawValue: format) else { throw ValidationError("unknown format \(format)") }
@@ -44,6 +50,10 @@ struct MediaAudioCommand: ParsableCommand {
         for chunk in chunks {
             let path = String(format: "%@-%03d.%@", output, chunk.index + 1, container.fileExtension)
             try MediaIO.write(chunk.data, to: path)
+            if json {
+                try JSONOutput.value(ChunkLine(file: path, start: chunk.start, end: chunk.end, bytes: chunk.data.count, cutLevelDB: chunk.cutLevelDB))
+                continue
+            }
             print(String(format: "%@: %.2f–%.2f s, %d bytes%@", path, chunk.start, chunk.end, chunk.data.count,
                          chunk.cutLevelDB.map { String(format: ", cut at %.0f dBFS", $0) } ?? ""))
         }

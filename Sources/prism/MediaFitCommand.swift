@@ -41,19 +41,47 @@ struct ImageTargetOptions: ParsableArguments {
     }
 }
 
-/// `prism media fit FILE (--provider NAME | --max-… ) -o OUT`
+/// `prism media fit IMAGE|FOLDER... (--provider NAME | --max-…) (-o OUT | --out DIR)`: one image
+/// to a file (or just the report), or many (folders walked for images) in parallel into a folder.
 struct MediaFitCommand: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "fit", abstract: "Fit an image to a provider's limits.")
+    static let configuration = CommandConfiguration(
+        commandName: "fit", abstract: "Fit images to a provider's limits: one, or many in parallel into a folder.")
 
-    @Argument(help: "The image to fit.") var file: String
+    @Argument(help: "Images, and folders whose images (by file extension, subfolders included) are fitted.")
+    var inputs: [String]
     @OptionGroup var targetOptions: ImageTargetOptions
-    @Option(name: .shortAndLong, help: "Where to write the result.") var output: String?
-    @Flag(help: "Print the report as JSON.") var json = false
+    @Option(name: .shortAndLong, help: "Where to write the result of a single image.") var output: String?
+    @Option(name: .customLong("out"), help: "Folder for the results: each image keeps its name (and its path under a folder given), with its new format's extension.")
+    var outFolder: String?
+    @Option(help: "Images fitted at once (default: the machine's cores).") var jobs: Int?
+    @Flag(help: "Print JSON: the report of a single image as one document; with --out, one line per image.") var json = false
+
+    func validate() throws {
+        if output != nil && outFolder != nil { throw ValidationError("give -o FILE (one image) or --out DIR (many), not both") }
+        if output != nil && inputs.count > 1 { throw ValidationError("-o writes one image; use --out DIR for \(inputs.count)") }
+        if let jobs, jobs < 1 { throw ValidationError("--jobs must be at least 1") }
+    }
 
     func run() throws {
+        let target = try targetOptions.target()
+        guard let outFolder else {
+            guard inputs.count == 1, !MediaFitBatch.isFolder(inputs[0]) else {
+                throw ValidationError("several images or a folder need --out DIR")
+            }
+            return try fitOne(inputs[0], target: target)
+        }
+        let items = try MediaFitBatch.collect(inputs, into: outFolder)
+        let failed = MediaFitBatch(items: items, target: target, json: json).run(jobs: jobs ?? ProcessInfo.processInfo.activeProcessorCount)
+        guard failed.isEmpty else {
+            FileHandle.standardError.write(Data("prism media fit: \(failed.count) of \(items.count) images failed: \(failed.joined(separator: ", "))\n".utf8))
+            throw ExitCode(1)
+        }
+    }
+
+    private func fitOne(_ file: String, target: ImageTarget) throws {
         let bytes = try MediaIO.read(file)
         let fitted = try MediaIO.reporting {
-            try ImageFitter.fit(bytes, declaredMime: MediaIO.mimeFromExtension(file), target: try targetOptions.target())
+            try ImageFitter.fit(bytes, declaredMime: MediaIO.mimeFromExtension(file), target: target)
         }
         if let output { try MediaIO.write(fitted.data, to: output) }
         if json { return try MediaIO.printJSON(fitted.report) }

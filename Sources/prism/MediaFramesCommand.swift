@@ -15,6 +15,13 @@ struct MediaFramesCommand: ParsableCommand {
     @OptionGroup var targetOptions: ImageTargetOptions
     @Option(help: "Also write the audio track as 16 kHz mono WAV here.") var audio: String?
     @Option(name: .shortAndLong, help: "Folder for frame-001.jpg, …") var output: String
+    @OptionGroup var jsonOutput: JSONOption
+
+    /// One --json line: a frame (file, time, size, scene score) or the audio track (file, duration).
+    struct Line: Encodable {
+        let file: String
+        var time: Double?, width: Int?, height: Int?, bytes: Int?, sceneScore: Double?, duration: Double?
+    }
 
     func validate() throws {
         guard [every != nil, count != nil, scene != nil].filter({ $0 }).count == 1 else {
@@ -35,12 +42,18 @@ struct MediaFramesCommand: ParsableCommand {
         for (index, frame) in frames.enumerated() {
             let name = String(format: "frame-%03d.%@", index + 1, frame.image.format.fileExtension)
             try MediaIO.write(frame.image.data, to: folder.appendingPathComponent(name).path)
+            if jsonOutput.json {
+                try JSONOutput.value(Line(file: folder.appendingPathComponent(name).path, time: frame.time, width: frame.image.width,
+                                          height: frame.image.height, bytes: frame.image.data.count, sceneScore: frame.sceneScore))
+                continue
+            }
             print(String(format: "%@: %.3f s, %d×%d, %d bytes%@", name, frame.time, frame.image.width, frame.image.height,
                          frame.image.data.count, frame.sceneScore.map { String(format: ", scene %.2f", $0) } ?? ""))
         }
         if let audio {
             let track = try MediaIO.reporting { try VideoSampler.extractAudio(bytes) }
             try MediaIO.write(try AudioEncoder.encode(track.pcm, format: track.format, as: .wav), to: audio)
+            if jsonOutput.json { return try JSONOutput.value(Line(file: audio, duration: track.duration)) }
             print(String(format: "%@: %.2f s of 16 kHz mono audio", audio, track.duration))
         }
     }

@@ -13,19 +13,32 @@ struct MediaPagesCommand: ParsableCommand {
     @Option(help: "Pages to render, 1-based: 3, 2-5 or 1,4,7 (default: all).") var pages: String?
     @OptionGroup var targetOptions: ImageTargetOptions
     @Option(name: .shortAndLong, help: "Folder for the page images and texts.") var output: String
+    @OptionGroup var jsonOutput: JSONOption
+
+    /// One --json line per page: its number, files, words of text and the image's fit report.
+    struct PageLine: Encodable {
+        let page: Int, image: String, text: String, words: Int
+        let report: ImageFitReport
+    }
 
     func run() throws {
         let pdf = try MediaIO.reporting { try PDFDocument(try MediaIO.read(file)) }
         let selected = try selection(pageCount: pdf.pageCount)
         let folder = try MediaIO.folder(output)
         let target = try targetOptions.target(default: ImageTarget(acceptedFormats: [.png, .jpeg]))
-        print("\(file): \(pdf.pageCount) pages")
+        if !jsonOutput.json { print("\(file): \(pdf.pageCount) pages") }
         for index in selected {
             let name = String(format: "page-%03d", index + 1)
             let text = try MediaIO.reporting { try pdf.text(page: index) }
             try MediaIO.write(Data(text.utf8), to: folder.appendingPathComponent(name + ".txt").path)
             let image = try MediaIO.reporting { try pdf.render(page: index, dpi: dpi, target: target) }
-            try MediaIO.write(image.data, to: folder.appendingPathComponent(name + "." + image.format.fileExtension).path)
+            let imagePath = folder.appendingPathComponent(name + "." + image.format.fileExtension).path
+            try MediaIO.write(image.data, to: imagePath)
+            if jsonOutput.json {
+                try JSONOutput.value(PageLine(page: index + 1, image: imagePath, text: folder.appendingPathComponent(name + ".txt").path,
+                                              words: text.split(whereSeparator: \.isWhitespace).count, report: image.report))
+                continue
+            }
             print("\(name): \(text.split(whereSeparator: \.isWhitespace).count) words of text")
             MediaIO.printReport(image.report, indent: "  ")
         }

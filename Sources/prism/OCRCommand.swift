@@ -14,6 +14,7 @@ struct OCRCommand: AsyncParsableCommand {
     @Argument(help: "An image (PNG, JPEG, WebP, TIFF, ...) or a PDF.") var file: String
     @Option(help: "The OCR model, provider/model.") var model = "local/tesseract"
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 600
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let b = ProtoBuilder()
@@ -36,6 +37,10 @@ struct OCRCommand: AsyncParsableCommand {
         do {
             let call = try await client.serverStreaming("/prism.v1.Prism/Generate", body, metadata: connection.metadata, timeout: .seconds(timeout))
             for try await reply in call.responses {
+                if output.json {
+                    try JSONOutput.message(prism__v1__generate_event__init, reply)
+                    continue
+                }
                 let event = try ProtoMessage(prism__v1__generate_event__init, buffer: reply)
                 withExtendedLifetime(event) {
                     let e = event.pointee

@@ -13,6 +13,7 @@ struct ProvidersCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @Flag(help: "Add rows for each model's limits (image size, PDF pages, audio length, request size).") var limits = false
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let client = try await connection.connect()
@@ -24,6 +25,7 @@ struct ProvidersCommand: AsyncParsableCommand {
             builder.pack(builder.message(prism__v1__list_providers_request__init), into: &body)
             let reply = try await client.unary("/prism.v1.Prism/ListProviders", body, metadata: connection.metadata)
             response = try ProtoMessage(prism__v1__list_providers_response__init, buffer: reply)
+            if output.json { return try JSONOutput.message(prism__v1__list_providers_response__init, reply) }
         } catch let error as RPCError {
             throw reportFailure(error)
         }

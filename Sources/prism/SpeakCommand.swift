@@ -17,6 +17,12 @@ struct SpeakCommand: AsyncParsableCommand {
     @Option(help: "Speed, 1 = normal.") var speed: Float = 0
     @Option(help: "Output sample rate in Hz; 0 = the provider's.") var sampleRate: UInt32 = 0
     @Option(help: "Route to this model, provider/model.") var model: String?
+    @OptionGroup var jsonOutput: JSONOption
+
+    /// What --json prints once the audio is written.
+    struct Report: Encodable {
+        let output: String, format: String, bytes: Int, model: String
+    }
 
     func run() async throws {
         let words = text == "-" ? String(decoding: FileHandle.standardInput.readDataToEndOfFile(), as: UTF8.self) : text
@@ -41,14 +47,15 @@ struct SpeakCommand: AsyncParsableCommand {
         defer { try? file.close() }
         let client = try await connection.connect()
         defer { Task { await client.close() } }
-        var written = 0
+        var written = 0, routedModel = ""
         do {
             let call = try await client.serverStreaming("/prism.v1.Prism/Synthesize", body, metadata: connection.metadata)
             for try await reply in call.responses {
                 let e = try ProtoMessage(prism__v1__synthesize_event__init, buffer: reply)
                 let chunk: Data? = withExtendedLifetime(e) {
                     if e.pointee.event_case == PRISM__V1__SYNTHESIZE_EVENT__EVENT_ROUTED, let info = e.pointee.routed?.pointee {
-                        FileHandle.standardError.write(Data("routed: \(String(protoC: info.model))\n".utf8))
+                        routedModel = String(protoC: info.model)
+                        if !jsonOutput.json { FileHandle.standardError.write(Data("routed: \(routedModel)\n".utf8)) }
                         return nil
                     }
                     return e.pointee.audio.map { Data([UInt8](protoC: $0.pointee.data)) }
@@ -64,6 +71,7 @@ struct SpeakCommand: AsyncParsableCommand {
             throw reportFailure(error)
         }
         if chosen == "wav" && written >= 44 { try Self.fixWAVSizes(file, total: written) }
+        if jsonOutput.json { return try JSONOutput.value(Report(output: output, format: chosen, bytes: written, model: routedModel)) }
         FileHandle.standardError.write(Data("wrote \(written) bytes to \(output)\n".utf8))
     }
 

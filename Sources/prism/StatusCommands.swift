@@ -9,6 +9,7 @@ struct HealthCommand: AsyncParsableCommand {
 
     @OptionGroup var connection: ConnectionOptions
     @Argument(help: "Service name (empty: the server as a whole).") var service = ""
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let client = try await connection.connect()
@@ -21,10 +22,11 @@ struct HealthCommand: AsyncParsableCommand {
             builder.pack(request, into: &body)
             let reply = try await client.unary("/grpc.health.v1.Health/Check", body, metadata: connection.metadata)
             let response = try ProtoMessage(grpc__health__v1__health_check_response__init, buffer: reply)
+            if output.json { try JSONOutput.message(grpc__health__v1__health_check_response__init, reply) }
             switch response.pointee.status {
-            case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING: print("SERVING")
-            case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING: print("NOT_SERVING"); throw ExitCode(2)
-            default: print("UNKNOWN"); throw ExitCode(2)
+            case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__SERVING: if !output.json { print("SERVING") }
+            case GRPC__HEALTH__V1__HEALTH_CHECK_RESPONSE__SERVING_STATUS__NOT_SERVING: if !output.json { print("NOT_SERVING") }; throw ExitCode(2)
+            default: if !output.json { print("UNKNOWN") }; throw ExitCode(2)
             }
         } catch let error as RPCError {
             throw reportFailure(error)
@@ -36,6 +38,7 @@ struct ServicesCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "services", abstract: "List the server's gRPC services (via reflection).")
 
     @OptionGroup var connection: ConnectionOptions
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let client = try await connection.connect()
@@ -53,6 +56,13 @@ struct ServicesCommand: AsyncParsableCommand {
             for try await reply in call.responses {
                 let response = try ProtoMessage(grpc__reflection__v1__server_reflection_response__init, buffer: reply)
                 guard let list = response.pointee.list_services_response else { continue }
+                if output.json {
+                    // The ListServiceResponse: {"service": [{"name": ...}, ...]}.
+                    var bytes = ByteBuffer()
+                    ProtoBuilder().pack(list, into: &bytes)
+                    try JSONOutput.message(grpc__reflection__v1__list_service_response__init, bytes)
+                    continue
+                }
                 for i in 0..<list.pointee.n_service {
                     print(String(protoC: list.pointee.service[i]!.pointee.name))
                 }

@@ -24,6 +24,7 @@ struct TranscribeCommand: AsyncParsableCommand {
     @Flag(help: "Print only the final transcript.") var quiet = false
     @Option(help: "Seconds before the call is abandoned.") var timeout: Int64 = 3600
     @Flag(help: "Send the audio at its own pace, as a live source would (default: as fast as the server takes it).") var realtime = false
+    @OptionGroup var output: JSONOption
 
     func run() async throws {
         let audio = try MediaIO.read(file)
@@ -64,6 +65,10 @@ struct TranscribeCommand: AsyncParsableCommand {
         }
         do {
             for try await reply in call.responses {
+                if output.json {
+                    try JSONOutput.message(prism__v1__transcribe_event__init, reply)
+                    continue
+                }
                 let event = try ProtoMessage(prism__v1__transcribe_event__init, buffer: reply)
                 withExtendedLifetime(event) { show(event.pointee, bar: bar) }
             }

@@ -2,7 +2,8 @@
 Unary (application/proto): bare messages both ways, metadata in headers and trailers as trailer-
 headers, errors as an HTTP status with Connect's JSON body, gzip bodies, connect-timeout-ms and the
 protocol version checked. Streaming (application/connect+proto): envelopes and the end-stream JSON.
-The JSON codec and streaming-request methods refused by name; over HTTP/1.1, TLS and HTTP/2."""
+Client-streaming methods as envelopes in one body; bidirectional ones refused by name; over HTTP/1.1,
+TLS and HTTP/2."""
 
 from __future__ import annotations
 
@@ -72,7 +73,7 @@ def test_error_status_as_http_status_and_json(plain_server):
 
 def test_streaming_request_methods_and_other_codecs_are_refused_by_name(plain_server):
     status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", b"")
-    assert status == 501 and "application/connect+proto" in error_of(status, headers, body)["message"], body
+    assert status == 415 and "application/connect+proto" in error_of(status, headers, body)["message"], body
     status, headers, body = post(plain_server, "/grpc.testing.TestService/FullDuplexCall", b"")
     assert status == 501 and "needs gRPC over HTTP/2" in error_of(status, headers, body)["message"], body
     status, _, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/xml")
@@ -214,3 +215,63 @@ def test_json_that_does_not_fit_names_the_field(plain_server):
     messages, end = streamed(reply)
     assert messages == [] and end["error"]["code"] == "invalid_argument", end
     assert end["error"]["message"].startswith("prism.v1.GenerateRequest JSON: messages[0].role: ") and "ROLE_ALIEN" in end["error"]["message"], end
+
+
+def test_client_streaming_over_connect_streaming(plain_server):
+    """A client stream travels as envelopes in one request body (so over HTTP/1.1 too); the answer is
+    one message envelope and the end-stream envelope. gRPC's StreamingInputCall sums the payloads."""
+    sizes = (10, 2000, 0, 31415)
+    body = b"".join(envelope(messages_pb2.StreamingInputCallRequest(payload=messages_pb2.Payload(body=bytes(n))).SerializeToString())
+                    for n in sizes)
+    status, headers, reply = post(plain_server, "/grpc.testing.TestService/StreamingInputCall", body, content_type="application/connect+proto")
+    assert status == 200 and headers["content-type"] == "application/connect+proto", (status, headers, reply)
+    (message,), end = streamed(reply)
+    assert end == {} and messages_pb2.StreamingInputCallResponse.FromString(message).aggregated_payload_size == sum(sizes)
+
+
+def test_index_document_over_connect_json(plain_server):
+    """What the console does: IndexDocument's header and data chunks as JSON envelopes in one body,
+    the IndexDocumentResponse as JSON; then Query retrieves from it."""
+    text = b"# Keys\n\nRotate the signing key every ninety days.\n"
+    body = envelope(json.dumps({"header": {"index": "connect-json", "documentId": "keys", "mimeType": "text/markdown"}}).encode())
+    body += b"".join(envelope(json.dumps({"data": base64.b64encode(text[i:i + 16]).decode()}).encode()) for i in range(0, len(text), 16))
+    status, headers, reply = post(plain_server, "/prism.v1.Prism/IndexDocument", body, content_type="application/connect+json")
+    assert status == 200 and headers["content-type"] == "application/connect+json", (status, headers, reply)
+    (message,), end = streamed(reply)
+    assert end == {} and json.loads(message) == {"documentId": "keys", "chunks": 1}, (message, end)
+    query = envelope(json.dumps({"index": "connect-json", "question": "how often is the key rotated?", "retrieveOnly": True}).encode())
+    status, _, reply = post(plain_server, "/prism.v1.Prism/Query", query, content_type="application/connect+json")
+    messages, end = streamed(reply)
+    hits = [json.loads(m)["hits"] for m in messages if "hits" in json.loads(m)]
+    assert end == {} and hits[0]["text"][0]["documentId"] == "keys", (messages, end)
+    # A bad chunk ends the call with the error in the end-stream envelope, naming the field.
+    status, _, reply = post(plain_server, "/prism.v1.Prism/IndexDocument", envelope(b'{"header": {"index": 7}}'),
+                            content_type="application/connect+json")
+    messages, end = streamed(reply)
+    assert messages == [] and end["error"]["code"] == "invalid_argument" and "header.index" in end["error"]["message"], end
+
+
+def test_a_bare_curl_to_a_streaming_method_is_told_what_to_send(plain_server):
+    """`curl -d JSON` (a form's content-type) and `curl --json` (Connect unary) to Generate, which is
+    server-streaming: 415 naming the streaming content-type and the envelope, as a Connect error
+    for the JSON one; the same for IndexDocument (client-streaming) and for a unary method."""
+    request = b'{"messages": [{"role": "ROLE_USER", "parts": [{"text": "hi"}]}]}'
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", request, content_type="application/json",
+                                 headers={"accept": "application/json"})
+    error = error_of(status, headers, body)
+    assert status == 415 and headers["accept-post"] == "application/connect+json, application/connect+proto", (status, headers)
+    assert error["code"] == "unimplemented", error
+    assert error["message"].startswith("content-type 'application/json' is Connect unary, which carries one request and one "
+                                       "response message; /prism.v1.Prism/Generate is server-streaming: send content-type "
+                                       "application/connect+json"), error
+    assert "a 0 byte, the message's length as 4 bytes big-endian, then the message" in error["message"], error
+    status, headers, body = post(plain_server, "/prism.v1.Prism/Generate", request, content_type="application/x-www-form-urlencoded")
+    assert status == 415 and body.decode().startswith(
+        "content-type 'application/x-www-form-urlencoded' is not served: /prism.v1.Prism/Generate is server-streaming: "
+        "send content-type application/connect+json"), body
+    status, headers, body = post(plain_server, "/prism.v1.Prism/IndexDocument", b"{}", content_type="application/json")
+    assert status == 415 and "/prism.v1.Prism/IndexDocument is client-streaming: send content-type application/connect+json" \
+        in error_of(status, headers, body)["message"], body
+    status, headers, body = post(plain_server, "/prism.v1.Prism/ListProviders", b"{}", content_type="application/x-www-form-urlencoded")
+    assert status == 415 and "/prism.v1.Prism/ListProviders is unary: send its request as JSON with content-type application/json" \
+        in body.decode(), body

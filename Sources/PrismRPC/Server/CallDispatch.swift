@@ -37,7 +37,12 @@ extension CallTransport {
             return
         }
         guard let wire = WireProtocol(contentType: contentType) else {
-            stream.reject(Status(.invalidArgument, Self.unservedContentType(contentType)), httpStatus: 415)
+            // A bare `curl -d` sends a form's type: for a method we serve, say how to call it.
+            var message = Self.unservedContentType(contentType)
+            if case .found(let route) = router.lookup(path: path) {
+                message = "content-type '\(contentType)' is not served: " + ConnectProtocol.howToCall(path, route.handler)
+            }
+            stream.reject(Status(.invalidArgument, message), httpStatus: 415)
             return
         }
         guard wire != .grpc || carriesTrailers else {
@@ -65,15 +70,24 @@ extension CallTransport {
             stream.reject(Status(.unimplemented, "malformed method path '\(path)'"))
             return
         }
-        guard wire == .grpc || route.handler.isUnaryRequest else {
-            stream.reject(Status(.unimplemented, "\(path) streams requests (client-streaming or bidirectional): it needs gRPC over HTTP/2; gRPC-Web serves unary and server-streaming methods"))
+        if wire == .connectUnary && !route.handler.isUnary && !route.handler.isBidirectional {
+            // Connect unary holds one request and one response message. The method is served in
+            // Connect's streaming content-types: 415, with Connect's JSON error saying which.
+            let error = Status(.unimplemented, "content-type '\(contentType)' is Connect unary, which carries one request and one response message; " + ConnectProtocol.howToCall(path, route.handler))
+            stream.respond(httpStatus: 415, body: ConnectProtocol.errorBody(error),
+                           fields: [("accept-post", "application/connect+json, application/connect+proto")], contentType: "application/json")
+            return
+        }
+        // Connect streaming carries a client stream as enveloped messages in one request body, so
+        // it serves client-streaming methods (IndexDocument) even over HTTP/1.1; bidirectional
+        // ones need both directions open at once: gRPC over HTTP/2.
+        guard wire == .grpc || route.handler.isUnaryRequest || (wire == .connectStream && route.handler.isClientStreaming) else {
+            stream.reject(Status(.unimplemented, route.handler.isClientStreaming
+                ? "\(path) is client-streaming: it needs gRPC over HTTP/2, or Connect streaming (application/connect+json or application/connect+proto, the request messages enveloped in one body); gRPC-Web and Connect unary serve only unary and server-streaming methods"
+                : "\(path) is bidirectional: it needs gRPC over HTTP/2; gRPC-Web and Connect serve unary, server-streaming and (Connect streaming) client-streaming methods"))
             return
         }
         if wire.isConnect {
-            guard wire == .connectStream || route.handler.isUnary else {
-                stream.reject(Status(.unimplemented, "\(path) streams its answer: call it with Connect streaming (application/connect+json or application/connect+proto)"))
-                return
-            }
             if let version = request.connectProtocolVersion, version != "1" {
                 stream.reject(Status(.invalidArgument, "connect-protocol-version '\(version)' is not supported; send 1"))
                 return

@@ -20,6 +20,24 @@ enum ConnectProtocol {
         return try Gzip.decompressCallInput(body, limit: limit, allocator: allocator, what: "request body", corrupt: .invalidArgument)
     }
 
+    /// How to call the method at `path` with curl or fetch: the content-type and body it takes.
+    static func howToCall(_ path: String, _ handler: RPCHandler) -> String {
+        let envelope = "an envelope: a 0 byte, the message's length as 4 bytes big-endian, then the message (JSON or binary)"
+        switch handler {
+        case .unary, .unaryOnEventLoop:
+            return "\(path) is unary: send its request as JSON with content-type application/json (curl --json '{...}'), or as binary with application/proto; gRPC and gRPC-Web serve it too"
+        case .serverStreaming:
+            return "\(path) is server-streaming: send content-type application/connect+json (or application/connect+proto) "
+                + "with the request in \(envelope); the answer is one envelope per message, then an end-of-stream envelope "
+                + "(flag 2) holding the status. gRPC and gRPC-Web serve it too"
+        case .clientStreaming:
+            return "\(path) is client-streaming: send content-type application/connect+json (or application/connect+proto) "
+                + "with each request message in \(envelope), all in one body; or gRPC over HTTP/2"
+        case .bidirectional:
+            return "\(path) is bidirectional: it needs gRPC over HTTP/2 (content-type application/grpc)"
+        }
+    }
+
     /// The HTTP status of an error (google.rpc's mapping, which Connect's spec follows).
     static func httpStatus(_ code: StatusCode) -> Int {
         switch code {

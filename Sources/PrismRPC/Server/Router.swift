@@ -32,6 +32,14 @@ public enum RPCHandler: Sendable {
         }
     }
 
+    var isClientStreaming: Bool {
+        if case .clientStreaming = self { return true } else { return false }
+    }
+
+    var isBidirectional: Bool {
+        if case .bidirectional = self { return true } else { return false }
+    }
+
     var isUnaryRequest: Bool {
         switch self {
         case .unary, .unaryOnEventLoop, .serverStreaming: return true

@@ -319,8 +319,20 @@ final class ServerStream: @unchecked Sendable {
                 finish(Self.status(for: error, connection: connection))
                 return
             }
-        } else if let response {
-            let framed = wire.encode(MessageFramer.frame(response, encoding: responseEncoding(), allocator: connection.allocator),
+        } else if var response {
+            // A single response in a stream (client-streaming, or unary over Connect streaming)
+            // is JSON for a JSON client, like every streamed message (`write`).
+            var encoding = responseEncoding()
+            if let jsonCodec, wire == .connectStream {
+                do {
+                    response = try jsonCodec.response(toJSON: response, path: context?.head.path ?? "")
+                    encoding = .identity
+                } catch {
+                    finish(Self.status(for: error, connection: connection))
+                    return
+                }
+            }
+            let framed = wire.encode(MessageFramer.frame(response, encoding: encoding, allocator: connection.allocator),
                                      allocator: connection.allocator)
             responses.added(framed.readableBytes)
             enqueue(framed)

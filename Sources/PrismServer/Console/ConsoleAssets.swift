@@ -174,11 +174,11 @@ export class AnswerView {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""67729616ba79b411fcf3""#, text: #####"""
+        ConsoleAsset(path: "/console/app.js", contentType: "text/javascript; charset=utf-8", etag: #""6ee8e4d0529878f72320""#, text: #####"""
 // The console's entry module: loads the capability matrix, sends the prompt and its attachments
 // (or a microphone recording) to Generate (Connect server streaming, JSON), streams the answer
 // into the page, stops it on request, reads the answer aloud through Synthesize, runs Extract
-// on the same input, and shows the server's readiness and counters.
+// on the same input, uploads to and asks a document index, and shows the server's readiness and counters.
 import { serverStream, unary } from './connect.js';
 import { Attachments } from './attachments.js';
 import { AnswerView, base64Bytes } from './answer.js';
@@ -186,6 +186,7 @@ import { Conversation, describe } from './conversation.js';
 import { fillMatrix, fillModelSelect } from './providers.js';
 import { Recorder } from './recorder.js';
 import { SAMPLE_SCHEMA, extract } from './extract.js';
+import { ask, describeUpload, listDocuments, uploadDocument } from './indexes.js';
 import { refreshServer } from './server.js';
 
 const SERVICE = '/prism.v1.Prism';
@@ -357,6 +358,58 @@ $('extract-form').addEventListener('submit', async (event) => {
   }
 });
 
+// The Index panel: upload, the index's documents, and questions (with the chat's model choice).
+const indexView = new AnswerView({
+  answer: $('index-answer'), routed: $('index-routed'), usage: $('index-usage'), error: $('index-error'), media: $('index-media'),
+});
+const indexName = () => $('index-name').value.trim();
+function showDocuments() {
+  listDocuments({ index: indexName(), apiKey: apiKey(), tbody: $('index-documents').tBodies[0] })
+    .catch((error) => { $('index-status').textContent = `could not list the documents: ${error.message}`; });
+}
+$('index-name').addEventListener('change', showDocuments);
+$('index-upload-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const file = $('index-file').files[0];
+  const button = $('index-upload');
+  const status = $('index-status');
+  const failure = $('index-upload-error');
+  if (!file || !indexName()) return;
+  button.disabled = true;
+  failure.hidden = true;
+  status.textContent = `uploading and indexing ${file.name}…`;
+  status.dataset.state = 'uploading';
+  try {
+    const reply = await uploadDocument({ index: indexName(), file, apiKey: apiKey() });
+    status.textContent = describeUpload(file, reply);
+    status.dataset.state = 'done';
+    $('index-file').value = '';
+  } catch (error) {
+    status.textContent = '';
+    status.dataset.state = 'error';
+    failure.textContent = `Indexing ${file.name} failed: ${error.message}`;
+    failure.hidden = false;
+  } finally {
+    button.disabled = false;
+    showDocuments();
+  }
+});
+$('index-ask-form').addEventListener('submit', async (event) => {
+  event.preventDefault();
+  const button = $('index-ask');
+  button.disabled = true;
+  try {
+    await ask({
+      index: indexName(), question: $('index-question').value.trim(), retrieveOnly: $('index-retrieve-only').checked,
+      model: modelSelect.value, apiKey: apiKey(), view: indexView, hitsList: $('index-hits'),
+    });
+  } finally {
+    button.disabled = false;
+    showServer();
+  }
+});
+showDocuments();
+
 /** The Server panel, refreshed at load, after every answer and on request. */
 function showServer() {
   refreshServer({ readiness: $('readiness'), calls: $('calls-table'), usage: $('usage-table') })
@@ -368,7 +421,7 @@ loadProviders();
 showServer();
 
 """#####),
-        ConsoleAsset(path: "/console/attachments.js", contentType: "text/javascript; charset=utf-8", etag: #""0c483cd9a43577125f40""#, text: #####"""
+        ConsoleAsset(path: "/console/attachments.js", contentType: "text/javascript; charset=utf-8", etag: #""e9e915c7c14c10b19c5f""#, text: #####"""
 // Files attached to the next prompt, by the picker or by drag and drop: read in the browser and
 // turned into prism.v1.Media parts (base64 `data`, as proto3's JSON mapping writes bytes).
 
@@ -379,8 +432,8 @@ export function formatBytes(n) {
   return `${(n / 1024 / 1024).toFixed(1)} MB`;
 }
 
-/** The file's bytes as base64, without the `data:...;base64,` prefix a data URL has. */
-function readBase64(file) {
+/** The bytes of a file (or a slice of one) as base64, without the `data:...;base64,` prefix a data URL has. */
+export function readBase64(file) {
   return new Promise((resolve, reject) => {
     const reader = new FileReader();
     reader.onload = () => {
@@ -450,10 +503,10 @@ export class Attachments {
 }
 
 """#####),
-        ConsoleAsset(path: "/console/connect.js", contentType: "text/javascript; charset=utf-8", etag: #""b7e059d63a28b229ec17""#, text: #####"""
+        ConsoleAsset(path: "/console/connect.js", contentType: "text/javascript; charset=utf-8", etag: #""19e0bc62d58d4e4da7b4""#, text: #####"""
 // The Connect protocol (connectrpc.com/docs/protocol) over fetch with the JSON codec: unary calls
-// (application/json) and server streaming (application/connect+json envelopes read from the
-// response body as they arrive). Errors of either shape become a ConnectError with the code name.
+// (application/json), server streaming (application/connect+json envelopes read from the response
+// body as they arrive) and client streaming (the request envelopes sent as one body). Errors of either shape become a ConnectError with the code name.
 
 /** An RPC that ended with an error: `code` is Connect's name (`invalid_argument`, `unavailable`...). */
 export class ConnectError extends Error {
@@ -526,9 +579,28 @@ function concat(a, b) {
  * Ends normally on an end-stream message without error; throws its ConnectError otherwise, and
  * throws when the body ends without one (a cut connection is never taken for a whole answer).
  */
-export async function* serverStream(path, request, { apiKey = '', signal } = {}) {
+export function serverStream(path, request, options = {}) {
+  return streamCall(path, envelope(request), options);
+}
+
+/**
+ * Calls a client-streaming method (IndexDocument): every request message enveloped in one body,
+ * which fetch can send over HTTP/1.1 too; resolves to the single response message.
+ */
+export async function clientStream(path, requests, options = {}) {
+  const body = new Blob(requests.map((request) => envelope(request)));
+  let response = null;
+  for await (const message of streamCall(path, body, options)) {
+    if (response) throw new ConnectError('internal', `${path} answered more than one message`);
+    response = message;
+  }
+  if (!response) throw new ConnectError('internal', `${path} ended without its response`);
+  return response;
+}
+
+async function* streamCall(path, body, { apiKey = '', signal } = {}) {
   const response = await fetch(path, {
-    method: 'POST', headers: headersFor('application/connect+json', apiKey), body: envelope(request), signal,
+    method: 'POST', headers: headersFor('application/connect+json', apiKey), body, signal,
   });
   const type = response.headers.get('content-type') ?? '';
   if (!response.ok || !type.startsWith('application/connect+json')) {
@@ -566,7 +638,7 @@ export async function* serverStream(path, request, { apiKey = '', signal } = {})
 }
 
 """#####),
-        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""95af088a581506e827fc""#, text: #####"""
+        ConsoleAsset(path: "/console/console.css", contentType: "text/css; charset=utf-8", etag: #""232abb3871de927b15a5""#, text: #####"""
 /* The console's look: readable type, visible focus, system colours in light and dark, one column
    that fits a phone and widens on a desk. No web fonts, nothing fetched. */
 :root {
@@ -651,6 +723,8 @@ thead th { background: var(--panel); position: sticky; top: 0; }
 .transcript li.assistant { background: var(--panel); }
 .question { margin: 0 0 0.25rem; font-weight: 600; overflow-wrap: anywhere; white-space: pre-wrap; }
 pre.answer { margin: 0; }
+input[type=text] { background: var(--bg); border: 1px solid var(--line); border-radius: 6px; padding: 0.4rem; min-width: 0; }
+.hits { margin: 0.5rem 0 0; padding-left: 1.5rem; display: grid; gap: 0.4rem; overflow-wrap: anywhere; }
 
 """#####),
         ConsoleAsset(path: "/console/conversation.js", contentType: "text/javascript; charset=utf-8", etag: #""8cd6f93c7e832894b1ba""#, text: #####"""
@@ -758,7 +832,7 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
 <svg xmlns="http://www.w3.org/2000/svg" viewBox="0 0 32 32"><title>Prism</title><path d="M16 3 29 27H3z" fill="#2f5fd0"/><path d="M16 3 21 27H11z" fill="#8fb1ff"/></svg>
 
 """#####),
-        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""427e8fa4bda6478b7049""#, text: #####"""
+        ConsoleAsset(path: "/", contentType: "text/html; charset=utf-8", etag: #""4eb0818fa356b364e7e9""#, text: #####"""
 <!doctype html>
 <!-- The Prism web console: served at / by prism-server from the bytes built into it
      (tools/gen-console.sh); plain HTML, CSS and JS modules, talking Connect+JSON to the same port. -->
@@ -777,6 +851,7 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
     <nav aria-label="Sections">
       <a href="#chat">Chat</a>
       <a href="#extract">Extract</a>
+      <a href="#index">Index</a>
       <a href="#providers">Providers</a>
       <a href="#server">Server</a>
     </nav>
@@ -854,6 +929,54 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
       </article>
     </section>
 
+    <section id="index" aria-labelledby="index-title">
+      <h2 id="index-title">Document index</h2>
+      <p class="muted">Upload PDFs, images, Markdown, text or recordings into a named index, then ask it:
+        the pages and chunks it retrieves, and with a model (the one chosen above) an answer citing them.</p>
+      <form id="index-upload-form" class="ask">
+        <div class="row">
+          <label for="index-name">Index</label>
+          <input id="index-name" data-testid="index-name" type="text" value="docs" required spellcheck="false">
+        </div>
+        <label for="index-file">Document</label>
+        <input id="index-file" data-testid="index-file" type="file" required
+               accept="application/pdf,image/*,audio/*,video/*,text/plain,text/markdown,.md,.markdown,.txt">
+        <div class="row actions">
+          <button id="index-upload" data-testid="index-upload" type="submit">Upload</button>
+          <span id="index-status" data-testid="index-status" class="muted" role="status"></span>
+        </div>
+        <div id="index-upload-error" data-testid="index-upload-error" class="error" role="alert" hidden></div>
+      </form>
+      <h3 id="index-documents-title">Documents in the index</h3>
+      <div class="scroll" tabindex="0" role="region" aria-labelledby="index-documents-title">
+        <table id="index-documents" data-testid="index-documents">
+          <thead><tr><th scope="col">Id</th><th scope="col">Title</th><th scope="col">Type</th><th scope="col">Pages</th>
+                     <th scope="col">Chunks</th><th scope="col">Stored</th></tr></thead>
+          <tbody></tbody>
+        </table>
+      </div>
+      <form id="index-ask-form" class="ask">
+        <label for="index-question">Question</label>
+        <textarea id="index-question" data-testid="index-question" rows="2" required></textarea>
+        <div class="row">
+          <input id="index-retrieve-only" data-testid="index-retrieve-only" type="checkbox">
+          <label for="index-retrieve-only">Retrieve only (the hits, no model; works without a vendor key)</label>
+        </div>
+        <div class="row actions">
+          <button id="index-ask" data-testid="index-ask" type="submit">Ask</button>
+        </div>
+      </form>
+      <article class="reply" aria-labelledby="index-answer-title">
+        <h3 id="index-answer-title">Answer</h3>
+        <p id="index-routed" class="meta" hidden></p>
+        <div id="index-answer" data-testid="index-answer" class="answer" aria-live="polite" data-state="idle"></div>
+        <div id="index-media" class="media"></div>
+        <ol id="index-hits" data-testid="index-hits" class="hits" aria-label="Retrieved chunks and pages" hidden></ol>
+        <p id="index-usage" class="meta" hidden></p>
+        <div id="index-error" data-testid="index-error" class="error" role="alert" hidden></div>
+      </article>
+    </section>
+
     <section id="providers" aria-labelledby="providers-title">
       <h2 id="providers-title">Providers and models</h2>
       <p class="muted">The capability matrix from ListProviders: what each model takes, produces, and costs.</p>
@@ -894,6 +1017,100 @@ export async function extract({ input, schemaText, instructions, model, apiKey, 
   </main>
 </body>
 </html>
+
+"""#####),
+        ConsoleAsset(path: "/console/indexes.js", contentType: "text/javascript; charset=utf-8", etag: #""a410d95efb3c68ba3b0c""#, text: #####"""
+// The Index panel: uploads a document into a named index (IndexDocument, client streaming over
+// Connect: the header and the file's chunks as envelopes in one body), lists the index's documents
+// (ListDocuments), and asks it (Query, server streaming): the hits it retrieved, and with a model
+// the answer streamed into an AnswerView, citing pages.
+import { clientStream, serverStream, unary } from './connect.js';
+import { formatBytes, readBase64 } from './attachments.js';
+
+const SERVICE = '/prism.v1.Prism';
+// Bytes per data message: well under the server's message limit (64 MiB by default) once in
+// base64, and small enough that one chunk's base64 string is cheap to build.
+const CHUNK_BYTES = 1024 * 1024;
+
+/** Types the server cannot sniff from the bytes alone: text by the file's extension. */
+function declaredType(file) {
+  if (/\.(md|markdown)$/i.test(file.name)) return 'text/markdown';
+  if (/\.(txt|text)$/i.test(file.name)) return 'text/plain';
+  return file.type || '';
+}
+
+/** Uploads `file` into `index`; resolves to the IndexDocumentResponse (documentId, pages, chunks, notes). */
+export async function uploadDocument({ index, file, title, apiKey }) {
+  const header = { index, mimeType: declaredType(file), title: title || file.name.replace(/\.[^.]*$/, '') };
+  const requests = [{ header }];
+  for (let offset = 0; offset < file.size; offset += CHUNK_BYTES) {
+    requests.push({ data: await readBase64(file.slice(offset, offset + CHUNK_BYTES)) });
+  }
+  return clientStream(`${SERVICE}/IndexDocument`, requests, { apiKey });
+}
+
+/** One line for an upload's result: the id the server gave, what it made, and its notes. */
+export function describeUpload(file, reply) {
+  const counts = [`${reply.pages ?? 0} pages`, `${reply.chunks ?? 0} chunks`, `${reply.images ?? 0} images`];
+  const notes = (reply.notes ?? []).map((note) => ` Note: ${note}.`).join('');
+  return `${file.name} (${formatBytes(file.size)}) indexed as ${reply.documentId}: ${counts.join(', ')}.${notes}`;
+}
+
+/** Fills `tbody` with the documents of `index` (ListDocuments); an unknown index is an empty list. */
+export async function listDocuments({ index, apiKey, tbody }) {
+  let documents = [];
+  try {
+    // No name yet (the field is being typed in): nothing to list, not an error.
+    if (index) documents = (await unary(`${SERVICE}/ListDocuments`, { index }, { apiKey })).documents ?? [];
+  } catch (error) {
+    if (error.code !== 'not_found') throw error;
+  }
+  tbody.replaceChildren(...documents.map((d) => {
+    const row = document.createElement('tr');
+    for (const text of [d.documentId, d.title ?? '', d.mimeType ?? '', String(d.pages ?? 0), String(d.chunks ?? 0),
+      formatBytes(Number(d.storedBytes ?? 0))]) {
+      const cell = document.createElement('td');
+      cell.textContent = text;
+      row.append(cell);
+    }
+    return row;
+  }));
+  return documents.length;
+}
+
+/** The hits as a list: each chunk or page with its document, page, score and a slice of its text. */
+function renderHits(list, hits) {
+  const items = [...(hits.text ?? []).map((h) => ['chunk', h]), ...(hits.pages ?? []).map((h) => ['page', h])];
+  list.replaceChildren(...items.map(([kind, h]) => {
+    const item = document.createElement('li');
+    const label = document.createElement('strong');
+    label.textContent = `[${h.documentId}${h.page ? ` p.${h.page}` : ''}] ${kind}, score ${Number(h.score ?? 0).toFixed(2)}`;
+    const text = (h.text ?? '').replace(/\s+/g, ' ');
+    item.append(label, document.createTextNode(` ${h.heading ? `${h.heading}: ` : ''}${text.slice(0, 300)}${text.length > 300 ? '…' : ''}`));
+    return item;
+  }));
+  list.hidden = items.length === 0;
+}
+
+/** Asks `index`: with `retrieveOnly` the hits alone, else the answer of `model` (or any capable one). */
+export async function ask({ index, question, retrieveOnly, model, apiKey, view, hitsList, signal }) {
+  view.start();
+  hitsList.replaceChildren();
+  hitsList.hidden = true;
+  const request = { index, question, retrieveOnly };
+  if (model) request.route = { model };
+  try {
+    for await (const event of serverStream(`${SERVICE}/Query`, request, { apiKey, signal })) {
+      if (event.hits) renderHits(hitsList, event.hits);
+      else view.event(event);
+    }
+    if (retrieveOnly && hitsList.hidden) view.appendText('Nothing in the index matches the question.');
+    view.done();
+  } catch (error) {
+    if (error.name === 'AbortError') view.cancelled();
+    else view.fail(error, 'The question failed');
+  }
+}
 
 """#####),
         ConsoleAsset(path: "/console/providers.js", contentType: "text/javascript; charset=utf-8", etag: #""65c10699938fe325290a""#, text: #####"""
