@@ -37,15 +37,20 @@ final class TestRedis {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// Runs tools/services.sh with posix_spawn and waitpid: Foundation's Process.waitUntilExit
+    /// hangs here once the script has left a daemon (redis-server) behind.
     private func run(_ action: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Self.script, "redis", action, folder, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "TestRedis", code: Int(process.terminationStatus),
+        let arguments = ["/bin/bash", Self.script, "redis", action, folder, String(port)]
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        var pid: pid_t = 0
+        var status: Int32 = 0
+        guard posix_spawn(&pid, "/bin/bash", &actions, nil, &argv, environ) == 0, waitpid(pid, &status, 0) == pid, status == 0 else {
+            throw NSError(domain: "TestRedis", code: Int(status),
                           userInfo: [NSLocalizedDescriptionKey: "tools/services.sh redis \(action) \(folder) \(port) failed"])
         }
     }

@@ -215,6 +215,17 @@ def test_a_model_outside_the_allow_list_is_denied(keyed_server, fakes):
     ok(events, err, "an allowed model")
 
 
+def test_a_batch_item_outside_the_allow_list_is_denied(keyed_server):
+    items = [prism_pb2.BatchItem(custom_id="allowed", generate=request(unique("batch ok"), ANTHROPIC_MODEL)),
+             prism_pb2.BatchItem(custom_id="denied", generate=request(unique("batch no"), OPENAI_MODEL))]
+    with keyed_server.channel() as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            prism_pb2_grpc.PrismStub(channel).SubmitBatch(prism_pb2.SubmitBatchRequest(items=items), metadata=bearer("claude-only"),
+                                                          timeout=RPC_TIMEOUT_S)
+    assert_status(info.value, StatusCode.PERMISSION_DENIED, "a batch with an item for a model the key may not use")
+    assert "'denied'" in info.value.details() and OPENAI_MODEL in info.value.details(), info.value.details()
+
+
 def test_usage_rows_follow_the_calls(keyed_server):
     before = {(r["model"], r["day"]): r for r in usage_rows(keyed_server, "--key", "free")}
     spent = []
