@@ -49,6 +49,9 @@ struct UsageCommand: AsyncParsableCommand {
     /// The usage store of this machine's data folder.
     static func store() throws -> any UsageStore {
         let environment = ProcessInfo.processInfo.environment
+        if let url = environment["PRISM_DATABASE_URL"], !url.isEmpty {
+            throw ValidationError("PRISM_DATABASE_URL is set, but this build of prism usage reads only the embedded store (PRISM_DATA_DIR); unset it to read that")
+        }
         guard let directory = DataDirectory.resolve(environment) else {
             throw ValidationError("no data folder: set PRISM_DATA_DIR (HOME is not set either)")
         }
