@@ -24,6 +24,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 from conftest import server_binary
 from harness import REPO_ROOT, RPC_TIMEOUT_S, assert_status
 from test_vendors import ANTHROPIC_MODEL, OPENAI_MODEL, fakes, kinds, of_kind, request, vendor_env  # noqa: F401
+from test_vendors import generate as generate_with
 
 StatusCode = grpc.StatusCode
 
@@ -113,15 +114,7 @@ def keyed_server(servers, fakes, session_dir: Path, redis):
 
 def generate(server, req, key: str):
     """All events of one Generate with `key`, and the grpc.RpcError it ended with (None for OK)."""
-    events = []
-    with server.channel() as channel:
-        call = prism_pb2_grpc.PrismStub(channel).Generate(req, metadata=bearer(key), timeout=RPC_TIMEOUT_S)
-        try:
-            for event in call:
-                events.append(event)
-        except grpc.RpcError as err:
-            return events, err
-    return events, None
+    return generate_with(server, req, bearer(key))
 
 
 def ok(events, err, what: str):
