@@ -23,6 +23,7 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import server_binary
 from harness import REPO_ROOT, RPC_TIMEOUT_S, assert_status
+from http1 import connect, web_call
 from test_vendors import ANTHROPIC_MODEL, OPENAI_MODEL, fakes, kinds, of_kind, request, vendor_env  # noqa: F401
 from test_vendors import generate as generate_with
 
@@ -35,6 +36,7 @@ KEYS = {
     "claude-only": dict(key="key-claude", models=["anthropic/claude-*"]),
     "free": dict(key="key-free"),
     "limited": dict(key="key-limited", requests_per_minute=100_000),
+    "connect-rpm": dict(key="key-connect", requests_per_minute=1),
 }
 # How long a test waits for a condition that follows an outage or a recovery (the pool pings
 # Redis every second and backs off at most 5 s between reconnection attempts).
@@ -206,6 +208,37 @@ def test_a_model_outside_the_allow_list_is_denied(keyed_server, fakes):
     assert not fakes["openai"].requests(text), "the vendor was called for a denied model"
     events, err = generate(keyed_server, request(unique("for you"), ANTHROPIC_MODEL), "claude-only")
     ok(events, err, "an allowed model")
+
+
+def test_the_key_reaches_the_service_over_grpc_web_and_connect(keyed_server):
+    # gRPC-Web: the allow-list of the key presented in the header applies.
+    conn = connect(keyed_server)
+    try:
+        denied = web_call(conn, "/prism.v1.Prism/Generate", request(unique("web"), OPENAI_MODEL).SerializeToString(),
+                          headers={"authorization": f"Bearer {KEYS['claude-only']['key']}"})
+    finally:
+        conn.close()
+    assert denied.grpc_status == StatusCode.PERMISSION_DENIED.value[0], (denied.grpc_status, denied.grpc_message)
+    assert "claude-only" in denied.grpc_message, denied.grpc_message
+    # Connect unary: a key allowed one call a minute; the second gets 429 and the retry time.
+    early_in_a_minute()
+    answers = []
+    for _ in range(2):
+        conn = connect(keyed_server)
+        try:
+            conn.request("POST", "/prism.v1.Prism/ListProviders", body=b"", headers={
+                "content-type": "application/proto", "connect-protocol-version": "1",
+                "authorization": f"Bearer {KEYS['connect-rpm']['key']}"})
+            response = conn.getresponse()
+            answers.append((response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()))
+        finally:
+            conn.close()
+    assert answers[0][0] == 200, answers[0]
+    status, headers, body = answers[1]
+    assert status == 429, (status, body)
+    error = json.loads(body)
+    assert error["code"] == "resource_exhausted" and "'connect-rpm'" in error["message"], error
+    assert 0 < int(headers["trailer-retry-after-ms"]) <= 60_000, headers
 
 
 def test_a_batch_item_outside_the_allow_list_is_denied(keyed_server):
