@@ -47,9 +47,24 @@ final class TestRedis {
         posix_spawn_file_actions_init(&actions)
         defer { posix_spawn_file_actions_destroy(&actions) }
         posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // A child inherits the spawning thread's signal mask and ignored signals, and test code may
+        // run on pool threads that block signals: the redis-server left behind must take SIGTERM
+        // from `stop`, so the child starts with none blocked and every handler at its default.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
         var pid: pid_t = 0
         var status: Int32 = 0
-        guard posix_spawn(&pid, "/bin/bash", &actions, nil, &argv, environ) == 0, waitpid(pid, &status, 0) == pid, status == 0 else {
+        let spawned = posix_spawn(&pid, "/bin/bash", &actions, &attributes, &argv, environ) == 0
+        var waited: pid_t = -1
+        repeat { waited = spawned ? waitpid(pid, &status, 0) : -1 } while spawned && waited == -1 && errno == EINTR
+        guard spawned, waited == pid, status == 0 else {
             throw NSError(domain: "TestRedis", code: Int(status),
                           userInfo: [NSLocalizedDescriptionKey: "tools/services.sh redis \(action) \(folder) \(port) failed"])
         }
