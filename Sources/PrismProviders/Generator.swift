@@ -43,17 +43,20 @@ public final class Generator: Sendable {
     public let cache: GenerationCache?
     /// Every call's outcome, first token, usage and cache decision (for /metrics).
     public let metrics: ProviderMetrics
+    /// Told what each generation spent, under its Caller's key (usage accounting, budgets).
+    public let meter: (any UsageMeter)?
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
                 fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, metrics: ProviderMetrics = ProviderMetrics(),
-                logger: Logger) {
+                meter: (any UsageMeter)? = nil, logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
         self.fetcher = fetcher
         self.cache = cache
         self.metrics = metrics
+        self.meter = meter
         self.logger = logger
     }
 
@@ -63,8 +66,40 @@ public final class Generator: Sendable {
     /// `relayExecutor`, if given, runs the relay of a plugin's events to `emit` (and nothing
     /// else: planning and adaptation stay on the caller's executor). A service passes the executor
     /// of the connection its writes go to, so a streamed event costs no extra thread wake-up.
+    ///
+    /// Inside a call with a `Caller`, only the models its key allows are candidates (none left:
+    /// PERMISSION_DENIED naming the models), and what the answer spent goes to `meter` under its key.
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
                          emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+        let tally = UsageTally()
+        do {
+            try await run(request, relayExecutor: relayExecutor, tally: tally, emit: emit)
+        } catch {
+            await report(tally)
+            throw error
+        }
+        await report(tally)
+    }
+
+    /// Hands what a generation spent to the meter.
+    private func report(_ tally: UsageTally) async {
+        guard let meter else { return }
+        let key = Caller.current?.keyName ?? ""
+        for entry in tally.all { await meter.record(key: key, model: entry.model, requests: entry.requests, usage: entry.usage) }
+    }
+
+    /// The candidates `caller`'s key may use; throws PERMISSION_DENIED when that leaves none.
+    static func permitted(_ candidates: [Candidate], for caller: Caller?) throws -> [Candidate] {
+        guard let caller, !caller.models.patterns.isEmpty else { return candidates }
+        let allowed = candidates.filter { caller.models.permits($0.model.name) }
+        guard allowed.isEmpty else { return allowed }
+        let names = candidates.map(\.model.name)
+        let models = names.isEmpty ? "no model" : names.count == 1 ? "model \(names[0])" : "models \(names.joined(separator: ", "))"
+        throw ProviderFailure(.permissionDenied, "API key '\(caller.keyName)' may not use \(models) (its models: \(caller.models.patterns.joined(separator: ", ")))")
+    }
+
+    private func run(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)?, tally: UsageTally,
+                     emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
         asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
@@ -84,8 +119,8 @@ public final class Generator: Sendable {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
-                                          skipping: health.coolingDown())
+        let candidates = try Self.permitted(planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                                         skipping: health.coolingDown()), for: Caller.current)
         let adapter = Adapter(host: host)
         let dimensions = metrics.dimensions(for: request)
         var attempt = 0
@@ -111,6 +146,7 @@ public final class Generator: Sendable {
                 attempt += 1
                 try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
                 for event in hit.events() { try await emit(.event(event)) }
+                tally.answered(by: model.name)
                 return
             }
 
@@ -128,7 +164,7 @@ public final class Generator: Sendable {
                     let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
                     callStarted = true
                     end = try await withTaskExecutorPreference(relayExecutor) {
-                        try await stream(call, model: model, sentContent: &sentContent, dimensions: dimensions) { output in
+                        try await stream(call, model: model, tally: tally, sentContent: &sentContent, dimensions: dimensions) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
                             ticket?.record(output)
                             try await emit(output)
@@ -142,6 +178,7 @@ public final class Generator: Sendable {
                 }
                 metrics.callEnded(model, outcome: end.outcome, dimensions)
                 if end.isOK {
+                    tally.answered(by: model.name)
                     await ticket?.complete()
                     if let voice = SpeechOutput.voice(of: candidate) {
                         try await SpeechOutput.speak(answer.text, via: voice, host: host, original: request, emit: emit)
@@ -192,9 +229,9 @@ public final class Generator: Sendable {
     }
 
     /// Reads a call to its end, passing events on; cancels the call if the client goes away.
-    /// Records the call's first content and usage in `metrics`, and its end when the client
-    /// went away (the caller records any other end).
-    private func stream(_ call: PluginCall, model: ModelCapability, sentContent: inout Bool, dimensions: [(String, String)],
+    /// Records the call's first content and usage in `metrics` and `tally`, and its end when the
+    /// client went away (the caller records any other end).
+    private func stream(_ call: PluginCall, model: ModelCapability, tally: UsageTally, sentContent: inout Bool, dimensions: [(String, String)],
                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
         let started = ContinuousClock.now
         do {
@@ -211,7 +248,10 @@ public final class Generator: Sendable {
                         usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
-                    if case .usage(let usage) = event { metrics.usage(usage, model: model, dimensions) }
+                    if case .usage(let usage) = event {
+                        metrics.usage(usage, model: model, dimensions)
+                        tally.add(usage, model: model.name)
+                    }
                     try await emit(.event(event))
                 case .end(let end):
                     return end

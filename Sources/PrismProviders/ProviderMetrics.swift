@@ -63,12 +63,12 @@ public final class ProviderMetrics: Sendable {
     /// request's value, cut to `maxLabelValueLength`, or empty (Prometheus: absent) when it has
     /// none, so a family's label names never vary. Labels not allow-listed are dropped.
     ///
-    /// The one place per-request labels are made: a label from elsewhere (the caller's API key,
-    /// say) is appended here and reaches every prism_* family.
+    /// The one place per-request labels are made. `key` is the caller's API key name (auth.keys;
+    /// empty without auth or for an unnamed key): names come from the config, so it is bounded.
     public func dimensions(for request: GenerationRequest) -> [(String, String)] {
         labelAllowList.map { name in
             (name, String(String.UnicodeScalarView((request.labels[name] ?? "").unicodeScalars.prefix(Self.maxLabelValueLength))))
-        }
+        } + [("key", Caller.current?.keyName ?? "")]
     }
 
     /// One provider call ended; `outcome` is `ok` or why not (`PluginCall.End.outcome`).

@@ -23,6 +23,10 @@ public final class PrismGateway: Sendable {
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
+    /// Redis (PRISM_REDIS_URL): the response cache and quota counters; nil when not configured.
+    public let redis: RedisPool?
+    /// Usage per key, model and UTC day (`prism usage`).
+    public let usageStore: any UsageStore
     /// Runs batch items (nil when another process owns this data folder's batches).
     private let batchScheduler: BatchScheduler?
 
@@ -31,14 +35,28 @@ public final class PrismGateway: Sendable {
         let directory = try settings.resolvedDataDirectory()
         try DataDirectory.prepare(directory)
         let store = try EmbeddedStore(directory: directory)
+        let redis = try settings.redisURL.map { RedisPool(url: try RedisURL($0)) }
         var cache: GenerationCache?
-        if settings.cacheEnabled {
+        if settings.cacheEnabled, let redis {
+            // Shared by every replica; no memory front, which would keep serving what another replica replaced.
+            cache = GenerationCache(store: RedisResponseCache(pool: redis, maxEntryBytes: settings.cacheMaxEntryBytes),
+                                    ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
+        } else if settings.cacheEnabled {
             let disk = SQLiteResponseCache(store: store, maxDiskBytes: settings.cacheDiskBytes)
             cache = GenerationCache(store: MemoryCacheFront(backing: disk, maxBytes: settings.cacheMemoryBytes),
                                     ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
         }
-        sweeper = cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
+        sweeper = redis != nil ? nil : cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
         self.store = store
+        self.redis = redis
+        if let redis { readiness.require { redis.unavailableReason } }
+        // Keys, their quotas (counted in Redis when there is one) and usage accounting.
+        let keys = try KeyRing(named: settings.namedKeys, unnamed: settings.apiKeys)
+        let gate = QuotaGate(counters: redis.map { RedisQuotaCounters(pool: $0) } ?? MemoryQuotaCounters(),
+                             failOpen: settings.quotaFailOpen, logger: logger)
+        let usageStore = SQLiteUsageStore(store: store)
+        self.usageStore = usageStore
+        let meter = UsageAccounting(keys: keys, gate: gate, store: usageStore, logger: logger)
 
         var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
         pluginOptions.pluginConfig = settings.pluginConfig
@@ -48,7 +66,7 @@ public final class PrismGateway: Sendable {
         let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
         let metrics = ProviderMetrics(labelAllowList: settings.metricsLabelAllowList)
         let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache,
-                                  metrics: metrics, logger: logger)
+                                  metrics: metrics, meter: meter, logger: logger)
         let health = HealthStatusStore()
         let index = try DescriptorIndex.embedded()
 
@@ -73,8 +91,9 @@ public final class PrismGateway: Sendable {
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
-        router.register(PrismService.definition(generator: generator, converse: settings.converse,
-                                                extractRepairs: settings.extractRepairs, documents: documents, batches: batches))
+        router.register(KeyPolicy(keys: keys, gate: gate).wrap(
+            PrismService.definition(generator: generator, converse: settings.converse,
+                                    extractRepairs: settings.extractRepairs, documents: documents, batches: batches)))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -83,7 +102,7 @@ public final class PrismGateway: Sendable {
         }
         names.value = router.serviceNames
 
-        if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
+        if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(digests: keys.keys.map(\.digest))) }
         router.intercept(with: RPCMetrics(registry: metrics.registry))
         router.intercept(with: LoggingInterceptor(logger: logger))
         OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, plugins: plugins)
@@ -124,6 +143,7 @@ public final class PrismGateway: Sendable {
             throw error
         }
         batchScheduler?.start()
+        redis?.startMonitor()
         readiness.markPluginsLoaded()
         try await server.start()
         try await adminServer?.start()
@@ -150,6 +170,7 @@ public final class PrismGateway: Sendable {
         await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()
+        redis?.close()
         store.close()
     }
 }

@@ -65,6 +65,7 @@ def value(families, family: str, name: str, **labels) -> float:
     """The one sample of `name` whose labels are exactly `labels` plus an empty allow-listed label
     where not given; 0 when there is none (a counter not yet incremented)."""
     labels.setdefault(ALLOWED, "")
+    labels.setdefault("key", "")  # the caller's API key name: none here (auth off)
     matches = [s.value for s in (families[family].samples if family in families else []) if s.name == name and s.labels == labels]
     assert len(matches) <= 1, (name, labels, matches)
     return matches[0] if matches else 0.0

@@ -11,8 +11,13 @@ public final class Readiness: @unchecked Sendable {
     private let lock = NSLock()
     private var pluginsLoaded = false
     private var draining = false
+    /// More conditions, each nil when met (a shared store that must be reachable).
+    private var requirements: [@Sendable () -> String?] = []
 
     public init() {}
+
+    /// Adds a condition of readiness: `reason` answers nil when met, else why not. Call before serving.
+    public func require(_ reason: @escaping @Sendable () -> String?) { lock.withLock { requirements.append(reason) } }
 
     public func markPluginsLoaded() { lock.withLock { pluginsLoaded = true } }
     public func markDraining() { lock.withLock { draining = true } }
@@ -22,7 +27,7 @@ public final class Readiness: @unchecked Sendable {
         lock.withLock {
             if draining { return "draining for shutdown" }
             if !pluginsLoaded { return "provider plugins are loading" }
-            return nil
+            return requirements.lazy.compactMap { $0() }.first
         }
     }
 }
