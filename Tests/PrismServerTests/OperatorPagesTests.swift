@@ -74,8 +74,12 @@ final class OperatorPagesTests: XCTestCase {
         var request = GenerationRequest(messages: [])
         request.labels = ["team": String(repeating: "t", count: 100), "user": "alice"]
         let dimensions = metrics.dimensions(for: request)
-        XCTAssertEqual(dimensions.map(\.0), ["app", "team"], "sorted, every allow-listed name, nothing else")
-        XCTAssertEqual(dimensions.map(\.1), ["", String(repeating: "t", count: ProviderMetrics.maxLabelValueLength)])
+        XCTAssertEqual(dimensions.map(\.0), ["app", "team", "key"], "sorted, every allow-listed name, nothing else; then the key")
+        XCTAssertEqual(dimensions.map(\.1), ["", String(repeating: "t", count: ProviderMetrics.maxLabelValueLength), ""])
+        // The caller's API key name, when the call has one.
+        let keyed = Caller.$current.withValue(Caller(keyName: "team-a")) { metrics.dimensions(for: request) }
+        XCTAssertEqual(keyed.last?.0, "key")
+        XCTAssertEqual(keyed.last?.1, "team-a")
         // One Character of a thousand scalars is cut too.
         request.labels = ["app": "e" + String(repeating: "\u{301}", count: 1000)]
         XCTAssertEqual(metrics.dimensions(for: request)[0].1.unicodeScalars.count, ProviderMetrics.maxLabelValueLength)
