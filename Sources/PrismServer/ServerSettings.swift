@@ -120,7 +120,13 @@ public struct ConfigFile: Codable, Sendable {
         public var embed_model: String?
     }
 
+    /// Log output: `format` is "text" (default) or "json" (PRISM_LOG_FORMAT, --log-format override).
+    public struct Log: Codable, Sendable {
+        public var format: String?
+    }
+
     public var listen: String?
+    public var log: Log?
     public var batches: Batches?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
@@ -207,6 +213,8 @@ public struct ServerSettings: Sendable {
     public var apiKeys: [String] = []
     public var authMode = "auto"
     public var interop = false
+    /// How log lines are written (`log.format`, PRISM_LOG_FORMAT, --log-format).
+    public var logFormat = LogFormat.text
     /// Plugin folders; the default is the folder of the running executable, where `swift build`
     /// puts the plugin products next to prism-server.
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
@@ -334,6 +342,7 @@ public struct ServerSettings: Sendable {
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
+        if let v = file.log?.format { logFormat = try LogFormat(parsing: v, source: "log.format") }
     }
 
     /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
@@ -345,7 +354,8 @@ public struct ServerSettings: Sendable {
         return value
     }
 
-    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS`, `PRISM_LOG_FORMAT`
+    /// and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
@@ -355,6 +365,7 @@ public struct ServerSettings: Sendable {
         if let origins = environment["PRISM_CORS_ORIGINS"] {
             rpc.cors.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let format = environment["PRISM_LOG_FORMAT"], !format.isEmpty { logFormat = try LogFormat(parsing: format, source: "PRISM_LOG_FORMAT") }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
