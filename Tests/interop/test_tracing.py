@@ -51,6 +51,15 @@ def client_context() -> tuple[str, str, str]:
     return f"00-{trace_id}-{span_id}-01", trace_id, span_id
 
 
+def generate_ok(server, text: str, traceparent: str, what: str, **kwargs) -> list:
+    """The events of a Generate of `text` to the OpenAI model sent with `traceparent`, which must end OK."""
+    with server.channel() as channel:
+        events = list(prism_pb2_grpc.PrismStub(channel).Generate(request(text, OPENAI_MODEL, **kwargs), timeout=RPC_TIMEOUT_S,
+                                                                  metadata=[("traceparent", traceparent)]))
+    ok(events, None, what)
+    return events
+
+
 def one(spans, name: str):
     found = [s for s in spans if s.name == name]
     assert len(found) == 1, f"expected one span {name!r}, got {[s.name for s in spans]}"
@@ -139,10 +148,7 @@ def test_json_logs_carry_the_trace_id(traced_server, receiver):
     # A first answer of 429 makes the gateway retry, and log that inside the call's span.
     traceparent, trace_id, _ = client_context()
     text = f"once-429 json logs {trace_id[:8]}"
-    with traced_server.channel() as channel:
-        events = list(prism_pb2_grpc.PrismStub(channel).Generate(request(text, OPENAI_MODEL), timeout=RPC_TIMEOUT_S,
-                                                                  metadata=[("traceparent", traceparent)]))
-    ok(events, None, "Generate after one 429")
+    generate_ok(traced_server, text, traceparent, "Generate after one 429")
     receiver.await_spans(trace_id, ["prism.v1.Prism/Generate"])
     lines = [line for line in traced_server.log_path.read_text().splitlines() if line.strip()]
     records = []
@@ -163,9 +169,6 @@ def test_untraced_server_sends_vendors_no_traceparent(vendor_server, fakes):
     """No OTEL_* endpoint: no tracer, and the plugin's requests carry no trace context."""
     traceparent, trace_id, _ = client_context()
     text = f"untraced {trace_id[:8]}"
-    with vendor_server.channel() as channel:
-        events = list(prism_pb2_grpc.PrismStub(channel).Generate(request(text, OPENAI_MODEL), timeout=RPC_TIMEOUT_S,
-                                                                  metadata=[("traceparent", traceparent)]))
-    ok(events, None, "untraced Generate")
+    generate_ok(vendor_server, text, traceparent, "untraced Generate")
     sent = fakes["openai"].requests(text)
     assert len(sent) == 1 and sent[0]["trace_context"] == {}, sent

@@ -27,14 +27,14 @@ public struct JSONLogHandler: LogHandler {
         set { metadata[key] = newValue }
     }
 
-    public func log(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?,
-                    source: String, file: String, function: String, line: UInt) {
-        JSONLogStream.shared.write(self.line(level: level, message: message, metadata: explicit))
+    public func log(event: LogEvent) {
+        JSONLogStream.shared.write(line(level: event.level, message: event.message, metadata: event.metadata, error: event.error))
     }
 
     /// The JSON text of one record (without the newline): the handler's metadata, then the
     /// provider's, then the call's, later ones winning on a key.
-    func line(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, at date: Date = Date()) -> String {
+    func line(level: Logger.Level, message: Logger.Message, metadata explicit: Logger.Metadata?, error: (any Error)? = nil,
+              at date: Date = Date()) -> String {
         var all = metadata
         if let provided = metadataProvider?.get() { all.merge(provided) { _, new in new } }
         if let explicit { all.merge(explicit) { _, new in new } }
@@ -49,6 +49,7 @@ public struct JSONLogHandler: LogHandler {
             ("message", .string(message.description)),
             ("logger", .string(label)),
         ]
+        if let error { members.append(("error", .string("\(error)"))) }
         if !all.isEmpty { members.append(("metadata", Self.json(.dictionary(all)))) }
         if let traceID { members.append(("trace_id", .string("\(traceID)"))) }
         if let spanID { members.append(("span_id", .string("\(spanID)"))) }
