@@ -172,3 +172,21 @@ def test_untraced_server_sends_vendors_no_traceparent(vendor_server, fakes):
     generate_ok(vendor_server, text, traceparent, "untraced Generate")
     sent = fakes["openai"].requests(text)
     assert len(sent) == 1 and sent[0]["trace_context"] == {}, sent
+
+
+def test_shutdown_exports_the_spans_still_buffered(servers, fakes, receiver):
+    """With a batch delay far longer than the test, spans leave only by the flush at shutdown:
+    SIGTERM must export them before the process exits, and it must exit cleanly."""
+    env = vendor_env(fakes) | {"OTEL_EXPORTER_OTLP_TRACES_ENDPOINT": receiver.endpoint + "/v1/traces",
+                               "OTEL_BSP_SCHEDULE_DELAY": "600000"}
+    server = servers.start("traces-flush-h2c", [], "h2c", env=env)
+    traceparent, trace_id, _ = client_context()
+    try:
+        generate_ok(server, f"flush {trace_id[:8]}", traceparent, "Generate before shutdown")
+        assert receiver.trace(trace_id) == [], "spans were exported before the batch delay or shutdown"
+    finally:
+        code = server.stop()
+    assert code == 0, f"prism-server exited with {code}"
+    spans = receiver.trace(trace_id)
+    assert {"prism.v1.Prism/Generate", "chat gpt-4o"} <= {s.name for s in spans}, [s.name for s in spans]
+    assert all(s.resource.get("service.name") == "prism-server" for s in spans), spans[0].resource
