@@ -162,6 +162,8 @@ def test_json_logs_carry_the_trace_id(traced_server, receiver):
     in_trace = [r for r in records if r.get("trace_id") == trace_id]
     assert in_trace, f"no log line carries trace_id {trace_id}; lines: {lines[-10:]}"
     assert any("failed before content" in r["message"] and r["level"] == "warning" for r in in_trace), in_trace
+    # The call's one-line summary (written on the event loop once the call ends) carries them too.
+    assert any(r["message"].startswith("/prism.v1.Prism/Generate OK") and r["logger"] == "prism" for r in in_trace), in_trace
     assert all(len(r.get("span_id", "")) == 16 for r in in_trace), in_trace
 
 

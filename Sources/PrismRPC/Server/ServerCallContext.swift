@@ -16,6 +16,22 @@ public struct CallHead: Sendable {
     /// The method's shape as go-grpc-prometheus names it: `unary`, `server_stream`,
     /// `client_stream` or `bidi_stream`.
     public var callType = "unary"
+    /// Fields for the call's log line learnt once it runs (its trace id), shared by every copy.
+    public let logFields = CallLogFields()
+}
+
+/// Name-value pairs a handler's wrapper adds for the line LoggingInterceptor writes when the call
+/// ends (the trace and span ids of its span, which only exist inside the handler's task).
+public final class CallLogFields: Sendable {
+    private let fields = NIOLockedValueBox<[(String, String)]>([])
+
+    init() {}
+
+    public func set(_ name: String, _ value: String) {
+        fields.withLockedValue { $0.removeAll { $0.0 == name }; $0.append((name, value)) }
+    }
+
+    public var all: [(String, String)] { fields.withLockedValue { $0 } }
 }
 
 /// Per-call state handed to handlers.

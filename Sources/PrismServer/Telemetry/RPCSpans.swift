@@ -69,6 +69,11 @@ enum RPCSpans {
         span.attributes["rpc.service"] = head.service
         span.attributes["rpc.method"] = head.method
         span.attributes["prism.rpc.peer"] = head.peer  // NIO's text of the remote address, as in the logs
+        // The call's log line is written on the event loop after the span: it gets the ids here.
+        let ids = ServiceContext.withValue(span.context) { TraceExport.logMetadata.get() }
+        for key in ["trace_id", "span_id"] {
+            if let id = ids[key] { head.logFields.set(key, "\(id)") }
+        }
         return span
     }
 
