@@ -1,4 +1,4 @@
-// swift-tools-version:6.0
+// swift-tools-version:6.1
 // Prism: a multi-modal AI gateway. The package builds the RPC runtime, the media core,
 // the services, the daemon (`prism-server`) and the CLI (`prism`); see README.md.
 import PackageDescription
@@ -31,6 +31,11 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-argument-parser.git", from: "1.8.2"),
         // /metrics: Prometheus's collector registry and text exposition (pulls in swift-metrics' CoreMetrics and swift-atomics).
         .package(url: "https://github.com/swift-server/swift-prometheus.git", from: "2.4.1"),
+        // Traces (README "Traces and logs"): the tracing API in the provider layer, OTLP/HTTP export
+        // in the server. Only the OTLPHTTP trait, so that grpc-swift is not built for an exporter.
+        .package(url: "https://github.com/apple/swift-distributed-tracing.git", from: "1.7.3"),
+        .package(url: "https://github.com/swift-otel/swift-otel.git", from: "1.6.0", traits: ["OTLPHTTP"]),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle.git", from: "2.13.0"),
     ],
     targets: [
         // System libraries, found with pkg-config.
@@ -97,7 +102,8 @@ let package = Package(
             dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
                            .product(name: "Logging", package: "swift-log"),
                            // ProviderMetrics: the prism_* families on the gateway's collector registry.
-                           .product(name: "Prometheus", package: "swift-prometheus")]
+                           .product(name: "Prometheus", package: "swift-prometheus"),
+                           .product(name: "Tracing", package: "swift-distributed-tracing")]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),
@@ -152,6 +158,9 @@ let package = Package(
                 .product(name: "Logging", package: "swift-log"),
                 // RPCMetrics (go-grpc-prometheus's families) and the /metrics exposition.
                 .product(name: "Prometheus", package: "swift-prometheus"),
+                .product(name: "Tracing", package: "swift-distributed-tracing"),
+                .product(name: "OTel", package: "swift-otel"),
+                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle"),
             ]
         ),
         .executableTarget(

@@ -163,7 +163,8 @@ public final class HTTPClient: @unchecked Sendable {
         if let deadline = request.deadline { end = min(end, deadline) }
         var list: UnsafeMutablePointer<curl_slist>?
         // Expect: 100-continue only adds a round trip for bodies the vendor will read anyway.
-        for line in request.headers.map({ "\($0.0): \($0.1)" }) + ["Expect:"] { list = curl_slist_append(list, line) }
+        // The call's W3C trace context goes with every request it makes (see CallTrace).
+        for line in CallTrace.adding(to: request.headers).map({ "\($0.0): \($0.1)" }) + ["Expect:"] { list = curl_slist_append(list, line) }
         defer { curl_slist_free_all(list) }
         prism_curl_set_pointer(h, CURLOPT_HTTPHEADER, UnsafeMutableRawPointer(list))
         prism_curl_set_data_fn(h, CURLOPT_HEADERFUNCTION, headerCallback)

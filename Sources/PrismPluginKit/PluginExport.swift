@@ -135,7 +135,8 @@ private let pluginStartCall: @convention(c) (OpaquePointer?, OpaquePointer?, Uns
     plugin.lock.withLock { plugin.calls[c] = call }
     defer { _ = plugin.lock.withLock { plugin.calls.removeValue(forKey: c) } }
     do {
-        try plugin.provider.serve(request, call: call)
+        // Every HTTP request the call makes carries its trace context (CallTrace).
+        try CallTrace.$headers.withValue(CallTrace.headers(of: request)) { try plugin.provider.serve(request, call: call) }
         if !call.isFinished { call.finish(.internalError, "the plugin returned without finishing the call") }
     } catch let failure as CallFailure {
         call.fail(failure)

@@ -43,6 +43,10 @@ public struct ProviderRequest: Sendable {
 
     /// ABI 1.2: what to do with a vendor batch, for operation `.batch`.
     public var batch: BatchCall?
+    /// ABI 1.3: the W3C trace context of the host's span for this call (empty when untraced).
+    /// The kit sends it with every HTTP request of the call; plugins need not read it.
+    public var traceparent: String
+    public var tracestate: String
 
     /// Decodes serialized ProviderRequest bytes; nil if they are not one.
     public init?(serialized bytes: UnsafeRawBufferPointer) {
@@ -75,6 +79,8 @@ public struct ProviderRequest: Sendable {
         var options: [String: String] = [:]
         for e in Self.array(v.options, v.n_options) { options[Self.string(e.pointee.key)] = Self.string(e.pointee.value) }
         self.options = options
+        traceparent = Self.string(v.traceparent)
+        tracestate = Self.string(v.tracestate)
         batch = v.batch.map { b in
             BatchCall(action: BatchCall.Action(rawValue: Int(b.pointee.action.rawValue)),
                       items: Self.array(b.pointee.items, b.pointee.n_items).map { item in
@@ -99,6 +105,8 @@ public struct ProviderRequest: Sendable {
         deadline = nil
         requestID = ""
         options = [:]
+        traceparent = ""
+        tracestate = ""
     }
 
     private static func string(_ p: UnsafeMutablePointer<CChar>?) -> String { p.map { String(cString: $0) } ?? "" }

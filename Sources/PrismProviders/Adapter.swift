@@ -4,6 +4,7 @@
 // human-readable line per step for the `routed` event.
 import Foundation
 import PrismMedia
+import Tracing
 
 struct Adapter: Sendable {
     let host: PluginHost
@@ -28,52 +29,57 @@ struct Adapter: Sendable {
                     return false
                 }
             }
-            switch step {
-            case .pdfToPages?:
-                let (parts, pages, edge) = try await offload { try self.pdfPages(item.media, label: label, target: target) }
-                replacements[index] = parts
-                report.append("pdf \(label)→\(pages) page images (\(edge)px) + text layer")
-            case .pdfToText?:
-                let (text, pages) = try await offload { try self.pdfText(item.media, label: label) }
-                replacements[index] = [.text(text)]
-                report.append("pdf \(label)→text layer of \(pages) pages (\(model.name) takes no images)")
-            case let .videoToFrames(_, frames, transcriber)?:
-                var parts = try await offload { try self.videoFrames(item.media, count: frames, label: label, target: target) }
-                var line = "video \(label)→\(parts.count) frames (\(target.maxLongEdge.map { "\($0)px" } ?? "full size"))"
-                if let transcriber {
-                    let pcm = try await offload { try VideoSampler.extractAudio(item.media.data, limits: self.mediaLimits) }
-                    let wav = AudioEncoder.wavHeader(format: pcm.format, dataBytes: pcm.pcm.count) + pcm.pcm
-                    let text = try await helper(transcriber, .transcribe, MediaInput(mimeType: "audio/wav", data: wav, name: item.media.name), request)
-                    parts.append(.text("[audio track of video \(label), transcribed]\n\(text)"))
-                    line += " + audio transcript via \(transcriber)"
-                }
-                replacements[index] = parts
-                report.append(line)
-            case let .audioToTranscript(_, via)?:
-                let text = try await helper(via, .transcribe, item.media, request)
-                replacements[index] = [.text("[transcript of audio \(label)]\n\(text)")]
-                report.append("audio \(label)→transcript via \(via)")
-            case let .imageToText(_, via)?:
-                let text = try await helper(via, .ocr, item.media, request)
-                replacements[index] = [.text("[text of image \(label)]\n\(text)")]
-                report.append("image \(label)→text via \(via)")
-            case .fitImages?, .synthesizeAudio?, nil:
-                // Sent as it is: the plugin gets the sniffed type, never the client's claim.
-                let format = MediaSniffer.sniff(item.media.data)
-                if model.accepts(.audio), let speech = try await offload({ try self.speechAudio(item.media, for: model, label: label) }) {
-                    replacements[index] = [.media(speech)]
-                    report.append("audio \(label) \(format.rawValue)→16 kHz mono WAV")
-                    continue
-                }
-                guard format.kind == .image, model.accepts(.image) else {
-                    replacements[index] = [.media(MediaInput(mimeType: format.mimeType, data: item.media.data, name: item.media.name))]
-                    continue
-                }
-                let fitted = try await offload { try self.fit(item.media, label: label, target: target) }
-                replacements[index] = [.media(MediaInput(mimeType: fitted.format.mimeType, data: fitted.data, name: item.media.name))]
-                let r = fitted.report
-                if r.scale < 1 || r.format != r.sniffedFormat {
-                    fittedLines.append("image \(label) \(r.originalWidth)×\(r.originalHeight) \(r.sniffedFormat.rawValue)→\(r.width)×\(r.height) \(r.format.rawValue)")
+            // One span per medium: what was done to it, and how long it took.
+            try await withSpan("prism.adapt \(Self.spanName(of: step))") { span in
+                span.attributes["prism.media.index"] = index
+                span.attributes["prism.media.mime_type"] = item.media.mimeType
+                switch step {
+                case .pdfToPages?:
+                    let (parts, pages, edge) = try await offload { try self.pdfPages(item.media, label: label, target: target) }
+                    replacements[index] = parts
+                    report.append("pdf \(label)→\(pages) page images (\(edge)px) + text layer")
+                case .pdfToText?:
+                    let (text, pages) = try await offload { try self.pdfText(item.media, label: label) }
+                    replacements[index] = [.text(text)]
+                    report.append("pdf \(label)→text layer of \(pages) pages (\(model.name) takes no images)")
+                case let .videoToFrames(_, frames, transcriber)?:
+                    var parts = try await offload { try self.videoFrames(item.media, count: frames, label: label, target: target) }
+                    var line = "video \(label)→\(parts.count) frames (\(target.maxLongEdge.map { "\($0)px" } ?? "full size"))"
+                    if let transcriber {
+                        let pcm = try await offload { try VideoSampler.extractAudio(item.media.data, limits: self.mediaLimits) }
+                        let wav = AudioEncoder.wavHeader(format: pcm.format, dataBytes: pcm.pcm.count) + pcm.pcm
+                        let text = try await helper(transcriber, .transcribe, MediaInput(mimeType: "audio/wav", data: wav, name: item.media.name), request)
+                        parts.append(.text("[audio track of video \(label), transcribed]\n\(text)"))
+                        line += " + audio transcript via \(transcriber)"
+                    }
+                    replacements[index] = parts
+                    report.append(line)
+                case let .audioToTranscript(_, via)?:
+                    let text = try await helper(via, .transcribe, item.media, request)
+                    replacements[index] = [.text("[transcript of audio \(label)]\n\(text)")]
+                    report.append("audio \(label)→transcript via \(via)")
+                case let .imageToText(_, via)?:
+                    let text = try await helper(via, .ocr, item.media, request)
+                    replacements[index] = [.text("[text of image \(label)]\n\(text)")]
+                    report.append("image \(label)→text via \(via)")
+                case .fitImages?, .synthesizeAudio?, nil:
+                    // Sent as it is: the plugin gets the sniffed type, never the client's claim.
+                    let format = MediaSniffer.sniff(item.media.data)
+                    if model.accepts(.audio), let speech = try await offload({ try self.speechAudio(item.media, for: model, label: label) }) {
+                        replacements[index] = [.media(speech)]
+                        report.append("audio \(label) \(format.rawValue)→16 kHz mono WAV")
+                        return
+                    }
+                    guard format.kind == .image, model.accepts(.image) else {
+                        replacements[index] = [.media(MediaInput(mimeType: format.mimeType, data: item.media.data, name: item.media.name))]
+                        return
+                    }
+                    let fitted = try await offload { try self.fit(item.media, label: label, target: target) }
+                    replacements[index] = [.media(MediaInput(mimeType: fitted.format.mimeType, data: fitted.data, name: item.media.name))]
+                    let r = fitted.report
+                    if r.scale < 1 || r.format != r.sniffedFormat {
+                        fittedLines.append("image \(label) \(r.originalWidth)×\(r.originalHeight) \(r.sniffedFormat.rawValue)→\(r.width)×\(r.height) \(r.format.rawValue)")
+                    }
                 }
             }
         }
@@ -102,6 +108,18 @@ struct Adapter: Sendable {
             adapted.messages[m].parts = parts
         }
         return (adapted, report)
+    }
+
+    /// The span name of a medium's step (`prism.adapt fit` for a medium sent as it is or fitted).
+    private static func spanName(of step: AdaptationStep?) -> String {
+        switch step {
+        case .pdfToPages?: return "pdf_to_pages"
+        case .pdfToText?: return "pdf_to_text"
+        case .videoToFrames?: return "video_to_frames"
+        case .audioToTranscript?: return "audio_to_transcript"
+        case .imageToText?: return "image_to_text"
+        case .fitImages?, .synthesizeAudio?, nil: return "fit"
+        }
     }
 
     private func fit(_ media: MediaInput, label: String, target: ImageTarget) throws -> FittedImage {

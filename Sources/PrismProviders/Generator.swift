@@ -6,6 +6,7 @@ import CPrismPlugin
 import Foundation
 import Logging
 import PrismMedia
+import Tracing
 
 /// Where a request went and what was done to it (prism.v1.RouteInfo).
 public struct RouteInfo: Sendable, Equatable {
@@ -119,8 +120,12 @@ public final class Generator: Sendable {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try Self.permitted(planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
-                                                         skipping: health.coolingDown()), for: Caller.current)
+        let candidates = try withSpan("prism.plan") { span in
+            let candidates = try Self.permitted(planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                                             skipping: health.coolingDown()), for: Caller.current)
+            span.attributes["prism.plan.candidates"] = candidates.map { $0.model.name }.joined(separator: ",")
+            return candidates
+        }
         let adapter = Adapter(host: host)
         let dimensions = metrics.dimensions(for: request)
         var attempt = 0
@@ -160,12 +165,18 @@ public final class Generator: Sendable {
                 var sentContent = false
                 let answer = TextCollector()
                 var callStarted = false
+                // The provider call's span; the plugin's request carries its trace context.
+                let span = ProviderTracing.startCall(model, operation: candidate.operation)
+                defer { span.end() }
                 do {
-                    let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
+                    let call = try ServiceContext.withValue(span.context) {
+                        try host.startCall(model: model, operation: candidate.operation, request: adapted)
+                    }
                     callStarted = true
                     end = try await withTaskExecutorPreference(relayExecutor) {
                         try await stream(call, model: model, tally: tally, sentContent: &sentContent, dimensions: dimensions) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
+                            if case .event(.usage(let usage)) = output { ProviderTracing.record(usage: usage, on: span) }
                             ticket?.record(output)
                             try await emit(output)
                         }
@@ -173,6 +184,7 @@ public final class Generator: Sendable {
                 } catch let failure as ProviderFailure where failure.code == .unavailable || failure.code == .failedPrecondition {
                     // Not started: the worker pool is full or the model has gone.
                     if !callStarted { metrics.callEnded(model, outcome: "rejected", dimensions) }
+                    ProviderTracing.failed(span, failure)
                     lastFailure = failure
                     break
                 }
@@ -187,6 +199,7 @@ public final class Generator: Sendable {
                     return
                 }
                 let failure = Self.failure(end, model: model, deadline: request.deadline)
+                ProviderTracing.failed(span, failure)
                 if failure.code == .cancelled || failure.code == .deadlineExceeded || Task.isCancelled { throw failure }
                 health.failed(model.name)
                 // After content, a retry would repeat what the client already has.

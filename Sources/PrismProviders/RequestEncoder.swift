@@ -7,7 +7,18 @@ enum RequestEncoder {
     /// The bytes of a ProviderRequest for `model` (the id without "provider/").
     static func encode(_ request: GenerationRequest, operation: Operation, model: String) -> [UInt8] {
         let b = ProtoBuilder()
-        return b.pack(message(request, operation: operation, model: model, b))
+        let r = message(request, operation: operation, model: model, b)
+        traceContext(r, b)
+        return b.pack(r)
+    }
+
+    /// The current span's W3C trace context, for the plugin to send on (see plugin.proto); only
+    /// on the outer request: a batch's items are parts of one call.
+    private static func traceContext(_ r: UnsafeMutablePointer<Prism__Plugin__V1__ProviderRequest>, _ b: ProtoBuilder) {
+        let headers = ProviderTracing.currentTraceHeaders()
+        guard let parent = headers["traceparent"] else { return }
+        r.pointee.traceparent = b.string(parent)
+        r.pointee.tracestate = b.string(headers["tracestate"] ?? "")
     }
 
     /// The bytes of an OPERATION_BATCH ProviderRequest for `model`: `action` with, for a submit,
@@ -43,6 +54,7 @@ enum RequestEncoder {
             call.pointee.vendor_batch_id = b.string(id)
         }
         r.pointee.batch = call
+        traceContext(r, b)
         return b.pack(r)
     }
 

@@ -91,11 +91,13 @@ public final class PrismGateway: Sendable {
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
-        router.register(KeyPolicy(keys: keys, gate: gate).wrap(
+        // Calls of the API get a trace span each (when a tracer is bootstrapped), around the key's
+        // quotas so a refusal is traced too; health and reflection do not.
+        router.register(RPCSpans.traced(KeyPolicy(keys: keys, gate: gate).wrap(
             PrismService.definition(generator: generator, converse: settings.converse,
-                                    extractRepairs: settings.extractRepairs, documents: documents, batches: batches)))
+                                    extractRepairs: settings.extractRepairs, documents: documents, batches: batches))))
         router.register(HealthService.definition(store: health))
-        if settings.interop { router.register(InteropService.definition()) }
+        if settings.interop { router.register(RPCSpans.traced(InteropService.definition())) }
         let names = RouterNames()
         for definition in ReflectionService.definitions(index: index, services: { names.value }) {
             router.register(definition)

@@ -140,8 +140,14 @@ public struct ConfigFile: Codable, Sendable {
         public var listen: String?
     }
 
+    /// Log output: `format` is "text" (default) or "json" (PRISM_LOG_FORMAT, --log-format override).
+    public struct Log: Codable, Sendable {
+        public var format: String?
+    }
+
     public var listen: String?
     public var metrics: Metrics?
+    public var log: Log?
     public var batches: Batches?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
@@ -235,6 +241,8 @@ public struct ServerSettings: Sendable {
     public private(set) var cacheMaxEntryBytes = StoreLimits.redisCacheMaxEntryBytes
     public var authMode = "auto"
     public var interop = false
+    /// How log lines are written (`log.format`, PRISM_LOG_FORMAT, --log-format).
+    public var logFormat = LogFormat.text
     /// Plugin folders; the default is the folder of the running executable, where `swift build`
     /// puts the plugin products next to prism-server.
     public var pluginPath: [String] = ServerSettings.defaultPluginPath
@@ -382,6 +390,7 @@ public struct ServerSettings: Sendable {
         }
         if let v = file.compress_responses { rpc.compressResponses = v }
         if let v = file.interop { interop = v }
+        if let v = file.log?.format { logFormat = try LogFormat(parsing: v, source: "log.format") }
     }
 
     /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
@@ -393,7 +402,8 @@ public struct ServerSettings: Sendable {
         return value
     }
 
-    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS`, `PRISM_REDIS_URL` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS`, `PRISM_REDIS_URL`,
+    /// `PRISM_LOG_FORMAT` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
@@ -404,6 +414,7 @@ public struct ServerSettings: Sendable {
             rpc.cors.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
         if let url = environment["PRISM_REDIS_URL"], !url.isEmpty { redisURL = url }
+        if let format = environment["PRISM_LOG_FORMAT"], !format.isEmpty { logFormat = try LogFormat(parsing: format, source: "PRISM_LOG_FORMAT") }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }

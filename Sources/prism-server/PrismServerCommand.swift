@@ -25,6 +25,7 @@ struct PrismServerCommand: AsyncParsableCommand {
     @Option(help: "Provider plugin calls running at once; each streamed answer holds one (default \(ServerSettings().pluginWorkerThreads)).") var pluginWorkerThreads: Int?
     @Option(help: "Plugin calls waiting for a worker before more are refused UNAVAILABLE (default \(ServerSettings().pluginQueuedCalls)).") var pluginQueuedCalls: Int?
     @Option(help: "Log level: trace, debug, info, notice, warning, error.") var logLevel = "info"
+    @Option(help: "Log format: text, or json for one JSON object per line (also PRISM_LOG_FORMAT).") var logFormat: String?
 
     func run() async throws {
         var settings = ServerSettings()
@@ -46,18 +47,22 @@ struct PrismServerCommand: AsyncParsableCommand {
             if let v = maxConcurrentStreams { settings.rpc.maxConcurrentStreams = UInt32(v) }
             if let v = pluginWorkerThreads { try settings.setPluginWorkerThreads(v) }
             if let v = pluginQueuedCalls { try settings.setPluginQueuedCalls(v) }
+            if let logFormat { settings.logFormat = try LogFormat(parsing: logFormat, source: "--log-format") }
         } catch {
             throw ValidationError("\(error)")
         }
 
-        let level = Logger.Level(rawValue: logLevel) ?? .info
-        LoggingSystem.bootstrap { label in
-            var handler = StreamLogHandler.standardError(label: label)
-            handler.logLevel = level
-            return handler
-        }
+        settings.logFormat.bootstrap(level: Logger.Level(rawValue: logLevel) ?? .info)
         let logger = Logger(label: "prism")
         let signals = TerminationSignals()
+        // Traces (OTEL_* variables): bootstrapped before the gateway, whose services it wraps.
+        let traces: TraceExport?
+        do {
+            traces = try TraceExport.start(environment: ProcessInfo.processInfo.environment, logger: Logger(label: "prism.otel"))
+        } catch {
+            logger.critical("cannot start trace export: \(error)")
+            throw ExitCode(1)
+        }
 
         let gateway: PrismGateway
         do {
@@ -76,6 +81,7 @@ struct PrismServerCommand: AsyncParsableCommand {
         await signals.wait()
         logger.info("shutting down: draining calls in flight")
         await gateway.shutdown()
+        await traces?.shutdown()
         logger.info("stopped")
     }
 }

@@ -57,6 +57,9 @@
  *        to it too. No function was added; a 1.2 host ignores both fields.
  *   1.3  (also) Usage.cache_read_tokens / cache_write_tokens in plugin.proto: a vendor's prompt
  *        cache use; plugins before it leave them 0.
+ *   1.3  (also) ProviderRequest.traceparent / tracestate in plugin.proto: the W3C trace context
+ *        of the host's span for the call, for a plugin to send on as HTTP headers; plugins
+ *        before it ignore them, and a host before it leaves them empty.
  *
  * Errors
  *

@@ -176,7 +176,7 @@ class Handler(BatchRoutes, FakeHandler):
         self.task = first_user_text(body)
         turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         entry = {"path": self.path, "auth": auth, "version": self.headers.get("anthropic-version"), "task": self.task, "turn": turn,
-                 "content_type": self.headers.get("content-type"), "text": text, "body": summarize(json.loads(raw))}
+                 "content_type": self.headers.get("content-type"), "text": text, "body": summarize(json.loads(raw)), "trace_context": self.trace_context()}
         log(self.args, entry)
         if self.path != "/v1/messages":
             return self.error(404, "Not found")

@@ -66,6 +66,11 @@ class FakeHandler(BaseHTTPRequestHandler):
     def log_message(self, *_):
         pass
 
+    def trace_context(self):
+        """The W3C trace context headers the request carried ({"traceparent": ..., "tracestate": ...},
+        only those present), logged with each request so tests can see a trace reach the vendor."""
+        return {name: self.headers[name] for name in ("traceparent", "tracestate") if self.headers.get(name) is not None}
+
 
 class CountingServer(ThreadingHTTPServer):
     """Logs each accepted connection, numbered from 1, before its handler thread starts."""

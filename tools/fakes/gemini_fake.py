@@ -209,7 +209,7 @@ class Handler(BatchRoutes, FakeHandler):
         body["media"], body["files"] = media, files
         self.task = first_user_text(body)
         turn = 1 + sum(1 for c in body.get("contents", []) if c.get("role") == "model")
-        entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth, "text": text, "task": self.task, "turn": turn, "body": body}
+        entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth, "text": text, "task": self.task, "turn": turn, "body": body, "trace_context": self.trace_context()}
         log(self.args, entry)
         model, _, method = url.path.rpartition("/")[2].partition(":")
         if not url.path.startswith("/v1beta/models/") or method not in ("streamGenerateContent", "generateContent"):

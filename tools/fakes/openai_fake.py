@@ -214,7 +214,7 @@ class Handler(FakeHandler):
         self.turn = 1 + sum(1 for m in body.get("messages", []) if m.get("role") == "assistant")
         entry = {"path": self.path, "peer_port": self.client_address[1], "auth": auth_state, "content_type": self.headers.get("content-type"),
                  "task": self.task, "turn": self.turn,
-                 "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw))}
+                 "accept": self.headers.get("accept"), "text": text, "body": summarize(json.loads(raw)), "trace_context": self.trace_context()}
         log(self.args, entry)
         if self.path != "/v1/chat/completions":
             return self.error(404, "Invalid URL (POST %s)" % self.path)

@@ -55,6 +55,17 @@ public struct Status: Sendable, Equatable {
     }
 
     public static let ok = Status(.ok)
+
+    /// The status a call ends with when its handler throws `error`: an `RPCError`'s own,
+    /// CANCELLED for a cancellation, and nil for any other error (sent as a generic INTERNAL).
+    /// One mapping for the runtime and for what observes calls (trace spans).
+    public static func of(handlerError error: Error) -> Status? {
+        switch error {
+        case let rpc as RPCError: return rpc.status
+        case is CancellationError: return Status(.cancelled, "the call was cancelled")
+        default: return nil
+        }
+    }
 }
 
 /// Thrown by a handler (or raised by the runtime) to end a call with a non-OK status.

@@ -1,5 +1,6 @@
-// Logs every finished call: method, status, duration and peer. Non-OK outcomes other than
-// the caller's own cancellations are logged at `notice` so they show at the default level.
+// Logs every finished call: method, status, duration, peer (and its trace ids, when traced).
+// Non-OK outcomes other than the caller's own cancellations are logged at `notice` so they show at
+// the default level.
 import Logging
 import NIOCore
 
@@ -13,8 +14,9 @@ public struct LoggingInterceptor: ServerInterceptor {
     public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {
         let ms = Double(elapsed.nanoseconds) / 1e6
         let level: Logger.Level = status.code == .ok || status.code == .cancelled ? .debug : .notice
-        logger.log(level: level, "\(call.path) \(status.code) \(String(format2: ms)) ms",
-                   metadata: ["peer": "\(call.peer)", "message": "\(status.message)"])
+        var metadata: Logger.Metadata = ["peer": "\(call.peer)", "message": "\(status.message)"]
+        for (name, value) in call.logFields.all { metadata[name] = "\(value)" }
+        logger.log(level: level, "\(call.path) \(status.code) \(String(format2: ms)) ms", metadata: metadata)
     }
 }
 

@@ -19,6 +19,22 @@ public struct CallHead: Sendable {
     /// The name of the API key that authenticated the call (a `CallAuthenticator` sets it before
     /// the handler runs); nil when no authenticator is installed. The key itself is never kept.
     public internal(set) var apiKeyName: String?
+    /// Fields for the call's log line learnt once it runs (its trace id), shared by every copy.
+    public let logFields = CallLogFields()
+}
+
+/// Name-value pairs a handler's wrapper adds for the line LoggingInterceptor writes when the call
+/// ends (the trace and span ids of its span, which only exist inside the handler's task).
+public final class CallLogFields: Sendable {
+    private let fields = NIOLockedValueBox<[(String, String)]>([])
+
+    init() {}
+
+    public func set(_ name: String, _ value: String) {
+        fields.withLockedValue { $0.removeAll { $0.0 == name }; $0.append((name, value)) }
+    }
+
+    public var all: [(String, String)] { fields.withLockedValue { $0 } }
 }
 
 /// Per-call state handed to handlers.

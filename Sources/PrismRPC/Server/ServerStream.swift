@@ -341,15 +341,9 @@ final class ServerStream: @unchecked Sendable {
     }
 
     static func status(for error: Error, connection: any CallTransport) -> Status {
-        switch error {
-        case let rpc as RPCError:
-            return rpc.status
-        case is CancellationError:
-            return Status(.cancelled, "the call was cancelled")
-        default:
-            connection.logger.error("handler failed: \(error)")
-            return Status(.internal, "internal error")
-        }
+        if let status = Status.of(handlerError: error) { return status }
+        connection.logger.error("handler failed: \(error)")
+        return Status(.internal, "internal error")
     }
 }
 

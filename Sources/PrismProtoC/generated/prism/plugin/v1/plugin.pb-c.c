@@ -1979,7 +1979,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__options_en
   (ProtobufCMessageInit) prism__plugin__v1__provider_request__options_entry__init,
   NULL,NULL,NULL    /* reserved[123] */
 };
-static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[16] =
+static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field_descriptors[18] =
 {
   {
     "operation",
@@ -2173,6 +2173,30 @@ static const ProtobufCFieldDescriptor prism__plugin__v1__provider_request__field
     0,             /* flags */
     0,NULL,NULL    /* reserved1,reserved2, etc */
   },
+  {
+    "traceparent",
+    17,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__ProviderRequest, traceparent),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
+  {
+    "tracestate",
+    18,
+    PROTOBUF_C_LABEL_NONE,
+    PROTOBUF_C_TYPE_STRING,
+    0,   /* quantifier_offset */
+    offsetof(Prism__Plugin__V1__ProviderRequest, tracestate),
+    NULL,
+    &protobuf_c_empty_string,
+    0,             /* flags */
+    0,NULL,NULL    /* reserved1,reserved2, etc */
+  },
 };
 static const unsigned prism__plugin__v1__provider_request__field_indices_by_name[] = {
   15,   /* field[15] = batch */
@@ -2191,11 +2215,13 @@ static const unsigned prism__plugin__v1__provider_request__field_indices_by_name
   8,   /* field[8] = temperature */
   5,   /* field[5] = tool_choice */
   4,   /* field[4] = tools */
+  16,   /* field[16] = traceparent */
+  17,   /* field[17] = tracestate */
 };
 static const ProtobufCIntRange prism__plugin__v1__provider_request__number_ranges[1 + 1] =
 {
   { 1, 0 },
-  { 0, 16 }
+  { 0, 18 }
 };
 const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor =
 {
@@ -2205,7 +2231,7 @@ const ProtobufCMessageDescriptor prism__plugin__v1__provider_request__descriptor
   "Prism__Plugin__V1__ProviderRequest",
   "prism.plugin.v1",
   sizeof(Prism__Plugin__V1__ProviderRequest),
-  16,
+  18,
   prism__plugin__v1__provider_request__field_descriptors,
   prism__plugin__v1__provider_request__field_indices_by_name,
   1,  prism__plugin__v1__provider_request__number_ranges,

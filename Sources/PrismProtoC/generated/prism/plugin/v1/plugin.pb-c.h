@@ -468,10 +468,19 @@ struct  Prism__Plugin__V1__ProviderRequest
    * ABI 1.2: what to do with a batch, for operation OPERATION_BATCH (see BatchCall).
    */
   Prism__Plugin__V1__BatchCall *batch;
+  /*
+   * ABI 1.3 (also): the W3C trace context (https://www.w3.org/TR/trace-context/) of the host's
+   * span for this call, as the `traceparent` and `tracestate` header values; empty when the
+   * host traces nothing. A plugin that makes HTTP requests sends them on as those headers
+   * (PluginKit does so for every request of the call), so the vendor's traces join the
+   * client's. Plugins built before these fields ignore them.
+   */
+  char *traceparent;
+  char *tracestate;
 };
 #define PRISM__PLUGIN__V1__PROVIDER_REQUEST__INIT \
  { PROTOBUF_C_MESSAGE_INIT (&prism__plugin__v1__provider_request__descriptor) \
-    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL }
+    , PRISM__PLUGIN__V1__OPERATION__OPERATION_UNSPECIFIED, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0,NULL, (char *)protobuf_c_empty_string, 0, 0, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, (char *)protobuf_c_empty_string, 0,NULL, 0, NULL, (char *)protobuf_c_empty_string, (char *)protobuf_c_empty_string }
 
 
 /*
