@@ -166,7 +166,7 @@ let package = Package(
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
-        .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
+        .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit", "PrismProto", "PrismProtoC", "CProtobufC", "CPrismPlugin"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
         .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),

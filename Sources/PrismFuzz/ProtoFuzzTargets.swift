@@ -53,29 +53,10 @@ enum ProtoFuzzTargets {
 
     /// Whether protobuf-c keeps an unknown field numbered 0 anywhere in the message `bytes` decode to.
     static func hasFieldZero(_ descriptor: UnsafePointer<ProtobufCMessageDescriptor>, _ bytes: [UInt8]) -> Bool {
-        func walk(_ message: UnsafePointer<ProtobufCMessage>) -> Bool {
-            if (0..<Int(message.pointee.n_unknown_fields)).contains(where: { message.pointee.unknown_fields[$0].tag == 0 }) { return true }
-            let descriptor = message.pointee.descriptor!
-            let base = UnsafeRawPointer(message)
-            for field in UnsafeBufferPointer(start: descriptor.pointee.fields, count: Int(descriptor.pointee.n_fields))
-            where field.type == PROTOBUF_C_TYPE_MESSAGE {
-                // A oneof's members share their storage: only the case set holds a message.
-                if field.flags & UInt32(PROTOBUF_C_FIELD_FLAG_ONEOF.rawValue) != 0,
-                   base.load(fromByteOffset: Int(field.quantifier_offset), as: UInt32.self) != field.id { continue }
-                if field.label == PROTOBUF_C_LABEL_REPEATED {
-                    let count = base.load(fromByteOffset: Int(field.quantifier_offset), as: Int.self)
-                    guard let items = base.load(fromByteOffset: Int(field.offset), as: UnsafePointer<UnsafePointer<ProtobufCMessage>>?.self) else { continue }
-                    if (0..<count).contains(where: { walk(items[$0]) }) { return true }
-                } else if let child = base.load(fromByteOffset: Int(field.offset), as: UnsafePointer<ProtobufCMessage>?.self), walk(child) {
-                    return true
-                }
-            }
-            return false
-        }
-        return bytes.withUnsafeBufferPointer { buffer in
+        bytes.withUnsafeBufferPointer { buffer in
             guard let message = protobuf_c_message_unpack(descriptor, nil, buffer.count, buffer.baseAddress) else { return false }
             defer { protobuf_c_message_free_unpacked(message, nil) }
-            return walk(message)
+            return protoUnknownFields(message).contains { $0.number == 0 }
         }
     }
 
