@@ -7,7 +7,7 @@ import Foundation
 /// One fuzz target: a name (the corpus folder fuzz/corpus/<name>) and the code it exercises.
 public struct FuzzTarget: Sendable {
     public let name: String
-    /// What the target feeds the input to, for `tools/fuzz.sh --list`.
+    /// What the target feeds the input to (prism-fuzz lists the targets with it).
     public let summary: String
     /// Runs one input. Returns normally for any input Prism refuses cleanly; traps otherwise.
     public let run: @Sendable (UnsafeRawBufferPointer) -> Void

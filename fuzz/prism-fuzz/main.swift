@@ -19,8 +19,8 @@ enum Selected {
 let name = ProcessInfo.processInfo.environment["PRISM_FUZZ_TARGET"] ?? ""
 Selected.target = FuzzTargets.named(name)
 if Selected.target == nil {
-    let names = FuzzTargets.all.map(\.name).joined(separator: ", ")
-    FileHandle.standardError.write(Data("prism-fuzz: set PRISM_FUZZ_TARGET to one of: \(names) (it is '\(name)')\n".utf8))
+    let targets = FuzzTargets.all.map { "  \($0.name): \($0.summary)\n" }.joined()
+    FileHandle.standardError.write(Data("prism-fuzz: set PRISM_FUZZ_TARGET to one of these (it is '\(name)'):\n\(targets)".utf8))
     exit(2)
 }
 
