@@ -90,6 +90,12 @@ for target in "${targets[@]}"; do
     printf '%-12s %8s %12s %10s  %s\n' "$target" "$elapsed" "$runs" "$rate" "FOUND: ${finding:-exit $status}"
     echo "             reproducer: ${artifact:-none written} (log: $log)"
     echo "             replay:     PRISM_FUZZ_TARGET=$target $binary ${artifact:-<input>}"
+    # CI keeps only the output: a small reproducer is printed too (base64 -d > file to get it back).
+    if [[ -n "$artifact" && -f "$artifact" && $(stat -c %s "$artifact") -le 8192 ]]; then
+      echo "             base64:     $(base64 -w0 "$artifact")"
+    fi
+    tail -n 40 "$log" | sed 's/^/             | /'
+
     failed+=("$target")
   else
     printf '%-12s %8s %12s %10s  %s\n' "$target" "$elapsed" "$runs" "$rate" none
