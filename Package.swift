@@ -184,10 +184,42 @@ let package = Package(
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
-        .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
+        .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit", "PrismProto", "PrismProtoC", "CProtobufC", "CPrismPlugin"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
         .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
+
+        // --- fuzzing (issue 16) ---
+        // The fuzz targets: arbitrary bytes into each parser; tools/fuzz.sh runs them under libFuzzer.
+        .target(name: "PrismFuzz", dependencies: [
+            "PrismRPC", "PrismProto", "PrismProtoC", "CProtobufC", "PrismJSON", "PrismSchema", "PrismPluginKit", "PrismMedia",
+            .product(name: "NIOCore", package: "swift-nio"), .product(name: "NIOEmbedded", package: "swift-nio"),
+        ]),
+        // Replays the committed seed corpora and reproducers (fuzz/) through every target.
+        .testTarget(name: "PrismFuzzTests", dependencies: ["PrismFuzz"]),
+        // --- end fuzzing ---
     ],
     swiftLanguageModes: [.v5]
 )
+
+// tools/fuzz.sh builds with PRISM_FUZZ=1: Prism's own modules get libFuzzer's coverage and
+// AddressSanitizer (dependencies stay as they are), and `prism-fuzz` exists, an executable that runs
+// libFuzzer's driver from its own main (PRISM_FUZZ_RUNTIME: the toolchain's libclang_rt.fuzzer_no_main,
+// found by the script). Without PRISM_FUZZ the package is exactly as above.
+if Context.environment["PRISM_FUZZ"] == "1", let fuzzerRuntime = Context.environment["PRISM_FUZZ_RUNTIME"] {
+    let instrumented: Set<String> = ["PrismJSON", "PrismSchema", "PrismProto", "PrismProtoC", "PrismRPC",
+                                     "PrismPluginKit", "CPrismPluginKit", "PrismMedia", "CPrismMedia", "PrismFuzz"]
+    for target in package.targets where instrumented.contains(target.name) {
+        if target.name.hasPrefix("C") || target.name == "PrismProtoC" {
+            target.cSettings = (target.cSettings ?? []) + [.unsafeFlags(["-fsanitize=fuzzer-no-link,address"])]
+        } else {
+            target.swiftSettings = (target.swiftSettings ?? []) + [.unsafeFlags(["-sanitize=fuzzer,address"])]
+        }
+    }
+    package.targets.append(.executableTarget(
+        name: "prism-fuzz", dependencies: ["PrismFuzz"], path: "fuzz/prism-fuzz",
+        swiftSettings: [.unsafeFlags(["-sanitize=fuzzer,address"])],
+        linkerSettings: [.unsafeFlags(["-sanitize=address", "-Xlinker", fuzzerRuntime, "-Xlinker", "-lstdc++"])]
+    ))
+    package.products.append(.executable(name: "prism-fuzz", targets: ["prism-fuzz"]))
+}

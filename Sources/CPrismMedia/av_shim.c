@@ -144,13 +144,19 @@ SwrContext *prism_swr_create(AVChannelLayout *in_layout, int in_fmt, int in_rate
     AVChannelLayout out_layout;
     av_channel_layout_default(&out_layout, out_channels);
     SwrContext *swr = NULL;
-    if (swr_alloc_set_opts2(&swr, &out_layout, out_fmt, out_rate, in_layout, in_fmt, in_rate, 0, NULL) < 0) return NULL;
     if (used_soxr) *used_soxr = 0;
-    if (soxr && av_opt_set_int(swr, "resampler", SWR_ENGINE_SOXR, 0) >= 0) {
-        if (swr_init(swr) >= 0) { if (used_soxr) *used_soxr = 1; return swr; }
-        // Built without libsoxr: fall back to swresample's own engine.
-        av_opt_set_int(swr, "resampler", SWR_ENGINE_SWR, 0);
+    if (soxr) {
+        if (swr_alloc_set_opts2(&swr, &out_layout, out_fmt, out_rate, in_layout, in_fmt, in_rate, 0, NULL) < 0) return NULL;
+        if (av_opt_set_int(swr, "resampler", SWR_ENGINE_SOXR, 0) >= 0 && swr_init(swr) >= 0) {
+            if (used_soxr) *used_soxr = 1;
+            return swr;
+        }
+        // Built without libsoxr, or an input it refuses: swresample's own engine, on a new
+        // context. A second swr_init on one that failed frees its buffers twice (a 64-channel
+        // WAV crashed the server so; found by the media fuzz target).
+        swr_free(&swr);
     }
+    if (swr_alloc_set_opts2(&swr, &out_layout, out_fmt, out_rate, in_layout, in_fmt, in_rate, 0, NULL) < 0) return NULL;
     if (swr_init(swr) < 0) { swr_free(&swr); return NULL; }
     return swr;
 }

@@ -39,7 +39,7 @@ public struct MultipartForm: Sendable {
                 body += Data(value.utf8)
             case let .file(name, filename, contentType, data):
                 body += Data("Content-Disposition: form-data; name=\"\(Self.quoted(name))\"; filename=\"\(Self.quoted(filename))\"\r\n".utf8)
-                body += Data("Content-Type: \(contentType)\r\n\r\n".utf8)
+                body += Data("Content-Type: \(Self.headerValue(contentType))\r\n\r\n".utf8)
                 body += data
             }
             body += Data("\r\n".utf8)
@@ -60,6 +60,12 @@ public struct MultipartForm: Sendable {
 
     private static func newBoundary() -> String {
         "prism-" + (0..<16).map { _ in String(format: "%02x", UInt8.random(in: 0...255)) }.joined()
+    }
+
+    /// A header value without line breaks: a content type that came with a client's media (a
+    /// declared MIME type) must not add header lines to the part. Found by the multipart fuzz target.
+    static func headerValue(_ text: String) -> String {
+        String(String.UnicodeScalarView(text.unicodeScalars.filter { $0 != "\r" && $0 != "\n" }))
     }
 
     /// RFC 7578 §4.2: a quoted name escapes `"` and line breaks (as browsers do, percent-encoded).

@@ -158,6 +158,23 @@ final class AudioTests: XCTestCase {
 
     // MARK: Hostile input
 
+    /// Many channels (more than the SoX engine takes): decoded by swresample's own engine or refused
+    /// with a MediaError, never a crash. A 64-channel WAV once crashed the process in swr_init (a
+    /// second init on a context whose first init failed); found by the media fuzz target.
+    func testManyChannelWAVIsDecodedOrRefused() throws {
+        for channels in [2, 64, 65] {
+            let format = PCMFormat(sampleRate: 8_000, channels: channels)
+            let bytes = format.bytesPerSecond / 10
+            let wav = AudioEncoder.wavHeader(format: format, dataBytes: bytes) + Data(count: bytes)
+            do {
+                let audio = try AudioDecoder.decode(wav, to: .speech)
+                XCTAssertEqual(audio.duration, 0.1, accuracy: 0.01, "\(channels) channels")
+            } catch let error as MediaError {
+                XCTAssertGreaterThan(channels, 2, "a stereo WAV was refused: \(error)")
+            }
+        }
+    }
+
     func testWAVHeaderLyingAboutItsLength() throws {
         let f = try Fixtures()
         try f.ffmpeg("-f", "lavfi", "-i", "sine=frequency=440:duration=1:sample_rate=16000", f.path("one.wav"))

@@ -31,3 +31,15 @@ final class MultipartFormTests: XCTestCase {
         XCTAssertNotEqual(first.contentType, form.encoded().contentType, "a fresh random boundary per body")
     }
 }
+
+extension MultipartFormTests {
+    /// A file's content type (a client's declared MIME type, for transcription) cannot add header
+    /// lines to its part: line breaks are dropped. Found by the multipart fuzz target.
+    func testContentTypeCannotInjectHeaders() {
+        var form = MultipartForm()
+        form.addFile("file", filename: "a.wav", contentType: "audio/wav\r\nX-Injected: 1\r\n", data: Data([1]))
+        let body = String(decoding: form.encoded().body, as: UTF8.self)
+        XCTAssertTrue(body.contains("Content-Type: audio/wavX-Injected: 1\r\n\r\n\u{1}"), body)
+        XCTAssertFalse(body.contains("\r\nX-Injected"), body)
+    }
+}

@@ -105,6 +105,13 @@ final class ProtoJSONTests: XCTestCase {
         XCTAssertEqual(try ProtoJSON.encode(value, binary: try decode(value, #"{"value": 0.1}"#)), #"{"value":0.1}"#)
         XCTAssertEqual(try ProtoJSON.encode(value, binary: try decode(value, #"{"value": "2.5"}"#)), #"{"value":2.5}"#)
         XCTAssertEqual(error(value, #"{"value": 1e39}"#)?.path, "value")
+        // The largest floats read back as what the encoder writes for them, which as a Double is a
+        // little past Float.greatestFiniteMagnitude; past the rounding to it is out of range.
+        for largest in [Float.greatestFiniteMagnitude, -Float.greatestFiniteMagnitude] {
+            let json = #"{"value":\#(largest)}"#
+            XCTAssertEqual(try ProtoJSON.encode(value, binary: try decode(value, json)), json)
+        }
+        XCTAssertEqual(error(value, #"{"value": 3.41e38}"#)?.path, "value")
         XCTAssertEqual(error(value, #"{"value": "inf"}"#)?.path, "value")
         XCTAssertEqual(error(value, #"{"value": "nan"}"#)?.path, "value")
     }

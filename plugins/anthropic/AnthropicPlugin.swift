@@ -49,9 +49,8 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        apiKey = env("ANTHROPIC_API_KEY")
-        baseURL = (env("ANTHROPIC_BASE_URL") ?? (config["base_url"] as? String) ?? AnthropicDefaults.baseURL)
+        apiKey = PluginEnvironment.value("ANTHROPIC_API_KEY")
+        baseURL = (PluginEnvironment.value("ANTHROPIC_BASE_URL") ?? (config["base_url"] as? String) ?? AnthropicDefaults.baseURL)
             .trimmingCharacters(in: CharacterSet(charactersIn: "/"))
         models = (config["models"] as? [String]) ?? AnthropicDefaults.models
         prices = try ModelPrices(defaults: AnthropicDefaults.prices, config: config, plugin: "anthropic")

@@ -99,7 +99,7 @@ struct AnthropicBatches {
                 return true
             }
         } catch let error as HTTPTransferError {
-            throw failure ?? AnthropicErrors.failure(for: error)
+            throw failure ?? VendorFailures.failure(for: error, vendor: "anthropic", status: 0)
         }
         guard head.status == 200 else { throw Self.failure(head, errorBody, batchID: id) }
         if !emit(lines, failure: &failure), let failure { throw failure }
@@ -204,7 +204,7 @@ struct AnthropicBatches {
         do {
             (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
         } catch let error as HTTPTransferError {
-            throw AnthropicErrors.failure(for: error)
+            throw VendorFailures.failure(for: error, vendor: "anthropic", status: 0)
         }
         guard head.status == 200 else { throw Self.failure(head, body, batchID: batchID) }
         guard let value = try? JSONValue.parse(body), value.object != nil else {

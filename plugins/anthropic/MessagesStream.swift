@@ -128,13 +128,7 @@ struct MessagesStream {
     }
 
     func failure(for error: HTTPTransferError) -> CallFailure {
-        if let streamError { return streamError }
-        switch error {
-        case .cancelled, .stopped: return CallFailure(.cancelled, "cancelled")
-        case .timedOut: return CallFailure(.deadlineExceeded, "anthropic did not answer in time")
-        case .transport(let message):
-            return CallFailure(.unavailable, status == 0 ? "cannot reach anthropic: \(message)" : "anthropic's stream broke: \(message)", retryable: true)
-        }
+        streamError ?? VendorFailures.failure(for: error, vendor: "anthropic", status: status)
     }
 
     /// Anthropic's stop_reason as the ABI's (batch results map theirs the same way).

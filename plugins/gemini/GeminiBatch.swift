@@ -207,7 +207,7 @@ struct GeminiBatch {
         do {
             (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
         } catch let error as HTTPTransferError {
-            throw GeminiErrors.failure(for: error, status: 0, what: "gemini")
+            throw VendorFailures.failure(for: error, vendor: "gemini", status: 0)
         }
         guard head.status == 200 else {
             // A 404 on a batch's URL means the id is unknown (the caller's mistake).

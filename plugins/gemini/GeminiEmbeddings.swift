@@ -31,7 +31,7 @@ struct GeminiEmbeddings {
         do {
             (head, data) = try self.http.fetch(http, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
         } catch let error as HTTPTransferError {
-            throw GeminiErrors.failure(for: error, status: 0, what: "gemini")
+            throw VendorFailures.failure(for: error, vendor: "gemini", status: 0)
         }
         guard head.status == 200 else { throw GeminiErrors.failure(status: head.status, body: data) }
         let embeddings = (((try? JSONSerialization.jsonObject(with: data)) as? [String: Any])?["embeddings"] as? [[String: Any]]) ?? []

@@ -1,5 +1,5 @@
-// Gemini's failures as call failures: error bodies ({"error":{"code","message","status","details"}},
-// with the RetryInfo hint and the API_KEY_INVALID reason read from details) and broken transfers.
+// Gemini's error bodies ({"error":{"code","message","status","details"}}, with the RetryInfo hint
+// and the API_KEY_INVALID reason read from details) as call failures, by PluginKit's status table.
 import Foundation
 import PrismPluginKit
 
@@ -18,32 +18,11 @@ enum GeminiErrors {
         }
         // The retry hint is in the body: RetryInfo.retryDelay like "34.4s".
         let delay = details.first { ($0["@type"] as? String)?.hasSuffix("google.rpc.RetryInfo") == true }?["retryDelay"] as? String
-        let retryAfter = delay.flatMap { Double($0.hasSuffix("s") ? String($0.dropLast()) : $0) }.map { UInt64($0 * 1000) } ?? 0
-        switch status {
-        case 429:
-            return CallFailure(.rateLimited, "gemini quota (\(label)): \(message)", retryable: true, retryAfterMilliseconds: retryAfter, httpStatus: http)
-        case 400:
-            return CallFailure(grpcStatus == "FAILED_PRECONDITION" ? .failedPrecondition : .invalidArgument, "gemini refused the request (\(label)): \(message)", httpStatus: http)
-        case 404:
-            return CallFailure(.failedPrecondition, "gemini does not know this model (\(label)): \(message)", httpStatus: http)
-        case 413:
-            return CallFailure(.resourceExhausted, "gemini says the request is too large (\(label))", httpStatus: http)
-        case 504:
-            return CallFailure(.deadlineExceeded, "gemini timed out (\(label))", retryable: true, httpStatus: http)
-        case 500...599:
-            return CallFailure(.unavailable, "gemini is failing or overloaded (\(label)): \(message)", retryable: true, retryAfterMilliseconds: retryAfter, httpStatus: http)
-        default:
-            return CallFailure(.unknown, "gemini answered \(label): \(message)", httpStatus: http)
+        let retryAfter = VendorFailures.milliseconds(seconds: delay.flatMap { Double($0.hasSuffix("s") ? String($0.dropLast()) : $0) })
+        // Gemini's own distinction within 400: a precondition (a region or a setting), not the request.
+        if status == 400 && grpcStatus == "FAILED_PRECONDITION" {
+            return CallFailure(.failedPrecondition, "gemini refused the request (\(label)): \(message)", httpStatus: http)
         }
-    }
-
-    /// A transfer that did not complete; `status` is the HTTP status seen so far (0: none).
-    static func failure(for error: HTTPTransferError, status: Int, what: String) -> CallFailure {
-        switch error {
-        case .cancelled, .stopped: return CallFailure(.cancelled, "cancelled")
-        case .timedOut: return CallFailure(.deadlineExceeded, "\(what) did not answer in time")
-        case .transport(let message):
-            return CallFailure(.unavailable, status == 0 ? "cannot reach \(what): \(message)" : "\(what) broke off: \(message)", retryable: true)
-        }
+        return VendorFailures.failure(vendor: "gemini", status: status, label: label, message: message, retryAfterMilliseconds: retryAfter)
     }
 }

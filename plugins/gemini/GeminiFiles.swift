@@ -106,7 +106,7 @@ struct GeminiFiles {
             }
             return (head, body)
         } catch let error as HTTPTransferError {
-            throw GeminiErrors.failure(for: error, status: 0, what: "the Files API (\(what))")
+            throw VendorFailures.failure(for: error, vendor: "the Files API (\(what))", status: 0)
         }
     }
 

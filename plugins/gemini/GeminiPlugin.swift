@@ -143,8 +143,7 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
-        func env(_ name: String) -> String? { getenv(name).map { String(cString: $0) }.flatMap { $0.isEmpty ? nil : $0 } }
-        settings = try GeminiSettings(config: config, env: env)
+        settings = try GeminiSettings(config: config, env: PluginEnvironment.value)
         if settings.apiKey == nil { log(.info, "gemini: not configured (set GEMINI_API_KEY or GOOGLE_API_KEY)") }
     }
 

@@ -106,7 +106,7 @@ struct GeminiStream {
     }
 
     func failure(for error: HTTPTransferError) -> CallFailure {
-        streamError ?? GeminiErrors.failure(for: error, status: status, what: "gemini")
+        streamError ?? VendorFailures.failure(for: error, vendor: "gemini", status: status)
     }
 
     /// Emits one medium in pieces, the last piece marked.

@@ -80,7 +80,7 @@ struct BatchAPI {
             }
         } catch let error as HTTPTransferError {
             if let failure { throw failure }
-            throw OpenAIHTTP.transportFailure(error, status: status)
+            throw VendorFailures.failure(for: error, vendor: "openai", status: status)
         }
         guard head.status == 200 else { throw missingFile(OpenAIErrors.failure(status: head.status, headers: head.headers, body: errorBody), id) }
         // The last line may lack its newline.

@@ -97,7 +97,7 @@ struct ChatStream {
     /// The transfer failed: the failure to finish with. Cut mid-body, the answer is partial, and
     /// the host ends the call non-OK after the content sent.
     func failure(for error: HTTPTransferError) -> CallFailure {
-        streamError ?? OpenAIHTTP.transportFailure(error, status: status)
+        streamError ?? VendorFailures.failure(for: error, vendor: "openai", status: status)
     }
 
     /// The stop reason of a `finish_reason` (also read from batch answers).

@@ -37,26 +37,13 @@ enum OpenAIHTTP {
             }
         } catch let error as HTTPTransferError {
             if tooLarge { throw CallFailure(.internalError, "openai's \(what) answer is over \(maxBytes) bytes") }
-            throw transportFailure(error, status: status)
+            throw VendorFailures.failure(for: error, vendor: "openai", status: status)
         }
         guard head.status == 200 else { throw OpenAIErrors.failure(status: head.status, headers: head.headers, body: body) }
         guard let object = (try? JSONSerialization.jsonObject(with: body)) as? [String: Any] else {
             throw CallFailure(.internalError, "openai's \(what) answer is not a JSON object")
         }
         return object
-    }
-
-    /// A transfer that did not complete, as a call failure. `status` is the HTTP status already
-    /// received (0 = none): a transfer cut after its head is partial, not unreachable.
-    static func transportFailure(_ error: HTTPTransferError, status: Int) -> CallFailure {
-        switch error {
-        case .cancelled, .stopped:
-            return CallFailure(.cancelled, "cancelled")
-        case .timedOut:
-            return CallFailure(.deadlineExceeded, "openai did not answer in time")
-        case .transport(let message):
-            return CallFailure(.unavailable, status == 0 ? "cannot reach openai: \(message)" : "openai's stream broke: \(message)", retryable: true)
-        }
     }
 
     /// A JSON number as UInt64 (0 when absent).

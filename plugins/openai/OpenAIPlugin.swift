@@ -98,9 +98,8 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
     let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
-        // getenv, not ProcessInfo's copy: the environment as it is now, when the host loads us.
         var environment: [String: String] = [:]
-        for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL"] { environment[name] = getenv(name).map { String(cString: $0) } }
+        for name in ["OPENAI_API_KEY", "OPENAI_BASE_URL"] { environment[name] = PluginEnvironment.value(name) }
         settings = try OpenAISettings(environment: environment, config: config)
         families = try OpenAIModels.families(settings, config: config)
         if !settings.configured {

@@ -72,7 +72,7 @@ enum Speech {
                 return call.media(mimeType: mimeType, data: [UInt8](pending.prefix(whole)), last: false)
             }
         } catch let error as HTTPTransferError {
-            throw OpenAIHTTP.transportFailure(error, status: status)
+            throw VendorFailures.failure(for: error, vendor: "openai", status: status)
         }
         guard head.status == 200 else { throw OpenAIErrors.failure(status: head.status, headers: head.headers, body: errorBody) }
         if !pending.isEmpty { call.log(.warning, "openai sent an odd number of PCM bytes; the last one was dropped") }

@@ -19,7 +19,10 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
     let handlerTasks: HandlerTasks
     let allocator = ByteBufferAllocator()
     private(set) var peerDescription = ""
+    /// Set while the handler is in a pipeline: the context holds the handler, so keeping it after
+    /// handlerRemoved would make a cycle that leaks the connection (found by the connection fuzz target).
     private var context: ChannelHandlerContext!
+    private var loop: EventLoop?
 
     /// The request being answered; nil between requests and once its response has ended.
     private var stream: ServerStream?
@@ -42,17 +45,19 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         self.handlerTasks = handlerTasks
     }
 
-    var eventLoop: EventLoop { context.eventLoop }
+    var eventLoop: EventLoop { loop! }
     var carriesTrailers: Bool { false }
 
     func handlerAdded(context: ChannelHandlerContext) {
         self.context = context
+        loop = context.eventLoop
         peerDescription = context.channel.remoteAddress?.description ?? "unknown"
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
         stream?.streamClosed(reset: true)
         stream = nil
+        self.context = nil
     }
 
     func channelInactive(context: ChannelHandlerContext) {

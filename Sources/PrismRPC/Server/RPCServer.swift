@@ -79,14 +79,8 @@ public final class RPCServer: Sendable {
             if let tlsContext {
                 try sync.addHandler(try OpenSSLHandler(context: tlsContext))
             }
-            try sync.addHandler(ProtocolDetectorHandler(idleTimeout: configuration.idleTimeout) { [self] _, version in
-                switch version {
-                case .http2:
-                    return [HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks)]
-                case .http1:
-                    return http1Handlers()
-                }
-            })
+            try sync.addHandler(Self.protocolDetector(router: router, configuration: configuration, logger: logger,
+                                                      handlerTasks: handlerTasks))
             return channel.eventLoop.makeSucceededVoidFuture()
         } catch {
             logger.error("cannot set up connection: \(error)")
@@ -94,9 +88,24 @@ public final class RPCServer: Sendable {
         }
     }
 
+    /// The first handler of a connection past TLS: it installs the HTTP/2 or the HTTP/1.1
+    /// handlers as the client speaks. The fuzz targets build their connections with it too.
+    static func protocolDetector(router: Router, configuration: ServerConfiguration, logger: Logger,
+                                 handlerTasks: HandlerTasks) -> ProtocolDetectorHandler {
+        ProtocolDetectorHandler(idleTimeout: configuration.idleTimeout) { _, version in
+            switch version {
+            case .http2:
+                return [HTTP2ServerConnection(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks)]
+            case .http1:
+                return http1Handlers(router: router, configuration: configuration, logger: logger, handlerTasks: handlerTasks)
+            }
+        }
+    }
+
     /// The HTTP/1.1 pipeline: NIO's parser (header block bounded like HTTP/2's), its encoder,
     /// one request at a time, an idle timer, then the connection that dispatches the requests.
-    private func http1Handlers() -> [ChannelHandler] {
+    private static func http1Handlers(router: Router, configuration: ServerConfiguration, logger: Logger,
+                                      handlerTasks: HandlerTasks) -> [ChannelHandler] {
         var limits = NIOHTTPDecoderLimitConfiguration()
         limits.maxHeaderListSize = configuration.maxHeaderListBytes
         limits.maxHeaderFieldSize = configuration.maxHeaderListBytes
