@@ -39,7 +39,9 @@ while [[ $# -gt 0 ]]; do
     --replicas) replicas=${2:?}; shift 2 ;;
     --dir) dir=${2:?}; shift 2 ;;
     --port) port=${2:?}; shift 2 ;;
-    --config) config="$(cd "$(dirname "${2:?}")" && pwd)/$(basename "$2")"; shift 2 ;;
+    --config)
+      [[ -f "${2:?}" ]] || die "--config $2: no such file"
+      config="$(cd "$(dirname "$2")" && pwd)/$(basename "$2")"; shift 2 ;;
     --) shift; server_args=("$@"); break ;;
     *) usage ;;
   esac
