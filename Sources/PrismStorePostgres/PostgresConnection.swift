@@ -75,8 +75,13 @@ public final class PostgresConnection {
     /// False once the connection is lost (the server stopped or the network failed).
     public var isOpen: Bool { PQstatus(handle) == CONNECTION_OK }
 
+    /// Statements sent since the pool last reset it: a lost connection found by the first one
+    /// of a call changed nothing, so the pool may run the call again on a new connection.
+    var statementsSent = 0
+
     /// Runs one or more statements without parameters or results (schema, BEGIN/COMMIT).
     public func exec(_ sql: String) throws {
+        statementsSent += 1
         let result = PQexec(handle, sql)
         defer { PQclear(result) }
         try check(result, sql)
@@ -124,6 +129,7 @@ public final class PostgresConnection {
     // MARK: - libpq
 
     private func execute(_ sql: String, _ parameters: [PostgresValue]) throws -> OpaquePointer? {
+        statementsSent += 1
         var types: [Oid] = [], lengths: [Int32] = [], buffers: [Data?] = []
         for parameter in parameters {
             let (type, data) = Self.encode(parameter)

@@ -30,9 +30,23 @@ public final class PostgresPool: Sendable {
     public func run<T: Sendable>(ungated: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
         if !ungated, let reason = state.closedReason { throw StoreError(reason, code: StoreError.unavailableCode) }
         let slot = slots.min { $0.pending < $1.pending }!
-        return try await slot.run { connection in
+        return try await slot.run { held in
             do {
-                let value = try body(try self.open(connection))
+                // A connection kept from before may have been cut meanwhile (the server restarted):
+                // found out by the call's first statement, which then did nothing, so the call
+                // runs once more on a new connection.
+                let reused = held.connection?.isOpen == true
+                let connection = try self.connection(held)
+                connection.statementsSent = 0
+                let value: T
+                do {
+                    value = try body(connection)
+                } catch let error as StoreError where error.isUnavailable && reused && connection.statementsSent <= 1 {
+                    held.connection = nil
+                    let fresh = try self.connection(held)
+                    fresh.statementsSent = 0
+                    value = try body(fresh)
+                }
                 self.state.succeeded()
                 return value
             } catch let error as StoreError where error.isUnavailable {
@@ -75,7 +89,7 @@ public final class PostgresPool: Sendable {
 
     /// The slot's connection, opened when it has none or lost it; during a backoff after a failed
     /// attempt, the attempt's failure again without trying.
-    private func open(_ held: Holder) throws -> PostgresConnection {
+    private func connection(_ held: Holder) throws -> PostgresConnection {
         if let connection = held.connection, connection.isOpen { return connection }
         held.connection = nil
         if let (reason, until) = state.backingOff(), Date() < until {

@@ -55,7 +55,8 @@ final class PostgresSharedStoreTests: XCTestCase {
         let (a, b) = try await replicas()
         let total = 300
         _ = try await a.createBatch(id: "b1", label: "", items: items(total), now: now)
-        func drain(_ store: PostgresBatchStore, _ owner: String) async throws -> [Int] {
+        let now = self.now
+        @Sendable func drain(_ store: PostgresBatchStore, _ owner: String) async throws -> [Int] {
             var seqs: [Int] = []
             while true {
                 let claimed = try await store.claimLocal(owner: owner, limit: 7, now: now, leaseUntil: now.addingTimeInterval(60))
@@ -142,6 +143,17 @@ final class PostgresSharedStoreTests: XCTestCase {
         } catch let error as StoreError {
             XCTAssertTrue(error.description.contains("newer than this build"), error.description)
         }
+    }
+
+    func testAConnectionCutWhileIdleIsReplacedWithoutAnError() async throws {
+        let url = try await TestPostgres.migratedDatabase()
+        let pool = PostgresPool(url: url, connections: 1)
+        let pid = try await pool.run { db in try db.scalar("SELECT pg_backend_pid()")?.integer }
+        // The server ends that session (as a restart would): the pool finds out on its next call.
+        try await PostgresPool(url: url, connections: 1).run { db in try db.query("SELECT pg_terminate_backend($1::int)", [.integer(pid ?? 0)]) }
+        let again = try await pool.run { db in try db.scalar("SELECT pg_backend_pid()")?.integer }
+        XCTAssertNotEqual(again, pid, "the cut connection was used again")
+        XCTAssertNil(pool.unavailableReason)
     }
 
     func testAnUnreachableServerIsUnavailableWithItsReason() async throws {
