@@ -136,13 +136,17 @@ let package = Package(
         // The embedded store (SQLite in WAL mode in the data folder) and the protocols a shared
         // store implements: the response cache now, batches next. Nothing of RPC or providers.
         .target(name: "PrismStore", dependencies: ["CSQLite"]),
+        // The shared store (issue 15): batches, the document index and usage in PostgreSQL when
+        // PRISM_DATABASE_URL is set, through libpq (blocking calls on the store's own queues).
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "PrismStorePostgres", dependencies: ["PrismStore", "CPostgres"]),
         // --- end stores ---
 
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore", "PrismStorePostgres",
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),
@@ -169,7 +173,7 @@ let package = Package(
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
-        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
+        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "PrismStorePostgres", "CSQLite"]),
     ],
     swiftLanguageModes: [.v5]
 )

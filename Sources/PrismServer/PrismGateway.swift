@@ -6,6 +6,7 @@ import PrismProto
 import PrismProviders
 import PrismRPC
 import PrismStore
+import PrismStorePostgres
 
 public final class PrismGateway: Sendable {
     public let server: RPCServer
@@ -17,11 +18,16 @@ public final class PrismGateway: Sendable {
     public let plugins: PluginHost
     /// The config's model aliases, whose providers are checked once the plugins have loaded.
     private let aliases: [String: String]
+    private let logger: Logger
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
     /// Runs batch items (nil when another process owns this data folder's batches).
     private let batchScheduler: BatchScheduler?
+    /// PostgreSQL for batches, the document index and usage when `store.database_url` is set.
+    public let shared: PostgresStore?
+    /// Where usage records go: PostgreSQL when shared (nil: the embedded store's).
+    public var sharedUsage: (any UsageStore)? { shared?.usage }
 
     public init(settings: ServerSettings, logger: Logger) throws {
         // The data folder first: a folder that cannot be made or written stops the start here.
@@ -48,15 +54,20 @@ public final class PrismGateway: Sendable {
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
 
-        // Batches: one scheduler per process, on the data folder's batch store, which one process
-        // owns at a time; a second process on the folder serves everything else.
+        // Batches: one scheduler per process, on PostgreSQL shared by the replicas, or on the data
+        // folder's batch store, which one process owns at a time (a second process on the folder
+        // serves everything else).
+        let shared = settings.databaseURL.map { PostgresStore(url: $0, chunkLeaseSeconds: TimeInterval(settings.batchLeaseSeconds)) }
+        self.shared = shared
+        if let shared { readiness.depend { shared.unavailableReason } }
         let batches: Result<BatchService, RPCError>
         let signals = BatchSignals()
         do {
-            let batchStore = try SQLiteBatchStore(store: store)
+            let batchStore: any BatchStore = if let shared { shared.batches } else { try SQLiteBatchStore(store: store) }
             let extractor = Extractor(generator: generator, repairs: settings.extractRepairs)
             batchScheduler = BatchScheduler(store: batchStore, extractor: extractor, signals: signals, concurrency: settings.batchConcurrency,
-                                            retention: TimeInterval(settings.batchRetentionSeconds), logger: logger)
+                                            retention: TimeInterval(settings.batchRetentionSeconds),
+                                            leaseSeconds: TimeInterval(settings.batchLeaseSeconds), logger: logger)
             batches = .success(BatchService(store: batchStore, generator: generator, signals: signals))
         } catch let error as StoreError {
             logger.warning("batches are off in this process: \(error.description)")
@@ -65,7 +76,8 @@ public final class PrismGateway: Sendable {
         }
 
         var router = Router()
-        let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
+        let documentIndex: any DocumentIndex = if let shared { shared.index } else { SQLiteDocumentIndex(store: store) }
+        let documents = IndexService.Parts(index: documentIndex,
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
@@ -95,6 +107,7 @@ public final class PrismGateway: Sendable {
         self.metrics = metrics
         self.plugins = plugins
         self.aliases = settings.modelAliases
+        self.logger = logger
     }
 
     /// Loads the plugins (refusing an alias none of them serves), then listens; /readyz says
@@ -106,6 +119,10 @@ public final class PrismGateway: Sendable {
         } catch {
             plugins.shutdown()
             throw error
+        }
+        if let shared {
+            let logger = self.logger
+            try await shared.start { logger.warning("\($0)") }
         }
         batchScheduler?.start()
         readiness.markPluginsLoaded()
@@ -132,6 +149,7 @@ public final class PrismGateway: Sendable {
         await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()
+        shared?.stop()
         store.close()
     }
 }

@@ -11,8 +11,13 @@ public final class Readiness: @unchecked Sendable {
     private let lock = NSLock()
     private var pluginsLoaded = false
     private var draining = false
+    /// Engines the gateway needs, each asked for why it is down (nil: up), e.g. PostgreSQL.
+    private var dependencies: [@Sendable () -> String?] = []
 
     public init() {}
+
+    /// Makes readiness also depend on an engine: `reason` says why it cannot be used now, or nil.
+    public func depend(on reason: @escaping @Sendable () -> String?) { lock.withLock { dependencies.append(reason) } }
 
     public func markPluginsLoaded() { lock.withLock { pluginsLoaded = true } }
     public func markDraining() { lock.withLock { draining = true } }
@@ -22,7 +27,7 @@ public final class Readiness: @unchecked Sendable {
         lock.withLock {
             if draining { return "draining for shutdown" }
             if !pluginsLoaded { return "provider plugins are loading" }
-            return nil
+            return dependencies.lazy.compactMap { $0() }.first
         }
     }
 }
