@@ -133,9 +133,11 @@ let package = Package(
 
         // --- stores (issue 12) ---
         .systemLibrary(name: "CSQLite", pkgConfig: "sqlite3", providers: [.apt(["libsqlite3-dev"])]),
+        // Redis (issue 15): Debian's hiredis, used through a small pool of blocking connections.
+        .systemLibrary(name: "CHiredis", pkgConfig: "hiredis", providers: [.apt(["libhiredis-dev"])]),
         // The embedded store (SQLite in WAL mode in the data folder) and the protocols a shared
         // store implements: the response cache now, batches next. Nothing of RPC or providers.
-        .target(name: "PrismStore", dependencies: ["CSQLite"]),
+        .target(name: "PrismStore", dependencies: ["CSQLite", "CHiredis"]),
         // The shared store (issue 15): batches, the document index and usage in PostgreSQL when
         // PRISM_DATABASE_URL is set, through libpq (blocking calls on the store's own queues).
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
@@ -158,7 +160,7 @@ let package = Package(
             name: "prism",
             dependencies: [
                 // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer", "PrismJSON",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer", "PrismJSON", "PrismStore",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]
@@ -166,7 +168,8 @@ let package = Package(
 
         .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio"),
                                                     .product(name: "NIOEmbedded", package: "swift-nio")]),
-        .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto"]),
+        .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto", "PrismProviders", "PrismStore",
+                                                       .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),
         .testTarget(name: "PrismMediaTests", dependencies: ["PrismMedia"]),
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),

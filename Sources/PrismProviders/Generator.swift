@@ -43,15 +43,18 @@ public final class Generator: Sendable {
     public let cache: GenerationCache?
     /// Every usage event of every call, totalled by model (for /metrics).
     public let usage = UsageTotals()
+    /// Told what each generation spent, under its Caller's key (usage accounting, budgets).
+    public let meter: (any UsageMeter)?
     private let logger: Logger
 
     public init(host: PluginHost, planner: Planner = Planner(), health: ProviderHealth = ProviderHealth(),
-                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, logger: Logger) {
+                fetcher: MediaFetcher = MediaFetcher(), cache: GenerationCache? = nil, meter: (any UsageMeter)? = nil, logger: Logger) {
         self.host = host
         self.planner = planner
         self.health = health
         self.fetcher = fetcher
         self.cache = cache
+        self.meter = meter
         self.logger = logger
     }
 
@@ -61,8 +64,40 @@ public final class Generator: Sendable {
     /// `relayExecutor`, if given, runs the relay of a plugin's events to `emit` (and nothing
     /// else: planning and adaptation stay on the caller's executor). A service passes the executor
     /// of the connection its writes go to, so a streamed event costs no extra thread wake-up.
+    ///
+    /// Inside a call with a `Caller`, only the models its key allows are candidates (none left:
+    /// PERMISSION_DENIED naming the models), and what the answer spent goes to `meter` under its key.
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
                          emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+        let tally = UsageTally()
+        do {
+            try await run(request, relayExecutor: relayExecutor, tally: tally, emit: emit)
+        } catch {
+            await report(tally)
+            throw error
+        }
+        await report(tally)
+    }
+
+    /// Hands what a generation spent to the meter.
+    private func report(_ tally: UsageTally) async {
+        guard let meter else { return }
+        let key = Caller.current?.keyName ?? ""
+        for entry in tally.all { await meter.record(key: key, model: entry.model, requests: entry.requests, usage: entry.usage) }
+    }
+
+    /// The candidates `caller`'s key may use; throws PERMISSION_DENIED when that leaves none.
+    static func permitted(_ candidates: [Candidate], for caller: Caller?) throws -> [Candidate] {
+        guard let caller, !caller.models.patterns.isEmpty else { return candidates }
+        let allowed = candidates.filter { caller.models.permits($0.model.name) }
+        guard allowed.isEmpty else { return allowed }
+        let names = candidates.map(\.model.name)
+        let models = names.isEmpty ? "no model" : names.count == 1 ? "model \(names[0])" : "models \(names.joined(separator: ", "))"
+        throw ProviderFailure(.permissionDenied, "API key '\(caller.keyName)' may not use \(models) (its models: \(caller.models.patterns.joined(separator: ", ")))")
+    }
+
+    private func run(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)?, tally: UsageTally,
+                     emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
         asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
@@ -82,8 +117,8 @@ public final class Generator: Sendable {
             // Still arriving: planned on its kind alone (the producer enforces the length limit).
             needs.media.append(InputMedium(modality: .audio, bytes: 0, mimeType: StreamedAudio.mimeType))
         }
-        let candidates = try planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
-                                          skipping: health.coolingDown())
+        let candidates = try Self.permitted(planner.plan(needs, route: request.route, matrix: host.capabilityMatrix(), families: host.families(),
+                                                         skipping: health.coolingDown()), for: Caller.current)
         let adapter = Adapter(host: host)
         var attempt = 0
         var lastFailure: ProviderFailure?
@@ -106,6 +141,7 @@ public final class Generator: Sendable {
                 attempt += 1
                 try await emit(.routed(RouteInfo(provider: model.provider, model: model.name, adaptations: fetched + report, attempt: attempt, cacheHit: true)))
                 for event in hit.events() { try await emit(.event(event)) }
+                tally.answered(by: model.name)
                 return
             }
 
@@ -121,7 +157,7 @@ public final class Generator: Sendable {
                 do {
                     let call = try host.startCall(model: model, operation: candidate.operation, request: adapted)
                     end = try await withTaskExecutorPreference(relayExecutor) {
-                        try await stream(call, model: model, sentContent: &sentContent) { output in
+                        try await stream(call, model: model, tally: tally, sentContent: &sentContent) { output in
                             if case .event(.text(let text)) = output { answer.append(text) }
                             ticket?.record(output)
                             try await emit(output)
@@ -132,6 +168,7 @@ public final class Generator: Sendable {
                     break
                 }
                 if end.isOK {
+                    tally.answered(by: model.name)
                     await ticket?.complete()
                     if let voice = SpeechOutput.voice(of: candidate) {
                         try await SpeechOutput.speak(answer.text, via: voice, host: host, original: request, emit: emit)
@@ -182,7 +219,7 @@ public final class Generator: Sendable {
     }
 
     /// Reads a call to its end, passing events on; cancels the call if the client goes away.
-    private func stream(_ call: PluginCall, model: ModelCapability, sentContent: inout Bool,
+    private func stream(_ call: PluginCall, model: ModelCapability, tally: UsageTally, sentContent: inout Bool,
                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
         do {
             while true {
@@ -194,7 +231,10 @@ public final class Generator: Sendable {
                         usage.costUSDMicros = usage.cost(at: model.pricing)
                         event = .usage(usage)
                     }
-                    if case .usage(let usage) = event { self.usage.record(usage, model: model) }
+                    if case .usage(let usage) = event {
+                        self.usage.record(usage, model: model)
+                        tally.add(usage, model: model.name)
+                    }
                     try await emit(.event(event))
                 case .end(let end):
                     return end

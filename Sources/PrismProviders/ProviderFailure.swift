@@ -8,6 +8,8 @@ public struct ProviderFailure: Error, Sendable, CustomStringConvertible, Equatab
     public enum Code: String, Sendable, Equatable {
         case invalidArgument, failedPrecondition, resourceExhausted, unavailable, deadlineExceeded
         case cancelled, internalError, unimplemented, unknown
+        /// The caller's API key may not use the model (auth.keys `models`).
+        case permissionDenied
     }
 
     public var code: Code

@@ -22,26 +22,45 @@ public final class PrismGateway: Sendable {
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
+    /// Redis (PRISM_REDIS_URL): the response cache and quota counters; nil when not configured.
+    public let redis: RedisPool?
+    /// Usage per key, model and UTC day (`prism usage`): PostgreSQL's when shared, else the embedded store's.
+    public let usageStore: any UsageStore
     /// Runs batch items (nil when another process owns this data folder's batches).
     private let batchScheduler: BatchScheduler?
     /// PostgreSQL for batches, the document index and usage when `store.database_url` is set.
     public let shared: PostgresStore?
-    /// Where usage records go: PostgreSQL when shared (nil: the embedded store's).
-    public var sharedUsage: (any UsageStore)? { shared?.usage }
 
     public init(settings: ServerSettings, logger: Logger) throws {
         // The data folder first: a folder that cannot be made or written stops the start here.
         let directory = try settings.resolvedDataDirectory()
         try DataDirectory.prepare(directory)
         let store = try EmbeddedStore(directory: directory)
+        let redis = try settings.redisURL.map { RedisPool(url: try RedisURL($0)) }
         var cache: GenerationCache?
-        if settings.cacheEnabled {
+        if settings.cacheEnabled, let redis {
+            // Shared by every replica; no memory front, which would keep serving what another replica replaced.
+            cache = GenerationCache(store: RedisResponseCache(pool: redis, maxEntryBytes: settings.cacheMaxEntryBytes),
+                                    ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
+        } else if settings.cacheEnabled {
             let disk = SQLiteResponseCache(store: store, maxDiskBytes: settings.cacheDiskBytes)
             cache = GenerationCache(store: MemoryCacheFront(backing: disk, maxBytes: settings.cacheMemoryBytes),
                                     ttl: TimeInterval(settings.cacheTTLSeconds), logger: logger)
         }
-        sweeper = cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
+        sweeper = redis != nil ? nil : cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
         self.store = store
+        self.redis = redis
+        if let redis { readiness.depend { redis.unavailableReason } }
+        // Keys, their quotas (counted in Redis when there is one) and usage accounting.
+        let keys = try KeyRing(named: settings.namedKeys, unnamed: settings.apiKeys)
+        let gate = QuotaGate(counters: redis.map { RedisQuotaCounters(pool: $0) } ?? MemoryQuotaCounters(),
+                             failOpen: settings.quotaFailOpen, logger: logger)
+        let shared = settings.databaseURL.map { PostgresStore(url: $0, chunkLeaseSeconds: TimeInterval(settings.batchLeaseSeconds)) }
+        self.shared = shared
+        if let shared { readiness.depend { shared.unavailableReason } }
+        let usageStore: any UsageStore = shared?.usage ?? SQLiteUsageStore(store: store)
+        self.usageStore = usageStore
+        let meter = UsageAccounting(keys: keys, gate: gate, store: usageStore, logger: logger)
 
         var pluginOptions = PluginHost.Options(directories: settings.pluginPath)
         pluginOptions.pluginConfig = settings.pluginConfig
@@ -49,7 +68,7 @@ public final class PrismGateway: Sendable {
         pluginOptions.queuedCalls = settings.pluginQueuedCalls
         let plugins = try PluginHost(options: pluginOptions, logger: logger)
         let planner = Planner(preference: settings.providerPreference, aliases: settings.modelAliases)
-        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, logger: logger)
+        let generator = Generator(host: plugins, planner: planner, fetcher: MediaFetcher(policy: settings.mediaFetch), cache: cache, meter: meter, logger: logger)
         let health = HealthStatusStore()
         let metrics = MetricsInterceptor()
         let index = try DescriptorIndex.embedded()
@@ -57,9 +76,6 @@ public final class PrismGateway: Sendable {
         // Batches: one scheduler per process, on PostgreSQL shared by the replicas, or on the data
         // folder's batch store, which one process owns at a time (a second process on the folder
         // serves everything else).
-        let shared = settings.databaseURL.map { PostgresStore(url: $0, chunkLeaseSeconds: TimeInterval(settings.batchLeaseSeconds)) }
-        self.shared = shared
-        if let shared { readiness.depend { shared.unavailableReason } }
         let batches: Result<BatchService, RPCError>
         let signals = BatchSignals()
         do {
@@ -81,8 +97,9 @@ public final class PrismGateway: Sendable {
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
-        router.register(PrismService.definition(generator: generator, converse: settings.converse,
-                                                extractRepairs: settings.extractRepairs, documents: documents, batches: batches))
+        router.register(KeyPolicy(keys: keys, gate: gate).wrap(
+            PrismService.definition(generator: generator, converse: settings.converse,
+                                    extractRepairs: settings.extractRepairs, documents: documents, batches: batches)))
         router.register(HealthService.definition(store: health))
         if settings.interop { router.register(InteropService.definition()) }
         let names = RouterNames()
@@ -91,7 +108,7 @@ public final class PrismGateway: Sendable {
         }
         names.value = router.serviceNames
 
-        if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(keys: settings.apiKeys)) }
+        if try settings.authEnabled() { router.intercept(with: APIKeyAuthInterceptor(digests: keys.keys.map(\.digest))) }
         router.intercept(with: metrics)
         router.intercept(with: LoggingInterceptor(logger: logger))
         OperatorPages.register(on: &router, readiness: readiness, metrics: metrics, usage: generator.usage)
@@ -125,6 +142,7 @@ public final class PrismGateway: Sendable {
             try await shared.start { logger.warning("\($0)") }
         }
         batchScheduler?.start()
+        redis?.startMonitor()
         readiness.markPluginsLoaded()
         try await server.start()
     }
@@ -150,6 +168,7 @@ public final class PrismGateway: Sendable {
         plugins.shutdown()
         sweeper?.stop()
         shared?.stop()
+        redis?.close()
         store.close()
     }
 }

@@ -20,6 +20,8 @@ public struct ConfigFile: Codable, Sendable {
         /// "auto" (default: on unless listening on loopback), "on" or "off".
         public var mode: String?
         public var api_keys: [String]?
+        /// Named keys with quotas and model allow-lists (README "API keys and quotas").
+        public var keys: [APIKeyConfig]?
     }
 
     public struct Limits: Codable, Sendable {
@@ -100,6 +102,16 @@ public struct ConfigFile: Codable, Sendable {
         public var max_bytes: Int?
         /// Bytes of answers kept in the store; the oldest go first.
         public var max_disk_bytes: Int?
+        /// Redis cache: an answer larger than this is not stored (default 1 MiB).
+        public var max_entry_bytes: Int?
+    }
+
+    /// Shared stores for more than one replica (README "Running more than one replica").
+    public struct Store: Codable, Sendable {
+        /// redis://[:password@]host[:port][/db]: the response cache and quota counters.
+        public var redis_url: String?
+        /// With Redis unreachable, admit calls of keys with quotas uncounted (default false: UNAVAILABLE).
+        public var quota_fail_open: Bool?
     }
 
     /// Durable batches (README "Batches").
@@ -137,6 +149,7 @@ public struct ConfigFile: Codable, Sendable {
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
+    public var store: Store?
     public var index: Index?
     public var plugins: Plugins?
     public var converse: Converse?
@@ -216,6 +229,12 @@ public struct SettingsError: Error, CustomStringConvertible {
 public struct ServerSettings: Sendable {
     public var rpc = ServerConfiguration()
     public var apiKeys: [String] = []
+    /// `auth.keys`: named keys with limits (see KeyRing).
+    public var namedKeys: [APIKeyConfig] = []
+    /// Redis for the response cache and quota counters (`store.redis_url`, PRISM_REDIS_URL).
+    public var redisURL: String?
+    public private(set) var quotaFailOpen = false
+    public private(set) var cacheMaxEntryBytes = StoreLimits.redisCacheMaxEntryBytes
     public var authMode = "auto"
     public var interop = false
     /// Plugin folders; the default is the folder of the running executable, where `swift build`
@@ -283,6 +302,7 @@ public struct ServerSettings: Sendable {
         if let auth = file.auth {
             if let mode = auth.mode { authMode = mode }
             if let keys = auth.api_keys { apiKeys += keys }
+            if let keys = auth.keys { namedKeys += keys }
         }
         if let l = file.limits {
             if let v = l.max_receive_message_bytes { rpc.maxReceiveMessageBytes = try Self.positive(v, "max_receive_message_bytes") }
@@ -336,6 +356,11 @@ public struct ServerSettings: Sendable {
             if let v = cache.ttl_seconds { cacheTTLSeconds = try Self.positive(v, "ttl_seconds", section: "cache") }
             if let v = cache.max_bytes { cacheMemoryBytes = try Self.positive(v, "max_bytes", section: "cache") }
             if let v = cache.max_disk_bytes { cacheDiskBytes = try Self.positive(v, "max_disk_bytes", section: "cache") }
+            if let v = cache.max_entry_bytes { cacheMaxEntryBytes = try Self.positive(v, "max_entry_bytes", section: "cache") }
+        }
+        if let store = file.store {
+            if let url = store.redis_url, !url.isEmpty { redisURL = url }
+            if let v = store.quota_fail_open { quotaFailOpen = v }
         }
         if let batches = file.batches {
             if let v = batches.concurrency { batchConcurrency = try Self.positive(v, "concurrency", upTo: 1024, section: "batches") }
@@ -370,7 +395,7 @@ public struct ServerSettings: Sendable {
         return value
     }
 
-    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS` and `PRISM_API_KEYS` (comma-separated).
+    /// Applies `PRISM_LISTEN`, `PRISM_DATA_DIR`, `PRISM_PLUGIN_PATH`, `PRISM_CORS_ORIGINS`, `PRISM_REDIS_URL` and `PRISM_API_KEYS` (comma-separated).
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
@@ -381,6 +406,7 @@ public struct ServerSettings: Sendable {
         if let origins = environment["PRISM_CORS_ORIGINS"] {
             rpc.cors.allowedOrigins = origins.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
+        if let url = environment["PRISM_REDIS_URL"], !url.isEmpty { redisURL = url }
         if let keys = environment["PRISM_API_KEYS"] {
             apiKeys += keys.split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
         }
@@ -443,8 +469,8 @@ public struct ServerSettings: Sendable {
         case "auto": if listensOnLoopbackOnly { return false }
         default: throw SettingsError("auth mode '\(authMode)' must be auto, on or off")
         }
-        guard !apiKeys.isEmpty else {
-            throw SettingsError("API-key auth is on (listening on \(rpc.host)) but no keys are configured: set auth.api_keys in the config file, PRISM_API_KEYS, or --api-key; or turn auth off explicitly with --auth off")
+        guard !apiKeys.isEmpty || !namedKeys.isEmpty else {
+            throw SettingsError("API-key auth is on (listening on \(rpc.host)) but no keys are configured: set auth.keys or auth.api_keys in the config file, PRISM_API_KEYS, or --api-key; or turn auth off explicitly with --auth off")
         }
         return true
     }

@@ -20,4 +20,22 @@ public enum StoreLimits {
     /// The file a process locks to own the data folder's batches (SQLiteBatchStore): leases held
     /// by any other owner are then known dead at startup, so a restart resumes at once.
     public static let batchLockFileName = "batches.lock"
+
+    /// Connections to Redis per process: a command takes tens of microseconds, so four serve
+    /// thousands a second, and a slow one (a big cache entry) holds up only a quarter of the rest.
+    public static let redisConnections = 4
+    /// How long connecting to Redis may take: it is meant to be nearby, and a request waits on it.
+    public static let redisConnectTimeoutSeconds = 0.5
+    /// How long one Redis command may take before the server counts as unreachable (a stopped
+    /// or overloaded server): short, because a quota check or cache lookup sits in every call.
+    public static let redisCommandTimeoutSeconds = 1.0
+    /// Backoff between reconnection attempts after Redis failed, doubling from the first to the
+    /// last: during it commands fail at once with the reason instead of each waiting for a timeout.
+    public static let redisMinBackoffSeconds = 0.1
+    public static let redisMaxBackoffSeconds = 5.0
+    /// How often the pool pings Redis, so /readyz follows an outage and its end without traffic.
+    public static let redisProbeSeconds = 1.0
+    /// Default bound on one answer stored in the Redis cache (cache.max_entry_bytes): Redis holds
+    /// values in memory, and a larger answer is cheaper to regenerate than to hold for everyone.
+    public static let redisCacheMaxEntryBytes = 1 << 20
 }

@@ -133,6 +133,18 @@ public enum Schema {
             CREATE INDEX batch_items_retry ON batch_items(not_before) WHERE state = 'pending' AND not_before IS NOT NULL;
             CREATE INDEX batch_items_finished ON batch_items(batch_id, finished_order) WHERE finished_order IS NOT NULL;
             """),
+        Migration(version: 4, summary: "usage", sql: """
+            CREATE TABLE usage (
+                key TEXT NOT NULL,              -- the API key's name ('' without auth or a name)
+                model TEXT NOT NULL,            -- provider/model that answered
+                day TEXT NOT NULL,              -- UTC, YYYY-MM-DD
+                requests INTEGER NOT NULL,
+                input_tokens INTEGER NOT NULL,
+                output_tokens INTEGER NOT NULL,
+                cost_micros INTEGER NOT NULL,   -- millionths of a US dollar
+                PRIMARY KEY (day, key, model)
+            ) WITHOUT ROWID;
+            """),
     ]
 
     /// Brings `db` to the newest version in `migrations`, one transaction per step; returns the

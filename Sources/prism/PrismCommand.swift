@@ -9,5 +9,5 @@ struct PrismCommand: AsyncParsableCommand {
         abstract: "Client of the Prism multi-modal AI gateway.",
         subcommands: [HealthCommand.self, ServicesCommand.self, ProvidersCommand.self, GenerateCommand.self,
                       ExtractCommand.self, TranscribeCommand.self, SpeakCommand.self, OCRCommand.self, MediaCommand.self,
-                      IndexCommand.self, BatchCommand.self])
+                      IndexCommand.self, BatchCommand.self, UsageCommand.self])
 }

@@ -110,15 +110,24 @@ extension CallTransport {
                             metadata: Metadata.fromWire(request.metadata), peer: peerDescription, deadline: deadline)
         head.callType = route.handler.callType
         stream.request = RequestHeaders()
-        stream.context = ServerCallContext(head: head, eventLoop: eventLoop)
         stream.interceptors = router.interceptors
-        do {
-            for interceptor in router.interceptors {
-                stream.interceptorsEntered += 1
-                try interceptor.accept(head)
+        var refusal: Error?
+        for interceptor in router.interceptors {
+            stream.interceptorsEntered += 1
+            do {
+                if let authenticator = interceptor as? any CallAuthenticator {
+                    head.apiKeyName = try authenticator.authenticate(head)
+                } else {
+                    try interceptor.accept(head)
+                }
+            } catch {
+                refusal = error
+                break
             }
-        } catch {
-            stream.finish(ServerStream.status(for: error, connection: self))
+        }
+        stream.context = ServerCallContext(head: head, eventLoop: eventLoop)
+        if let refusal {
+            stream.finish(ServerStream.status(for: refusal, connection: self))
             return
         }
 

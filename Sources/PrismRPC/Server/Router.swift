@@ -53,6 +53,13 @@ extension ServerInterceptor {
     public func finished(_ call: CallHead, status: Status, elapsed: TimeAmount) {}
 }
 
+/// An interceptor that also says who the caller is: instead of `accept`, `authenticate` runs,
+/// and the name it returns becomes the call's `CallHead.apiKeyName` for later interceptors and
+/// the handler (quotas, usage accounting).
+public protocol CallAuthenticator: ServerInterceptor {
+    func authenticate(_ call: CallHead) throws -> String
+}
+
 /// A gRPC service: its full name and handlers by method name.
 public struct ServiceDefinition: Sendable {
     public let name: String

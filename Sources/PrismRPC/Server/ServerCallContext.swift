@@ -16,6 +16,9 @@ public struct CallHead: Sendable {
     /// The method's shape as go-grpc-prometheus names it: `unary`, `server_stream`,
     /// `client_stream` or `bidi_stream`.
     public var callType = "unary"
+    /// The name of the API key that authenticated the call (a `CallAuthenticator` sets it before
+    /// the handler runs); nil when no authenticator is installed. The key itself is never kept.
+    public internal(set) var apiKeyName: String?
 }
 
 /// Per-call state handed to handlers.

@@ -66,6 +66,7 @@ enum GenerateService {
         case .internalError: return .internal
         case .unimplemented: return .unimplemented
         case .unknown: return .unknown
+        case .permissionDenied: return .permissionDenied
         }
     }
 

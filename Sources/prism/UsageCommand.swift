@@ -1,0 +1,65 @@
+// `prism usage`: what each API key spent per model and UTC day, read straight from the usage store
+// (the embedded database in PRISM_DATA_DIR, as the server on this machine writes it). No RPC: usage
+// is an operator's question, answered where the data is, with no key needed beyond file access.
+import ArgumentParser
+import Foundation
+import PrismStore
+
+struct UsageCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "usage",
+        abstract: "Print usage per API key, model and UTC day (requests, tokens, cost).",
+        discussion: "Reads the server's data folder: PRISM_DATA_DIR, else $XDG_DATA_HOME/prism or ~/.local/share/prism.")
+
+    @Option(help: "Only this key's rows (its name in auth.keys; \"\" for unnamed keys and auth off).") var key: String?
+    @Option(help: "Only days on or after this one (YYYY-MM-DD, UTC).") var since: String?
+    @Flag(help: "Print the rows as a JSON array.") var json = false
+
+    func validate() throws {
+        if let since, since.range(of: #"^\d{4}-\d{2}-\d{2}$"#, options: .regularExpression) == nil {
+            throw ValidationError("--since must be a date as YYYY-MM-DD, not '\(since)'")
+        }
+    }
+
+    func run() async throws {
+        let rows = try await Self.store().rows(key: key, since: since)
+        if json {
+            let encoder = JSONEncoder()
+            encoder.keyEncodingStrategy = .convertToSnakeCase
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            print(String(decoding: try encoder.encode(rows), as: UTF8.self))
+            return
+        }
+        guard !rows.isEmpty else {
+            print("no usage recorded\(key.map { " for key '\($0)'" } ?? "")\(since.map { " since \($0)" } ?? "")")
+            return
+        }
+        let header = ["DAY", "KEY", "MODEL", "REQUESTS", "INPUT TOKENS", "OUTPUT TOKENS", "COST USD"]
+        let table = rows.map { [$0.day, $0.key.isEmpty ? "-" : $0.key, $0.model, "\($0.requests)", "\($0.inputTokens)",
+                                "\($0.outputTokens)", String(format: "%.6f", Double($0.costMicros) / 1e6)] }
+        let widths = header.indices.map { column in ([header] + table).map { $0[column].count }.max() ?? 0 }
+        for line in [header] + table {
+            print(line.enumerated().map { column, cell in
+                column >= 3 ? String(repeating: " ", count: widths[column] - cell.count) + cell
+                            : cell + String(repeating: " ", count: widths[column] - cell.count)
+            }.joined(separator: "  "))
+        }
+    }
+
+    /// The usage store of this machine's data folder.
+    static func store() throws -> any UsageStore {
+        let environment = ProcessInfo.processInfo.environment
+        guard let directory = DataDirectory.resolve(environment) else {
+            throw ValidationError("no data folder: set PRISM_DATA_DIR (HOME is not set either)")
+        }
+        let path = directory + "/" + StoreLimits.databaseFileName
+        guard FileManager.default.fileExists(atPath: path) else {
+            throw ValidationError("no usage recorded: there is no database at \(path) (PRISM_DATA_DIR)")
+        }
+        do {
+            return SQLiteUsageStore(store: try EmbeddedStore(directory: directory, readConnections: 1))
+        } catch let error as StoreError {
+            throw ValidationError("cannot open the usage store in \(directory): \(error.description)")
+        }
+    }
+}
