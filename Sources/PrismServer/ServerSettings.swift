@@ -106,14 +106,6 @@ public struct ConfigFile: Codable, Sendable {
         public var max_entry_bytes: Int?
     }
 
-    /// Shared stores for more than one replica (README "Running more than one replica").
-    public struct Store: Codable, Sendable {
-        /// redis://[:password@]host[:port][/db]: the response cache and quota counters.
-        public var redis_url: String?
-        /// With Redis unreachable, admit calls of keys with quotas uncounted (default false: UNAVAILABLE).
-        public var quota_fail_open: Bool?
-    }
-
     /// Durable batches (README "Batches").
     public struct Batches: Codable, Sendable {
         /// Batch items running through the normal call path at once (default 4).
@@ -130,6 +122,10 @@ public struct ConfigFile: Codable, Sendable {
         /// postgres://user:password@host:port/database: batches, the document index and usage
         /// records in PostgreSQL (PRISM_DATABASE_URL overrides).
         public var database_url: String?
+        /// redis://[:password@]host[:port][/db]: the response cache and quota counters.
+        public var redis_url: String?
+        /// With Redis unreachable, admit calls of keys with quotas uncounted (default false: UNAVAILABLE).
+        public var quota_fail_open: Bool?
     }
 
     /// The document index (README "Document index").
@@ -149,7 +145,6 @@ public struct ConfigFile: Codable, Sendable {
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
-    public var store: Store?
     public var index: Index?
     public var plugins: Plugins?
     public var converse: Converse?
