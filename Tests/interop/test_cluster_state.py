@@ -192,8 +192,9 @@ def test_a_batch_is_finished_by_the_survivor_after_kill_9_of_the_replica_holding
         # The vendor batch was created and its id recorded; local items are running under a lease.
         wait_for(lambda: get(holder, vendor.id).vendor_batch_ids, "the vendor batch id recorded")
         wait_for(lambda: get(holder, local.id).succeeded > 0, "a local item finished")
-        owners = lease_owners(cluster, "batch_items", local.id) | lease_owners(cluster, "batch_chunks", vendor.id)
-        assert owners and all(f"-{holder.pid}-" in o for o in owners), f"leases not all the holder's (pid {holder.pid}): {owners}"
+        owners = wait_for(lambda: lease_owners(cluster, "batch_items", local.id) | lease_owners(cluster, "batch_chunks", vendor.id),
+                          "a lease on the batches' work (an item between two others holds none)", interval=0.01)
+        assert all(f"-{holder.pid}-" in o for o in owners), f"leases not all the holder's (pid {holder.pid}): {owners}"
         running = get(holder, local.id)
         assert running.state == prism_pb2.BATCH_STATE_RUNNING, f"the local batch finished before the kill: {running}"
         holder.kill()
