@@ -4,28 +4,25 @@ target (one replica direct, nginx in front of 1, 2 and 3), req/s (median of the 
 listed) and its ratio to direct, latency percentiles over every request of every round, and CPU per
 request of the replicas and of nginx. Usage: report.py DIR"""
 import csv
+import importlib.util
 import json
 import pathlib
 import re
-import shlex
 import statistics
 import sys
 
-
-def read_meta(folder):
-    meta = {}
-    for line in (folder / "meta.env").read_text().splitlines():
-        key, _, value = line.partition("=")
-        meta[key] = " ".join(shlex.split(value))
-    return meta
+# read_meta and the nearest-rank percentile are the overhead bench's (one implementation).
+_spec = importlib.util.spec_from_file_location(
+    "overhead_report", pathlib.Path(__file__).resolve().parent.parent / "overhead" / "report.py")
+_overhead = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_overhead)
+read_meta = _overhead.read_meta
 
 
 def percentile(values, p):
-    """Nearest rank, as the load client computes its own."""
-    if not values:
-        return float("nan")
-    values = sorted(values)
-    return values[min(len(values) - 1, max(0, round(p / 100 * len(values) + 0.5) - 1))]
+    """The p-th percentile (nearest rank) of unsorted values; nan for none."""
+    value = _overhead.percentile(sorted(values), p / 100)
+    return float("nan") if value is None else value
 
 
 def health_run(folder, target, round_):
