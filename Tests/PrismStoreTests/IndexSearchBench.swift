@@ -1,5 +1,5 @@
 // A measurement, not a check: search latency of the document index on both engines at 10,000
-// chunks (100 documents of 100 chunks, 384-dimension embeddings), keyword and hybrid, printed.
+// chunks (100 documents of 100 chunks of random words, 384-dimension embeddings), keyword and hybrid, printed.
 // Runs only with PRISM_BENCH=1: `PRISM_BENCH=1 swift test --filter IndexSearchBench`.
 import Foundation
 @testable import PrismStore
@@ -12,7 +12,7 @@ final class IndexSearchBench: XCTestCase {
 
     func testSearchLatencyAt10000Chunks() async throws {
         guard ProcessInfo.processInfo.environment["PRISM_BENCH"] == "1" else { throw XCTSkip("a measurement: set PRISM_BENCH=1") }
-        var random = SeededRandom(seed: 42)
+        var random = SystemRandomNumberGenerator()
         let words = (0..<Self.vocabulary).map { "w\($0)x" }
         func vector() -> [Float] { VectorMath.normalized((0..<Self.dimensions).map { _ in Float(random.next() % 2000) / 1000 - 1 }) }
         var contents: [IndexedContent] = []
@@ -59,18 +59,5 @@ final class IndexSearchBench: XCTestCase {
                 p95 \(p(hybrid, 0.95)) ms; first hybrid (loads \(Self.dimensions)-d vectors) \(String(format: "%.1f", firstHybrid)) ms
                 """)
         }
-    }
-}
-
-/// A small deterministic generator (SplitMix64), so every run measures the same corpus.
-struct SeededRandom {
-    private var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
     }
 }
