@@ -19,7 +19,10 @@ public final class PostgresPool: Sendable {
     }
 
     /// Nil while the server answers and the pool is open; else why it cannot be used.
-    public var unavailableReason: String? { state.closedReason ?? state.reason }
+    public var unavailableReason: String? {
+        guard let closed = state.closedReason else { return state.reason }
+        return state.reason.map { "\(closed): \($0)" } ?? closed
+    }
 
     /// Refuses calls (but `ungated` ones) as unavailable for `reason` until `open()`: while the
     /// schema is not known to be current, say.
@@ -28,7 +31,7 @@ public final class PostgresPool: Sendable {
 
     /// Runs `body` on a connection (opened first if needed) on that connection's queue.
     public func run<T: Sendable>(ungated: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        if !ungated, let reason = state.closedReason { throw StoreError(reason, code: StoreError.unavailableCode) }
+        if !ungated, state.closedReason != nil, let reason = unavailableReason { throw StoreError(reason, code: StoreError.unavailableCode) }
         let slot = slots.min { $0.pending < $1.pending }!
         return try await slot.run { held in
             do {
