@@ -1,13 +1,13 @@
-// The shared BatchStore: batches, items and vendor chunks in PostgreSQL, with the embedded store's
-// states and transitions (SQLiteBatchStore) made safe for several replicas at once. This file holds
-// the RPCs' side (create, read, cancel, retention) and recovery; PostgresBatchWork.swift the
-// scheduler's. Replicas are told apart by their lease owner names, and a replica's work is taken
-// over only once its leases expired (recover, called by each replica's scheduler every heartbeat).
-// Completion orders are assigned with the batch's row locked, so they grow in commit order and a
-// results stream reading "after order N" never skips an item another replica committed late.
+// The shared BatchStore: batches, items and vendor chunks in PostgreSQL with SQLiteBatchStore's states
+// and transitions, safe for several replicas at once. This file: the RPCs' side (create, read, cancel,
+// retention) and recovery; PostgresBatchWork.swift: the scheduler's.
 import Foundation
 import PrismStore
 
+/// Replicas are told apart by their lease owner names; a replica's work is taken over only once its
+/// leases expired (recover, which each replica's scheduler calls every heartbeat). Completion orders
+/// are assigned with the batch's row locked, so they grow in commit order and a results stream
+/// reading "after order N" never skips an item another replica committed late.
 public final class PostgresBatchStore: BatchStore {
     let pool: PostgresPool
     /// How long a chunk's lease lasts from its preparation or submit intent (heartbeats extend it).

@@ -1,7 +1,6 @@
-// The shared DocumentIndex: documents, pages and chunks in PostgreSQL, the chunks' words in a
-// tsvector (GIN-indexed, English stemming) ranked by ts_rank with the embedded store's field
-// weights, embeddings ranked exactly in this process (Debian 12 has no pgvector) from a copy in
-// memory that an index's version number, bumped by every write, tells stale on every replica.
+// The shared DocumentIndex: chunks' words in a GIN-indexed tsvector ranked by ts_rank with the embedded
+// store's field weights; embeddings ranked exactly in this process (Debian 12 has no pgvector) from a
+// copy in memory that the index's version, bumped by every write, marks stale on every replica.
 import Foundation
 import PrismStore
 

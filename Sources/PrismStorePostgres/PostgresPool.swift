@@ -1,7 +1,6 @@
-// A few libpq connections, each confined to its own serial queue (libpq blocks, so none runs on an
-// event loop or a caller's thread), opened lazily and reopened after a loss with backoff. While the
-// server cannot be reached every call fails at once with an unavailable StoreError naming why, and
-// `unavailableReason` (what /readyz shows) says so until a probe or a call gets through again.
+// A few libpq connections, each confined to its own serial queue (libpq blocks: never on an event loop),
+// opened lazily and reopened after a loss with backoff. While the server cannot be reached, calls fail
+// at once as unavailable naming why, and `unavailableReason` (for /readyz) says so until one gets through.
 import Foundation
 import PrismStore
 

@@ -1,7 +1,6 @@
-// What only a store shared by several replicas must get right, on a real PostgreSQL server: leases
-// expiring and taken over by a second owner, concurrent claims that never overlap (SKIP LOCKED),
-// markSubmitting as the one gate to the vendor, concurrent usage adds, migrations racing on an
-// empty database, and an unreachable server reported as unavailable with its reason.
+// What only a store shared by replicas must get right, on a real PostgreSQL server: lease takeover by
+// a second owner, concurrent claims that never overlap, markSubmitting as the one gate, concurrent usage
+// adds, racing migrations, a connection cut while idle, an unreachable server reported with its reason.
 import Foundation
 import XCTest
 import PrismStore
