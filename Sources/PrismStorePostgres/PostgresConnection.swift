@@ -171,8 +171,11 @@ public final class PostgresConnection {
         throw PostgresError(message: "\(message) (in: \(sql.split(whereSeparator: \.isNewline).first.map(String.init)?.prefix(80) ?? ""))", state: state)
     }
 
+    /// libpq's message on one line (it wraps hints onto indented lines), for a gRPC status or a log.
     private static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
-        message.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        guard let message else { return "" }
+        return String(cString: message).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     // Type OIDs (pg_type) of the values we send and read.
