@@ -91,6 +91,7 @@ extension PostgresBatchStore {
         try await pool.transaction { db in
             try db.run("UPDATE batch_items SET state = 'pending', lane = 'local', chunk_id = NULL WHERE chunk_id = $1 AND state = 'submitted'", [.text(chunkID)])
             try db.run("DELETE FROM batch_chunks WHERE id = $1 AND state = 'preparing'", [.text(chunkID)])
+            try PostgresNotifier.notify(db, "")
         }
     }
 

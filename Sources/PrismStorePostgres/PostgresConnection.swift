@@ -126,6 +126,22 @@ public final class PostgresConnection {
         }
     }
 
+    /// Waits up to `seconds` for notifications of the channels this session LISTENs to, and
+    /// returns their payloads (empty when none came). Throws unavailable when the connection is lost.
+    public func notifications(waitingUpTo seconds: Double) throws -> [String] {
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, Int32(seconds * 1000))
+        guard PQconsumeInput(handle) == 1, isOpen else {
+            throw StoreError("PostgreSQL at \(server) is unreachable: \(Self.trimmed(PQerrorMessage(handle)))", code: StoreError.unavailableCode)
+        }
+        var payloads: [String] = []
+        while let notification = PQnotifies(handle) {
+            payloads.append(notification.pointee.extra.map { String(cString: $0) } ?? "")
+            PQfreemem(notification)
+        }
+        return payloads
+    }
+
     // MARK: - libpq
 
     private func execute(_ sql: String, _ parameters: [PostgresValue]) throws -> OpaquePointer? {
