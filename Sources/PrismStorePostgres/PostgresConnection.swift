@@ -48,14 +48,16 @@ public final class PostgresConnection {
     /// naming the server and libpq's reason when it cannot.
     public init(url: String, server: String) throws {
         self.server = server
-        let keys = ["dbname", "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                    "application_name"]
-        let values = [url, String(PostgresLimits.connectTimeoutSeconds), "5", "2", "3", String(PostgresLimits.tcpUserTimeoutMilliseconds),
-                      "prism-server"]
+        // Our defaults first, the URL last: with expand_dbname, later parameters override earlier
+        // ones, so a parameter the URL sets (connect_timeout=10, say) wins over ours.
+        let keys = ["connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                    "application_name", "dbname"]
+        let values = [String(PostgresLimits.connectTimeoutSeconds), "5", "2", "3", String(PostgresLimits.tcpUserTimeoutMilliseconds),
+                      "prism-server", url]
         let keyPointers = keys.map { strdup($0) } + [nil]
         let valuePointers = values.map { strdup($0) } + [nil]
         defer { (keyPointers + valuePointers).forEach { free($0) } }
-        // expand_dbname 1: `dbname` holds the whole URL, whose own parameters win over ours.
+        // expand_dbname 1: `dbname` holds the whole URL.
         let connection = keyPointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
             valuePointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in PQconnectdbParams(k.baseAddress, v.baseAddress, 1) }
         }

@@ -179,6 +179,16 @@ final class PostgresSharedStoreTests: XCTestCase {
         }
     }
 
+    func testTheURLsOwnParametersWinOverTheStoresDefaults() async throws {
+        let url = try await TestPostgres.migratedDatabase()
+        let named = try await PostgresPool(url: url + "?application_name=from-url", connections: 1).run { db in
+            try db.scalar("SELECT current_setting('application_name')")?.text
+        }
+        XCTAssertEqual(named, "from-url")
+        let defaulted = try await PostgresPool(url: url, connections: 1).run { db in try db.scalar("SELECT current_setting('application_name')")?.text }
+        XCTAssertEqual(defaulted, "prism-server")
+    }
+
     func testAnUnreachableServerIsUnavailableWithItsReason() async throws {
         let port = try TestPostgres.freePort()  // nothing listens there
         let pool = PostgresPool(url: "postgres://prism@127.0.0.1:\(port)/prism", connections: 1)
