@@ -2,7 +2,8 @@
 completion through the OpenAI fake and the local engine with its rows in PostgreSQL, IndexDocument
 and Query work on the shared index; with PostgreSQL stopped, SubmitBatch is UNAVAILABLE naming the
 reason, Generate still answers and /readyz is not ready; started again, everything recovers. Two
-replicas: one killed with -9 mid-batch, the other takes its work over once its leases expire. The
+replicas: one killed with -9 mid-batch, the other takes its work over once its leases expire; two live
+replicas share a batch, one streaming what both ran. The
 PostgreSQL server is a throwaway one (tools/services.sh) on a free port; skipped only where PostgreSQL is not
 installed and not in CI."""
 
@@ -199,3 +200,19 @@ def test_a_replica_started_before_postgresql_serves_and_migrates_once_it_can(ser
     finally:
         server.stop()
         later.destroy()
+
+
+def test_two_live_replicas_share_a_batch_and_either_streams_its_results(servers: ServerPool, fakes, postgres):  # noqa: F811
+    """Submitted to replica A, run by both schedulers (claims never overlap), streamed from replica B:
+    every result exactly once, and B's GetBatch agrees with A's."""
+    env = dict(vendor_env(fakes), PRISM_DATABASE_URL=postgres.url)
+    a = servers.start("postgres-live-a", [], "h2c", env=env)
+    b = servers.start("postgres-live-b", [], "h2c", env=env)
+    try:
+        prefix = f"two-{uuid.uuid4().hex[:6]}"
+        batch = submit(a, items(prefix, LOCAL_MODEL, 200))
+        by_custom_id(results(b, batch.id), [f"{prefix}-{i}" for i in range(200)])
+        assert get(b, batch.id).succeeded == get(a, batch.id).succeeded == 200
+    finally:
+        a.stop()
+        b.stop()
