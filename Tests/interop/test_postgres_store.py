@@ -1,11 +1,11 @@
 """prism-server on PostgreSQL (PRISM_DATABASE_URL) from the Python grpcio client: a batch runs to
 completion through the OpenAI fake and the local engine with its rows in PostgreSQL, IndexDocument
 and Query work on the shared index; with PostgreSQL stopped, SubmitBatch is UNAVAILABLE naming the
-reason, Generate still answers and /readyz is not ready; started again, everything recovers. Two
-replicas: one killed with -9 mid-batch, the other takes its work over once its leases expire; two live
-replicas share a batch, one streaming what both ran. The
-PostgreSQL server is a throwaway one (tools/services.sh) on a free port; skipped only where PostgreSQL is not
-installed and not in CI."""
+reason, Generate still answers and /readyz is not ready; started again, everything recovers. A
+replica killed with -9 mid-batch loses its work to another once its leases expire; two live
+replicas share a batch, one streaming what both ran; a replica started before PostgreSQL migrates
+once it is up. PostgreSQL is a throwaway server (tools/services.sh) on a free port; skipped only
+where it is not installed and not in CI."""
 
 from __future__ import annotations
 
