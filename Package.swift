@@ -139,7 +139,9 @@ let package = Package(
         // store implements: the response cache now, batches next. Nothing of RPC or providers.
         .target(name: "PrismStore", dependencies: ["CSQLite", "CHiredis"]),
         // The shared store (issue 15): batches, the document index and usage in PostgreSQL when
-        // PRISM_DATABASE_URL is set, through libpq (blocking calls on the store's own queues).
+        // PRISM_DATABASE_URL is set, through libpq (blocking calls on the store's own queues), not
+        // postgres-nio: no build cost (its first build took 12 minutes here), and a server that is
+        // down fails a call at once with libpq's reason instead of leaving it waiting in a pool.
         .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
         .target(name: "PrismStorePostgres", dependencies: ["PrismStore", "CPostgres"]),
         // --- end stores ---

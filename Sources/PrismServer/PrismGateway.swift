@@ -19,6 +19,7 @@ public final class PrismGateway: Sendable {
     /// The config's model aliases, whose providers are checked once the plugins have loaded.
     private let aliases: [String: String]
     private let logger: Logger
+    private let signals: BatchSignals
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
@@ -125,6 +126,7 @@ public final class PrismGateway: Sendable {
         self.plugins = plugins
         self.aliases = settings.modelAliases
         self.logger = logger
+        self.signals = signals
     }
 
     /// Loads the plugins (refusing an alias none of them serves), then listens; /readyz says
@@ -138,8 +140,9 @@ public final class PrismGateway: Sendable {
             throw error
         }
         if let shared {
-            let logger = self.logger
-            try await shared.start { logger.warning("\($0)") }
+            let (logger, signals) = (self.logger, self.signals)
+            // Another replica's new batch or results wake this one's scheduler and streams.
+            try await shared.start(log: { logger.warning("\($0)") }, wake: { signals.notify($0) })
         }
         batchScheduler?.start()
         redis?.startMonitor()

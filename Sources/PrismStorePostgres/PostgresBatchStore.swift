@@ -1,13 +1,13 @@
-// The shared BatchStore: batches, items and vendor chunks in PostgreSQL, with the embedded store's
-// states and transitions (SQLiteBatchStore) made safe for several replicas at once. This file holds
-// the RPCs' side (create, read, cancel, retention) and recovery; PostgresBatchWork.swift the
-// scheduler's. Replicas are told apart by their lease owner names, and a replica's work is taken
-// over only once its leases expired (recover, called by each replica's scheduler every heartbeat).
-// Completion orders are assigned with the batch's row locked, so they grow in commit order and a
-// results stream reading "after order N" never skips an item another replica committed late.
+// The shared BatchStore: batches, items and vendor chunks in PostgreSQL with SQLiteBatchStore's states
+// and transitions, safe for several replicas at once. This file: the RPCs' side (create, read, cancel,
+// retention) and recovery; PostgresBatchWork.swift: the scheduler's.
 import Foundation
 import PrismStore
 
+/// Replicas are told apart by their lease owner names; a replica's work is taken over only once its
+/// leases expired (recover, which each replica's scheduler calls every heartbeat). Completion orders
+/// are assigned with the batch's row locked, so they grow in commit order and a results stream
+/// reading "after order N" never skips an item another replica committed late.
 public final class PostgresBatchStore: BatchStore {
     let pool: PostgresPool
     /// How long a chunk's lease lasts from its preparation or submit intent (heartbeats extend it).
@@ -41,6 +41,7 @@ public final class PostgresBatchStore: BatchStore {
                 try db.run("INSERT INTO batch_items (batch_id, seq, custom_id, kind, request, model, lane, state) VALUES "
                            + rows.joined(separator: ", "), values)
             }
+            try PostgresNotifier.notify(db, "")  // new work for every replica's scheduler
         }
         return BatchRecord(id: id, label: label, state: .queued, total: items.count, succeeded: 0, failed: 0, cancelled: 0,
                            createdAt: Self.date(created), finishedAt: nil, vendorBatchIDs: [], cancelRequested: false)
@@ -156,6 +157,7 @@ public final class PostgresBatchStore: BatchStore {
                                       message: SQLiteBatchStore.cancelledMessage, where: "batch_id = $1 AND state = 'pending'")
             }
             if found != BatchRecovery() {
+                try PostgresNotifier.notify(db, "")
                 for row in try db.query("SELECT id FROM batches WHERE state IN ('queued', 'running')") {
                     if let batchID = row[0].text { try Self.finishIfDone(db, batchID, at) }
                 }
@@ -168,8 +170,10 @@ public final class PostgresBatchStore: BatchStore {
 
     /// Locks batch `id`'s row until the transaction ends: completion orders of one batch are
     /// assigned by one transaction at a time (NO KEY UPDATE does not block inserts of its items).
+    /// Its results change: its streams on every replica are told at commit.
     static func lockBatch(_ db: PostgresConnection, _ id: String) throws {
         try db.query("SELECT 1 FROM batches WHERE id = $1 FOR NO KEY UPDATE", [.text(id)])
+        try PostgresNotifier.notify(db, id)
     }
 
     /// Finishes every item matching `condition` ($1 is the batch id, $2... `extra`) in one

@@ -1,7 +1,6 @@
-// The shared BatchStore's side for the schedulers of all replicas: items and due polls are leased
-// with FOR UPDATE SKIP LOCKED (two replicas never take the same row), chunks go preparing →
-// submitting → running with markSubmitting as the one gate before a vendor call, and each result
-// is recorded once (every write guarded by the item's state).
+// The shared BatchStore's side for every replica's scheduler: items and due polls leased with FOR UPDATE
+// SKIP LOCKED (never one row to two replicas), chunks through preparing → submitting (markSubmitting,
+// the one gate before a vendor call) → running, each result recorded once (writes guarded by state).
 import Foundation
 import PrismStore
 
@@ -92,6 +91,7 @@ extension PostgresBatchStore {
         try await pool.transaction { db in
             try db.run("UPDATE batch_items SET state = 'pending', lane = 'local', chunk_id = NULL WHERE chunk_id = $1 AND state = 'submitted'", [.text(chunkID)])
             try db.run("DELETE FROM batch_chunks WHERE id = $1 AND state = 'preparing'", [.text(chunkID)])
+            try PostgresNotifier.notify(db, "")
         }
     }
 

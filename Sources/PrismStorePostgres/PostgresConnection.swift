@@ -48,14 +48,16 @@ public final class PostgresConnection {
     /// naming the server and libpq's reason when it cannot.
     public init(url: String, server: String) throws {
         self.server = server
-        let keys = ["dbname", "connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
-                    "application_name"]
-        let values = [url, String(PostgresLimits.connectTimeoutSeconds), "5", "2", "3", String(PostgresLimits.tcpUserTimeoutMilliseconds),
-                      "prism-server"]
+        // Our defaults first, the URL last: with expand_dbname, later parameters override earlier
+        // ones, so a parameter the URL sets (connect_timeout=10, say) wins over ours.
+        let keys = ["connect_timeout", "keepalives_idle", "keepalives_interval", "keepalives_count", "tcp_user_timeout",
+                    "application_name", "dbname"]
+        let values = [String(PostgresLimits.connectTimeoutSeconds), "5", "2", "3", String(PostgresLimits.tcpUserTimeoutMilliseconds),
+                      "prism-server", url]
         let keyPointers = keys.map { strdup($0) } + [nil]
         let valuePointers = values.map { strdup($0) } + [nil]
         defer { (keyPointers + valuePointers).forEach { free($0) } }
-        // expand_dbname 1: `dbname` holds the whole URL, whose own parameters win over ours.
+        // expand_dbname 1: `dbname` holds the whole URL.
         let connection = keyPointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { k in
             valuePointers.map { UnsafePointer($0) }.withUnsafeBufferPointer { v in PQconnectdbParams(k.baseAddress, v.baseAddress, 1) }
         }
@@ -126,6 +128,22 @@ public final class PostgresConnection {
         }
     }
 
+    /// Waits up to `seconds` for notifications of the channels this session LISTENs to, and
+    /// returns their payloads (empty when none came). Throws unavailable when the connection is lost.
+    public func notifications(waitingUpTo seconds: Double) throws -> [String] {
+        var descriptor = pollfd(fd: PQsocket(handle), events: Int16(POLLIN), revents: 0)
+        _ = poll(&descriptor, 1, Int32(seconds * 1000))
+        guard PQconsumeInput(handle) == 1, isOpen else {
+            throw StoreError("PostgreSQL at \(server) is unreachable: \(Self.trimmed(PQerrorMessage(handle)))", code: StoreError.unavailableCode)
+        }
+        var payloads: [String] = []
+        while let notification = PQnotifies(handle) {
+            payloads.append(notification.pointee.extra.map { String(cString: $0) } ?? "")
+            PQfreemem(notification)
+        }
+        return payloads
+    }
+
     // MARK: - libpq
 
     private func execute(_ sql: String, _ parameters: [PostgresValue]) throws -> OpaquePointer? {
@@ -171,8 +189,11 @@ public final class PostgresConnection {
         throw PostgresError(message: "\(message) (in: \(sql.split(whereSeparator: \.isNewline).first.map(String.init)?.prefix(80) ?? ""))", state: state)
     }
 
+    /// libpq's message on one line (it wraps hints onto indented lines), for a gRPC status or a log.
     private static func trimmed(_ message: UnsafePointer<CChar>?) -> String {
-        message.map { String(cString: $0).trimmingCharacters(in: .whitespacesAndNewlines) } ?? ""
+        guard let message else { return "" }
+        return String(cString: message).split(whereSeparator: \.isNewline)
+            .map { $0.trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }.joined(separator: " ")
     }
 
     // Type OIDs (pg_type) of the values we send and read.

@@ -1,7 +1,6 @@
-// The shared DocumentIndex: documents, pages and chunks in PostgreSQL, the chunks' words in a
-// tsvector (GIN-indexed, English stemming) ranked by ts_rank with the embedded store's field
-// weights, embeddings ranked exactly in this process (Debian 12 has no pgvector) from a copy in
-// memory that an index's version number, bumped by every write, tells stale on every replica.
+// The shared DocumentIndex: chunks' words in a GIN-indexed tsvector ranked by ts_rank with the embedded
+// store's field weights; embeddings ranked exactly in this process (Debian 12 has no pgvector) from a
+// copy in memory that the index's version, bumped by every write, marks stale on every replica.
 import Foundation
 import PrismStore
 
@@ -104,9 +103,10 @@ public final class PostgresDocumentIndex: DocumentIndex {
                     try Self.loadVectors(db, index: index, model: embedding.model)
                 }
                 let nearest = matrix.nearest(embedding.vector, limit: candidates).map(\.id)
-                let known = Dictionary(hits.map { ($0.chunkID, $0) }, uniquingKeysWith: { a, _ in a })
-                hits = try VectorMath.fuse([hits.map(\.chunkID), nearest]).compactMap { id, score in
-                    var hit = try known[id] ?? Self.chunk(db, id: id)
+                var known = Dictionary(hits.map { ($0.chunkID, $0) }, uniquingKeysWith: { a, _ in a })
+                for hit in try Self.chunks(db, ids: nearest.filter { known[$0] == nil }) { known[hit.chunkID] = hit }
+                hits = VectorMath.fuse([hits.map(\.chunkID), nearest]).compactMap { id, score in
+                    var hit = known[id]
                     hit?.score = score
                     return hit
                 }
@@ -136,12 +136,15 @@ public final class PostgresDocumentIndex: DocumentIndex {
                  score: score, text: row[4].text ?? "", heading: row[5].text ?? "", startSeconds: row[6].real, endSeconds: row[7].real)
     }
 
-    /// One chunk as a hit (a vector search's hit that the keyword search did not find); nil when it is gone.
-    private static func chunk(_ db: PostgresConnection, id: Int64) throws -> IndexHit? {
-        try db.query("""
+    /// Chunks as hits (a vector search's hits that the keyword search did not find), in one query;
+    /// those gone meanwhile are missing.
+    private static func chunks(_ db: PostgresConnection, ids: [Int64]) throws -> [IndexHit] {
+        guard !ids.isEmpty else { return [] }
+        return try db.query("""
             SELECT \(chunkColumns) FROM index_chunks c
-            JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id WHERE c.id = $1
-            """, [.integer(id)]).first.map { hit($0, score: 0) }
+            JOIN index_documents d ON d.index_name = c.index_name AND d.document_id = c.document_id
+            WHERE c.id = ANY(string_to_array($1, ',')::bigint[])
+            """, [.text(ids.map(String.init).joined(separator: ","))]).map { hit($0, score: 0) }
     }
 
     /// A ranked page hit with the page's text and (when asked) image; nil when the page is gone.

@@ -1,7 +1,6 @@
-// A few libpq connections, each confined to its own serial queue (libpq blocks, so none runs on an
-// event loop or a caller's thread), opened lazily and reopened after a loss with backoff. While the
-// server cannot be reached every call fails at once with an unavailable StoreError naming why, and
-// `unavailableReason` (what /readyz shows) says so until a probe or a call gets through again.
+// A few libpq connections, each confined to its own serial queue (libpq blocks: never on an event loop),
+// opened lazily and reopened after a loss with backoff. While the server cannot be reached, calls fail
+// at once as unavailable naming why, and `unavailableReason` (for /readyz) says so until one gets through.
 import Foundation
 import PrismStore
 
@@ -19,7 +18,10 @@ public final class PostgresPool: Sendable {
     }
 
     /// Nil while the server answers and the pool is open; else why it cannot be used.
-    public var unavailableReason: String? { state.closedReason ?? state.reason }
+    public var unavailableReason: String? {
+        guard let closed = state.closedReason else { return state.reason }
+        return state.reason.map { "\(closed): \($0)" } ?? closed
+    }
 
     /// Refuses calls (but `ungated` ones) as unavailable for `reason` until `open()`: while the
     /// schema is not known to be current, say.
@@ -28,7 +30,7 @@ public final class PostgresPool: Sendable {
 
     /// Runs `body` on a connection (opened first if needed) on that connection's queue.
     public func run<T: Sendable>(ungated: Bool = false, _ body: @escaping @Sendable (PostgresConnection) throws -> T) async throws -> T {
-        if !ungated, let reason = state.closedReason { throw StoreError(reason, code: StoreError.unavailableCode) }
+        if !ungated, state.closedReason != nil, let reason = unavailableReason { throw StoreError(reason, code: StoreError.unavailableCode) }
         let slot = slots.min { $0.pending < $1.pending }!
         return try await slot.run { held in
             do {

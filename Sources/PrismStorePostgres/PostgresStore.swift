@@ -9,9 +9,11 @@ public final class PostgresStore: Sendable {
     public let batches: PostgresBatchStore
     public let index: PostgresDocumentIndex
     public let usage: PostgresUsageStore
+    private let url: String
     private let tasks = TaskList()
 
     public init(url: String, chunkLeaseSeconds: TimeInterval = PostgresLimits.defaultChunkLeaseSeconds) {
+        self.url = url
         pool = PostgresPool(url: url)
         batches = PostgresBatchStore(pool: pool, chunkLeaseSeconds: chunkLeaseSeconds)
         index = PostgresDocumentIndex(pool: pool)
@@ -24,9 +26,12 @@ public final class PostgresStore: Sendable {
 
     /// Migrates the schema, then opens the pool. A server that cannot be reached is tried again
     /// with backoff in the background (and `log` told); any other failure (a schema newer than
-    /// this build) is thrown.
-    public func start(log: @escaping @Sendable (String) -> Void) async throws {
+    /// this build) is thrown. `wake` gets the batch store's notifications from every replica.
+    public func start(log: @escaping @Sendable (String) -> Void, wake: @escaping @Sendable (String) -> Void) async throws {
         tasks.add(pool.monitor())
+        let notifier = PostgresNotifier(url: url, server: pool.server, deliver: wake)
+        notifier.start()
+        tasks.onStop { notifier.stop() }
         do {
             try await migrate()
         } catch let error as StoreError where error.isUnavailable {
@@ -56,16 +61,17 @@ public final class PostgresStore: Sendable {
     }
 
     public func stop() {
-        tasks.cancelAll()
+        tasks.stopAll()
     }
 }
 
-/// Background tasks to cancel at stop. Thread-safe: `lock` guards `tasks`.
+/// What to end at stop: background tasks and the listener. Thread-safe: `lock` guards `stops`.
 private final class TaskList: @unchecked Sendable {
     private let lock = NSLock()
     // Guarded by `lock`.
-    private var tasks: [Task<Void, Never>] = []
+    private var stops: [@Sendable () -> Void] = []
 
-    func add(_ task: Task<Void, Never>) { lock.withLock { tasks.append(task) } }
-    func cancelAll() { lock.withLock { tasks }.forEach { $0.cancel() } }
+    func add(_ task: Task<Void, Never>) { onStop { task.cancel() } }
+    func onStop(_ stop: @escaping @Sendable () -> Void) { lock.withLock { stops.append(stop) } }
+    func stopAll() { lock.withLock { stops }.forEach { $0() } }
 }

@@ -1,8 +1,6 @@
-// The BatchStore state machine on both engines (real SQLite files, a real PostgreSQL database): a
-// batch and its counts, leasing local items, results recorded once (a second write for an item is
-// dropped), completion order, cancel of pending items and of a chunk not yet sent, a chunk's way to
-// the vendor and back, recovery after a crash in each chunk state, retention; and one process per
-// SQLite data folder.
+// The BatchStore state machine on both engines (SQLite files, a PostgreSQL database): counts, leases,
+// results once in completion order, cancel (pending items, a chunk not yet sent), a chunk's way to the
+// vendor and back, recovery in each chunk state, retention; and one process per SQLite data folder.
 import Foundation
 import XCTest
 @testable import PrismStore

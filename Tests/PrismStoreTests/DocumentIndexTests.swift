@@ -1,7 +1,6 @@
-// The document index on both engines (a real SQLite file with FTS5 and BM25, a real PostgreSQL
-// database with tsvector and ts_rank): ranking of chunks and pages, the query made from a question
-// (operators are words, compounds become phrases), atomic replacement (the old chunks gone),
-// deletion, the lists, page images only when asked for, and hybrid search with vectors.
+// The document index on both engines (SQLite FTS5 and BM25, PostgreSQL tsvector and ts_rank): ranking
+// of chunks and pages, the query made from a question (operators are words, compounds phrases), atomic
+// replacement, deletion, the lists, page images only when asked for, hybrid search with vectors.
 import Foundation
 import XCTest
 @testable import PrismStore

@@ -1,7 +1,6 @@
-// What only a store shared by several replicas must get right, on a real PostgreSQL server: leases
-// expiring and taken over by a second owner, concurrent claims that never overlap (SKIP LOCKED),
-// markSubmitting as the one gate to the vendor, concurrent usage adds, migrations racing on an
-// empty database, and an unreachable server reported as unavailable with its reason.
+// What only a store shared by replicas must get right, on a real PostgreSQL server: lease takeover by
+// a second owner, concurrent claims that never overlap, markSubmitting as the one gate, concurrent usage
+// adds, racing migrations, a connection cut while idle, an unreachable server reported with its reason.
 import Foundation
 import XCTest
 import PrismStore
@@ -156,6 +155,40 @@ final class PostgresSharedStoreTests: XCTestCase {
         XCTAssertNil(pool.unavailableReason)
     }
 
+    func testReplicasAreToldOfNewWorkAndOfChangedResults() async throws {
+        let url = try await TestPostgres.migratedDatabase()
+        let heard = Heard()
+        let notifier = PostgresNotifier(url: url, server: "the test server") { heard.add($0) }
+        notifier.start()
+        defer { notifier.stop() }
+        try await waitFor("the listener's first wake-up") { heard.all.contains("") }
+        heard.clear()
+        let store = PostgresBatchStore(pool: PostgresPool(url: url))
+        _ = try await store.createBatch(id: "b1", label: "", items: items(2), now: now)
+        try await waitFor("new work announced") { heard.all.contains("") }
+        try await store.finishItems(batchID: "b1", [ItemOutcome(seq: 0, state: .succeeded, result: Data())], now: now)
+        try await waitFor("b1's results announced") { heard.all.contains("b1") }
+    }
+
+    /// Polls `condition` every 10 ms until it holds; fails after 10 s.
+    private func waitFor(_ what: String, _ condition: () -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(10)
+        while !condition() {
+            guard Date() < deadline else { return XCTFail("\(what): not seen after 10 s") }
+            try await Task.sleep(nanoseconds: 10_000_000)
+        }
+    }
+
+    func testTheURLsOwnParametersWinOverTheStoresDefaults() async throws {
+        let url = try await TestPostgres.migratedDatabase()
+        let named = try await PostgresPool(url: url + "?application_name=from-url", connections: 1).run { db in
+            try db.scalar("SELECT current_setting('application_name')")?.text
+        }
+        XCTAssertEqual(named, "from-url")
+        let defaulted = try await PostgresPool(url: url, connections: 1).run { db in try db.scalar("SELECT current_setting('application_name')")?.text }
+        XCTAssertEqual(defaulted, "prism-server")
+    }
+
     func testAnUnreachableServerIsUnavailableWithItsReason() async throws {
         let port = try TestPostgres.freePort()  // nothing listens there
         let pool = PostgresPool(url: "postgres://prism@127.0.0.1:\(port)/prism", connections: 1)
@@ -176,4 +209,15 @@ final class PostgresSharedStoreTests: XCTestCase {
             XCTAssertTrue(error.isUnavailable, error.description)
         }
     }
+}
+
+/// Payloads a listener heard. Thread-safe: `lock` guards `payloads`.
+private final class Heard: @unchecked Sendable {
+    private let lock = NSLock()
+    // Guarded by `lock`.
+    private var payloads: [String] = []
+
+    func add(_ payload: String) { lock.withLock { payloads.append(payload) } }
+    func clear() { lock.withLock { payloads.removeAll() } }
+    var all: [String] { lock.withLock { payloads } }
 }

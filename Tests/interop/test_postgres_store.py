@@ -1,14 +1,17 @@
 """prism-server on PostgreSQL (PRISM_DATABASE_URL) from the Python grpcio client: a batch runs to
 completion through the OpenAI fake and the local engine with its rows in PostgreSQL, IndexDocument
 and Query work on the shared index; with PostgreSQL stopped, SubmitBatch is UNAVAILABLE naming the
-reason, Generate still answers and /readyz is not ready; started again, everything recovers. The
-server is a throwaway one (tools/services.sh) on a free port; skipped only where PostgreSQL is not
-installed and not in CI."""
+reason, Generate still answers and /readyz is not ready; started again, everything recovers. A
+replica killed with -9 mid-batch loses its work to another once its leases expire; two live
+replicas share a batch, one streaming what both ran; a replica started before PostgreSQL migrates
+once it is up. PostgreSQL is a throwaway server (tools/services.sh) on a free port; skipped only
+where it is not installed and not in CI."""
 
 from __future__ import annotations
 
 import glob
 import http.client
+import json
 import os
 import socket
 import subprocess
@@ -22,7 +25,8 @@ from prism.v1 import prism_pb2
 
 from conftest import ServerPool
 from harness import RPC_TIMEOUT_S
-from test_batches import LOCAL_MODEL, by_custom_id, items, openai_batches, results, stub, submit, wait_finished
+from test_batch_crashes import check_after_crashes
+from test_batches import FINISH_DEADLINE_S, LOCAL_MODEL, by_custom_id, get, items, openai_batches, results, stub, submit, wait_finished
 from test_index import retrieve, unique_index, upload
 from test_vendors import OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
 
@@ -148,3 +152,67 @@ def test_postgresql_stopped_is_unavailable_for_what_needs_it_and_recovers(shared
     done = wait_finished(shared_server, batch.id)
     assert done.succeeded == 3, done
     by_custom_id(results(shared_server, batch.id), [f"{prefix}-{i}" for i in range(3)])
+
+
+def test_a_replica_killed_with_9_loses_its_work_to_another_that_finishes_it(servers: ServerPool, fakes, postgres, session_dir: Path):  # noqa: F811
+    """Replica A takes the work and is killed with -9 while items run; replica B, on the same
+    database, takes the work over once A's leases expire (batches.lease_seconds 2) and finishes it:
+    every result exactly once, the vendor batch sent at most once."""
+    config = session_dir / "postgres-replicas.json"
+    config.write_text(json.dumps({"batches": {"concurrency": 1, "lease_seconds": 2}}))
+    env = dict(vendor_env(fakes), PRISM_DATABASE_URL=postgres.url)
+    prefix = f"k9pg-{uuid.uuid4().hex[:6]}"
+    a = servers.start("postgres-replica-a", ["--config", str(config)], "h2c", env=env)
+    try:
+        vendor = submit(a, items(prefix + "-v", OPENAI_MODEL, 4))
+        local = submit(a, items(prefix + "-l", LOCAL_MODEL, 300))
+        wait_for(lambda: get(a, local.id).succeeded > 0, "a local item run by replica A", FINISH_DEADLINE_S)
+        running = get(a, local.id)
+    finally:
+        a.kill()
+    assert running.state == prism_pb2.BATCH_STATE_RUNNING, f"the batch had finished before the kill: {running}"
+    b = servers.start("postgres-replica-b", ["--config", str(config)], "h2c", env=env)
+    try:
+        check_after_crashes(b, fakes, {vendor.id: [f"{prefix}-v-{i}" for i in range(4)],
+                                       local.id: [f"{prefix}-l-{i}" for i in range(300)]}, {vendor.id})
+        owners = postgres.scalar(f"SELECT count(DISTINCT lease_owner) FROM batch_items WHERE batch_id = '{local.id}' AND lease_owner IS NOT NULL")
+        assert owners == "0", f"finished items still hold leases: {owners}"
+    finally:
+        b.stop()
+
+
+def test_a_replica_started_before_postgresql_serves_and_migrates_once_it_can(servers: ServerPool, session_dir: Path):
+    """PostgreSQL not up yet at the replica's start: it serves what does not need the database,
+    answers the rest UNAVAILABLE and is not ready; once PostgreSQL is up, it migrates and serves all."""
+    later = Postgres(session_dir / f"postgres-late-{uuid.uuid4().hex[:6]}", free_port())
+    server = servers.start("postgres-late", [], "h2c", env={"PRISM_DATABASE_URL": f"postgres://prism@127.0.0.1:{later.port}/prism"})
+    try:
+        status, body = readyz(server)
+        assert status == 503 and "not migrated yet" in body and "unreachable" in body, (status, body)
+        with pytest.raises(grpc.RpcError) as caught:
+            submit(server, items(f"early-{uuid.uuid4().hex[:6]}", LOCAL_MODEL, 1))
+        assert caught.value.code() == grpc.StatusCode.UNAVAILABLE and "PostgreSQL" in caught.value.details(), caught.value
+        assert list(stub(server).Generate(request("no database needed", LOCAL_MODEL), timeout=RPC_TIMEOUT_S))
+        later.start()
+        wait_for(lambda: readyz(server)[0] == 200, "/readyz ready once PostgreSQL is up")
+        batch = submit(server, items(f"late-{uuid.uuid4().hex[:6]}", LOCAL_MODEL, 2))
+        assert wait_finished(server, batch.id).succeeded == 2
+    finally:
+        server.stop()
+        later.destroy()
+
+
+def test_two_live_replicas_share_a_batch_and_either_streams_its_results(servers: ServerPool, fakes, postgres):  # noqa: F811
+    """Submitted to replica A, run by both schedulers (claims never overlap), streamed from replica B:
+    every result exactly once, and B's GetBatch agrees with A's."""
+    env = dict(vendor_env(fakes), PRISM_DATABASE_URL=postgres.url)
+    a = servers.start("postgres-live-a", [], "h2c", env=env)
+    b = servers.start("postgres-live-b", [], "h2c", env=env)
+    try:
+        prefix = f"two-{uuid.uuid4().hex[:6]}"
+        batch = submit(a, items(prefix, LOCAL_MODEL, 200))
+        by_custom_id(results(b, batch.id), [f"{prefix}-{i}" for i in range(200)])
+        assert get(b, batch.id).succeeded == get(a, batch.id).succeeded == 200
+    finally:
+        a.stop()
+        b.stop()

@@ -44,7 +44,13 @@ final class BatchScheduler: @unchecked Sendable {
     let retention: TimeInterval
     /// This process's name on the leases it takes: unique per replica (host, process and a random
     /// part, so a pid reused on another host or after a restart is never mistaken for this one).
-    let owner = "prism-\(ProcessInfo.processInfo.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+    let owner = "prism-\(BatchScheduler.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+
+    /// This machine's name as gethostname(2) has it (no DNS lookup, unlike ProcessInfo.hostName).
+    static var hostName: String {
+        var name = [CChar](repeating: 0, count: 256)
+        return gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "unknown-host"
+    }
     private let slots: LocalSlots
     private let lock = NSLock()
     // Guarded by `lock`.
