@@ -461,7 +461,8 @@ public struct ServerSettings: Sendable {
         switch authMode {
         case "on": break
         case "off": return false
-        case "auto": if listensOnLoopbackOnly { return false }
+        // Named keys (auth.keys) carry quotas and allow-lists: configuring them turns auth on even on loopback.
+        case "auto": if listensOnLoopbackOnly && namedKeys.isEmpty { return false }
         default: throw SettingsError("auth mode '\(authMode)' must be auto, on or off")
         }
         guard !apiKeys.isEmpty || !namedKeys.isEmpty else {

@@ -114,7 +114,8 @@ public final class RedisPool: @unchecked Sendable {
             monitor = Task { [weak self] in
                 while !Task.isCancelled {
                     try? await Task.sleep(nanoseconds: UInt64(StoreLimits.redisProbeSeconds * 1e9))
-                    _ = try? await self?.command("PING")
+                    guard let self else { return }
+                    _ = try? await self.command("PING")
                 }
             }
         }

@@ -17,10 +17,13 @@ public final class RedisResponseCache: ResponseCache {
     }
 
     /// Answers not stored because they were over `maxEntryBytes`.
-    public var refused: Int { counts.refused }
+    public var refused: Int { counts.value(\.refused) }
+    /// Lookups and stores that failed (Redis unreachable or erring): the generator then bypasses
+    /// the cache, calling the model and logging each; this counts them for operators.
+    public var failures: Int { counts.value(\.failures) }
 
     public func lookup(_ key: Data) async throws -> CacheEntry? {
-        let reply = try await pool.command([Data("GET".utf8), Self.redisKey(key)])
+        let reply = try await counted { try await pool.command([Data("GET".utf8), Self.redisKey(key)]) }
         switch reply {
         case .string(let stored): return Self.decode(stored)
         case .null: return nil
@@ -31,14 +34,27 @@ public final class RedisResponseCache: ResponseCache {
 
     public func store(_ key: Data, value: Data, ttl: TimeInterval) async throws {
         guard value.count <= maxEntryBytes else {
-            counts.refuse()
+            counts.add(\.refused)
             return
         }
         let now = Date()
         let milliseconds = max(1, Int64((ttl * 1000).rounded()))
         let stored = Self.encode(CacheEntry(value: value, createdAt: now, expiresAt: now.addingTimeInterval(ttl)))
-        let reply = try await pool.command([Data("SET".utf8), Self.redisKey(key), stored, Data("PX".utf8), Data(String(milliseconds).utf8)])
+        let reply = try await counted {
+            try await pool.command([Data("SET".utf8), Self.redisKey(key), stored, Data("PX".utf8), Data(String(milliseconds).utf8)])
+        }
         if case .error(let message) = reply { throw RedisError(unreachable: false, description: "SET: \(message)") }
+    }
+
+    private func counted(_ command: () async throws -> RedisReply) async throws -> RedisReply {
+        do {
+            let reply = try await command()
+            if case .error = reply { counts.add(\.failures) }
+            return reply
+        } catch {
+            counts.add(\.failures)
+            throw error
+        }
     }
 
     /// Redis removes expired keys itself.
@@ -74,11 +90,16 @@ public final class RedisResponseCache: ResponseCache {
     }
 }
 
-/// Thread-safe counters of the cache; `lock` guards them.
+/// Thread-safe counters of the cache; `lock` guards `counts`.
 private final class Counts: @unchecked Sendable {
-    private let lock = NSLock()
-    private var refusedCount = 0
+    struct Values {
+        var refused = 0
+        var failures = 0
+    }
 
-    var refused: Int { lock.withLock { refusedCount } }
-    func refuse() { lock.withLock { refusedCount += 1 } }
+    private let lock = NSLock()
+    private var counts = Values()
+
+    func value(_ path: KeyPath<Values, Int>) -> Int { lock.withLock { counts[keyPath: path] } }
+    func add(_ path: WritableKeyPath<Values, Int>) { lock.withLock { counts[keyPath: path] += 1 } }
 }

@@ -22,11 +22,16 @@ struct UsageCommand: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let rows = try await Self.store().rows(key: key, since: since)
+        let rows: [UsageRecord]
+        do {
+            rows = try await Self.store().rows(key: key, since: since)
+        } catch {
+            throw reportFailure(error)
+        }
         if json {
             let encoder = JSONEncoder()
             encoder.keyEncodingStrategy = .convertToSnakeCase
-            encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+            encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
             print(String(decoding: try encoder.encode(rows), as: UTF8.self))
             return
         }
@@ -49,17 +54,16 @@ struct UsageCommand: AsyncParsableCommand {
     /// The usage store of this machine's data folder.
     static func store() throws -> any UsageStore {
         let environment = ProcessInfo.processInfo.environment
+        if let url = environment["PRISM_DATABASE_URL"], !url.isEmpty {
+            throw StoreError("PRISM_DATABASE_URL is set, but this build of prism usage reads only the embedded store (PRISM_DATA_DIR); unset it to read that")
+        }
         guard let directory = DataDirectory.resolve(environment) else {
-            throw ValidationError("no data folder: set PRISM_DATA_DIR (HOME is not set either)")
+            throw StoreError("no data folder: set PRISM_DATA_DIR (HOME is not set either)")
         }
         let path = directory + "/" + StoreLimits.databaseFileName
         guard FileManager.default.fileExists(atPath: path) else {
-            throw ValidationError("no usage recorded: there is no database at \(path) (PRISM_DATA_DIR)")
+            throw StoreError("no usage recorded: there is no database at \(path) (PRISM_DATA_DIR)")
         }
-        do {
-            return SQLiteUsageStore(store: try EmbeddedStore(directory: directory, readConnections: 1))
-        } catch let error as StoreError {
-            throw ValidationError("cannot open the usage store in \(directory): \(error.description)")
-        }
+        return SQLiteUsageStore(store: try EmbeddedStore(directory: directory, readConnections: 1))
     }
 }

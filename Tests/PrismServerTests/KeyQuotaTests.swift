@@ -41,6 +41,27 @@ final class KeyQuotaTests: XCTestCase {
         XCTAssertNil(ring.named(""), "unnamed keys have no limits to look up")
     }
 
+    func testKeysAndRedisFromTheConfigFileAndEnvironment() throws {
+        let path = NSTemporaryDirectory() + "prism-keys-\(UUID().uuidString).json"
+        try #"""
+            {"auth": {"keys": [{"name": "web", "key": "k1", "requests_per_minute": 60, "usd_per_day": 2.5, "models": ["openai/*"]}]},
+             "store": {"redis_url": "redis://127.0.0.1:6390", "quota_fail_open": true}, "cache": {"max_entry_bytes": 4096}}
+            """#.write(toFile: path, atomically: true, encoding: .utf8)
+        defer { try? FileManager.default.removeItem(atPath: path) }
+        var settings = ServerSettings()
+        XCTAssertFalse(try settings.authEnabled(), "loopback without named keys: auth off")
+        try settings.apply(try ConfigFile.load(path))
+        XCTAssertEqual(settings.redisURL, "redis://127.0.0.1:6390")
+        XCTAssertTrue(settings.quotaFailOpen)
+        XCTAssertEqual(settings.cacheMaxEntryBytes, 4096)
+        XCTAssertTrue(try settings.authEnabled(), "named keys turn auth on, even on loopback")
+        let ring = try KeyRing(named: settings.namedKeys, unnamed: settings.apiKeys)
+        XCTAssertEqual(ring.named("web")?.limits, KeyLimits(requestsPerMinute: 60, usdMicrosPerDay: 2_500_000))
+        XCTAssertEqual(ring.named("web")?.models, ModelAllowList(["openai/*"]))
+        try settings.applyEnvironment(["PRISM_REDIS_URL": "redis://other:6379/1"])
+        XCTAssertEqual(settings.redisURL, "redis://other:6379/1")
+    }
+
     func testBadKeyEntriesAreRefusedByName() {
         func refusal(_ named: [APIKeyConfig], unnamed: [String] = []) -> String {
             do {

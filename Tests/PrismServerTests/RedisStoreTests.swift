@@ -108,6 +108,7 @@ final class RedisStoreTests: XCTestCase {
             XCTAssertTrue(error.description.contains("127.0.0.1:\(redis.port)"), error.description)
         }
         XCTAssertNotNil(pool.unavailableReason)
+        XCTAssertEqual(cache.failures, 1)
         try redis.restart()
         let recovered = try await eventually {
             (try? await pool.command("PING")) == .status("PONG")

@@ -37,15 +37,35 @@ final class TestRedis {
         try? FileManager.default.removeItem(atPath: folder)
     }
 
+    /// Runs tools/services.sh with posix_spawn and waitpid: Foundation's Process.waitUntilExit
+    /// hangs here once the script has left a daemon (redis-server) behind.
     private func run(_ action: String) throws {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/bash")
-        process.arguments = [Self.script, "redis", action, folder, String(port)]
-        process.standardOutput = FileHandle.nullDevice
-        try process.run()
-        process.waitUntilExit()
-        guard process.terminationStatus == 0 else {
-            throw NSError(domain: "TestRedis", code: Int(process.terminationStatus),
+        let arguments = ["/bin/bash", Self.script, "redis", action, folder, String(port)]
+        var argv = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+        // A child inherits the spawning thread's signal mask and ignored signals, and test code may
+        // run on pool threads that block signals: the redis-server left behind must take SIGTERM
+        // from `stop`, so the child starts with none blocked and every handler at its default.
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        var none = sigset_t(), all = sigset_t()
+        sigemptyset(&none)
+        sigfillset(&all)
+        posix_spawnattr_setsigmask(&attributes, &none)
+        posix_spawnattr_setsigdefault(&attributes, &all)
+        posix_spawnattr_setflags(&attributes, Int16(POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF))
+        var pid: pid_t = 0
+        var status: Int32 = 0
+        let spawned = posix_spawn(&pid, "/bin/bash", &actions, &attributes, &argv, environ) == 0
+        var waited: pid_t = -1
+        repeat { waited = spawned ? waitpid(pid, &status, 0) : -1 } while spawned && waited == -1 && errno == EINTR
+        guard spawned, waited == pid, status == 0 else {
+            throw NSError(domain: "TestRedis", code: Int(status),
                           userInfo: [NSLocalizedDescriptionKey: "tools/services.sh redis \(action) \(folder) \(port) failed"])
         }
     }

@@ -23,7 +23,9 @@ from prism.v1 import prism_pb2, prism_pb2_grpc
 
 from conftest import server_binary
 from harness import REPO_ROOT, RPC_TIMEOUT_S, assert_status
+from http1 import connect, web_call
 from test_vendors import ANTHROPIC_MODEL, OPENAI_MODEL, fakes, kinds, of_kind, request, vendor_env  # noqa: F401
+from test_vendors import generate as generate_with
 
 StatusCode = grpc.StatusCode
 
@@ -34,6 +36,7 @@ KEYS = {
     "claude-only": dict(key="key-claude", models=["anthropic/claude-*"]),
     "free": dict(key="key-free"),
     "limited": dict(key="key-limited", requests_per_minute=100_000),
+    "connect-rpm": dict(key="key-connect", requests_per_minute=1),
 }
 # How long a test waits for a condition that follows an outage or a recovery (the pool pings
 # Redis every second and backs off at most 5 s between reconnection attempts).
@@ -113,15 +116,7 @@ def keyed_server(servers, fakes, session_dir: Path, redis):
 
 def generate(server, req, key: str):
     """All events of one Generate with `key`, and the grpc.RpcError it ended with (None for OK)."""
-    events = []
-    with server.channel() as channel:
-        call = prism_pb2_grpc.PrismStub(channel).Generate(req, metadata=bearer(key), timeout=RPC_TIMEOUT_S)
-        try:
-            for event in call:
-                events.append(event)
-        except grpc.RpcError as err:
-            return events, err
-    return events, None
+    return generate_with(server, req, bearer(key))
 
 
 def ok(events, err, what: str):
@@ -213,6 +208,48 @@ def test_a_model_outside_the_allow_list_is_denied(keyed_server, fakes):
     assert not fakes["openai"].requests(text), "the vendor was called for a denied model"
     events, err = generate(keyed_server, request(unique("for you"), ANTHROPIC_MODEL), "claude-only")
     ok(events, err, "an allowed model")
+
+
+def test_the_key_reaches_the_service_over_grpc_web_and_connect(keyed_server):
+    # gRPC-Web: the allow-list of the key presented in the header applies.
+    conn = connect(keyed_server)
+    try:
+        denied = web_call(conn, "/prism.v1.Prism/Generate", request(unique("web"), OPENAI_MODEL).SerializeToString(),
+                          headers={"authorization": f"Bearer {KEYS['claude-only']['key']}"})
+    finally:
+        conn.close()
+    assert denied.grpc_status == StatusCode.PERMISSION_DENIED.value[0], (denied.grpc_status, denied.grpc_message)
+    assert "claude-only" in denied.grpc_message, denied.grpc_message
+    # Connect unary: a key allowed one call a minute; the second gets 429 and the retry time.
+    early_in_a_minute()
+    answers = []
+    for _ in range(2):
+        conn = connect(keyed_server)
+        try:
+            conn.request("POST", "/prism.v1.Prism/ListProviders", body=b"", headers={
+                "content-type": "application/proto", "connect-protocol-version": "1",
+                "authorization": f"Bearer {KEYS['connect-rpm']['key']}"})
+            response = conn.getresponse()
+            answers.append((response.status, {k.lower(): v for k, v in response.getheaders()}, response.read()))
+        finally:
+            conn.close()
+    assert answers[0][0] == 200, answers[0]
+    status, headers, body = answers[1]
+    assert status == 429, (status, body)
+    error = json.loads(body)
+    assert error["code"] == "resource_exhausted" and "'connect-rpm'" in error["message"], error
+    assert 0 < int(headers["trailer-retry-after-ms"]) <= 60_000, headers
+
+
+def test_a_batch_item_outside_the_allow_list_is_denied(keyed_server):
+    items = [prism_pb2.BatchItem(custom_id="allowed", generate=request(unique("batch ok"), ANTHROPIC_MODEL)),
+             prism_pb2.BatchItem(custom_id="denied", generate=request(unique("batch no"), OPENAI_MODEL))]
+    with keyed_server.channel() as channel:
+        with pytest.raises(grpc.RpcError) as info:
+            prism_pb2_grpc.PrismStub(channel).SubmitBatch(prism_pb2.SubmitBatchRequest(items=items), metadata=bearer("claude-only"),
+                                                          timeout=RPC_TIMEOUT_S)
+    assert_status(info.value, StatusCode.PERMISSION_DENIED, "a batch with an item for a model the key may not use")
+    assert "'denied'" in info.value.details() and OPENAI_MODEL in info.value.details(), info.value.details()
 
 
 def test_usage_rows_follow_the_calls(keyed_server):

@@ -156,11 +156,11 @@ def request(text: str, model: str, *, media: list[prism_pb2.Media] = (), fallbac
         route=prism_pb2.Route(model=model, fallbacks=list(fallbacks)))
 
 
-def generate(server: PrismServer, req: prism_pb2.GenerateRequest):
-    """All events of one Generate, and the grpc.RpcError it ended with (None for OK)."""
+def generate(server: PrismServer, req: prism_pb2.GenerateRequest, metadata=()):
+    """All events of one Generate (sent with `metadata`), and the grpc.RpcError it ended with (None for OK)."""
     events = []
     with server.channel() as channel:
-        call = prism_pb2_grpc.PrismStub(channel).Generate(req, timeout=RPC_TIMEOUT_S)
+        call = prism_pb2_grpc.PrismStub(channel).Generate(req, metadata=list(metadata), timeout=RPC_TIMEOUT_S)
         try:
             for event in call:
                 events.append(event)

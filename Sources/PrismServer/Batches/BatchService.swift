@@ -37,6 +37,12 @@ struct BatchService {
         var rows: [NewBatchItem] = []
         rows.reserveCapacity(items.count)
         for item in items { rows.append(await route(item)) }
+        // Items run later, outside this call: the key's allow-list is applied now, to the model each was routed to.
+        if let caller = Caller.current {
+            for (item, row) in zip(items, rows) where !row.model.isEmpty && !caller.models.permits(row.model) {
+                throw RPCError(.permissionDenied, "item '\(item.customID)': API key '\(caller.keyName)' may not use model \(row.model) (its models: \(caller.models.patterns.joined(separator: ", ")))")
+            }
+        }
         let id = "batch_" + UUID().uuidString.replacingOccurrences(of: "-", with: "").lowercased()
         let record = try await storeCall { try await store.createBatch(id: id, label: label, items: rows, now: Date()) }
         signals.notify(BatchSignals.work)
