@@ -13,7 +13,6 @@ from pathlib import Path
 import grpc
 import pytest
 from grpc.health.v1 import health_pb2, health_pb2_grpc
-from prism.v1 import prism_pb2
 
 from cluster import Cluster, require_cluster_tools, wait_for
 from conftest import server_binary
