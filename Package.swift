@@ -148,13 +148,19 @@ let package = Package(
         // The embedded store (SQLite in WAL mode in the data folder) and the protocols a shared
         // store implements: the response cache now, batches next. Nothing of RPC or providers.
         .target(name: "PrismStore", dependencies: ["CSQLite", "CHiredis"]),
+        // The shared store (issue 15): batches, the document index and usage in PostgreSQL when
+        // PRISM_DATABASE_URL is set, through libpq (blocking calls on the store's own queues), not
+        // postgres-nio: no build cost (its first build took 12 minutes here), and a server that is
+        // down fails a call at once with libpq's reason instead of leaving it waiting in a pool.
+        .systemLibrary(name: "CPostgres", pkgConfig: "libpq", providers: [.apt(["libpq-dev"])]),
+        .target(name: "PrismStorePostgres", dependencies: ["PrismStore", "CPostgres"]),
         // --- end stores ---
 
         // The services of prism.v1.Prism and the standard gRPC services.
         .target(
             name: "PrismServer",
             dependencies: [
-                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore",
+                "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismJSON", "PrismSchema", "PrismStore", "PrismStorePostgres",
                 .product(name: "Logging", package: "swift-log"),
                 // RPCMetrics (go-grpc-prometheus's families) and the /metrics exposition.
                 .product(name: "Prometheus", package: "swift-prometheus"),
@@ -187,7 +193,7 @@ let package = Package(
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit", "PrismProto", "PrismProtoC", "CProtobufC", "CPrismPlugin"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
-        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "CSQLite"]),
+        .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "PrismStorePostgres", "CSQLite"]),
 
         // --- fuzzing (issue 16) ---
         // The fuzz targets: arbitrary bytes into each parser; tools/fuzz.sh runs them under libFuzzer.

@@ -46,6 +46,7 @@ PRISM_APT_PACKAGES=(
   # Shared state for several replicas (issue 15) and the load balancer in front of them; the tests
   # start their own throwaway servers with tools/services.sh and tools/cluster.sh.
   postgresql
+  libpq-dev
   redis-server
   nginx-light
   libhiredis-dev

@@ -6,6 +6,7 @@ import PrismProto
 import PrismProviders
 import PrismRPC
 import PrismStore
+import PrismStorePostgres
 
 public final class PrismGateway: Sendable {
     public let server: RPCServer
@@ -20,15 +21,19 @@ public final class PrismGateway: Sendable {
     public let plugins: PluginHost
     /// The config's model aliases, whose providers are checked once the plugins have loaded.
     private let aliases: [String: String]
+    private let logger: Logger
+    private let signals: BatchSignals
     /// The embedded store in the data folder (PRISM_DATA_DIR): the response cache's entries.
     public let store: EmbeddedStore
     private let sweeper: CacheSweeper?
     /// Redis (PRISM_REDIS_URL): the response cache and quota counters; nil when not configured.
     public let redis: RedisPool?
-    /// Usage per key, model and UTC day (`prism usage`).
+    /// Usage per key, model and UTC day (`prism usage`): PostgreSQL's when shared, else the embedded store's.
     public let usageStore: any UsageStore
     /// Runs batch items (nil when another process owns this data folder's batches).
     private let batchScheduler: BatchScheduler?
+    /// PostgreSQL for batches, the document index and usage when `store.database_url` is set.
+    public let shared: PostgresStore?
 
     public init(settings: ServerSettings, logger: Logger) throws {
         // The data folder first: a folder that cannot be made or written stops the start here.
@@ -49,12 +54,15 @@ public final class PrismGateway: Sendable {
         sweeper = redis != nil ? nil : cache.map { CacheSweeper($0.store, every: min(StoreLimits.cacheSweepSeconds, TimeInterval(settings.cacheTTLSeconds))) }
         self.store = store
         self.redis = redis
-        if let redis { readiness.require { redis.unavailableReason } }
+        if let redis { readiness.depend { redis.unavailableReason } }
         // Keys, their quotas (counted in Redis when there is one) and usage accounting.
         let keys = try KeyRing(named: settings.namedKeys, unnamed: settings.apiKeys)
         let gate = QuotaGate(counters: redis.map { RedisQuotaCounters(pool: $0) } ?? MemoryQuotaCounters(),
                              failOpen: settings.quotaFailOpen, logger: logger)
-        let usageStore = SQLiteUsageStore(store: store)
+        let shared = settings.databaseURL.map { PostgresStore(url: $0, chunkLeaseSeconds: TimeInterval(settings.batchLeaseSeconds)) }
+        self.shared = shared
+        if let shared { readiness.depend { shared.unavailableReason } }
+        let usageStore: any UsageStore = shared?.usage ?? SQLiteUsageStore(store: store)
         self.usageStore = usageStore
         let meter = UsageAccounting(keys: keys, gate: gate, store: usageStore, logger: logger)
 
@@ -70,15 +78,17 @@ public final class PrismGateway: Sendable {
         let health = HealthStatusStore()
         let index = try DescriptorIndex.embedded()
 
-        // Batches: one scheduler per process, on the data folder's batch store, which one process
-        // owns at a time; a second process on the folder serves everything else.
+        // Batches: one scheduler per process, on PostgreSQL shared by the replicas, or on the data
+        // folder's batch store, which one process owns at a time (a second process on the folder
+        // serves everything else).
         let batches: Result<BatchService, RPCError>
         let signals = BatchSignals()
         do {
-            let batchStore = try SQLiteBatchStore(store: store)
+            let batchStore: any BatchStore = if let shared { shared.batches } else { try SQLiteBatchStore(store: store) }
             let extractor = Extractor(generator: generator, repairs: settings.extractRepairs)
             batchScheduler = BatchScheduler(store: batchStore, extractor: extractor, signals: signals, concurrency: settings.batchConcurrency,
-                                            retention: TimeInterval(settings.batchRetentionSeconds), logger: logger)
+                                            retention: TimeInterval(settings.batchRetentionSeconds),
+                                            leaseSeconds: TimeInterval(settings.batchLeaseSeconds), logger: logger)
             batches = .success(BatchService(store: batchStore, generator: generator, signals: signals))
         } catch let error as StoreError {
             logger.warning("batches are off in this process: \(error.description)")
@@ -87,7 +97,8 @@ public final class PrismGateway: Sendable {
         }
 
         var router = Router()
-        let documents = IndexService.Parts(index: SQLiteDocumentIndex(store: store),
+        let documentIndex: any DocumentIndex = if let shared { shared.index } else { SQLiteDocumentIndex(store: store) }
+        let documents = IndexService.Parts(index: documentIndex,
                                            ingester: DocumentIngester(generator: generator, describeModel: settings.indexDescribeModel,
                                                                       embedModel: settings.indexEmbedModel, logger: logger),
                                            maxUploadBytes: settings.indexMaxUploadBytes)
@@ -132,6 +143,8 @@ public final class PrismGateway: Sendable {
         self.metrics = metrics
         self.plugins = plugins
         self.aliases = settings.modelAliases
+        self.logger = logger
+        self.signals = signals
     }
 
     /// Loads the plugins (refusing an alias none of them serves), then listens; /readyz says
@@ -143,6 +156,11 @@ public final class PrismGateway: Sendable {
         } catch {
             plugins.shutdown()
             throw error
+        }
+        if let shared {
+            let (logger, signals) = (self.logger, self.signals)
+            // Another replica's new batch or results wake this one's scheduler and streams.
+            try await shared.start(log: { logger.warning("\($0)") }, wake: { signals.notify($0) })
         }
         batchScheduler?.start()
         redis?.startMonitor()
@@ -172,6 +190,7 @@ public final class PrismGateway: Sendable {
         await batchScheduler?.stop()
         plugins.shutdown()
         sweeper?.stop()
+        shared?.stop()
         redis?.close()
         store.close()
     }

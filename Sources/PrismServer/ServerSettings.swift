@@ -106,20 +106,26 @@ public struct ConfigFile: Codable, Sendable {
         public var max_entry_bytes: Int?
     }
 
-    /// Shared stores for more than one replica (README "Running more than one replica").
-    public struct Store: Codable, Sendable {
-        /// redis://[:password@]host[:port][/db]: the response cache and quota counters.
-        public var redis_url: String?
-        /// With Redis unreachable, admit calls of keys with quotas uncounted (default false: UNAVAILABLE).
-        public var quota_fail_open: Bool?
-    }
-
     /// Durable batches (README "Batches").
     public struct Batches: Codable, Sendable {
         /// Batch items running through the normal call path at once (default 4).
         public var concurrency: Int?
         /// How long a finished batch and its results are kept (default 7 days).
         public var retention_seconds: Int?
+        /// A replica's lease on the work it runs, renewed every third of it; one that dies loses
+        /// its work to another replica after this long (default 60).
+        public var lease_seconds: Int?
+    }
+
+    /// Shared state for several replicas (README "Store"); unset: the embedded SQLite store.
+    public struct Store: Codable, Sendable {
+        /// postgres://user:password@host:port/database: batches, the document index and usage
+        /// records in PostgreSQL (PRISM_DATABASE_URL overrides).
+        public var database_url: String?
+        /// redis://[:password@]host[:port][/db]: the response cache and quota counters.
+        public var redis_url: String?
+        /// With Redis unreachable, admit calls of keys with quotas uncounted (default false: UNAVAILABLE).
+        public var quota_fail_open: Bool?
     }
 
     /// The document index (README "Document index").
@@ -149,11 +155,11 @@ public struct ConfigFile: Codable, Sendable {
     public var metrics: Metrics?
     public var log: Log?
     public var batches: Batches?
+    public var store: Store?
     public var http: HTTP?
     /// The data folder (PRISM_DATA_DIR overrides).
     public var data_dir: String?
     public var cache: Cache?
-    public var store: Store?
     public var index: Index?
     public var plugins: Plugins?
     public var converse: Converse?
@@ -272,6 +278,10 @@ public struct ServerSettings: Sendable {
     public private(set) var batchConcurrency = 4
     /// Finished batches are removed this long after they finish.
     public private(set) var batchRetentionSeconds = 7 * 24 * 3600
+    /// A replica's lease on batch work (`batches.lease_seconds`).
+    public private(set) var batchLeaseSeconds = 60
+    /// PostgreSQL for the shared state (`store.database_url`, PRISM_DATABASE_URL); nil: embedded.
+    public private(set) var databaseURL: String?
     /// The document index: the upload bound, and the model describing pages (nil: none).
     public private(set) var indexMaxUploadBytes = IndexLimits.defaultMaxUploadBytes
     public var indexDescribeModel: String?
@@ -371,7 +381,9 @@ public struct ServerSettings: Sendable {
         if let batches = file.batches {
             if let v = batches.concurrency { batchConcurrency = try Self.positive(v, "concurrency", upTo: 1024, section: "batches") }
             if let v = batches.retention_seconds { batchRetentionSeconds = try Self.positive(v, "retention_seconds", section: "batches") }
+            if let v = batches.lease_seconds { batchLeaseSeconds = try Self.positive(v, "lease_seconds", upTo: 3600, section: "batches") }
         }
+        if let url = file.store?.database_url, !url.isEmpty { try setDatabaseURL(url, "store.database_url") }
         if let origins = file.http?.cors_origins { rpc.cors.allowedOrigins = origins }
         if let index = file.index {
             if let v = index.max_upload_bytes { indexMaxUploadBytes = try Self.positive(v, "max_upload_bytes", section: "index") }
@@ -393,6 +405,14 @@ public struct ServerSettings: Sendable {
         if let v = file.log?.format { logFormat = try LogFormat(parsing: v, source: "log.format") }
     }
 
+    /// Takes a PostgreSQL URL; anything else is refused naming where it came from.
+    private mutating func setDatabaseURL(_ url: String, _ source: String) throws {
+        guard url.hasPrefix("postgres://") || url.hasPrefix("postgresql://") else {
+            throw SettingsError("\(source) must be a PostgreSQL URL: postgres://user:password@host:port/database (or postgresql://…)")
+        }
+        databaseURL = url
+    }
+
     /// A limit from the config file, which must be at least 1 (a zero or negative timer or cap
     /// would stop the server from serving anyone, or trap when narrowed).
     private static func positive(_ value: Int, _ name: String, upTo maximum: Int = Int.max, section: String = "limits") throws -> Int {
@@ -407,6 +427,7 @@ public struct ServerSettings: Sendable {
     public mutating func applyEnvironment(_ environment: [String: String]) throws {
         if let listen = environment["PRISM_LISTEN"], !listen.isEmpty { try setListen(listen) }
         if let dir = environment["PRISM_DATA_DIR"], !dir.isEmpty { dataDirectory = dir }
+        if let url = environment["PRISM_DATABASE_URL"], !url.isEmpty { try setDatabaseURL(url, "PRISM_DATABASE_URL") }
         if let path = environment["PRISM_PLUGIN_PATH"], !path.isEmpty {
             pluginPath = path.split(separator: ":").map(String.init).filter { !$0.isEmpty }
         }

@@ -67,6 +67,13 @@ public struct BatchRecord: Sendable, Equatable {
     public var finishedAt: Date?
     public var vendorBatchIDs: [String]
     public var cancelRequested: Bool
+
+    public init(id: String, label: String, state: BatchLifecycle, total: Int, succeeded: Int, failed: Int, cancelled: Int,
+                createdAt: Date, finishedAt: Date?, vendorBatchIDs: [String], cancelRequested: Bool) {
+        (self.id, self.label, self.state, self.total) = (id, label, state, total)
+        (self.succeeded, self.failed, self.cancelled) = (succeeded, failed, cancelled)
+        (self.createdAt, self.finishedAt, self.vendorBatchIDs, self.cancelRequested) = (createdAt, finishedAt, vendorBatchIDs, cancelRequested)
+    }
 }
 
 /// An item handed to a worker: to run (local lane) or to send in a chunk (vendor lane).
@@ -79,6 +86,11 @@ public struct ClaimedItem: Sendable {
     public var model: String
     /// Earlier runs of the item that ended in a passing failure (see `retryLater`).
     public var attempts: Int
+
+    public init(batchID: String, seq: Int, customID: String, kind: Int, request: Data, model: String, attempts: Int) {
+        (self.batchID, self.seq, self.customID, self.kind) = (batchID, seq, customID, kind)
+        (self.request, self.model, self.attempts) = (request, model, attempts)
+    }
 }
 
 /// How a finished item ended. `result` is the encoded answer; when nil (items finished in bulk:
@@ -107,6 +119,11 @@ public struct FinishedItem: Sendable {
     public var result: Data?
     public var errorCode: Int
     public var errorMessage: String
+
+    public init(order: Int64, customID: String, state: BatchItemState, result: Data?, errorCode: Int, errorMessage: String) {
+        (self.order, self.customID, self.state) = (order, customID, state)
+        (self.result, self.errorCode, self.errorMessage) = (result, errorCode, errorMessage)
+    }
 }
 
 /// A vendor chunk: one vendor batch holding items of one batch for one model.
@@ -122,6 +139,12 @@ public struct VendorChunk: Sendable {
     public var polls: Int
     /// Its batch was cancelled and the vendor has not been asked to cancel yet.
     public var cancelRequested: Bool
+
+    public init(id: String, batchID: String, label: String, model: String, state: VendorChunkState, vendorBatchID: String?,
+                polls: Int, cancelRequested: Bool) {
+        (self.id, self.batchID, self.label, self.model, self.state) = (id, batchID, label, model, state)
+        (self.vendorBatchID, self.polls, self.cancelRequested) = (vendorBatchID, polls, cancelRequested)
+    }
 }
 
 /// What recovery at startup found left by a process that died.

@@ -77,7 +77,7 @@ public struct QueryEmbedding: Sendable {
 /// One retrieved chunk or page. `score`: higher is better.
 public struct IndexHit: Sendable {
     /// The chunk's row (for a page hit, its best chunk's).
-    var chunkID: Int64 = 0
+    public var chunkID: Int64 = 0
     public var documentID: String
     public var title: String
     public var page: Int
@@ -89,12 +89,41 @@ public struct IndexHit: Sendable {
     /// A page hit's image (when asked for) and its type.
     public var image: Data?
     public var imageMimeType: String = ""
+
+    public init(chunkID: Int64, documentID: String, title: String, page: Int, score: Double, text: String, heading: String,
+                startSeconds: Double?, endSeconds: Double?) {
+        (self.chunkID, self.documentID, self.title, self.page, self.score) = (chunkID, documentID, title, page, score)
+        (self.text, self.heading, self.startSeconds, self.endSeconds) = (text, heading, startSeconds, endSeconds)
+    }
+
+    /// The best `limit` pages among `hits` (chunk hits, best first): each page once, as its best
+    /// chunk's hit, ranked by the summed scores of its chunks among `hits`. Text and image unset.
+    public static func rankPages(_ hits: [IndexHit], limit: Int) -> [IndexHit] {
+        guard limit > 0 else { return [] }
+        var order: [String] = [], best: [String: IndexHit] = [:]
+        for hit in hits where hit.page > 0 {
+            let key = "\(hit.documentID)\u{0}\(hit.page)"
+            if var page = best[key] {
+                page.score += hit.score
+                best[key] = page
+            } else {
+                order.append(key)
+                best[key] = hit
+            }
+        }
+        return Array(order.compactMap { best[$0] }.sorted { $0.score > $1.score }.prefix(limit))
+    }
 }
 
 /// The result of one search: the best chunks and the best pages, each best first.
 public struct IndexRetrieval: Sendable {
     public var text: [IndexHit]
     public var pages: [IndexHit]
+
+    public init(text: [IndexHit], pages: [IndexHit]) {
+        self.text = text
+        self.pages = pages
+    }
 }
 
 /// A stored document, as listed.
@@ -107,6 +136,11 @@ public struct IndexedDocumentSummary: Sendable {
     public var images: Int
     public var storedBytes: Int
     public var indexedAt: Date
+
+    public init(documentID: String, title: String, mimeType: String, pages: Int, chunks: Int, images: Int, storedBytes: Int, indexedAt: Date) {
+        (self.documentID, self.title, self.mimeType) = (documentID, title, mimeType)
+        (self.pages, self.chunks, self.images, self.storedBytes, self.indexedAt) = (pages, chunks, images, storedBytes, indexedAt)
+    }
 }
 
 /// An index, as listed.
@@ -115,6 +149,10 @@ public struct IndexSummary: Sendable {
     public var documents: Int
     public var chunks: Int
     public var storedBytes: Int
+
+    public init(name: String, documents: Int, chunks: Int, storedBytes: Int) {
+        (self.name, self.documents, self.chunks, self.storedBytes) = (name, documents, chunks, storedBytes)
+    }
 }
 
 /// A store of named multi-modal indexes. An index exists while it holds a document.

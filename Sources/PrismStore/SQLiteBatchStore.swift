@@ -12,10 +12,10 @@ public final class SQLiteBatchStore: BatchStore, @unchecked Sendable {
     private let lockDescriptor: Int32
 
     /// What a cancelled item's result says.
-    static let cancelledCode = 1  // google.rpc.Code CANCELLED
-    static let cancelledMessage = "the batch was cancelled before this item ran"
+    public static let cancelledCode = 1  // google.rpc.Code CANCELLED
+    public static let cancelledMessage = "the batch was cancelled before this item ran"
     /// What an item of an abandoned chunk says (google.rpc.Code ABORTED).
-    static let abandonedCode = 10
+    public static let abandonedCode = 10
 
     public init(store: EmbeddedStore) throws {
         self.store = store

@@ -34,6 +34,9 @@ extension SQLiteBatchStore {
         try await store.write(durable: false) { db in
             try db.run("UPDATE batch_items SET lease_until = ?2 WHERE lane = 'local' AND state = 'running' AND lease_owner = ?1",
                        [.text(owner), .integer(at)])
+            // A chunk being polled, so a long poll is not handed out again meanwhile.
+            try db.run("UPDATE batch_chunks SET lease_until = max(lease_until, ?2) WHERE state = 'running' AND lease_owner = ?1",
+                       [.text(owner), .integer(at)])
         }
     }
 

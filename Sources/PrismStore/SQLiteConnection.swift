@@ -14,6 +14,12 @@ public struct StoreError: Error, CustomStringConvertible, Sendable {
         self.description = description
         self.code = code
     }
+
+    /// `code` of a failure to reach a shared store's server (PostgreSQL down or unreachable):
+    /// the request may succeed later, so services answer UNAVAILABLE, not INTERNAL.
+    public static let unavailableCode: Int32 = -1
+
+    public var isUnavailable: Bool { code == Self.unavailableCode }
 }
 
 /// A value bound to a statement's parameter or read from a column.

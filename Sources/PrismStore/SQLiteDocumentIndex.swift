@@ -15,7 +15,7 @@ public final class SQLiteDocumentIndex: DocumentIndex {
     /// says more about a chunk than one in its body.
     static let weights = "1.0, 2.0, 1.5"
     /// Chunks looked at to rank pages: a page's score is the sum of its chunks' among these.
-    static let pageCandidateChunks = 64
+    public static let pageCandidateChunks = 64
 
     public func replace(_ content: IndexedContent) async throws {
         let now = Int64((Date().timeIntervalSince1970 * 1000).rounded())
@@ -120,31 +120,14 @@ public final class SQLiteDocumentIndex: DocumentIndex {
         while try statement.step() {
             let row = statement.row
             guard let id = row[0].integer, let blob = row[1].blob else { continue }
-            let floats = VectorMath.floats(blob)
-            if matrix.dimensions == 0 { matrix.dimensions = floats.count }
-            guard floats.count == matrix.dimensions else { continue }  // a model's vectors all have one size
-            matrix.ids.append(id)
-            matrix.values += floats
+            matrix.append(id: id, VectorMath.floats(blob))
         }
         return matrix
     }
 
     /// Pages ranked by the summed scores of their chunks among `hits`, with their text and image.
     private static func bestPages(_ db: SQLiteConnection, index: String, hits: [IndexHit], limit: Int, includeImages: Bool) throws -> [IndexHit] {
-        guard limit > 0 else { return [] }
-        var order: [String] = [], best: [String: IndexHit] = [:]
-        for hit in hits where hit.page > 0 {
-            let key = "\(hit.documentID)\u{0}\(hit.page)"
-            if var page = best[key] {
-                page.score += hit.score
-                best[key] = page
-            } else {
-                order.append(key)
-                best[key] = hit
-            }
-        }
-        let ranked = order.compactMap { best[$0] }.sorted { $0.score > $1.score }.prefix(limit)
-        return try ranked.compactMap { hit in
+        try IndexHit.rankPages(hits, limit: limit).compactMap { hit in
             let columns = includeImages ? "text, image, image_mime" : "text, NULL, image_mime"
             guard let row = try db.query("SELECT \(columns) FROM index_pages WHERE index_name = ?1 AND document_id = ?2 AND page = ?3",
                                          [.text(index), .text(hit.documentID), .integer(Int64(hit.page))]).first else { return nil }
@@ -163,16 +146,23 @@ public final class SQLiteDocumentIndex: DocumentIndex {
     /// `asn1_der_decoding` or `utf-8` is also asked for as a phrase, so that the exact sequence
     /// outranks its parts scattered over a page. Nil without words.
     static func matchExpression(_ question: String) -> String? {
+        let terms = searchTerms(question).map { "\"\($0)\"" }
+        return terms.isEmpty ? nil : terms.joined(separator: " OR ")
+    }
+
+    /// A question's search terms, each once: its words (lower-cased runs of letters and digits),
+    /// and each compound of several words as those words joined by spaces (a phrase).
+    public static func searchTerms(_ question: String) -> [String] {
         var seen = Set<String>(), terms: [String] = []
         func add(_ term: String) {
-            if seen.insert(term).inserted { terms.append("\"\(term)\"") }
+            if seen.insert(term).inserted { terms.append(term) }
         }
         for token in question.lowercased().split(whereSeparator: \.isWhitespace) {
             let parts = token.split(whereSeparator: { !($0.isLetter || $0.isNumber) }).map(String.init)
             parts.forEach(add)
             if parts.count > 1 { add(parts.joined(separator: " ")) }
         }
-        return terms.isEmpty ? nil : terms.joined(separator: " OR ")
+        return terms
     }
 
     public func documents(index: String) async throws -> [IndexedDocumentSummary] {

@@ -4,14 +4,25 @@
 import Foundation
 
 /// The vectors of one index and model, row by row.
-struct VectorMatrix: Sendable {
+public struct VectorMatrix: Sendable {
     var ids: [Int64] = []
     var dimensions = 0
     var values: [Float] = []
 
+    public init() {}
+
+    /// Adds a row; the first row sets the dimensions, and a row of another size is skipped (a
+    /// model's vectors all have one size).
+    public mutating func append(id: Int64, _ vector: [Float]) {
+        if dimensions == 0 { dimensions = vector.count }
+        guard vector.count == dimensions else { return }
+        ids.append(id)
+        values += vector
+    }
+
     /// The `limit` rows nearest to `query` by dot product (cosine: both sides are normalised), best
     /// first. One pass over the matrix: a row enters the kept list only when it beats its worst.
-    func nearest(_ query: [Float], limit: Int) -> [(id: Int64, score: Float)] {
+    public func nearest(_ query: [Float], limit: Int) -> [(id: Int64, score: Float)] {
         guard dimensions == query.count, dimensions > 0, limit > 0 else { return [] }
         var best: [(row: Int, score: Float)] = []  // best first, at most `limit`
         best.reserveCapacity(limit + 1)
@@ -91,7 +102,7 @@ public enum VectorMath {
     }
 
     /// Ids ranked by the sum over `rankings` of 1 / (k + rank), best first.
-    static func fuse(_ rankings: [[Int64]]) -> [(id: Int64, score: Double)] {
+    public static func fuse(_ rankings: [[Int64]]) -> [(id: Int64, score: Double)] {
         var scores: [Int64: Double] = [:], order: [Int64] = []
         for ranking in rankings {
             for (rank, id) in ranking.enumerated() {

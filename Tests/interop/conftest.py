@@ -73,10 +73,10 @@ def pytest_runtest_makereport(item: pytest.Item, call):
             if isinstance(value, PrismServer) and id(value) not in seen:
                 seen.add(id(value))
                 report.sections.append((f"prism-server {value.name} stderr (last lines)", value.log_tail()))
-            artifacts = getattr(value, "failure_artifacts", None)  # the console tests' browser
+            artifacts = getattr(value, "failure_artifacts", None)  # the console tests' browser, a cluster
             if callable(artifacts) and id(value) not in seen:
                 seen.add(id(value))
-                report.sections.append(("browser", artifacts(item.name)))
+                report.sections.append((getattr(value, "artifacts_title", "browser"), artifacts(item.name)))
 
 
 # --- fixtures -----------------------------------------------------------------------------------

@@ -13,10 +13,11 @@ import PrismStore
 
 /// Safe: immutable after init but `tasks`, which `lock` guards; `slots` and `signals` guard their own state.
 final class BatchScheduler: @unchecked Sendable {
-    /// A local item's lease: renewed every third of it while the item runs; a process that dies
-    /// holding it lets another take the item over after at most this long (the shared store's case;
-    /// the embedded store releases a dead process's leases at once, see SQLiteBatchStore).
-    static let leaseSeconds: TimeInterval = 60
+    /// A lease on work (`batches.lease_seconds`): renewed every third of it while the work runs; a
+    /// process that dies holding it lets another replica take the work over after at most this long
+    /// plus a heartbeat (the shared store's case; the embedded store releases a dead process's
+    /// leases at once, see SQLiteBatchStore).
+    let leaseSeconds: TimeInterval
     /// Longest wait between two passes with nothing signalled: picks up what this process was not
     /// told about (a store shared with other processes) and bounds a missed wake-up.
     static let idleWakeSeconds: TimeInterval = 15
@@ -41,15 +42,24 @@ final class BatchScheduler: @unchecked Sendable {
     let logger: Logger
     let concurrency: Int
     let retention: TimeInterval
-    /// This process's name on the leases it takes.
-    let owner = "prism-\(getpid())-\(UUID().uuidString.prefix(8))"
+    /// This process's name on the leases it takes: unique per replica (host, process and a random
+    /// part, so a pid reused on another host or after a restart is never mistaken for this one).
+    let owner = "prism-\(BatchScheduler.hostName)-\(getpid())-\(UUID().uuidString.prefix(8))"
+
+    /// This machine's name as gethostname(2) has it (no DNS lookup, unlike ProcessInfo.hostName).
+    static var hostName: String {
+        var name = [CChar](repeating: 0, count: 256)
+        return gethostname(&name, name.count - 1) == 0 ? String(cString: name) : "unknown-host"
+    }
     private let slots: LocalSlots
     private let lock = NSLock()
     // Guarded by `lock`.
     private var tasks: [Task<Void, Never>] = []
 
-    init(store: any BatchStore, extractor: Extractor, signals: BatchSignals, concurrency: Int, retention: TimeInterval, logger: Logger) {
+    init(store: any BatchStore, extractor: Extractor, signals: BatchSignals, concurrency: Int, retention: TimeInterval,
+         leaseSeconds: TimeInterval = 60, logger: Logger) {
         self.store = store
+        self.leaseSeconds = leaseSeconds
         self.generator = extractor.generator
         self.extractor = extractor
         self.signals = signals
@@ -108,12 +118,18 @@ final class BatchScheduler: @unchecked Sendable {
         }
     }
 
-    /// Renews the leases of running items and removes batches past retention.
+    /// Renews the leases of running items (the heartbeat), takes over work whose lease another
+    /// replica let expire, and removes batches past retention.
     private func upkeep() async {
         var lastSweep = Date.distantPast
         while !Task.isCancelled {
             do {
-                try await store.renewLeases(owner: owner, until: Date().addingTimeInterval(Self.leaseSeconds))
+                try await store.renewLeases(owner: owner, until: Date().addingTimeInterval(leaseSeconds))
+                let found = try await store.recover(owner: owner, now: Date())
+                if found != BatchRecovery() {
+                    logger.notice("batches: took over \(found.itemsReleased) items and \(found.chunksReleased) unsent chunks whose lease expired; \(found.chunksAbandoned) chunks caught mid-submit were failed, not resubmitted")
+                    signals.notify(BatchSignals.work)
+                }
                 if Date().timeIntervalSince(lastSweep) >= min(Self.retentionSweepSeconds, retention / 2) {
                     lastSweep = Date()
                     let removed = try await store.removeFinished(before: Date().addingTimeInterval(-retention))
@@ -122,7 +138,7 @@ final class BatchScheduler: @unchecked Sendable {
             } catch {
                 logger.error("batches: upkeep failed: \(error)")
             }
-            try? await Task.sleep(nanoseconds: UInt64(min(Self.leaseSeconds / 3, max(1, retention / 2)) * 1_000_000_000))
+            try? await Task.sleep(nanoseconds: UInt64(min(leaseSeconds / 3, max(1, retention / 2)) * 1_000_000_000))
         }
     }
 
@@ -131,7 +147,7 @@ final class BatchScheduler: @unchecked Sendable {
     private func fillLocalSlots() async throws {
         let free = concurrency - slots.count
         guard free > 0, !Task.isCancelled else { return }
-        let items = try await store.claimLocal(owner: owner, limit: free, now: Date(), leaseUntil: Date().addingTimeInterval(Self.leaseSeconds))
+        let items = try await store.claimLocal(owner: owner, limit: free, now: Date(), leaseUntil: Date().addingTimeInterval(leaseSeconds))
         for item in items {
             slots.start { await self.runLocal(item) }
         }

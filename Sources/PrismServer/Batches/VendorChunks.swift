@@ -101,7 +101,8 @@ extension BatchScheduler {
 
     /// Polls the chunks whose poll is due.
     func pollDue() async throws {
-        let leaseUntil = Date().addingTimeInterval(2 * Self.vendorCallSeconds)
+        // Renewed by the heartbeat while the poll runs; a replica dying mid-poll frees it soon.
+        let leaseUntil = Date().addingTimeInterval(leaseSeconds)
         for chunk in try await store.dueChunks(owner: owner, now: Date(), leaseUntil: leaseUntil, limit: Self.pollsPerPass) {
             guard !Task.isCancelled else { return }
             await Task { await self.poll(chunk) }.value

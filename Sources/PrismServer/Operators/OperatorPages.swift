@@ -11,13 +11,13 @@ public final class Readiness: @unchecked Sendable {
     private let lock = NSLock()
     private var pluginsLoaded = false
     private var draining = false
-    /// More conditions, each nil when met (a shared store that must be reachable).
-    private var requirements: [@Sendable () -> String?] = []
+    /// Engines the gateway needs, each asked for why it is down (nil: up), e.g. PostgreSQL.
+    private var dependencies: [@Sendable () -> String?] = []
 
     public init() {}
 
-    /// Adds a condition of readiness: `reason` answers nil when met, else why not. Call before serving.
-    public func require(_ reason: @escaping @Sendable () -> String?) { lock.withLock { requirements.append(reason) } }
+    /// Makes readiness also depend on an engine: `reason` says why it cannot be used now, or nil.
+    public func depend(on reason: @escaping @Sendable () -> String?) { lock.withLock { dependencies.append(reason) } }
 
     public func markPluginsLoaded() { lock.withLock { pluginsLoaded = true } }
     public func markDraining() { lock.withLock { draining = true } }
@@ -27,7 +27,7 @@ public final class Readiness: @unchecked Sendable {
         lock.withLock {
             if draining { return "draining for shutdown" }
             if !pluginsLoaded { return "provider plugins are loading" }
-            return requirements.lazy.compactMap { $0() }.first
+            return dependencies.lazy.compactMap { $0() }.first
         }
     }
 }

@@ -153,12 +153,13 @@ enum IndexService {
         RPCError(.notFound, "index: no index named '\(name)' (an index exists once a document is added to it with IndexDocument)")
     }
 
-    /// Runs a store operation; a store failure is INTERNAL with the store's message.
+    /// Runs a store operation; a store failure is INTERNAL with the store's message (UNAVAILABLE
+    /// when its server cannot be reached: the call may succeed later).
     static func stored<T>(_ work: () async throws -> T) async throws -> T {
         do {
             return try await work()
         } catch let error as StoreError {
-            throw RPCError(.internal, "the document index failed: \(error.description)")
+            throw RPCError(error.isUnavailable ? .unavailable : .internal, "the document index failed: \(error.description)")
         }
     }
 }
