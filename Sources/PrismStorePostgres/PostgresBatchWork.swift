@@ -61,11 +61,16 @@ extension PostgresBatchStore {
             guard let first = try db.query("""
                 SELECT batch_id, model FROM batch_items WHERE lane = 'vendor' AND state = 'pending' ORDER BY id LIMIT 1 FOR UPDATE SKIP LOCKED
                 """).first, let batchID = first[0].text, let model = first[1].text else { return nil }
+            // One replica at a time takes a batch's items for a model: two taking parts of them at
+            // once would split what fits one vendor batch into two. The second waits here, then
+            // finds what the first left (nothing, unless the bounds cut the first chunk short).
+            try db.query("SELECT pg_advisory_xact_lock(hashtext($1), hashtext($2))", [.text(batchID), .text(model)])
             // In submit order, up to maxItems and maxBytes of requests (the first whatever its size).
             let candidates = try db.query("""
                 SELECT seq, octet_length(request)::bigint FROM batch_items
-                WHERE batch_id = $1 AND model = $2 AND lane = 'vendor' AND state = 'pending' ORDER BY seq LIMIT $3 FOR UPDATE SKIP LOCKED
+                WHERE batch_id = $1 AND model = $2 AND lane = 'vendor' AND state = 'pending' ORDER BY seq LIMIT $3 FOR UPDATE
                 """, [.text(batchID), .text(model), .integer(Int64(maxItems))])
+            guard !candidates.isEmpty else { return nil }
             var taken: [Int64] = [], bytes: Int64 = 0
             for row in candidates {
                 bytes += row[1].integer ?? 0

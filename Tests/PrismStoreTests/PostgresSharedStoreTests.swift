@@ -71,6 +71,17 @@ final class PostgresSharedStoreTests: XCTestCase {
         XCTAssertEqual(x.count + y.count, total)
     }
 
+    func testReplicasPreparingAtOnceNeverSplitABatchThatFitsOneChunk() async throws {
+        let (a, b) = try await replicas()
+        for round in 0..<10 {
+            _ = try await a.createBatch(id: "b\(round)", label: "", items: items(40, lane: .vendor), now: now)
+            async let first = a.prepareChunk(id: "ka\(round)", owner: "a", maxItems: 1000, maxBytes: 1 << 20, now: now)
+            async let second = b.prepareChunk(id: "kb\(round)", owner: "b", maxItems: 1000, maxBytes: 1 << 20, now: now)
+            let chunks = try await [first, second].compactMap { $0 }
+            XCTAssertEqual(chunks.map(\.1.count), [40], "round \(round): the batch went out in \(chunks.count) chunks")
+        }
+    }
+
     func testMarkSubmittingLetsOneCallThroughAndNoneAfterATakeover() async throws {
         let (a, b) = try await replicas()
         _ = try await a.createBatch(id: "b1", label: "", items: items(4, lane: .vendor), now: now)

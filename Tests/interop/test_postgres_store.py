@@ -33,6 +33,9 @@ from test_vendors import OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
 SERVICES = Path(__file__).resolve().parents[2] / "tools" / "services.sh"
 # How long PostgreSQL's start or the gateway's reconnection may take on a busy 2-core machine.
 RECOVERY_DEADLINE_S = 60.0
+# Items of the batch whose replica is killed: enough that it is still running when the kill comes
+# even if this test process is starved for seconds on a loaded machine (items take milliseconds).
+KILLED_BATCH_ITEMS = 1500
 
 
 def free_port() -> int:
@@ -165,7 +168,7 @@ def test_a_replica_killed_with_9_loses_its_work_to_another_that_finishes_it(serv
     a = servers.start("postgres-replica-a", ["--config", str(config)], "h2c", env=env)
     try:
         vendor = submit(a, items(prefix + "-v", OPENAI_MODEL, 4))
-        local = submit(a, items(prefix + "-l", LOCAL_MODEL, 300))
+        local = submit(a, items(prefix + "-l", LOCAL_MODEL, KILLED_BATCH_ITEMS))
         wait_for(lambda: get(a, local.id).succeeded > 0, "a local item run by replica A", FINISH_DEADLINE_S)
         running = get(a, local.id)
     finally:
@@ -174,7 +177,7 @@ def test_a_replica_killed_with_9_loses_its_work_to_another_that_finishes_it(serv
     b = servers.start("postgres-replica-b", ["--config", str(config)], "h2c", env=env)
     try:
         check_after_crashes(b, fakes, {vendor.id: [f"{prefix}-v-{i}" for i in range(4)],
-                                       local.id: [f"{prefix}-l-{i}" for i in range(300)]}, {vendor.id})
+                                       local.id: [f"{prefix}-l-{i}" for i in range(KILLED_BATCH_ITEMS)]}, {vendor.id})
         owners = postgres.scalar(f"SELECT count(DISTINCT lease_owner) FROM batch_items WHERE batch_id = '{local.id}' AND lease_owner IS NOT NULL")
         assert owners == "0", f"finished items still hold leases: {owners}"
     finally:
