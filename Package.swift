@@ -178,6 +178,8 @@ let package = Package(
             dependencies: [
                 // PrismProviders and PrismServer: `prism media … --provider` loads the plugins as the server does.
                 "PrismRPC", "PrismProto", "PrismMedia", "PrismProviders", "PrismServer", "PrismJSON", "PrismStore",
+                // `prism usage` reads the shared database when PRISM_DATABASE_URL is set.
+                "PrismStorePostgres",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
                 .product(name: "Logging", package: "swift-log"),
             ]

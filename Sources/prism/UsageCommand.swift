@@ -1,15 +1,19 @@
 // `prism usage`: what each API key spent per model and UTC day, read straight from the usage store
-// (the embedded database in PRISM_DATA_DIR, as the server on this machine writes it). No RPC: usage
-// is an operator's question, answered where the data is, with no key needed beyond file access.
+// the servers write (PostgreSQL when PRISM_DATABASE_URL is set, else the embedded database in
+// PRISM_DATA_DIR). No RPC: usage is an operator's question, answered where the data is.
 import ArgumentParser
 import Foundation
 import PrismStore
+import PrismStorePostgres
 
 struct UsageCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "usage",
         abstract: "Print usage per API key, model and UTC day (requests, tokens, cost).",
-        discussion: "Reads the server's data folder: PRISM_DATA_DIR, else $XDG_DATA_HOME/prism or ~/.local/share/prism.")
+        discussion: """
+            Reads the shared database when PRISM_DATABASE_URL is set (several replicas), else the server's data \
+            folder: PRISM_DATA_DIR, else $XDG_DATA_HOME/prism or ~/.local/share/prism.
+            """)
 
     @Option(help: "Only this key's rows (its name in auth.keys; \"\" for unnamed keys and auth off).") var key: String?
     @Option(help: "Only days on or after this one (YYYY-MM-DD, UTC).") var since: String?
@@ -51,11 +55,12 @@ struct UsageCommand: AsyncParsableCommand {
         }
     }
 
-    /// The usage store of this machine's data folder.
+    /// The servers' usage store: the shared database, else this machine's data folder.
     static func store() throws -> any UsageStore {
         let environment = ProcessInfo.processInfo.environment
         if let url = environment["PRISM_DATABASE_URL"], !url.isEmpty {
-            throw StoreError("PRISM_DATABASE_URL is set, but this build of prism usage reads only the embedded store (PRISM_DATA_DIR); unset it to read that")
+            // The servers migrate the schema; a database none has used yet fails with its reason.
+            return PostgresUsageStore(pool: PostgresPool(url: url, connections: 1))
         }
         guard let directory = DataDirectory.resolve(environment) else {
             throw StoreError("no data folder: set PRISM_DATA_DIR (HOME is not set either)")

@@ -142,6 +142,27 @@ def test_a_token_budget_spent_on_one_replica_holds_on_the_other(cluster: Cluster
         assert "tokens_per_minute" in err.details(), err.details()
 
 
+def test_usage_from_every_replica_lands_in_one_database(cluster: Cluster):
+    """`prism usage` with PRISM_DATABASE_URL sums what both replicas recorded for a key."""
+    def usage() -> dict:
+        prism = server_binary().parent / "prism"
+        env = dict(os.environ, PRISM_DATABASE_URL=cluster.state["DATABASE_URL"])
+        done = subprocess.run([str(prism), "usage", "--json", "--key", "free"], env=env, capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stderr
+        rows = [r for r in json.loads(done.stdout) if r["model"] == OPENAI_MODEL]
+        return dict(requests=sum(r["requests"] for r in rows), output_tokens=sum(r["output_tokens"] for r in rows))
+
+    before = usage()
+    spent = []
+    for server in cluster.replicas:
+        events, err = generate(server, request(unique(f"usage on {server.name}"), OPENAI_MODEL), "free")
+        ok(events, err, f"a call to count on {server.name}")
+        spent.append(of_kind(events, "usage")[-1])
+    after = usage()
+    assert after["requests"] - before["requests"] == 2, (before, after)
+    assert after["output_tokens"] - before["output_tokens"] == sum(u.output_tokens for u in spent) > 0, (before, after, spent)
+
+
 def test_redis_stopped_mid_run_then_back(cluster: Cluster):
     redis_address = cluster.state["REDIS_URL"].removeprefix("redis://")
     cluster.redis_stop()
