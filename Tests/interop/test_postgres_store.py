@@ -10,12 +10,10 @@ where it is not installed and not in CI."""
 from __future__ import annotations
 
 import glob
-import http.client
 import json
 import os
 import socket
 import subprocess
-import time
 import uuid
 from pathlib import Path
 
@@ -28,6 +26,8 @@ from harness import RPC_TIMEOUT_S
 from test_batch_crashes import check_after_crashes
 from test_batches import FINISH_DEADLINE_S, LOCAL_MODEL, by_custom_id, get, items, openai_batches, results, stub, submit, wait_finished
 from test_index import retrieve, unique_index, upload
+from test_quotas import readyz
+from test_quotas import poll
 from test_vendors import OPENAI_MODEL, fakes, request, vendor_env  # noqa: F401
 
 SERVICES = Path(__file__).resolve().parents[2] / "tools" / "services.sh"
@@ -67,6 +67,10 @@ class Postgres:
         return subprocess.run(["psql", self.url, "-tAc", sql], capture_output=True, text=True, check=True).stdout.strip()
 
 
+def wait_for(condition, what: str, deadline_s: float = RECOVERY_DEADLINE_S):
+    return poll(condition, what, deadline_s)
+
+
 @pytest.fixture(scope="module")
 def postgres(session_dir: Path):
     if not glob.glob("/usr/lib/postgresql/*/bin/postgres"):
@@ -88,26 +92,6 @@ def shared_server(servers: ServerPool, fakes, postgres):  # noqa: F811
         yield server
     finally:
         server.stop()
-
-
-def readyz(server) -> tuple[int, str]:
-    conn = http.client.HTTPConnection(server.host, server.port, timeout=RPC_TIMEOUT_S)
-    try:
-        conn.request("GET", "/readyz")
-        response = conn.getresponse()
-        return response.status, response.read().decode()
-    finally:
-        conn.close()
-
-
-def wait_for(condition, what: str, deadline_s: float = RECOVERY_DEADLINE_S):
-    deadline = time.monotonic() + deadline_s
-    while True:
-        value = condition()
-        if value:
-            return value
-        assert time.monotonic() < deadline, f"{what} not seen after {deadline_s}s"
-        time.sleep(0.1)
 
 
 def test_a_batch_and_the_index_live_in_postgresql(shared_server, postgres, fakes):  # noqa: F811
