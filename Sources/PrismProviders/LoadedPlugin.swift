@@ -1,11 +1,18 @@
 // A plugin library that loaded: its dlopen handle, function table, instance and description,
 // and its life after loading: calls in flight, draining when removed or replaced, and unloading
-// (shutdown, then dlclose) once the last call has ended.
+// (shutdown, then dlclose) once the last call has ended — always on the host's `unloadQueue`,
+// never on the thread that ended the last call (it may be the plugin's own, inside host->finish).
 import CPrismPlugin
 import Foundation
 import Logging
 
 final class LoadedPlugin: @unchecked Sendable {
+    /// The one serial queue every plugin's shutdown and dlclose run on. The last call of a
+    /// draining plugin may end inside host->finish on a thread the plugin started; unloading
+    /// there would return into an unmapped library (and a shutdown that joins the plugin's
+    /// threads would join itself). On this queue, shutdown may join them, then dlclose runs.
+    static let unloadQueue = DispatchQueue(label: "prism.plugin-unload")
+
     /// The plugin file as found in its folder, and its identity when it was loaded.
     let path: String
     let identity: PluginFileIdentity
@@ -63,13 +70,13 @@ final class LoadedPlugin: @unchecked Sendable {
     }
 
     /// Counts a call out (finished and returned from start_call); the last one of a draining
-    /// plugin unloads it.
+    /// plugin has it unloaded on `unloadQueue`. Any thread, the plugin's own included.
     func callEnded() {
         let unload: Bool = lock.withLock {
             inFlight -= 1
             return drainReason != nil && inFlight == 0 && !unloaded
         }
-        if unload { self.unload() }
+        if unload { self.unload(wait: false) }
     }
 
     /// Stops new calls; in-flight ones finish on this code, then the library is unloaded.
@@ -80,7 +87,8 @@ final class LoadedPlugin: @unchecked Sendable {
             return inFlight == 0 && !unloaded
         }
         logger.info("draining \(fileName): \(reason)")
-        if unload { self.unload() }
+        // The host drains on a thread of its own (rescan, shutdown): an idle plugin is gone on return.
+        if unload { self.unload(wait: true) }
     }
 
     /// Runs start_call on the current (worker) thread.
@@ -100,13 +108,24 @@ final class LoadedPlugin: @unchecked Sendable {
         logger.log(level: level, "\(message)", metadata: ["plugin": "\(fileName)"])
     }
 
-    private func unload() {
+    /// Has `unloadQueue` unload the plugin (once); `wait` only from a host thread outside the queue.
+    private func unload(wait: Bool) {
         let proceed: Bool = lock.withLock {
             guard !unloaded else { return false }
             unloaded = true
             return true
         }
         guard proceed else { return }
+        if wait {
+            Self.unloadQueue.sync { unloadOnQueue() }
+        } else {
+            Self.unloadQueue.async { self.unloadOnQueue() }
+        }
+    }
+
+    /// Shutdown, dlclose and freeing the host table: no call is in flight and none can start.
+    private func unloadOnQueue() {
+        dispatchPrecondition(condition: .onQueue(Self.unloadQueue))
         api.pointee.shutdown?(instance)
         dlclose(handle)
         host.deallocate()

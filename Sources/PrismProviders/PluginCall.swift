@@ -2,6 +2,8 @@
 // finishes (from its worker thread), and the async sequence of events the service reads. The
 // bounded buffer between them is the backpressure: emit blocks while the reader is behind.
 // A call with streamed input also holds its reader of that input (host->read_input).
+// Threads: emit/finish/read_input/is_cancelled on any plugin thread; next() on the reading task;
+// cancel on any host thread. Its life is one `State` changed only by `apply` under `condition`.
 import CPrismPlugin
 import Foundation
 import Logging
@@ -40,19 +42,45 @@ public final class PluginCall: @unchecked Sendable {
     /// This call's place in its streamed input; nil for a call whose input is all in the request.
     private let input: StreamedAudio.Reader?
 
+    /// The call's life. Every change is made by `apply`, under `condition`:
+    ///
+    ///     running ──cancel──▶ cancelled ──grace passed──▶ abandoned
+    ///        │  ╲──malformed event──▶ cancelled(malformed) │
+    ///        └────────┴──────── finish ───────────────────┴──▶ finished(end)
+    enum State: Equatable {
+        /// The plugin works; emit is accepted.
+        case running
+        /// The host stopped the call (the client cancelled, or the plugin emitted bytes that are
+        /// not a ProviderEvent: `malformed`, which fails it as INTERNAL); the plugin has not finished.
+        case cancelled(malformed: Bool)
+        /// Cancelled and unfinished past the grace period: the reader has had its end; the
+        /// plugin's finish, whenever it comes, only releases the call.
+        case abandoned
+        /// The plugin finished. `cancelled`: the host had stopped it first, so buffered events
+        /// are dropped and the end is due at once.
+        case finished(End, cancelled: Bool)
+    }
+
+    /// What happens to a call; `apply` says which change each causes in each state.
+    private enum Change {
+        case malformedEvent
+        case cancel
+        case abandon
+        case finish(End)
+    }
+
     // All below is guarded by `condition`.
     private let condition = NSCondition()
+    private var state = State.running
+    /// Why the plugin still needs the handle: start_call not yet returned, finish not yet
+    /// called, and each cancel running in the plugin. At zero the call is released (and the
+    /// plugin's in-flight count with it), so the library is never unloaded under a running cancel.
+    private var pluginHolds = 2
     private var buffer: [ProviderEvent] = []
     private var head = 0
     private var bufferedBytes = 0
     private var waiter: UnsafeContinuation<Step, Never>?
-    private var cancelled = false
-    private var finished: End?
-    private var abandoned = false
-    private var startReturned = false
-    private var released = false
     private var errorDetail: (retryable: Bool, retryAfter: UInt64)?
-    private var malformedEvent = false
     /// The host's own reference for the plugin's handle, dropped once the call is released.
     private var keepAlive: Unmanaged<PluginCall>?
 
@@ -85,14 +113,14 @@ public final class PluginCall: @unchecked Sendable {
     func emit(_ bytes: UnsafeRawBufferPointer) -> prism_status {
         guard let event = Self.textEvent(bytes) ?? ProviderEvent(serialized: bytes) else {
             condition.lock()
-            if finished == nil { malformedEvent = true; cancelled = true }
+            apply(.malformedEvent)
             condition.unlock()
             condition.broadcast()
             plugin.log(.error, "request \(requestID): emitted bytes that are not a prism.plugin.v1.ProviderEvent; the call fails as INTERNAL")
             return PRISM_STATUS_INVALID_ARGUMENT
         }
         condition.lock()
-        guard finished == nil else {
+        if case .finished = state {
             condition.unlock()
             return PRISM_STATUS_FAILED_PRECONDITION
         }
@@ -103,10 +131,10 @@ public final class PluginCall: @unchecked Sendable {
         }
         // Backpressure: wait while the buffer is full. An oversized event still goes through
         // when the buffer is empty, so it cannot block forever.
-        while !cancelled && (buffer.count - head >= maxEvents || (head < buffer.count && bufferedBytes + event.byteCount > maxBytes)) {
+        while !stopped && (buffer.count - head >= maxEvents || (head < buffer.count && bufferedBytes + event.byteCount > maxBytes)) {
             condition.wait()
         }
-        if cancelled {
+        if stopped {
             condition.unlock()
             return PRISM_STATUS_CANCELLED
         }
@@ -150,29 +178,21 @@ public final class PluginCall: @unchecked Sendable {
     /// host->finish: record the outcome; the reader sees it after the buffered events.
     func finish(status: prism_status, message: String) {
         condition.lock()
-        guard finished == nil else {
-            condition.unlock()
-            plugin.log(.error, "request \(requestID): finish called twice; the second is ignored")
-            return
-        }
         let code = Int32(status.rawValue)
         var end = End(status: code, message: message, retryable: Self.isRetryable(code), retryAfterMilliseconds: 0, abandoned: false)
         if let detail = errorDetail {
             end.retryable = end.retryable || detail.retryable
             end.retryAfterMilliseconds = detail.retryAfter
         }
-        if malformedEvent {
-            end = End(status: Int32(PRISM_STATUS_INTERNAL.rawValue), message: "plugin emitted an event that is not a ProviderEvent",
-                      retryable: false, retryAfterMilliseconds: 0, abandoned: false)
-        } else if code == Int32(PRISM_STATUS_OK.rawValue) && cancelled && !abandoned {
-            end.status = Int32(PRISM_STATUS_CANCELLED.rawValue)
+        guard apply(.finish(end)) else {
+            condition.unlock()
+            plugin.log(.error, "request \(requestID): finish called twice; the second is ignored")
+            return
         }
-        finished = end
         // The plugin is done reading: the producer no longer waits for this call.
         input?.close()
         let due = takeDueEnd()
-        let release = startReturned && !released
-        if release { released = true }
+        let release = dropHold()
         condition.unlock()
         condition.broadcast()
         if let due { due.waiter.resume(returning: .end(due.end)) }
@@ -183,9 +203,12 @@ public final class PluginCall: @unchecked Sendable {
     /// ends, or the call is cancelled; see prism_plugin.h for the statuses.
     func readInput(into buffer: UnsafeMutableRawBufferPointer, count: inout Int) -> prism_status {
         count = 0
-        let state = condition.withLock { (finished == nil, cancelled) }
-        guard state.0, let input else { return PRISM_STATUS_FAILED_PRECONDITION }
-        if state.1 { return PRISM_STATUS_CANCELLED }
+        let (finished, stopped) = condition.withLock { () -> (Bool, Bool) in
+            if case .finished = state { return (true, true) }
+            return (false, self.stopped)
+        }
+        guard !finished, let input else { return PRISM_STATUS_FAILED_PRECONDITION }
+        if stopped { return PRISM_STATUS_CANCELLED }
         guard buffer.count > 0, buffer.baseAddress != nil else { return PRISM_STATUS_INVALID_ARGUMENT }
         switch input.read(into: buffer) {
         case .bytes(let n):
@@ -199,19 +222,24 @@ public final class PluginCall: @unchecked Sendable {
     }
 
     /// host->is_cancelled.
-    var isCancelled: Bool { condition.withLock { cancelled } }
+    var isCancelled: Bool { condition.withLock { stopped } }
 
     /// Called by the worker once start_call has returned.
     func startCallReturned() {
-        condition.lock()
-        startReturned = true
-        let release = finished != nil && !released
-        if release { released = true }
-        condition.unlock()
-        if release { releaseCall() }
+        if condition.withLock({ dropHold() }) { releaseCall() }
     }
 
-    /// Both finish and start_call's return have happened: the plugin is done with the handle.
+    /// One reason for the plugin to hold the handle is gone; true when it was the last (the
+    /// caller then releases the call, outside the lock). Caller holds the lock.
+    private func dropHold() -> Bool {
+        precondition(pluginHolds > 0, "a plugin call's handle was released twice")
+        pluginHolds -= 1
+        return pluginHolds == 0
+    }
+
+    /// Finish, start_call's return and any cancel have all happened: the plugin is done with the
+    /// handle. This may run on a thread of the plugin's (inside host->finish), so the unloading
+    /// this can lead to never runs here: see `LoadedPlugin.callEnded`.
     private func releaseCall() {
         plugin.callEnded()
         let keep = condition.withLock { () -> Unmanaged<PluginCall>? in
@@ -255,7 +283,8 @@ public final class PluginCall: @unchecked Sendable {
     /// The first buffered event, unless the call was cancelled and has ended. Caller holds the
     /// lock, and broadcasts after releasing it when this returned an event (there is room now).
     private func takeBuffered() -> ProviderEvent? {
-        guard head < buffer.count && !(cancelled && finished != nil) else { return nil }
+        if case .finished(_, cancelled: true) = state { return nil }
+        guard head < buffer.count else { return nil }
         let event = buffer[head]
         head += 1
         bufferedBytes -= event.byteCount
@@ -270,25 +299,26 @@ public final class PluginCall: @unchecked Sendable {
     /// finished within the grace period is abandoned.
     public func cancel() {
         condition.lock()
-        guard !cancelled, finished == nil else {
+        guard apply(.cancel) else {
             condition.unlock()
             return
         }
-        cancelled = true
+        // The plugin's cancel holds the handle (and so the library) until it returns.
+        pluginHolds += 1
         condition.unlock()
         condition.broadcast()
         input?.cancel()
         plugin.cancel(self)
+        if condition.withLock({ dropHold() }) { releaseCall() }
         DispatchQueue.global().asyncAfter(deadline: .now() + cancelGrace) { [self] in abandonIfUnfinished() }
     }
 
     private func abandonIfUnfinished() {
         condition.lock()
-        guard finished == nil, !abandoned else {
+        guard apply(.abandon) else {
             condition.unlock()
             return
         }
-        abandoned = true
         input?.close()
         buffer.removeAll()
         head = 0
@@ -300,14 +330,66 @@ public final class PluginCall: @unchecked Sendable {
         onAbandon()
     }
 
+    /// The end a reader of an abandoned call gets.
+    private static let abandonedEnd = End(status: Int32(PRISM_STATUS_CANCELLED.rawValue), message: "the plugin ignored cancellation and was abandoned",
+                                          retryable: false, retryAfterMilliseconds: 0, abandoned: true)
+
+    /// Whether the host stopped the call (emit refused, is_cancelled true). Caller holds the lock.
+    private var stopped: Bool {
+        switch state {
+        case .running, .finished(_, cancelled: false): return false
+        case .cancelled, .abandoned, .finished(_, cancelled: true): return true
+        }
+    }
+
+    /// The one place the state changes; true when `change` applied, false when it is ignored in
+    /// the current state (each case says why). Caller holds the lock.
+    @discardableResult
+    private func apply(_ change: Change) -> Bool {
+        switch (state, change) {
+        case (.running, .malformedEvent), (.cancelled, .malformedEvent):
+            state = .cancelled(malformed: true)
+        case (.abandoned, .malformedEvent), (.finished, .malformedEvent):
+            // The reader already has its end (abandoned), or the call is over (emit's caller is
+            // told FAILED_PRECONDITION/INVALID_ARGUMENT): nothing left to fail.
+            return false
+        case (.running, .cancel):
+            state = .cancelled(malformed: false)
+        case (_, .cancel):
+            // Cancelled already (at most one plugin cancel per call), or over: nothing to stop.
+            return false
+        case (.cancelled, .abandon):
+            state = .abandoned
+        case (_, .abandon):
+            // The plugin finished within the grace period (abandon is only armed by cancel).
+            return false
+        case (.running, .finish(let end)):
+            state = .finished(end, cancelled: false)
+        case (.cancelled(let malformed), .finish(var end)):
+            if malformed {
+                end = End(status: Int32(PRISM_STATUS_INTERNAL.rawValue), message: "plugin emitted an event that is not a ProviderEvent",
+                          retryable: false, retryAfterMilliseconds: 0, abandoned: false)
+            } else if end.status == Int32(PRISM_STATUS_OK.rawValue) {
+                end.status = Int32(PRISM_STATUS_CANCELLED.rawValue)
+            }
+            state = .finished(end, cancelled: true)
+        case (.abandoned, .finish):
+            // The reader had the abandoned end; the late outcome is discarded.
+            state = .finished(Self.abandonedEnd, cancelled: true)
+        case (.finished, .finish):
+            // A plugin bug (finish twice): the first outcome stands; the caller logs it.
+            return false
+        }
+        return true
+    }
+
     /// The end the reader should see now, if any. Caller holds the lock.
     private func currentEnd() -> End? {
-        if abandoned {
-            return End(status: Int32(PRISM_STATUS_CANCELLED.rawValue), message: "the plugin ignored cancellation and was abandoned",
-                       retryable: false, retryAfterMilliseconds: 0, abandoned: true)
+        switch state {
+        case .running, .cancelled: return nil
+        case .abandoned: return Self.abandonedEnd
+        case .finished(let end, let cancelled): return head >= buffer.count || cancelled ? end : nil
         }
-        guard let finished, head >= buffer.count || cancelled else { return nil }
-        return finished
     }
 
     /// The waiting reader and the end it is due, taken out of the call; nil while the end is not

@@ -1,6 +1,8 @@
 // The plugin host: the plugin folders, what is loaded from them (or failed, and why), the
 // capability matrix of live models, and starting calls on the worker pool. Rescans on folder
 // changes load new files, drain removed or replaced ones, and keep serving through failures.
+// Threads: load/init/describe on the rescanning thread, calls on the worker pool, shutdown and
+// dlclose on LoadedPlugin.unloadQueue.
 import CPrismPlugin
 import Foundation
 import Logging

@@ -33,11 +33,16 @@
  *
  * Threads
  *
- *   init, describe and shutdown are called on one host thread, never concurrently with each
- *   other or with a call. start_call is called on a thread of the host's bounded worker pool,
- *   never on a network event loop, and may block (a vendor HTTP request, an OCR pass); many
- *   calls run at once on different threads. cancel is called from another host thread while
- *   the call may be running. Every function of prism_host_api may be called from any thread.
+ *   init, describe and shutdown are called on host threads, never concurrently with each
+ *   other or with a call: init and describe on the thread that loads the plugin, shutdown on the
+ *   host's unload thread (one serial queue for all plugins), never on a thread the plugin
+ *   started and never inside a host function (not even a finish that ends the last call). So
+ *   shutdown may join the plugin's own threads, and must: dlclose follows it, and no thread may
+ *   still run the plugin's code then. start_call is called on a thread of the host's bounded
+ *   worker pool, never on a network event loop, and may block (a vendor HTTP request, an OCR
+ *   pass); many calls run at once on different threads. cancel is called from another host
+ *   thread while the call may be running; the library stays loaded until it returns. Every
+ *   function of prism_host_api may be called from any thread, the plugin's own included.
  *
  * History
  *
@@ -267,8 +272,9 @@ typedef struct prism_plugin_api {
      * and the plugin is reported as ignoring cancellation. */
     void (*cancel)(prism_plugin *plugin, prism_call *call);
 
-    /* Ends the instance: called once, after every call has finished, before dlclose. Frees what
-     * init made, including the describe bytes. Optional (NULL). */
+    /* Ends the instance: called once, after every call has finished and every cancel returned,
+     * on the host's unload thread (see Threads), before dlclose. Frees what init made, including
+     * the describe bytes, and joins any threads the plugin started. Optional (NULL). */
     void (*shutdown)(prism_plugin *plugin);
 } prism_plugin_api;
 

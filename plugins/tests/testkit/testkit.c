@@ -1,6 +1,7 @@
 /* testkit: a provider plugin for the host's tests, never loaded by default (its file name,
  * libprismtest-plugin-testkit.so, does not match the host's libprism-plugin-*.so rule). Each
  * model misbehaves in one way a real vendor plugin can: errors, hangs, floods, slow streams. */
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -12,10 +13,17 @@
 #include "prism/plugin/v1/plugin.pb-c.h"
 #include "prism_plugin_support.h"
 
+/* Most threads the "detached" model keeps at once (calls beyond it finish UNAVAILABLE). */
+#define MAX_OWN_THREADS 64
+
 struct prism_plugin {
     const prism_host_api *host;
     uint8_t *info;
     size_t info_len;
+    /* Threads the "detached" model started; shutdown joins them. */
+    pthread_mutex_t lock;
+    pthread_t threads[MAX_OWN_THREADS];
+    size_t n_threads;
 };
 
 typedef Prism__Plugin__V1__Modality Modality;
@@ -42,7 +50,7 @@ static uint8_t *pack_info(size_t *out_len) {
 
     struct { const char *id; Operation *ops; Modality *in; size_t n_in; } rows[] = {
         { "echo", gen, text_image, 2 }, { "fail", gen, text, 1 }, { "hang", gen, text, 1 },
-        { "slow", gen, text, 1 }, { "flood", gen, text, 1 },
+        { "slow", gen, text, 1 }, { "flood", gen, text, 1 }, { "detached", gen, text, 1 },
         { "transcriber", transcribe, audio, 1 }, { "ocr", ocr, image, 1 },
     };
     enum { N = sizeof rows / sizeof rows[0] };
@@ -147,12 +155,36 @@ static void run(const prism_host_api *host, prism_call *call, const Prism__Plugi
     }
 }
 
+/* The "detached" model: start_call returns at once and a thread of the plugin's own waits for
+ * the cancel, then finishes the call from there, as a plugin with its own I/O loop does. */
+struct detached_call { const prism_host_api *host; prism_call *call; };
+
+static void *detached_main(void *arg) {
+    struct detached_call *d = arg;
+    while (!d->host->is_cancelled(d->call)) sleep_ms(1);
+    d->host->finish(d->call, PRISM_STATUS_CANCELLED, "cancelled on the plugin's own thread");
+    /* Still running library code after finish: the host must not have unloaded it under us. */
+    free(d);
+    return NULL;
+}
+
+static void start_detached(prism_plugin *p, prism_call *call) {
+    struct detached_call *d = malloc(sizeof *d);
+    d->host = p->host; d->call = call;
+    pthread_mutex_lock(&p->lock);
+    int ok = p->n_threads < MAX_OWN_THREADS && pthread_create(&p->threads[p->n_threads], NULL, detached_main, d) == 0;
+    if (ok) p->n_threads++;
+    pthread_mutex_unlock(&p->lock);
+    if (!ok) { free(d); p->host->finish(call, PRISM_STATUS_UNAVAILABLE, "testkit: no thread for the detached call"); }
+}
+
 static prism_status tk_init(const prism_host_api *host, const char *config, size_t config_len, prism_plugin **out, char *error, size_t cap) {
     (void)config; (void)config_len;
     if (getenv("PRISM_TESTKIT_FAIL_INIT")) { snprintf(error, cap, "asked to fail by PRISM_TESTKIT_FAIL_INIT"); return PRISM_STATUS_FAILED_PRECONDITION; }
     struct prism_plugin *p = calloc(1, sizeof *p);
     p->host = host;
     p->info = pack_info(&p->info_len);
+    pthread_mutex_init(&p->lock, NULL);
     *out = p;
     return PRISM_STATUS_OK;
 }
@@ -162,11 +194,25 @@ static prism_status tk_describe(prism_plugin *p, const uint8_t **out, size_t *le
 static void tk_start_call(prism_plugin *p, prism_call *call, const uint8_t *request, size_t len) {
     Prism__Plugin__V1__ProviderRequest *req = prism__plugin__v1__provider_request__unpack(NULL, len, request);
     if (req == NULL) { p->host->finish(call, PRISM_STATUS_INTERNAL, "bad request bytes"); return; }
-    run(p->host, call, req);
+    if (strcmp(req->model, "detached") == 0) start_detached(p, call);
+    else run(p->host, call, req);
     prism__plugin__v1__provider_request__free_unpacked(req, NULL);
 }
 
-static void tk_shutdown(prism_plugin *p) { free(p->info); free(p); }
+/* Joins the detached threads, as a plugin with threads of its own must before dlclose. The host
+ * runs shutdown on a thread of its own: run on one of ours, the join would wait for itself. */
+static void tk_shutdown(prism_plugin *p) {
+    for (size_t i = 0; i < p->n_threads; i++) {
+        if (pthread_equal(p->threads[i], pthread_self())) {
+            fprintf(stderr, "testkit: shutdown called on the plugin's own thread (inside finish)\n");
+            abort();
+        }
+        pthread_join(p->threads[i], NULL);
+    }
+    pthread_mutex_destroy(&p->lock);
+    free(p->info);
+    free(p);
+}
 
 static prism_plugin_api api = {
     PRISM_PLUGIN_ABI_MAJOR, PRISM_PLUGIN_ABI_MINOR, sizeof(prism_plugin_api),
