@@ -22,11 +22,7 @@ final class CancelRaceTests: XCTestCase {
         let folder = try Plugins.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         try Plugins.install(Plugins.testkit, into: folder, as: "libprism-plugin-testkit.so")
-        var options = PluginHost.Options(directories: [folder])
-        options.watch = false
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let host = try PluginHost(options: options, logger: logger)
+        let host = try Plugins.host(folder)
         host.start()
         defer { host.shutdown() }
         let echo = try XCTUnwrap(host.capabilityMatrix().first { $0.name == "testkit/echo" })

@@ -23,11 +23,7 @@ final class PluginUnloadTests: XCTestCase {
         let folder = try Plugins.folder()
         defer { try? FileManager.default.removeItem(atPath: folder) }
         let file = try Plugins.install(Plugins.testkit, into: folder, as: "libprism-plugin-testkit.so")
-        var options = PluginHost.Options(directories: [folder])
-        options.watch = false
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        let host = try PluginHost(options: options, logger: logger)
+        let host = try Plugins.host(folder)
         host.start()
         defer { host.shutdown() }
         let detached = try XCTUnwrap(host.capabilityMatrix().first { $0.name == "testkit/detached" })

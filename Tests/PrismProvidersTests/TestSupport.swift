@@ -15,6 +15,15 @@ struct MissingPlugin: Error, CustomStringConvertible {
 }
 
 enum Plugins {
+    /// A host over `folder`, unwatched (tests rescan by hand) and quiet; the caller starts it.
+    static func host(_ folder: String) throws -> PluginHost {
+        var options = PluginHost.Options(directories: [folder])
+        options.watch = false
+        var logger = Logger(label: "test")
+        logger.logLevel = .critical
+        return try PluginHost(options: options, logger: logger)
+    }
+
     /// The build folder: the one holding this test binary, where SwiftPM puts the plugin products.
     static var buildFolder: String {
         let exe = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
