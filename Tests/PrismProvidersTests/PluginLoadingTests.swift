@@ -7,13 +7,7 @@ import Logging
 import XCTest
 
 final class PluginLoadingTests: XCTestCase {
-    private func host(_ folder: String) throws -> PluginHost {
-        var options = PluginHost.Options(directories: [folder])
-        options.watch = false
-        var logger = Logger(label: "test")
-        logger.logLevel = .critical
-        return try PluginHost(options: options, logger: logger)
-    }
+    private func host(_ folder: String) throws -> PluginHost { try Plugins.host(folder) }
 
     func testExamplePluginLoadsAndDescribesItsModels() throws {
         let folder = try Plugins.folder()
