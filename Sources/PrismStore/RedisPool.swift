@@ -59,6 +59,8 @@ public struct RedisError: Error, CustomStringConvertible, Sendable {
     public let description: String
 }
 
+/// The connections to one Redis server. Sendable by hand: `lock` guards the mutable fields (counter,
+/// outage, monitor), and each connection is used only on its lane's serial queue.
 public final class RedisPool: @unchecked Sendable {
     public let url: RedisURL
     private let lanes: [RedisLane]

@@ -4,6 +4,8 @@
 import Foundation
 import PrismStore
 
+/// Sendable by hand: `stopped` is guarded by `lock`; the listening connection lives on the
+/// listener's thread alone; everything else is immutable.
 public final class PostgresNotifier: @unchecked Sendable {
     /// The one channel: payload "" is new work for the schedulers, else the batch whose results changed.
     public static let channel = "prism_batches"
