@@ -58,11 +58,14 @@ let package = Package(
             dependencies: ["PrismProtoC", "CProtobufC", "PrismJSON", .product(name: "NIOCore", package: "swift-nio")]
         ),
 
+        // The one bounded hand-off between threads (blocking or non-blocking producers, one async consumer).
+        .target(name: "PrismHandOff", swiftSettings: [.swiftLanguageMode(.v6)]),
+
         // Transport and gRPC semantics: sockets, TLS, HTTP/2, framing, deadlines, a client.
         .target(
             name: "PrismRPC",
             dependencies: [
-                "CNGHTTP2", "COpenSSL", "CZlib",
+                "CNGHTTP2", "COpenSSL", "CZlib", "PrismHandOff",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOConcurrencyHelpers", package: "swift-nio"),
@@ -89,7 +92,7 @@ let package = Package(
         // Decode, sniff, resize, re-encode, rasterize, resample, sample frames; limits against hostile input.
         .target(
             name: "PrismMedia",
-            dependencies: ["CPrismMedia", "CVips", "CPoppler", "CFFmpeg"]
+            dependencies: ["CPrismMedia", "CVips", "CPoppler", "CFFmpeg", "PrismHandOff"]
         ),
         // --- end media core ---
 
@@ -99,7 +102,7 @@ let package = Package(
         // The plugin host: loading, hot reload, the capability matrix, planning, adaptation, calls.
         .target(
             name: "PrismProviders",
-            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL",
+            dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL", "PrismHandOff",
                            .product(name: "Logging", package: "swift-log"),
                            // ProviderMetrics: the prism_* families on the gateway's collector registry.
                            .product(name: "Prometheus", package: "swift-prometheus"),
@@ -194,6 +197,7 @@ let package = Package(
         .testTarget(name: "PrismProvidersTests", dependencies: ["PrismProviders", "PrismServer", "PrismRPC", "PrismProto", "PrismPluginKit", "PrismSchema"]),
         .testTarget(name: "PrismPluginKitTests", dependencies: ["PrismPluginKit", "PrismProto", "PrismProtoC", "CProtobufC", "CPrismPlugin"]),
         .testTarget(name: "PrismJSONTests", dependencies: ["PrismJSON"]),
+        .testTarget(name: "PrismHandOffTests", dependencies: ["PrismHandOff"]),
         .testTarget(name: "PrismSchemaTests", dependencies: ["PrismSchema", "PrismJSON"], resources: [.copy("JSON-Schema-Test-Suite")]),
         .testTarget(name: "PrismStoreTests", dependencies: ["PrismStore", "PrismStorePostgres", "CSQLite"]),
 

@@ -1,0 +1,260 @@
+// HandOff: the one bounded hand-off between threads in Prism. Producers on any thread put
+// elements (blocking while it is full, or offering without blocking and being told when there is
+// room again); one async consumer takes them in order and then the end. Counts and bytes bound it.
+import Foundation
+
+/// A bounded queue from producers on any thread to one async consumer, ending with an `Outcome`.
+///
+/// Life (every change under `condition`, continuations resumed only after it is released):
+///
+///     open ──stop──▶ stopped ──finish──▶ ended(drain: false)
+///      └───────────── finish ─────────▶ ended(drain: true) ──stop──▶ ended(drain: false)
+///
+/// - `open`: producers' elements are accepted (within the budgets).
+/// - `stopped`: the consumer gave up (or the owner stopped the flow): buffered elements are
+///   dropped, producers are refused and woken, the consumer still waits for the end.
+/// - `ended`: no more elements; the consumer gets the buffered ones first (`drain`) and then the
+///   outcome, or the outcome at once.
+///
+/// Producers choose their mode per element: `put` blocks the calling thread while the buffer is
+/// full (a plugin's own thread, never an event loop); `offer` never blocks and reports that the
+/// buffer is over budget, after which `whenRoom` says when to produce again (an I/O loop pausing
+/// a socket). An element larger than the byte budget is still accepted into an empty buffer, so
+/// no producer waits forever. One consumer: a second concurrent `next()` is a programming error.
+public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sendable {
+    // @unchecked: every stored var below is guarded by `condition`.
+
+    /// One step of consuming.
+    public enum Step: Sendable {
+        case element(Element)
+        case end(Outcome)
+    }
+
+    /// What a producer's element met.
+    public enum Acceptance: Sendable, Equatable {
+        /// Taken, and there is room for more.
+        case accepted
+        /// Taken, but the buffer is now at or over a budget: produce no more until `whenRoom`.
+        case acceptedFull
+        /// Not taken: the hand-off was stopped or has ended.
+        case refused
+    }
+
+    enum State {
+        case open
+        case stopped
+        case ended(Outcome, drain: Bool)
+    }
+
+    public let maxCount: Int
+    public let maxBytes: Int
+    private let size: @Sendable (Element) -> Int
+    private let onDepth: (@Sendable (Int) -> Void)?
+
+    private let condition = NSCondition()
+    private var state = State.open
+    private var buffer: [Element] = []
+    private var head = 0
+    private var bytes = 0
+    private var consumer: UnsafeContinuation<Step, Never>?
+    private var roomActions: [@Sendable () -> Void] = []
+
+    /// `size` gives an element's bytes for the byte budget; `onDepth` is told the depth after
+    /// each buffered element (a gauge's peak), outside no lock it needs.
+    public init(maxCount: Int, maxBytes: Int, size: @escaping @Sendable (Element) -> Int, onDepth: (@Sendable (Int) -> Void)? = nil) {
+        self.maxCount = max(1, maxCount)
+        self.maxBytes = max(1, maxBytes)
+        self.size = size
+        self.onDepth = onDepth
+    }
+
+    // MARK: - Producers (any thread)
+
+    /// Hands `element` over, blocking the calling thread while the buffer is full. Never call it
+    /// on an event loop. Returns `.accepted`, or `.refused` once stopped or ended.
+    @discardableResult
+    public func put(_ element: Element) -> Acceptance {
+        let n = size(element)
+        condition.lock()
+        while case .open = state, isFull(adding: n) {
+            condition.wait()
+        }
+        // The next put waits by itself: a blocking producer has nothing to pause.
+        let acceptance = deliver(element, bytes: n)
+        return acceptance == .acceptedFull ? .accepted : acceptance
+    }
+
+    /// Hands `element` over without blocking, even past the budgets; `.acceptedFull` asks the
+    /// producer to pause until `whenRoom` fires.
+    @discardableResult
+    public func offer(_ element: Element) -> Acceptance {
+        let n = size(element)
+        condition.lock()
+        return deliver(element, bytes: n)
+    }
+
+    /// Runs `action` once the buffer is under both budgets again, or the hand-off was stopped or
+    /// ended (the producer then learns that from its next offer). Runs at once, on this thread,
+    /// when there is room already; otherwise on the consumer's thread, outside the lock.
+    public func whenRoom(_ action: @escaping @Sendable () -> Void) {
+        condition.lock()
+        if case .open = state, isFull(adding: 0) {
+            roomActions.append(action)
+            condition.unlock()
+            return
+        }
+        condition.unlock()
+        action()
+    }
+
+    /// Ends the flow: the consumer gets the buffered elements, then `outcome`. When already
+    /// stopped, the consumer gets `outcome` at once. Returns false when it had ended already
+    /// (the first outcome stands).
+    @discardableResult
+    public func finish(_ outcome: Outcome) -> Bool {
+        condition.lock()
+        switch state {
+        case .open: state = .ended(outcome, drain: true)
+        case .stopped: state = .ended(outcome, drain: false)
+        case .ended:
+            condition.unlock()
+            return false
+        }
+        let wake = takeConsumerIfDue()
+        let actions = takeRoomActions()
+        condition.unlock()
+        condition.broadcast()
+        if let (waiting, step) = wake { waiting.resume(returning: step) }
+        actions.forEach { $0() }
+        return true
+    }
+
+    /// Stops the flow (the consumer no longer wants elements): drops what is buffered, refuses
+    /// and wakes producers. The consumer still gets the outcome from `finish`.
+    public func stop() {
+        condition.lock()
+        switch state {
+        case .open: state = .stopped
+        case .ended(let outcome, drain: true): state = .ended(outcome, drain: false)
+        case .stopped, .ended(_, drain: false): break
+        }
+        buffer.removeAll()
+        head = 0
+        bytes = 0
+        let wake = takeConsumerIfDue()
+        let actions = takeRoomActions()
+        condition.unlock()
+        condition.broadcast()
+        if let (waiting, step) = wake { waiting.resume(returning: step) }
+        actions.forEach { $0() }
+    }
+
+    /// Whether producers are refused now (stopped or ended).
+    public var isClosed: Bool {
+        condition.withLock {
+            if case .open = state { return false }
+            return true
+        }
+    }
+
+    // MARK: - The consumer (one task)
+
+    /// The next element, or the end. Suspends until one is due. Only one consumer may wait.
+    public func next() async -> Step {
+        if let step = poll() { return step }
+        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Step, Never>) in
+            condition.lock()
+            if let step = takeStep() {
+                let actions = takeRoomActionsIfRoom()
+                condition.unlock()
+                condition.broadcast()
+                continuation.resume(returning: step)
+                actions.forEach { $0() }
+                return
+            }
+            precondition(consumer == nil, "HandOff has one consumer; a second next() ran concurrently")
+            consumer = continuation
+            condition.unlock()
+        }
+    }
+
+    /// The next element or the end if one is due now, without waiting.
+    public func poll() -> Step? {
+        condition.lock()
+        guard let step = takeStep() else {
+            condition.unlock()
+            return nil
+        }
+        let actions = takeRoomActionsIfRoom()
+        condition.unlock()
+        condition.broadcast()
+        actions.forEach { $0() }
+        return step
+    }
+
+    // MARK: - Under the lock
+
+    private func isFull(adding n: Int) -> Bool {
+        let count = buffer.count - head
+        return count >= maxCount || (count > 0 && bytes + n > maxBytes)
+    }
+
+    /// Buffers (or hands straight to a waiting consumer) and unlocks. Caller holds the lock.
+    private func deliver(_ element: Element, bytes n: Int) -> Acceptance {
+        guard case .open = state else {
+            condition.unlock()
+            return .refused
+        }
+        if let waiting = consumer {
+            consumer = nil
+            condition.unlock()
+            waiting.resume(returning: .element(element))
+            return .accepted
+        }
+        buffer.append(element)
+        bytes += n
+        let depth = buffer.count - head
+        let full = isFull(adding: 0)
+        condition.unlock()
+        onDepth?(depth)
+        return full ? .acceptedFull : .accepted
+    }
+
+    /// The step due for the consumer now, taken out of the buffer. Caller holds the lock.
+    private func takeStep() -> Step? {
+        if case .ended(let outcome, drain: false) = state { return .end(outcome) }
+        if head < buffer.count {
+            let element = buffer[head]
+            head += 1
+            bytes -= size(element)
+            if head > 64 && head * 2 > buffer.count {
+                buffer.removeFirst(head)
+                head = 0
+            }
+            return .element(element)
+        }
+        if case .ended(let outcome, drain: true) = state { return .end(outcome) }
+        return nil
+    }
+
+    /// The waiting consumer and the step now due to it, if any. Caller holds the lock.
+    private func takeConsumerIfDue() -> (UnsafeContinuation<Step, Never>, Step)? {
+        guard let waiting = consumer, let step = takeStep() else { return nil }
+        consumer = nil
+        return (waiting, step)
+    }
+
+    private func takeRoomActions() -> [@Sendable () -> Void] {
+        defer { roomActions = [] }
+        return roomActions
+    }
+
+    /// Room actions, taken only once the buffer has fallen to half of both budgets, so that a
+    /// paused producer resumes in batches rather than per element. Caller holds the lock.
+    private func takeRoomActionsIfRoom() -> [@Sendable () -> Void] {
+        guard !roomActions.isEmpty else { return [] }
+        let count = buffer.count - head
+        guard count <= maxCount / 2 && bytes <= maxBytes / 2 else { return [] }
+        return takeRoomActions()
+    }
+}
