@@ -138,7 +138,7 @@ let package = Package(
         .systemLibrary(name: "CCurl", pkgConfig: "libcurl", providers: [.apt(["libcurl4-openssl-dev"])]),
         // The support library for Swift plugins: the ABI entry plumbing, requests, events, HTTP, SSE.
         .target(name: "CPrismPluginKit"),
-        .target(name: "PrismPluginKit", dependencies: ["CPrismPlugin", "CPrismPluginKit", "PrismProtoC", "CProtobufC", "CCurl", "PrismJSON"]),
+        .target(name: "PrismPluginKit", dependencies: ["CPrismPlugin", "CPrismPluginKit", "PrismProtoC", "CProtobufC", "PrismJSON"]),
         .target(name: "PrismPluginOpenAI", dependencies: ["PrismPluginKit"], path: "plugins/openai"),
         .target(name: "PrismPluginAnthropic", dependencies: ["PrismPluginKit"], path: "plugins/anthropic"),
         .target(name: "PrismPluginGemini", dependencies: ["PrismPluginKit"], path: "plugins/gemini"),

@@ -6,6 +6,8 @@
 #define PRISM_CCURL_SHIM_H
 
 #include <curl/curl.h>
+/* The vendor I/O loop drives curl's socket API from an epoll set (VendorIOLoop.swift). */
+#include <sys/epoll.h>
 
 typedef size_t (*prism_curl_data_fn)(char *data, size_t size, size_t count, void *context);
 
@@ -36,6 +38,9 @@ static inline void prism_curl_keep_tls_session(CURL *h) {
 }
 
 static inline CURLMcode prism_curl_multi_set_long(CURLM *m, CURLMoption o, long v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode prism_curl_multi_set_pointer(CURLM *m, CURLMoption o, void *v) { return curl_multi_setopt(m, o, v); }
+static inline CURLMcode prism_curl_multi_set_socket_fn(CURLM *m, curl_socket_callback v) { return curl_multi_setopt(m, CURLMOPT_SOCKETFUNCTION, v); }
+static inline CURLMcode prism_curl_multi_set_timer_fn(CURLM *m, curl_multi_timer_callback v) { return curl_multi_setopt(m, CURLMOPT_TIMERFUNCTION, v); }
 
 static inline CURLSHcode prism_curl_share_set_long(CURLSH *s, CURLSHoption o, long v) { return curl_share_setopt(s, o, v); }
 static inline CURLSHcode prism_curl_share_set_pointer(CURLSH *s, CURLSHoption o, void *v) { return curl_share_setopt(s, o, v); }

@@ -1,18 +1,22 @@
-// The C ABI plumbing of a Swift plugin: the function table behind `prism_plugin_entry`, and the
-// trampolines that turn init/describe/start_call/cancel/shutdown into calls on a ProviderPlugin.
+// The C ABI plumbing of a Swift plugin: the function table behind `prism_plugin_entry` (ABI 2.0,
+// non-blocking calls), and the trampolines that turn init/describe/start_call/shutdown into calls
+// on a ProviderPlugin.
 import CPrismPlugin
 import CPrismPluginKit
 import Foundation
 
 /// A provider written in Swift. The kit calls `init` once (from the host's init), `info` once,
-/// and `serve` for every call on a host worker thread, where it may block.
+/// and `serve` for every call on the call's I/O loop, where it must not block.
 public protocol ProviderPlugin: AnyObject, Sendable {
     /// `config` is the plugin's JSON object from the gateway config ("{}" when none). Throwing
     /// lists the plugin as failed with the error's description.
     init(config: [String: Any], log: PluginLog) throws
     var info: ProviderInfo { get }
-    /// Serves one call: emit through `call`, then finish it (or throw a CallFailure, which the kit
-    /// reports). Returning without finishing finishes the call as INTERNAL.
+    /// Serves one call without blocking: finish it, or start what will (`call.stream` for a
+    /// streamed answer, `call.send`, or `call.runBlocking` for work written blocking). A thrown
+    /// CallFailure fails the call; returning with nothing started and the call unfinished
+    /// finishes it as INTERNAL. The host cancels a call by ending its exchanges (they fail with
+    /// `.cancelled`); blocking work polls `call.isCancelled`.
     func serve(_ request: ProviderRequest, call: ProviderCall) throws
 }
 
@@ -31,8 +35,6 @@ private final class PluginInstance {
     let provider: ProviderPlugin
     /// The packed ProviderInfo, at a stable address until the instance ends (describe's contract).
     let info: UnsafeMutableBufferPointer<UInt8>
-    let lock = NSLock()
-    var calls: [OpaquePointer: ProviderCall] = [:]
 
     init(host: UnsafePointer<prism_host_api>, provider: ProviderPlugin) {
         self.host = host
@@ -70,7 +72,7 @@ public enum PluginExport {
                 abi_major: UInt32(PRISM_PLUGIN_ABI_MAJOR), abi_minor: UInt32(PRISM_PLUGIN_ABI_MINOR),
                 struct_size: MemoryLayout<prism_plugin_api>.size,
                 init: pluginInit, describe: pluginDescribe, start_call: pluginStartCall,
-                cancel: pluginCancel, shutdown: pluginShutdown))
+                cancel: nil, shutdown: pluginShutdown, call_model: PRISM_CALLS_NONBLOCKING.rawValue))
             table = t
             return UnsafeRawPointer(t)
         }
@@ -128,28 +130,15 @@ private let pluginDescribe: @convention(c) (OpaquePointer?, UnsafeMutablePointer
 
 private let pluginStartCall: @convention(c) (OpaquePointer?, OpaquePointer?, UnsafePointer<UInt8>?, Int) -> Void = { p, c, bytes, len in
     guard let plugin = instance(p), let c else { return }
-    let call = ProviderCall(host: plugin.host, call: c)
     guard let request = ProviderRequest(serialized: UnsafeRawBufferPointer(start: bytes, count: len)) else {
-        return call.finish(.invalidArgument, "the request is not a ProviderRequest")
+        return ProviderCall(host: plugin.host, call: c, trace: []).finish(.invalidArgument, "the request is not a ProviderRequest")
     }
-    plugin.lock.withLock { plugin.calls[c] = call }
-    defer { _ = plugin.lock.withLock { plugin.calls.removeValue(forKey: c) } }
-    do {
-        // Every HTTP request the call makes carries its trace context (CallTrace).
-        try CallTrace.$headers.withValue(CallTrace.headers(of: request)) { try plugin.provider.serve(request, call: call) }
-        if !call.isFinished { call.finish(.internalError, "the plugin returned without finishing the call") }
-    } catch let failure as CallFailure {
-        call.fail(failure)
-    } catch {
-        call.finish(.internalError, "\(error)")
-    }
+    let call = ProviderCall(host: plugin.host, call: c, trace: CallTrace.headers(of: request))
+    call.serving { try plugin.provider.serve(request, call: call) }
 }
 
-private let pluginCancel: @convention(c) (OpaquePointer?, OpaquePointer?) -> Void = { p, c in
-    guard let plugin = instance(p), let c else { return }
-    // Only a flag: the call's own thread sees it (the HTTP transfer polls it) and finishes.
-    plugin.lock.withLock { plugin.calls[c] }?.requestCancel()
-}
+// No cancel function: the host ends a cancelled call's exchanges itself (on_done CANCELLED), and
+// blocking work sees is_cancelled.
 
 private let pluginShutdown: @convention(c) (OpaquePointer?) -> Void = { p in
     guard let p else { return }

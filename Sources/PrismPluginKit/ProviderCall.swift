@@ -34,26 +34,30 @@ public struct CallFailure: Error, Sendable, CustomStringConvertible {
 
 /// A running call. Thread-safe; events must come from one thread at a time, in order.
 public final class ProviderCall: @unchecked Sendable {
-    private let host: UnsafePointer<prism_host_api>
-    private let call: OpaquePointer
+    // @unchecked: `host`, `call` and `trace` never change; `finished` and `work` are guarded by `lock`.
+    let host: UnsafePointer<prism_host_api>
+    let call: OpaquePointer
+    /// The call's W3C trace headers, added to every request it sends (CallTrace).
+    let trace: [(String, String)]
     private let lock = NSLock()
     private var finished = false
-    private var cancelRequested = false
+    private var work = 0
 
-    init(host: UnsafePointer<prism_host_api>, call: OpaquePointer) {
+    init(host: UnsafePointer<prism_host_api>, call: OpaquePointer, trace: [(String, String)]) {
         self.host = host
         self.call = call
+        self.trace = trace
     }
 
-    /// True once the host asked to cancel or the client went away: stop and `finish(.cancelled)`.
-    public var isCancelled: Bool {
-        if lock.withLock({ cancelRequested }) { return true }
-        return host.pointee.is_cancelled!(call) != 0
-    }
+    /// True once the client cancelled or its deadline passed: stop and `finish(.cancelled)`.
+    public var isCancelled: Bool { host.pointee.is_cancelled!(call) != 0 }
 
     var isFinished: Bool { lock.withLock { finished } }
 
-    func requestCancel() { lock.withLock { cancelRequested = true } }
+    /// Exchanges and blocking work started so far: `serving` checks that a step that did not
+    /// finish the call started something that will.
+    var workStarted: Int { lock.withLock { work } }
+    func startedWork() { lock.withLock { work += 1 } }
 
     /// Emits a text delta. Returns false when the call was cancelled (stop work then).
     @discardableResult public func text(_ text: String) -> Bool {

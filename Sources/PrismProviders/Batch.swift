@@ -65,7 +65,7 @@ extension PluginHost {
         }
         let requestID = UUID().uuidString
         let bytes = RequestEncoder.encode(action, model: model.id, requestID: requestID, deadline: deadline)
-        return try start(model: model, bytes: bytes, requestID: requestID, input: nil)
+        return try start(model: model, bytes: bytes, requestID: requestID, deadline: deadline, input: nil)
     }
 
     /// Runs a submit, get or cancel and returns the batch's status.

@@ -19,6 +19,12 @@ final class LoadedPlugin: @unchecked Sendable {
     let description: ProviderDescription
     var fileName: String { (path as NSString).lastPathComponent }
 
+    /// Where the plugin's calls run (prism_call_model); unknown values run as blocking.
+    enum CallModel: UInt32 {
+        case blocking = 0, nonblocking = 1, compute = 2
+    }
+    let callModel: CallModel
+
     private let handle: UnsafeMutableRawPointer
     private let api: UnsafePointer<prism_plugin_api>
     private let instance: OpaquePointer?
@@ -41,13 +47,18 @@ final class LoadedPlugin: @unchecked Sendable {
         // read_input exists from ABI 1.1 and batch calls from 1.2: an older plugin never gets
         // them, whatever its description says.
         var description = description
+        let version = (api.pointee.abi_major, api.pointee.abi_minor)
         func mask(_ model: inout ModelCapability) {
-            if api.pointee.abi_minor < 1 { model.features.streamingInput = false }
-            if api.pointee.abi_minor < 2 { model.features.batch = false }
+            if version < (1, 1) { model.features.streamingInput = false }
+            if version < (1, 2) { model.features.batch = false }
         }
         for index in description.models.indices { mask(&description.models[index]) }
         for index in description.families.indices { mask(&description.families[index].template) }
         self.description = description
+        // call_model is 2.0's; a 1.x table ends before it and runs as PRISM_CALLS_BLOCKING.
+        let hasModel = api.pointee.abi_major >= 2
+            && api.pointee.struct_size >= MemoryLayout<prism_plugin_api>.offset(of: \prism_plugin_api.call_model)! + MemoryLayout<UInt32>.size
+        callModel = hasModel ? CallModel(rawValue: api.pointee.call_model) ?? .blocking : .blocking
         self.handle = handle
         self.api = api
         self.instance = instance
@@ -91,7 +102,8 @@ final class LoadedPlugin: @unchecked Sendable {
         if unload { self.unload(wait: true) }
     }
 
-    /// Runs start_call on the current (worker) thread.
+    /// Runs start_call on the current thread: a pool's for blocking and compute calls, the call's
+    /// loop for non-blocking ones.
     func run(_ call: PluginCall, request: [UInt8]) {
         request.withUnsafeBufferPointer { bytes in
             api.pointee.start_call(instance, call.handle, bytes.baseAddress, bytes.count)

@@ -1,16 +1,20 @@
 // One call into a plugin, as both sides see it: the prism_call handle the plugin emits into and
-// finishes (from its worker thread), and the async sequence of events the service reads. The
-// bounded buffer between them is the backpressure: emit blocks while the reader is behind.
-// A call with streamed input also holds its reader of that input (host->read_input).
+// finishes, and the events the service reads. Between them a HandOff is the backpressure: emit
+// blocks a plugin thread while the reader is behind, or, on the call's I/O loop (ABI 2.0), pauses
+// the call's HTTP exchanges instead. A call with streamed input also holds its reader of it.
 // Threads: emit/finish/read_input/is_cancelled on any plugin thread; next() on the reading task;
-// cancel on any host thread. Its life is one `State` changed only by `apply` under `condition`.
+// cancel on any host thread; the exchange bookkeeping on the call's loop. Its life is one `State`
+// changed only by `apply` under `condition`.
 import CPrismPlugin
 import Foundation
 import Logging
+import PrismHandOff
 
 /// A running plugin call. Read it with `next()` until it returns `.end`; cancel it with `cancel()`
 /// (the reading task's cancellation does that too).
 public final class PluginCall: @unchecked Sendable {
+    // @unchecked: the `let`s never change; `state`, `pluginHolds`, `errorDetail` and `keepAlive`
+    // are guarded by `condition`; `overBudget` and `openExchanges` are touched only on `loop`.
     /// How a call ended.
     public struct End: Sendable, Equatable {
         /// The plugin's prism_status (gRPC numbering); PRISM_STATUS_OK for a complete answer.
@@ -34,13 +38,18 @@ public final class PluginCall: @unchecked Sendable {
     public let model: ModelCapability
     public let requestID: String
     let plugin: LoadedPlugin
-    private let maxEvents: Int
-    private let maxBytes: Int
+    /// The loop a PRISM_CALLS_NONBLOCKING call lives on; nil for calls on a blocking pool.
+    let loop: VendorIOLoop?
+    /// Where host->run_blocking work runs.
+    private let blockingPool: WorkerPool
+    /// The client's deadline, which ends the call's HTTP exchanges.
+    let deadline: Date?
     private let cancelGrace: Double
     private let onAbandon: @Sendable () -> Void
-    private let onPeak: @Sendable (Int) -> Void
     /// This call's place in its streamed input; nil for a call whose input is all in the request.
     private let input: StreamedAudio.Reader?
+    /// The events on their way to the reader, and then the call's end.
+    private let events: HandOff<ProviderEvent, End>
 
     /// The call's life. Every change is made by `apply`, under `condition`:
     ///
@@ -69,32 +78,36 @@ public final class PluginCall: @unchecked Sendable {
         case finish(End)
     }
 
-    // All below is guarded by `condition`.
+    // Guarded by `condition`.
     private let condition = NSCondition()
     private var state = State.running
     /// Why the plugin still needs the handle: start_call not yet returned, finish not yet
-    /// called, and each cancel running in the plugin. At zero the call is released (and the
-    /// plugin's in-flight count with it), so the library is never unloaded under a running cancel.
+    /// called, each cancel running in the plugin, each open HTTP exchange and each queued
+    /// run_blocking/post work. At zero the call is released (and the plugin's in-flight count with
+    /// it), so the library is never unloaded while any of them may still run its code.
     private var pluginHolds = 2
-    private var buffer: [ProviderEvent] = []
-    private var head = 0
-    private var bufferedBytes = 0
-    private var waiter: UnsafeContinuation<Step, Never>?
     private var errorDetail: (retryable: Bool, retryAfter: UInt64)?
     /// The host's own reference for the plugin's handle, dropped once the call is released.
     private var keepAlive: Unmanaged<PluginCall>?
 
+    // The loop's own (NONBLOCKING calls).
+    /// An event emitted on the loop found the buffer over budget: exchanges pause until it drains.
+    private var overBudget = false
+    private var openExchanges: [ObjectIdentifier: HTTPExchange] = [:]
+
     init(plugin: LoadedPlugin, model: ModelCapability, requestID: String, maxEvents: Int, maxBytes: Int, cancelGrace: Double,
+         loop: VendorIOLoop?, blockingPool: WorkerPool, deadline: Date?,
          input: StreamedAudio? = nil, onAbandon: @escaping @Sendable () -> Void, onPeak: @escaping @Sendable (Int) -> Void) {
         self.input = input?.reader()
         self.plugin = plugin
         self.model = model
         self.requestID = requestID
-        self.maxEvents = max(1, maxEvents)
-        self.maxBytes = max(1, maxBytes)
+        self.loop = loop
+        self.blockingPool = blockingPool
+        self.deadline = deadline
         self.cancelGrace = cancelGrace
         self.onAbandon = onAbandon
-        self.onPeak = onPeak
+        self.events = HandOff(maxCount: maxEvents, maxBytes: maxBytes, size: { $0.byteCount }, onDepth: onPeak)
         self.keepAlive = Unmanaged.passRetained(self)
     }
 
@@ -109,13 +122,14 @@ public final class PluginCall: @unchecked Sendable {
 
     // MARK: - The plugin's side (any thread)
 
-    /// host->emit: decode, then wait for room unless the call was cancelled.
+    /// host->emit: decode, then hand over: on the call's loop without blocking (an event over the
+    /// budget pauses the call's exchanges), elsewhere waiting for room unless the call was cancelled.
     func emit(_ bytes: UnsafeRawBufferPointer) -> prism_status {
         guard let event = Self.textEvent(bytes) ?? ProviderEvent(serialized: bytes) else {
             condition.lock()
-            apply(.malformedEvent)
+            let stop = apply(.malformedEvent)
             condition.unlock()
-            condition.broadcast()
+            if stop { events.stop() }
             plugin.log(.error, "request \(requestID): emitted bytes that are not a prism.plugin.v1.ProviderEvent; the call fails as INTERNAL")
             return PRISM_STATUS_INVALID_ARGUMENT
         }
@@ -129,27 +143,17 @@ public final class PluginCall: @unchecked Sendable {
             condition.unlock()
             return PRISM_STATUS_OK
         }
-        // Backpressure: wait while the buffer is full. An oversized event still goes through
-        // when the buffer is empty, so it cannot block forever.
-        while !stopped && (buffer.count - head >= maxEvents || (head < buffer.count && bufferedBytes + event.byteCount > maxBytes)) {
-            condition.wait()
-        }
-        if stopped {
-            condition.unlock()
-            return PRISM_STATUS_CANCELLED
-        }
-        let reader = waiter
-        if reader != nil {
-            waiter = nil
-        } else {
-            buffer.append(event)
-            bufferedBytes += event.byteCount
-            onPeak(buffer.count - head)
-        }
         condition.unlock()
-        // Resumed after the lock is released (see takeDueEnd): never resume a reader holding it.
-        reader?.resume(returning: .event(event))
-        return PRISM_STATUS_OK
+        if let loop, loop.isCurrent {
+            switch events.offer(event) {
+            case .accepted: return PRISM_STATUS_OK
+            case .acceptedFull:
+                overBudget = true
+                return PRISM_STATUS_OK
+            case .refused: return PRISM_STATUS_CANCELLED
+            }
+        }
+        return events.put(event) == .refused ? PRISM_STATUS_CANCELLED : PRISM_STATUS_OK
     }
 
     /// host->finish: record the outcome; the reader sees it after the buffered events.
@@ -166,13 +170,14 @@ public final class PluginCall: @unchecked Sendable {
             plugin.log(.error, "request \(requestID): finish called twice; the second is ignored")
             return
         }
-        // The plugin is done reading: the producer no longer waits for this call.
-        input?.close()
-        let due = takeDueEnd()
+        guard case .finished(let final, _) = state else { preconditionFailure("finish applied without finishing") }
         let release = dropHold()
         condition.unlock()
-        condition.broadcast()
-        if let due { due.waiter.resume(returning: .end(due.end)) }
+        // The plugin is done reading: the producer no longer waits for this call.
+        input?.close()
+        events.finish(final)
+        // An exchange the plugin left open ends now; its on_done still comes (prism_plugin.h).
+        if let loop { loop.execute { [self] in endExchanges(message: "the call finished before its exchange ended") } }
         if release { releaseCall() }
     }
 
@@ -184,7 +189,8 @@ public final class PluginCall: @unchecked Sendable {
             if case .finished = state { return (true, true) }
             return (false, self.stopped)
         }
-        guard !finished, let input else { return PRISM_STATUS_FAILED_PRECONDITION }
+        // Never on the call's loop: the read blocks.
+        guard !finished, let input, loop?.isCurrent != true else { return PRISM_STATUS_FAILED_PRECONDITION }
         if stopped { return PRISM_STATUS_CANCELLED }
         guard buffer.count > 0, buffer.baseAddress != nil else { return PRISM_STATUS_INVALID_ARGUMENT }
         switch input.read(into: buffer) {
@@ -226,54 +232,108 @@ public final class PluginCall: @unchecked Sendable {
         keep?.release()
     }
 
+    // MARK: - Host-owned work of the call (ABI 2.0)
+
+    /// host->http_start: the exchange joins the call (holding it) and starts on its loop.
+    func startExchange(_ exchange: HTTPExchange) -> prism_status {
+        condition.lock()
+        if case .finished = state {
+            condition.unlock()
+            return PRISM_STATUS_FAILED_PRECONDITION
+        }
+        if stopped {
+            condition.unlock()
+            return PRISM_STATUS_CANCELLED
+        }
+        pluginHolds += 1
+        condition.unlock()
+        exchange.loop.execute { [self] in
+            openExchanges[ObjectIdentifier(exchange)] = exchange
+            exchange.loop.add(exchange)
+        }
+        return PRISM_STATUS_OK
+    }
+
+    /// Why new exchanges end at once (the call was stopped or is over), or nil. Loop thread.
+    var refusesExchanges: String? {
+        condition.withLock {
+            if case .finished = state { return "the call finished before its exchange started" }
+            return stopped ? "the call was cancelled" : nil
+        }
+    }
+
+    /// An exchange called its on_done. Loop thread.
+    func exchangeEnded(_ exchange: HTTPExchange) {
+        openExchanges[ObjectIdentifier(exchange)] = nil
+        if condition.withLock({ dropHold() }) { releaseCall() }
+    }
+
+    /// Ends every open exchange of the call with on_done CANCELLED. Loop thread.
+    private func endExchanges(message: String) {
+        for exchange in Array(openExchanges.values) {
+            exchange.loop.abort(exchange, status: PRISM_STATUS_CANCELLED, message: message)
+        }
+    }
+
+    /// Whether an event emitted on the loop found the buffer over budget. Loop thread.
+    var isOverBudget: Bool { overBudget }
+
+    /// Runs `action` on `loop` once the reader has made room (or the call stopped).
+    func whenRoom(on loop: VendorIOLoop, _ action: @escaping () -> Void) {
+        events.whenRoom { [self] in
+            loop.execute { [self] in
+                overBudget = false
+                action()
+            }
+        }
+    }
+
+    /// host->run_blocking and host->post: `work(ctx)` on the blocking pool or the call's loop,
+    /// holding the call (and so the library) until it has run.
+    func schedule(_ work: @convention(c) (UnsafeMutableRawPointer?) -> Void, _ ctx: UnsafeMutableRawPointer?, onLoop: Bool) -> prism_status {
+        if onLoop && loop == nil { return PRISM_STATUS_FAILED_PRECONDITION }
+        let admitted = condition.withLock { () -> Bool in
+            if case .finished = state { return false }
+            pluginHolds += 1
+            return true
+        }
+        guard admitted else { return PRISM_STATUS_FAILED_PRECONDITION }
+        let run = { [self] in
+            work(ctx)
+            if condition.withLock({ dropHold() }) { releaseCall() }
+        }
+        if let loop, onLoop {
+            loop.execute(run)
+        } else if !blockingPool.submit(run) {
+            if condition.withLock({ dropHold() }) { releaseCall() }
+            return PRISM_STATUS_UNAVAILABLE
+        }
+        return PRISM_STATUS_OK
+    }
+
     // MARK: - The host's side
 
     /// The next event, or the end. Cancelling the reading task cancels the call.
     public func next() async -> Step {
         // An event already buffered (the reader fell behind) is taken without suspending.
-        if !Task.isCancelled, let event = condition.withLock({ takeBuffered() }) {
-            condition.broadcast()
-            return .event(event)
-        }
+        if !Task.isCancelled, let step = events.poll() { return Self.step(step) }
         return await withTaskCancellationHandler {
-            // Unsafe rather than checked: the waiter is resumed exactly once, by whoever takes it
-            // out under the lock, and the checked kind costs an allocation per event.
-            await withUnsafeContinuation { (continuation: UnsafeContinuation<Step, Never>) in
-                condition.lock()
-                if let event = takeBuffered() {
-                    condition.unlock()
-                    condition.broadcast()
-                    continuation.resume(returning: .event(event))
-                } else if let end = currentEnd() {
-                    condition.unlock()
-                    continuation.resume(returning: .end(end))
-                } else {
-                    waiter = continuation
-                    condition.unlock()
-                }
-            }
+            Self.step(await events.next())
         } onCancel: {
             self.cancel()
         }
     }
 
-    /// The first buffered event, unless the call was cancelled and has ended. Caller holds the
-    /// lock, and broadcasts after releasing it when this returned an event (there is room now).
-    private func takeBuffered() -> ProviderEvent? {
-        if case .finished(_, cancelled: true) = state { return nil }
-        guard head < buffer.count else { return nil }
-        let event = buffer[head]
-        head += 1
-        bufferedBytes -= event.byteCount
-        if head > 64 && head * 2 > buffer.count {
-            buffer.removeFirst(head)
-            head = 0
+    private static func step(_ step: HandOff<ProviderEvent, End>.Step) -> Step {
+        switch step {
+        case .element(let event): return .event(event)
+        case .end(let end): return .end(end)
         }
-        return event
     }
 
-    /// Stops the call: emit starts failing, the plugin's cancel runs, and a plugin that has not
-    /// finished within the grace period is abandoned.
+    /// Stops the call: emit starts failing, the plugin's cancel runs (on the call's loop for a
+    /// NONBLOCKING call, whose exchanges then end), and a plugin that has not finished within the
+    /// grace period is abandoned.
     public func cancel() {
         condition.lock()
         guard apply(.cancel) else {
@@ -283,10 +343,18 @@ public final class PluginCall: @unchecked Sendable {
         // The plugin's cancel holds the handle (and so the library) until it returns.
         pluginHolds += 1
         condition.unlock()
-        condition.broadcast()
+        events.stop()
         input?.cancel()
-        plugin.cancel(self)
-        if condition.withLock({ dropHold() }) { releaseCall() }
+        if let loop {
+            loop.execute { [self] in
+                plugin.cancel(self)
+                endExchanges(message: "the call was cancelled")
+                if condition.withLock({ dropHold() }) { releaseCall() }
+            }
+        } else {
+            plugin.cancel(self)
+            if condition.withLock({ dropHold() }) { releaseCall() }
+        }
         DispatchQueue.global().asyncAfter(deadline: .now() + cancelGrace) { [self] in abandonIfUnfinished() }
     }
 
@@ -296,13 +364,9 @@ public final class PluginCall: @unchecked Sendable {
             condition.unlock()
             return
         }
-        input?.close()
-        buffer.removeAll()
-        head = 0
-        bufferedBytes = 0
-        let due = takeDueEnd()
         condition.unlock()
-        if let due { due.waiter.resume(returning: .end(due.end)) }
+        input?.close()
+        events.finish(Self.abandonedEnd)
         plugin.log(.warning, "request \(requestID): ignored cancellation for \(cancelGrace)s; abandoned (its result will be discarded)")
         onAbandon()
     }
@@ -358,29 +422,6 @@ public final class PluginCall: @unchecked Sendable {
             return false
         }
         return true
-    }
-
-    /// The end the reader should see now, if any. Caller holds the lock.
-    private func currentEnd() -> End? {
-        switch state {
-        case .running, .cancelled: return nil
-        case .abandoned: return Self.abandonedEnd
-        case .finished(let end, let cancelled): return head >= buffer.count || cancelled ? end : nil
-        }
-    }
-
-    /// The waiting reader and the end it is due, taken out of the call; nil while the end is not
-    /// due or nobody waits. Caller holds the lock, and resumes the reader after releasing it.
-    ///
-    /// Never resume the reader with the lock held: the runtime runs the reading task's
-    /// cancellation handler (which calls `cancel()` and so waits for this lock) under the task's
-    /// status lock, which resuming that task (with an executor preference) may need too. An event
-    /// loop cancelling a call at the moment its plugin finishes, both on the call's deadline,
-    /// could then deadlock with the plugin's thread. The rest of the host resumes unlocked too.
-    private func takeDueEnd() -> (waiter: UnsafeContinuation<Step, Never>, end: End)? {
-        guard let waiter, let end = currentEnd() else { return nil }
-        self.waiter = nil
-        return (waiter, end)
     }
 
     /// Rate limits, overload and timeouts are worth another try.

@@ -1,8 +1,9 @@
 // The plugin host: the plugin folders, what is loaded from them (or failed, and why), the
 // capability matrix of live models, and starting calls on the worker pool. Rescans on folder
 // changes load new files, drain removed or replaced ones, and keep serving through failures.
-// Threads: load/init/describe on the rescanning thread, calls on the worker pool, shutdown and
-// dlclose on LoadedPlugin.unloadQueue.
+// Threads: load/init/describe on the rescanning thread; calls on the blocking pool (1.x and
+// PRISM_CALLS_BLOCKING), the compute pool (PRISM_CALLS_COMPUTE) or a vendor I/O loop
+// (PRISM_CALLS_NONBLOCKING); shutdown and dlclose on LoadedPlugin.unloadQueue.
 import CPrismPlugin
 import Foundation
 import Logging
@@ -73,7 +74,11 @@ public final class PluginHost: @unchecked Sendable {
 
     public let options: Options
     private let logger: Logger
+    /// Blocking calls (every 1.x plugin's) and host->run_blocking work.
     private let pool: WorkerPool
+    /// CPU-bound calls (PRISM_CALLS_COMPUTE): one thread per core, since more would only queue
+    /// on the cores.
+    private let computePool: WorkerPool
     private let shadowFolder: String
     private var watcher: FolderWatcher?
 
@@ -90,6 +95,7 @@ public final class PluginHost: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.pool = WorkerPool(threads: options.workerThreads, queueLimit: options.queuedCalls)
+        self.computePool = WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount, queueLimit: options.queuedCalls, name: "prism.plugin-compute")
         self.shadowFolder = try PluginFile.makeShadowFolder()
     }
 
@@ -117,6 +123,7 @@ public final class PluginHost: @unchecked Sendable {
         }
         for plugin in plugins { plugin.drain("the server is shutting down") }
         pool.stop()
+        computePool.stop()
         try? FileManager.default.removeItem(atPath: shadowFolder)
     }
 
@@ -248,26 +255,32 @@ public final class PluginHost: @unchecked Sendable {
         if let limit = model.limits.maxRequestBytes, bytes.count > limit {
             throw ProviderFailure(.resourceExhausted, "the request to \(model.name) is \(bytes.count) bytes after adaptation, over its max_request_bytes of \(limit)")
         }
-        return try start(model: model, bytes: bytes, requestID: request.requestID, input: request.streamedAudio)
+        return try start(model: model, bytes: bytes, requestID: request.requestID, deadline: request.deadline, input: request.streamedAudio)
     }
 
-    /// Hands serialized ProviderRequest `bytes` to the plugin that serves `model`, on a worker thread.
-    func start(model: ModelCapability, bytes: [UInt8], requestID: String, input: StreamedAudio?) throws -> PluginCall {
+    /// Hands serialized ProviderRequest `bytes` to the plugin that serves `model`, where its
+    /// call model says (a pool's thread, or a vendor I/O loop).
+    func start(model: ModelCapability, bytes: [UInt8], requestID: String, deadline: Date?, input: StreamedAudio?) throws -> PluginCall {
         // A plugin may start draining between the lookup and beginCall: look again (its successor).
         for _ in 0..<3 {
             // A known row, or an id one of the provider's families matches (called with that id).
             guard let plugin = livePlugins().first(where: { p in p.description.name == model.provider && p.description.model(model.id) != nil }) else { break }
             guard plugin.beginCall() else { continue }
+            let loop = plugin.callModel == .nonblocking ? VendorIOLoop.next() : nil
             let call = PluginCall(
                 plugin: plugin, model: model, requestID: requestID,
                 maxEvents: options.bufferedEventsPerCall, maxBytes: options.bufferedBytesPerCall, cancelGrace: options.cancelGraceSeconds,
-                input: input,
+                loop: loop, blockingPool: pool, deadline: deadline, input: input,
                 onAbandon: { [weak self] in self?.lock.withLock { self?.stats.abandonedCalls += 1 } },
                 onPeak: { [weak self] count in
                     self?.lock.withLock { if let s = self, count > s.stats.peakBufferedEvents { s.stats.peakBufferedEvents = count } }
                 })
             // The closure keeps the call alive until start_call has returned.
-            guard pool.submit({ plugin.run(call, request: bytes) }) else {
+            if let loop {
+                loop.execute { plugin.run(call, request: bytes) }
+                return call
+            }
+            guard (plugin.callModel == .compute ? computePool : pool).submit({ plugin.run(call, request: bytes) }) else {
                 call.finish(status: PRISM_STATUS_UNAVAILABLE, message: "worker pool full")
                 call.startCallReturned()
                 throw ProviderFailure(.unavailable, "every plugin worker is busy and the queue is full; try again")

@@ -5,8 +5,9 @@ import Foundation
 import Logging
 
 enum PluginLoader {
-    /// The prism_plugin_api size of ABI 1.0: the plugin's table must be at least this big.
-    private static let minimumTableSize = MemoryLayout<prism_plugin_api>.size
+    /// The prism_plugin_api size of ABI 1.0 (everything before 2.0's call_model): the plugin's
+    /// table must be at least this big.
+    private static let minimumTableSize = MemoryLayout<prism_plugin_api>.offset(of: \prism_plugin_api.call_model)!
 
     static func load(path: String, shadowFolder: String, tag: Int, config: String, logger: Logger) throws -> LoadedPlugin {
         let (copy, identity) = try PluginFile.secureCopy(path, into: shadowFolder, tag: tag)
@@ -22,15 +23,17 @@ enum PluginLoader {
             throw LoadError("no \(PRISM_PLUGIN_ENTRY_SYMBOL) symbol: not a Prism plugin")
         }
         let entry = unsafeBitCast(symbol, to: prism_plugin_entry_fn.self)
-        guard let api = entry(UInt32(PRISM_PLUGIN_ABI_MAJOR), UInt32(PRISM_PLUGIN_ABI_MINOR)) else {
-            throw LoadError("the plugin refused host ABI \(PRISM_PLUGIN_ABI_MAJOR).\(PRISM_PLUGIN_ABI_MINOR)")
+        // 2.0 first; a 1.x plugin refuses it and is offered 1.3, whose calls run as they always did.
+        let versions: [(major: UInt32, minor: UInt32)] = [(UInt32(PRISM_PLUGIN_ABI_MAJOR), UInt32(PRISM_PLUGIN_ABI_MINOR)), (1, UInt32(PRISM_PLUGIN_ABI_1_MINOR))]
+        guard let (api, version) = versions.lazy.compactMap({ v in entry(v.major, v.minor).map { ($0, v) } }).first else {
+            throw LoadError("the plugin refused host ABI \(PRISM_PLUGIN_ABI_MAJOR).\(PRISM_PLUGIN_ABI_MINOR) and 1.\(PRISM_PLUGIN_ABI_1_MINOR)")
         }
         let table = api.pointee
-        guard table.abi_major == UInt32(PRISM_PLUGIN_ABI_MAJOR) else {
-            throw LoadError("plugin ABI \(table.abi_major).\(table.abi_minor) is not supported; the host speaks \(PRISM_PLUGIN_ABI_MAJOR).\(PRISM_PLUGIN_ABI_MINOR)")
+        guard table.abi_major == version.major else {
+            throw LoadError("plugin ABI \(table.abi_major).\(table.abi_minor) is not supported; the host speaks \(PRISM_PLUGIN_ABI_MAJOR).\(PRISM_PLUGIN_ABI_MINOR) and 1.\(PRISM_PLUGIN_ABI_1_MINOR)")
         }
         guard table.struct_size >= minimumTableSize else {
-            throw LoadError("plugin table is \(table.struct_size) bytes, smaller than ABI \(PRISM_PLUGIN_ABI_MAJOR).0's \(minimumTableSize)")
+            throw LoadError("plugin table is \(table.struct_size) bytes, smaller than ABI 1.0's \(minimumTableSize)")
         }
         guard let initialize = table.`init`, let describe = table.describe, table.start_call != nil else {
             throw LoadError("plugin table lacks a required function (init, describe or start_call)")
@@ -39,7 +42,7 @@ enum PluginLoader {
         let fileName = (path as NSString).lastPathComponent
         let context = Unmanaged.passRetained(PluginLogContext(logger: logger, fileName: fileName))
         let host = UnsafeMutablePointer<prism_host_api>.allocate(capacity: 1)
-        host.initialize(to: HostCallbacks.table(context: context))
+        host.initialize(to: HostCallbacks.table(context: context, version: version))
         var hostKept = false
         defer {
             if !hostKept {

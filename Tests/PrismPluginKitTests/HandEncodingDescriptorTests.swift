@@ -53,7 +53,7 @@ final class HandEncodingDescriptorTests: XCTestCase {
         host.is_cancelled = { _ in 0 }
         host.log = { _, _, _, _ in }
         emitted = []
-        withUnsafePointer(to: &host) { body(ProviderCall(host: $0, call: OpaquePointer(bitPattern: 1)!)) }
+        withUnsafePointer(to: &host) { body(ProviderCall(host: $0, call: OpaquePointer(bitPattern: 1)!, trace: [])) }
         return emitted
     }
 

@@ -106,7 +106,7 @@ final class BatchWireTests: XCTestCase {
         }
         host.is_cancelled = { _ in 0 }
         withUnsafePointer(to: &host) { pointer in
-            body(ProviderCall(host: pointer, call: OpaquePointer(bitPattern: 1)!))
+            body(ProviderCall(host: pointer, call: OpaquePointer(bitPattern: 1)!, trace: []))
         }
         return BatchWireTests.recorded
     }

@@ -59,11 +59,12 @@ final class PluginLoadingTests: XCTestCase {
         XCTAssertEqual(host.capabilityMatrix().map(\.name), ["local/mediainfo", "local/mediainfo-lite"])
     }
 
-    func testBatchIsOfferedOnlyByPluginsBuiltForABI12() throws {
+    /// Also the 2.0 host's fallback: a 1.x plugin refuses entry(2, 0) and loads with 1.3.
+    func testBatchIsOfferedOnlyByPluginsBuiltForABI12() async throws {
         setenv("PRISM_TESTKIT_BATCH", "1", 1)
-        defer { unsetenv("PRISM_TESTKIT_BATCH"); unsetenv("PRISM_TESTKIT_ABI_MINOR") }
-        for (minor, offered) in [("2", true), ("1", false)] {
-            setenv("PRISM_TESTKIT_ABI_MINOR", minor, 1)
+        defer { unsetenv("PRISM_TESTKIT_BATCH"); unsetenv("PRISM_TESTKIT_ABI") }
+        for (version, offered) in [("2.0", true), ("1.2", true), ("1.1", false)] {
+            setenv("PRISM_TESTKIT_ABI", version, 1)
             let folder = try Plugins.folder()
             defer { try? FileManager.default.removeItem(atPath: folder) }
             try Plugins.install(Plugins.testkit, into: folder, as: "libprism-plugin-testkit.so")
@@ -71,7 +72,20 @@ final class PluginLoadingTests: XCTestCase {
             host.start()
             defer { host.shutdown() }
             let echo = try XCTUnwrap(host.capabilityMatrix().first { $0.name == "testkit/echo" })
-            XCTAssertEqual(echo.features.batch, offered, "ABI 1.\(minor)")
+            XCTAssertEqual(echo.features.batch, offered, "ABI \(version)")
+            // The call runs (on the blocking pool) whichever version the plugin was loaded with.
+            let call = try host.startCall(model: echo, operation: .generate, request: GenerationRequest(messages: [ChatMessage(role: .user, parts: [.text("hi")])]))
+            var text = ""
+            loop: while true {
+                switch await call.next() {
+                case .event(.text(let t)): text += t
+                case .event: continue
+                case .end(let end):
+                    XCTAssertTrue(end.isOK, "ABI \(version): \(end)")
+                    break loop
+                }
+            }
+            XCTAssertFalse(text.isEmpty, "ABI \(version): testkit/echo answered")
             if !offered {
                 XCTAssertThrowsError(try host.startBatchCall(model: echo, action: .get(vendorBatchID: "b"))) { error in
                     XCTAssertEqual((error as? ProviderFailure)?.code, .failedPrecondition)

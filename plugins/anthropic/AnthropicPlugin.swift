@@ -46,7 +46,6 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
     let prices: ModelPrices
     /// The config's families (`families`, see ModelFamilies) before the built-in ones.
     let families: [ModelInfo]
-    let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
         apiKey = PluginEnvironment.value("ANTHROPIC_API_KEY")
@@ -93,20 +92,17 @@ final class AnthropicProvider: ProviderPlugin, @unchecked Sendable {
         }
         guard let apiKey else { throw CallFailure(.failedPrecondition, "anthropic is not configured (no ANTHROPIC_API_KEY)") }
         if request.operation == .batch {
-            let batches = AnthropicBatches(baseURL: baseURL, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
-            return try batches.serve(request.batch)
+            // Several requests written blocking: on the host's blocking pool.
+            return call.runBlocking { [baseURL] http in
+                try AnthropicBatches(baseURL: baseURL, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
+            }
         }
         var http = HTTPRequest(url: baseURL + "/v1/messages")
         http.headers = [("content-type", "application/json"), ("accept", "text/event-stream"),
                         ("anthropic-version", AnthropicDefaults.version), ("x-api-key", apiKey)]
         http.body = try MessagesRequest.body(for: request)
         http.deadline = request.deadline
-        var stream = MessagesStream(call: call)
-        do {
-            let head = try self.http.perform(http, isCancelled: { call.isCancelled }) { head, chunk in stream.receive(head, chunk) }
-            try stream.end(head)
-        } catch let error as HTTPTransferError {
-            throw stream.failure(for: error)
-        }
+        // The streamed answer: a codec on the call's I/O loop.
+        call.stream(http, decoding: MessagesStream(call: call))
     }
 }

@@ -8,7 +8,7 @@ import PrismPluginKit
 struct AnthropicBatches {
     let baseURL: String
     let apiKey: String
-    let http: HTTPClient
+    let http: BlockingHTTP
     let call: ProviderCall
     let deadline: Date?
 
@@ -81,7 +81,7 @@ struct AnthropicBatches {
         var failure: CallFailure?
         let head: HTTPResponseHead
         do {
-            head = try http.perform(request, isCancelled: { call.isCancelled }) { head, chunk in
+            head = try http.perform(request) { head, chunk in
                 guard head.status == 200 else {
                     errorBody += chunk.prefix(max(0, HTTPLimits.maxErrorBodyBytes - errorBody.count))
                     return true
@@ -202,7 +202,7 @@ struct AnthropicBatches {
     private func exchange(_ request: HTTPRequest, batchID: String?) throws -> JSONValue {
         let head: HTTPResponseHead, body: Data
         do {
-            (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
+            (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes)
         } catch let error as HTTPTransferError {
             throw VendorFailures.failure(for: error, vendor: "anthropic", status: 0)
         }

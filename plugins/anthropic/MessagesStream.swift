@@ -4,7 +4,7 @@
 import Foundation
 import PrismPluginKit
 
-struct MessagesStream {
+struct MessagesStream: ResponseDecoder {
     let call: ProviderCall
     private var parser = ServerSentEventParser()
     private var status = 0

@@ -10,7 +10,7 @@ import PrismPluginKit
 struct GeminiBatch {
     let settings: GeminiSettings
     let apiKey: String
-    let http: HTTPClient
+    let http: BlockingHTTP
     let call: ProviderCall
     let deadline: Date?
 
@@ -205,7 +205,7 @@ struct GeminiBatch {
     private func exchange(_ request: HTTPRequest, batchID: String?) throws -> JSONValue {
         let head: HTTPResponseHead, body: Data
         do {
-            (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
+            (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes)
         } catch let error as HTTPTransferError {
             throw VendorFailures.failure(for: error, vendor: "gemini", status: 0)
         }

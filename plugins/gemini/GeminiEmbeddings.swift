@@ -7,7 +7,7 @@ import PrismPluginKit
 struct GeminiEmbeddings {
     let settings: GeminiSettings
     let apiKey: String
-    let http: HTTPClient
+    let http: BlockingHTTP
 
     /// batchEmbedContents takes at most 100 requests.
     static let maxInputs = 100
@@ -29,7 +29,7 @@ struct GeminiEmbeddings {
         http.deadline = request.deadline
         let head: HTTPResponseHead, data: Data
         do {
-            (head, data) = try self.http.fetch(http, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
+            (head, data) = try self.http.fetch(http, maxBodyBytes: Self.maxAnswerBytes)
         } catch let error as HTTPTransferError {
             throw VendorFailures.failure(for: error, vendor: "gemini", status: 0)
         }

@@ -7,7 +7,7 @@ import PrismPluginKit
 struct GeminiFiles {
     let settings: GeminiSettings
     let apiKey: String
-    let http: HTTPClient
+    let http: BlockingHTTP
     let call: ProviderCall
     let deadline: Date?
 
@@ -98,7 +98,7 @@ struct GeminiFiles {
         var request = request
         request.deadline = deadline
         do {
-            let (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
+            let (head, body) = try http.fetch(request, maxBodyBytes: Self.maxAnswerBytes)
             guard head.status == 200 else {
                 var failure = GeminiErrors.failure(status: head.status, body: body)
                 failure.message = "\(what): \(failure.message)"

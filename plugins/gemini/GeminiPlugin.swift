@@ -140,7 +140,6 @@ struct GeminiSettings {
 
 final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
     let settings: GeminiSettings
-    let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
         settings = try GeminiSettings(config: config, env: PluginEnvironment.value)
@@ -201,29 +200,34 @@ final class GeminiProvider: ProviderPlugin, @unchecked Sendable {
             guard settings.isSpeechModel(request.model) else {
                 throw CallFailure(.invalidArgument, "gemini model \(request.model) is not a TTS model (those are: \(settings.ttsModels.joined(separator: ", ")))")
             }
-            try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call)
+            call.runBlocking { [settings] http in try GeminiSpeech(settings: settings, apiKey: apiKey, http: http).synthesize(request, call: call) }
         case .embed?:
-            try GeminiEmbeddings(settings: settings, apiKey: apiKey, http: http).embed(request, call: call)
+            call.runBlocking { [settings] http in try GeminiEmbeddings(settings: settings, apiKey: apiKey, http: http).embed(request, call: call) }
         case .batch?:
-            try GeminiBatch(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
+            call.runBlocking { [settings] http in
+                try GeminiBatch(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline).serve(request.batch)
+            }
         case let other?:
             throw CallFailure(.unimplemented, "gemini does not serve \(other)")
         }
     }
 
+    /// streamGenerateContent as a codec on the call's I/O loop. Media too large to send inline
+    /// are uploaded first (the Files API, several blocking requests) on the host's blocking pool,
+    /// which then starts the stream.
     private func generate(_ request: ProviderRequest, call: ProviderCall, apiKey: String) throws {
-        let files = GeminiFiles(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
-        let uploaded = try files.uploadOversized(request)
-        var http = HTTPRequest(url: settings.baseURL + GeminiSettings.modelPath(request.model, "streamGenerateContent") + "?alt=sse")
-        http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
-        http.body = try GeminiRequest.body(for: request, files: uploaded, schemaField: settings.schemaField)
-        http.deadline = request.deadline
-        var stream = GeminiStream(call: call)
-        do {
-            let head = try self.http.perform(http, isCancelled: { call.isCancelled }) { head, chunk in stream.receive(head, chunk) }
-            try stream.end(head)
-        } catch let error as HTTPTransferError {
-            throw stream.failure(for: error)
+        let settings = settings
+        func stream(uploaded: [MediaPosition: UploadedFile]) throws {
+            var http = HTTPRequest(url: settings.baseURL + GeminiSettings.modelPath(request.model, "streamGenerateContent") + "?alt=sse")
+            http.headers = [("content-type", "application/json"), ("x-goog-api-key", apiKey)]
+            http.body = try GeminiRequest.body(for: request, files: uploaded, schemaField: settings.schemaField)
+            http.deadline = request.deadline
+            call.stream(http, decoding: GeminiStream(call: call))
+        }
+        guard GeminiFiles.inlineSize(of: request) > settings.inlineLimitBytes else { return try stream(uploaded: [:]) }
+        call.runBlocking { http in
+            let files = GeminiFiles(settings: settings, apiKey: apiKey, http: http, call: call, deadline: request.deadline)
+            try stream(uploaded: try files.uploadOversized(request))
         }
     }
 }

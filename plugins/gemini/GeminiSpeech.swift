@@ -9,7 +9,7 @@ import PrismPluginKit
 struct GeminiSpeech {
     let settings: GeminiSettings
     let apiKey: String
-    let http: HTTPClient
+    let http: BlockingHTTP
 
     /// The answer holds the whole speech as base64: ~4 MB a minute. 256 MB is an hour, beyond
     /// what a TTS model returns for one request.
@@ -34,7 +34,7 @@ struct GeminiSpeech {
         http.deadline = request.deadline
         var answer = GeminiStream(call: call)
         do {
-            let (head, data) = try self.http.fetch(http, maxBodyBytes: Self.maxAnswerBytes, isCancelled: { call.isCancelled })
+            let (head, data) = try self.http.fetch(http, maxBodyBytes: Self.maxAnswerBytes)
             try answer.answer(head, data)
         } catch let error as HTTPTransferError {
             throw answer.failure(for: error)

@@ -5,7 +5,7 @@
 import Foundation
 import PrismPluginKit
 
-struct GeminiStream {
+struct GeminiStream: ResponseDecoder {
     let call: ProviderCall
     private var parser = ServerSentEventParser()
     private var status = 0

@@ -31,19 +31,40 @@
  *   absent (NULL / 0). Both tables begin with the ABI version and their own size, which the
  *   other side checks before reading further.
  *
- * Threads
+ * Threads (the thread map)
  *
- *   init, describe and shutdown are called on host threads, never concurrently with each
- *   other or with a call: init and describe on the thread that loads the plugin, shutdown on the
- *   host's unload thread (one serial queue for all plugins), never on a thread the plugin
- *   started and never inside a host function (not even a finish that ends the last call). So
- *   shutdown may join the plugin's own threads, and must: dlclose follows it, and no thread may
- *   still run the plugin's code then. start_call is called on a thread of the host's bounded
- *   worker pool, never on a network event loop, and may block (a vendor HTTP request, an OCR
- *   pass); many calls run at once on different threads. cancel is called from another host
- *   thread while the call may be running; the library stays loaded until it returns. Every
- *   function of prism_host_api may be called from any thread, the plugin's own included.
+ *   Host threads a plugin meets, and what runs on each:
  *
+ *     loader     the thread that (re)scans the plugin folders: entry, init, describe.
+ *     unload     one serial queue for all plugins: shutdown, then dlclose. Never a thread the
+ *                plugin started, never inside a host function (not even a finish that ends the
+ *                last call), so shutdown may join the plugin's threads, and must: no thread may
+ *                still run the plugin's code after it returns.
+ *     I/O loops  ABI 2.0, one per core: everything of a PRISM_CALLS_NONBLOCKING call: its
+ *                start_call, every callback of its HTTP exchanges (prism_http_handler), its
+ *                cancel and the work it posts with host->post. A call stays on one loop for its
+ *                life, so a call's own state needs no lock. Nothing here may block: no sleep, no
+ *                blocking socket, no waiting for another thread, no read_input.
+ *     blocking   the bounded pool (`--plugin-worker-threads`, 1,024 by default): start_call of a
+ *      pool      PRISM_CALLS_BLOCKING call (every 1.x plugin's) and work given to
+ *                host->run_blocking. May block for as long as a vendor takes.
+ *     compute    one thread per core: start_call of a PRISM_CALLS_COMPUTE call (CPU-bound
+ *      pool      engines: OCR, speech recognition, synthesis). May block on CPU work.
+ *
+ *   The plugin's own threads may call every host function except where noted (read_input from
+ *   one reader per call; emit from one thread at a time per call).
+ *
+ *   Blocking: emit blocks only on a blocking or compute thread (or the plugin's own), while the
+ *   call's buffer is full (backpressure). On an I/O loop it never blocks: an event over the
+ *   call's budget is still taken, and the host pauses reading the call's HTTP exchanges until
+ *   the client has caught up (flow control as "pause reading", not a blocked thread).
+ *
+ *   Order at the end of a call: cancel (at most once, only before finish) may race with a
+ *   finish on another thread; for a NONBLOCKING call both run on its loop, so they never
+ *   overlap. After cancel, the host ends every open HTTP exchange of the call with on_done
+ *   (PRISM_STATUS_CANCELLED). finish is called exactly once; the library stays loaded until
+ *   finish has been called, start_call has returned and every cancel has returned.
+
  * History
  *
  *   1.0  the first version.
@@ -65,6 +86,15 @@
  *   1.3  (also) ProviderRequest.traceparent / tracestate in plugin.proto: the W3C trace context
  *        of the host's span for the call, for a plugin to send on as HTTP headers; plugins
  *        before it ignore them, and a host before it leaves them empty.
+ *   2.0  non-blocking calls: prism_plugin_api.call_model, and host-owned I/O in the host table:
+ *        http_start (an HTTP exchange whose response is streamed to callbacks on the call's I/O
+ *        loop; the host pools connections, speaks TLS with session reuse and HTTP/2, owns
+ *        deadlines and cancellation), run_blocking and post. A vendor plugin becomes a codec:
+ *        build the request, parse each chunk, emit, never block. The major changed because the
+ *        contract of start_call did (a NONBLOCKING plugin's start_call runs on an I/O loop), so
+ *        a 1.x host must not load such a plugin. A 2.0 host still loads 1.x plugins: it calls
+ *        entry with 2.0 and, when refused, with 1.3, and runs their calls as 1.3 did (blocking
+ *        pool). A 2.0 plugin that sets no call_model (0) is PRISM_CALLS_BLOCKING, as 1.x.
  *
  * Errors
  *
@@ -82,8 +112,11 @@
 extern "C" {
 #endif
 
-#define PRISM_PLUGIN_ABI_MAJOR 1
-#define PRISM_PLUGIN_ABI_MINOR 3
+#define PRISM_PLUGIN_ABI_MAJOR 2
+#define PRISM_PLUGIN_ABI_MINOR 0
+
+/* The last 1.x version, which a 2.0 host also speaks (see History, 2.0). */
+#define PRISM_PLUGIN_ABI_1_MINOR 3
 
 /* The name of the one symbol a plugin exports (see prism_plugin_entry_fn). */
 #define PRISM_PLUGIN_ENTRY_SYMBOL "prism_plugin_entry"
@@ -142,6 +175,63 @@ typedef struct prism_plugin prism_plugin;
  * with it after finish (but before start_call returns) do nothing and say so. */
 typedef struct prism_call prism_call;
 
+/* How the host runs a plugin's calls (prism_plugin_api.call_model, ABI 2.0); see Threads. */
+typedef enum prism_call_model {
+    /* start_call runs on the blocking pool and may block until the answer is complete (1.x). */
+    PRISM_CALLS_BLOCKING = 0,
+    /* start_call runs on the call's I/O loop and must return at once; the plugin does its I/O
+     * through host->http_start and hands anything that blocks to host->run_blocking. */
+    PRISM_CALLS_NONBLOCKING = 1,
+    /* start_call runs on the compute pool (one thread per core) and may block on CPU work. */
+    PRISM_CALLS_COMPUTE = 2
+} prism_call_model;
+
+/* One HTTP header line: NUL-terminated name and value (ABI 2.0). */
+typedef struct prism_http_header {
+    const char *name;
+    const char *value;
+} prism_http_header;
+
+/* An HTTP request for host->http_start (ABI 2.0). Everything it points to is copied before
+ * http_start returns. */
+typedef struct prism_http_request {
+    /* "GET", "POST", "DELETE", ... */
+    const char *method;
+    /* An absolute http:// or https:// URL. */
+    const char *url;
+    /* Request headers; values may hold secrets (the host never logs them). Send the call's
+     * ProviderRequest.traceparent / tracestate along so the vendor joins the trace. */
+    const prism_http_header *headers;
+    size_t header_count;
+    /* The body (NULL with 0 for none). */
+    const uint8_t *body;
+    size_t body_len;
+    /* The longest the exchange may take, in milliseconds; 0 for the call's deadline. The host
+     * ends every exchange by the call's deadline, and after 10 minutes when it has none. */
+    uint64_t timeout_ms;
+} prism_http_request;
+
+/* The plugin's callbacks for one HTTP exchange (ABI 2.0). All run on the call's I/O loop, one
+ * at a time, never inside http_start: on_head once (unless the exchange fails before a
+ * response), on_body for each piece of the body as it arrives, then on_done exactly once. They
+ * must not block. `ctx` is the pointer given to http_start. */
+typedef struct prism_http_handler {
+    /* The final response's status and headers (names lower-case), valid during the callback.
+     * Return 0 to go on, nonzero to stop the exchange (on_done then comes with
+     * PRISM_STATUS_CANCELLED). */
+    int (*on_head)(void *ctx, uint32_t status, const prism_http_header *headers, size_t count);
+    /* `len` bytes of the body, valid during the callback. Return 0 to go on, nonzero to stop. */
+    int (*on_body)(void *ctx, const uint8_t *data, size_t len);
+    /* The end: PRISM_STATUS_OK when the whole response arrived (whatever its HTTP status);
+     * PRISM_STATUS_CANCELLED when the call was cancelled or a callback asked to stop;
+     * PRISM_STATUS_DEADLINE_EXCEEDED at the exchange's timeout or the call's deadline;
+     * PRISM_STATUS_UNAVAILABLE when the vendor could not be reached or the connection failed
+     * (refused, reset, cut mid-body, TLS), with `message` saying how (NUL-terminated, valid
+     * during the callback). The connection of an exchange that did not end OK is closed, so a
+     * vendor stops generating an answer nobody reads. */
+    void (*on_done)(void *ctx, prism_status status, const char *message);
+} prism_http_handler;
+
 /* ---------------------------------------------------------------------------------------------
  * The host's table, given to init. The table and the strings it points to are owned by the
  * host and stay valid until shutdown returns; the plugin may keep the pointer.
@@ -159,7 +249,9 @@ typedef struct prism_host_api {
      *
      * Backpressure: when the client reads slower than the plugin emits, emit BLOCKS until the
      * host has room again (a bounded number of events and bytes per call), so a plugin's
-     * memory stays bounded by simply calling emit. Do not hold a lock other calls need.
+     * memory stays bounded by simply calling emit. Do not hold a lock other calls need. On an
+     * I/O loop (ABI 2.0) emit never blocks: the host pauses the call's HTTP exchanges instead
+     * (see Threads), so the events of one received chunk may pass the budget.
      *
      * Returns PRISM_STATUS_OK when the event was accepted; PRISM_STATUS_CANCELLED when the call
      * was cancelled (the event was dropped: stop work and finish); PRISM_STATUS_INVALID_ARGUMENT
@@ -214,6 +306,36 @@ typedef struct prism_host_api {
      * The host keeps the input it has handed out, so a call retried after a failure (before any
      * content was emitted) reads it again from the start. */
     prism_status (*read_input)(prism_call *call, uint8_t *buffer, size_t capacity, size_t *out_len);
+
+    /* ---- Added in ABI 2.0 (check with PRISM_HOST_HAS). ---- */
+
+    /* Starts an HTTP exchange for `call`; its response comes to `handler`'s callbacks with
+     * `ctx` on the call's I/O loop (see prism_http_handler). Any thread. `request` and `handler`
+     * are copied before http_start returns; `ctx` must stay valid until on_done, which comes
+     * even when the plugin finishes the call first (the host then ends the exchange). The host pools
+     * connections per vendor, reuses TLS sessions, speaks HTTP/2 over TLS where the vendor
+     * does, trusts the CAs of SSL_CERT_FILE / SSL_CERT_DIR, pauses reading while the call's
+     * events wait for the client, and ends the exchange at its timeout, at the call's deadline
+     * and when the call is cancelled.
+     *
+     * Returns PRISM_STATUS_OK when started (exactly one on_done follows, never inside
+     * http_start); PRISM_STATUS_INVALID_ARGUMENT for a missing method or a URL that is not
+     * http(s); PRISM_STATUS_CANCELLED when the call was cancelled; PRISM_STATUS_FAILED_PRECONDITION
+     * after finish or for a call that is not PRISM_CALLS_NONBLOCKING. No callback follows a
+     * failure. */
+    prism_status (*http_start)(prism_call *call, const prism_http_request *request,
+                               const prism_http_handler *handler, void *ctx);
+
+    /* Runs work(ctx) once on the blocking pool, where it may block (a plugin's multi-step
+     * operation written as blocking code; read_input; emit with backpressure). Any thread.
+     * Returns PRISM_STATUS_OK when queued, PRISM_STATUS_UNAVAILABLE when the pool's queue is
+     * full (work will not run: finish the call), PRISM_STATUS_FAILED_PRECONDITION after finish. */
+    prism_status (*run_blocking)(prism_call *call, void (*work)(void *ctx), void *ctx);
+
+    /* Runs work(ctx) once on the call's I/O loop, soon (a result of run_blocking work handed
+     * back to the call's loop-confined state). Any thread; same returns as run_blocking, for a
+     * PRISM_CALLS_NONBLOCKING call only. */
+    prism_status (*post)(prism_call *call, void (*work)(void *ctx), void *ctx);
 } prism_host_api;
 
 /* True when `host` (a const prism_host_api *) is new enough to have `field`: the plugin may
@@ -251,19 +373,22 @@ typedef struct prism_plugin_api {
     prism_status (*describe)(prism_plugin *plugin, const uint8_t **out, size_t *out_len);
 
     /* Starts one call: `request` is `len` bytes of a serialized prism.plugin.v1.ProviderRequest,
-     * valid only until start_call returns (copy what you need later). Runs on a host worker
-     * thread and may block until the answer is complete.
+     * valid only until start_call returns (copy what you need later). Where it runs depends on
+     * call_model (see Threads): on the blocking or compute pool, where it may block until the
+     * answer is complete (that thread is busy until start_call returns), or, for
+     * PRISM_CALLS_NONBLOCKING, on the call's I/O loop, where it must return at once after
+     * starting its HTTP exchanges (host->http_start) or blocking work (host->run_blocking).
      *
      * The plugin answers with host->emit(call, ...) zero or more times and then exactly one
-     * host->finish(call, ...), from this thread or another, before or after start_call returns
-     * (a plugin with its own I/O loop may return at once and finish later). The call's worker
-     * thread is busy until start_call returns. Required. */
+     * host->finish(call, ...), from this thread or another, before or after start_call returns.
+     * Required. */
     void (*start_call)(prism_plugin *plugin, prism_call *call, const uint8_t *request, size_t len);
 
     /* Asks the plugin to stop `call` soon: abort the vendor request and finish with
-     * PRISM_STATUS_CANCELLED. Called from a host thread other than the call's, at most once,
-     * only before finish (it may race with a finish on the call's thread: the plugin must
-     * tolerate that). It must not block; it may call finish itself when the call can end at
+     * PRISM_STATUS_CANCELLED. Called at most once, only before finish: for a NONBLOCKING call on
+     * its I/O loop (the host then ends its HTTP exchanges with on_done CANCELLED); otherwise from
+     * a host thread other than the call's, where it may race with a finish on the call's thread
+     * (the plugin must tolerate that). It must not block; it may call finish itself when the call can end at
      * once. Optional (NULL): the plugin then notices through emit's return value and
      * is_cancelled.
      *
@@ -276,6 +401,12 @@ typedef struct prism_plugin_api {
      * on the host's unload thread (see Threads), before dlclose. Frees what init made, including
      * the describe bytes, and joins any threads the plugin started. Optional (NULL). */
     void (*shutdown)(prism_plugin *plugin);
+
+    /* ---- Added in ABI 2.0. ---- */
+
+    /* A prism_call_model: where start_call runs and whether it may block (see Threads). 0 (a
+     * table that does not set it) is PRISM_CALLS_BLOCKING. */
+    uint32_t call_model;
 } prism_plugin_api;
 
 /* The type of the exported entry symbol:

@@ -15,7 +15,7 @@ enum Batch {
     static let maxDisplayNameCharacters = 512
 
     /// Runs one batch action and finishes the call.
-    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: HTTPClient, call: ProviderCall) throws {
+    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: BlockingHTTP, call: ProviderCall) throws {
         guard let batch = request.batch, let action = batch.action else {
             throw CallFailure(.invalidArgument, "the openai batch call names no known action (submit, get, results or cancel)")
         }

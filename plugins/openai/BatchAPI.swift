@@ -7,7 +7,7 @@ import PrismPluginKit
 
 struct BatchAPI {
     let settings: OpenAISettings
-    let client: HTTPClient
+    let client: BlockingHTTP
     let call: ProviderCall
     let deadline: Date?
 
@@ -59,7 +59,7 @@ struct BatchAPI {
         let head: HTTPResponseHead
         do {
             head = try withoutActuallyEscaping(each) { each in
-                try client.perform(get("/files/\(id)/content"), isCancelled: { call.isCancelled }) { head, chunk in
+                try client.perform(get("/files/\(id)/content")) { head, chunk in
                     status = head.status
                     guard head.status == 200 else {
                         errorBody += chunk.prefix(max(0, HTTPLimits.maxErrorBodyBytes - errorBody.count))

@@ -4,7 +4,7 @@ import Foundation
 import PrismPluginKit
 
 /// The state of one streamed answer. `receive` is fed by the HTTP transfer; `end` closes it.
-struct ChatStream {
+struct ChatStream: ResponseDecoder {
     let call: ProviderCall
     private var parser = ServerSentEventParser()
     private var status = 0

@@ -25,7 +25,7 @@ enum Embeddings {
     }
 
     /// Embeds the request's texts and emits one vector per text.
-    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: HTTPClient, call: ProviderCall) throws {
+    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: BlockingHTTP, call: ProviderCall) throws {
         let (body, count) = try body(for: request)
         let http = OpenAIHTTP.request(settings, "/embeddings", contentType: "application/json", body: body, deadline: request.deadline)
         let answer = try OpenAIHTTP.json(client, http, call: call, maxBytes: maxAnswerBytes, what: "embeddings")

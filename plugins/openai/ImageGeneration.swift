@@ -36,7 +36,7 @@ enum ImageGeneration {
     }
 
     /// Generates the image of `request` and emits it.
-    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: HTTPClient, call: ProviderCall) throws {
+    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: BlockingHTTP, call: ProviderCall) throws {
         let http = OpenAIHTTP.request(settings, "/images/generations", contentType: "application/json",
                                       body: try body(for: request), deadline: request.deadline)
         let answer = try OpenAIHTTP.json(client, http, call: call, maxBytes: maxAnswerBytes, what: "image generation")

@@ -18,14 +18,14 @@ enum OpenAIHTTP {
 
     /// Runs `request` and returns the body of a 200 answer. Throws the vendor's failure for any
     /// other status, and a failure naming `what` when the answer is over `maxBytes`.
-    static func json(_ client: HTTPClient, _ request: HTTPRequest, call: ProviderCall, maxBytes: Int,
+    static func json(_ client: BlockingHTTP, _ request: HTTPRequest, call: ProviderCall, maxBytes: Int,
                      what: String) throws -> [String: Any] {
         var body = Data()
         var tooLarge = false
         var status = 0
         let head: HTTPResponseHead
         do {
-            head = try client.perform(request, isCancelled: { call.isCancelled }) { head, chunk in
+            head = try client.perform(request) { head, chunk in
                 status = head.status
                 let cap = head.status == 200 ? maxBytes : HTTPLimits.maxErrorBodyBytes
                 guard body.count + chunk.count <= cap else {

@@ -95,7 +95,6 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
     let settings: OpenAISettings
     /// The families declared (ABI 1.3): the config's, then OpenAIModels.families' own.
     let families: [ModelInfo]
-    let http = HTTPClient()
 
     init(config: [String: Any], log: PluginLog) throws {
         var environment: [String: String] = [:]
@@ -121,35 +120,28 @@ final class OpenAIProvider: ProviderPlugin, @unchecked Sendable {
         switch request.operation ?? .generate {
         case .generate:
             try chat(request, call: call)
+        // The other endpoints answer once, or take several requests: written blocking, they run
+        // on the host's blocking pool (their exchanges still run on the call's I/O loop).
         case .transcribe:
-            try Transcription.serve(request, settings: settings, client: http, call: call)
+            call.runBlocking { [settings] http in try Transcription.serve(request, settings: settings, client: http, call: call) }
         case .synthesize:
-            try Speech.serve(request, settings: settings, client: http, call: call)
+            call.runBlocking { [settings] http in try Speech.serve(request, settings: settings, client: http, call: call) }
         case .imageGenerate:
-            try ImageGeneration.serve(request, settings: settings, client: http, call: call)
+            call.runBlocking { [settings] http in try ImageGeneration.serve(request, settings: settings, client: http, call: call) }
         case .embed:
-            try Embeddings.serve(request, settings: settings, client: http, call: call)
+            call.runBlocking { [settings] http in try Embeddings.serve(request, settings: settings, client: http, call: call) }
         case .batch:
-            try Batch.serve(request, settings: settings, client: http, call: call)
+            call.runBlocking { [settings] http in try Batch.serve(request, settings: settings, client: http, call: call) }
         case let other:
             throw CallFailure(.unimplemented, "openai does not serve the \(other) operation")
         }
     }
 
-    /// Chat Completions, streamed.
+    /// Chat Completions, streamed: a codec on the call's I/O loop.
     private func chat(_ request: ProviderRequest, call: ProviderCall) throws {
         var http = OpenAIHTTP.request(settings, "/chat/completions", contentType: "application/json",
                                       body: try ChatRequest.body(for: request, stream: true), deadline: request.deadline)
         http.headers.append(("Accept", "text/event-stream"))
-
-        var stream = ChatStream(call: call)
-        do {
-            let head = try self.http.perform(http, isCancelled: { call.isCancelled }) { head, chunk in
-                stream.receive(head, chunk)
-            }
-            try stream.end(head)
-        } catch let error as HTTPTransferError {
-            throw stream.failure(for: error)
-        }
+        call.stream(http, decoding: ChatStream(call: call))
     }
 }

@@ -50,14 +50,14 @@ enum Speech {
     }
 
     /// Streams the speech of `request` to the call.
-    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: HTTPClient, call: ProviderCall) throws {
+    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: BlockingHTTP, call: ProviderCall) throws {
         let (json, characters) = try body(for: request, call: call)
         var http = OpenAIHTTP.request(settings, "/audio/speech", contentType: "application/json", body: json, deadline: request.deadline)
         http.headers.append(("Accept", "application/octet-stream"))
         var status = 0, errorBody = Data(), pending = Data(), sent = 0
         let head: HTTPResponseHead
         do {
-            head = try client.perform(http, isCancelled: { call.isCancelled }) { head, chunk in
+            head = try client.perform(http) { head, chunk in
                 status = head.status
                 guard head.status == 200 else {
                     errorBody += chunk.prefix(max(0, HTTPLimits.maxErrorBodyBytes - errorBody.count))

@@ -11,7 +11,7 @@ enum Transcription {
     static let maxAnswerBytes = 16 * 1024 * 1024
 
     /// Transcribes the request's one audio medium and emits the answer.
-    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: HTTPClient, call: ProviderCall) throws {
+    static func serve(_ request: ProviderRequest, settings: OpenAISettings, client: BlockingHTTP, call: ProviderCall) throws {
         let form = try form(for: request).encoded()
         let http = OpenAIHTTP.request(settings, "/audio/transcriptions", contentType: form.contentType, body: form.body, deadline: request.deadline)
         let answer = try OpenAIHTTP.json(client, http, call: call, maxBytes: maxAnswerBytes, what: "transcription")

@@ -218,6 +218,8 @@ static const prism_plugin_api api = {
     .start_call = es_start_call,
     .cancel = NULL, /* the synth callback checks is_cancelled every ES_BUFFER_MS of audio */
     .shutdown = es_shutdown,
+    /* CPU-bound: calls run on the host's compute pool, one thread per core (ABI 2.0). */
+    .call_model = PRISM_CALLS_COMPUTE,
 };
 
 PRISM_PLUGIN_EXPORT const prism_plugin_api *prism_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor) {

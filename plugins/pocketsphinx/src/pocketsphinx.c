@@ -379,6 +379,9 @@ static const prism_plugin_api api = {
     .cancel = NULL, /* is_cancelled is polled every PS_CHUNK_SAMPLES (0.1 s of audio, ~10 ms of work);
                      * a read_input blocked for streamed audio returns CANCELLED by itself */
     .shutdown = ps_plugin_shutdown,
+    /* PRISM_CALLS_BLOCKING (ABI 2.0), not COMPUTE: a live transcription waits on read_input for
+     * as long as the client speaks, which would hold one of the few compute threads. */
+    .call_model = PRISM_CALLS_BLOCKING,
 };
 
 PRISM_PLUGIN_EXPORT const prism_plugin_api *prism_plugin_entry(uint32_t host_abi_major, uint32_t host_abi_minor) {

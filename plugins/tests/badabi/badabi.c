@@ -5,7 +5,7 @@
 #include "prism_plugin.h"
 
 static const prism_plugin_api api = {
-    .abi_major = PRISM_PLUGIN_ABI_MAJOR + 98,
+    .abi_major = 99,
     .abi_minor = 0,
     .struct_size = sizeof(prism_plugin_api),
 };

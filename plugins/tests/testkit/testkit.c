@@ -221,8 +221,15 @@ static prism_plugin_api api = {
 
 PRISM_PLUGIN_EXPORT const prism_plugin_api *prism_plugin_entry(uint32_t major, uint32_t minor) {
     (void)minor;
-    /* PRISM_TESTKIT_ABI_MINOR: pose as a plugin built against an older minor of the ABI. */
-    const char *posed = getenv("PRISM_TESTKIT_ABI_MINOR");
-    api.abi_minor = posed ? (uint32_t)atoi(posed) : PRISM_PLUGIN_ABI_MINOR;
+    /* PRISM_TESTKIT_ABI=1.N: pose as a plugin built against ABI 1.N, which (as 1.x plugins do)
+     * refuses a host of another major, so a 2.0 host must offer it 1.3. */
+    const char *posed = getenv("PRISM_TESTKIT_ABI");
+    if (posed && posed[0] == '1' && posed[1] == '.') {
+        api.abi_major = 1;
+        api.abi_minor = (uint32_t)atoi(posed + 2);
+        return major == 1 ? &api : NULL;
+    }
+    api.abi_major = PRISM_PLUGIN_ABI_MAJOR;
+    api.abi_minor = PRISM_PLUGIN_ABI_MINOR;
     return major == PRISM_PLUGIN_ABI_MAJOR ? &api : NULL;
 }

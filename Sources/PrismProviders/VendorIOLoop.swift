@@ -1,0 +1,281 @@
+// The host's I/O loops for ABI 2.0 calls: each is one thread with an epoll set driving a libcurl
+// multi handle through its socket API, so one thread carries thousands of vendor streams. A
+// non-blocking plugin call is given one loop for its life: its start_call, HTTP exchanges, cancel
+// and posted work all run there (prism_plugin.h, "Threads").
+import CCurl
+import CPrismPlugin
+import Foundation
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// One I/O loop. Other threads only `execute` work on it; everything else runs on its thread.
+final class VendorIOLoop: @unchecked Sendable {
+    // @unchecked: `lock` guards `commands` and `wakePending`; `thread` is written once before
+    // init returns; every other var is touched only on the loop's thread.
+
+    /// The process's loops, one per core, started on first use and never stopped (as an event
+    /// loop group): their number stays the same however many streams run.
+    static let shared: [VendorIOLoop] = (0..<max(1, ProcessInfo.processInfo.activeProcessorCount)).map { VendorIOLoop(index: $0) }
+    private static let roundRobin = NSLock()
+    nonisolated(unsafe) private static var nextIndex = 0
+
+    /// The loop for a new call, in turn.
+    static func next() -> VendorIOLoop {
+        let index = roundRobin.withLock { () -> Int in
+            defer { nextIndex = (nextIndex + 1) % shared.count }
+            return nextIndex
+        }
+        return shared[index]
+    }
+
+    /// Connections a loop keeps open (in use or idle); one per stream in flight, since streams are
+    /// not multiplexed (see HTTPExchange). Idle ones close after 118 s (curl's default).
+    static let maxConnections = 4096
+    /// The longest a due deadline waits to be noticed when nothing else wakes the loop.
+    static let deadlineSlackNanoseconds: UInt64 = 5_000_000
+
+    let multi: UnsafeMutableRawPointer
+    private let epollFD: Int32
+    private let wakeRead: Int32
+    private let wakeWrite: Int32
+    private var thread = pthread_t()
+
+    private let lock = NSLock()
+    private var commands: [() -> Void] = []
+    private var wakePending = false
+
+    // The loop thread's own.
+    private var timerAt: UInt64?
+    private var watched = Set<Int32>()
+    private var exchanges: [UnsafeMutableRawPointer: HTTPExchange] = [:]
+    private var deferredEnds: [(HTTPExchange, prism_status, String)] = []
+    private var nextDeadline: UInt64 = .max
+
+    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
+
+    private init(index: Int) {
+        _ = Self.globalInit
+        multi = curl_multi_init()!
+        epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
+        var fds: [Int32] = [0, 0]
+        precondition(epollFD >= 0 && pipe(&fds) == 0, "cannot create the vendor I/O loop's epoll set: errno \(errno)")
+        for fd in fds {
+            _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
+            _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
+        }
+        wakeRead = fds[0]
+        wakeWrite = fds[1]
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue
+        event.data.fd = wakeRead
+        epoll_ctl(epollFD, EPOLL_CTL_ADD, wakeRead, &event)
+
+        let me = Unmanaged.passUnretained(self).toOpaque()
+        prism_curl_multi_set_pointer(multi, CURLMOPT_SOCKETDATA, me)
+        prism_curl_multi_set_socket_fn(multi, socketCallback)
+        prism_curl_multi_set_pointer(multi, CURLMOPT_TIMERDATA, me)
+        prism_curl_multi_set_timer_fn(multi, timerCallback)
+        prism_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, Self.maxConnections)
+        // One stream per connection: curl 7.88 ends an abandoned HTTP/2 stream only by closing its
+        // connection (see HTTPExchange), which would cut every stream multiplexed with it.
+        prism_curl_multi_set_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_NOTHING))
+
+        let started = DispatchSemaphore(value: 0)
+        let thread = Thread { [unowned self] in
+            self.thread = pthread_self()
+            started.signal()
+            self.run()
+        }
+        thread.name = "prism-vendor-io-\(index)"
+        thread.stackSize = 1 << 20
+        thread.start()
+        started.wait()
+    }
+
+    /// Whether the calling thread is this loop's.
+    var isCurrent: Bool { pthread_equal(pthread_self(), thread) != 0 }
+
+    func preconditionOnLoop(_ what: @autoclosure () -> String = "") {
+        precondition(isCurrent, "must run on its vendor I/O loop \(what())")
+    }
+
+    /// Runs `work` on the loop, after what was queued before it. Any thread.
+    func execute(_ work: @escaping () -> Void) {
+        let wake: Bool = lock.withLock {
+            commands.append(work)
+            defer { wakePending = true }
+            return !wakePending
+        }
+        if wake {
+            var byte: UInt8 = 1
+            _ = write(wakeWrite, &byte, 1)
+        }
+    }
+
+    // MARK: - Exchanges (loop thread)
+
+    /// Starts `exchange`, or ends it at once when its call was cancelled meanwhile.
+    func add(_ exchange: HTTPExchange) {
+        preconditionOnLoop("to add an exchange")
+        if let reason = exchange.call.refusesExchanges {
+            return exchange.complete(status: PRISM_STATUS_CANCELLED, message: reason)
+        }
+        exchanges[exchange.easy] = exchange
+        nextDeadline = min(nextDeadline, exchange.end)
+        curl_multi_add_handle(multi, exchange.easy)
+    }
+
+    /// Ends `exchange` before curl did: its connection is closed (so the vendor stops sending),
+    /// its TLS session kept for the next one.
+    func abort(_ exchange: HTTPExchange, status: prism_status, message: String) {
+        preconditionOnLoop("to abort an exchange")
+        guard exchanges.removeValue(forKey: exchange.easy) != nil else { return }
+        prism_curl_set_long(exchange.easy, CURLOPT_FORBID_REUSE, 1)
+        prism_curl_keep_tls_session(exchange.easy)
+        curl_multi_remove_handle(multi, exchange.easy)
+        exchange.complete(status: status, message: message)
+    }
+
+    /// Asks for `exchange` to end once curl's current callback has returned (curl forbids
+    /// removing a handle from inside its own callbacks).
+    func endAfterCallback(_ exchange: HTTPExchange, status: prism_status, message: String) {
+        deferredEnds.append((exchange, status, message))
+    }
+
+    /// Lets a paused exchange read again (after the call's buffer drained).
+    func resume(_ exchange: HTTPExchange) {
+        preconditionOnLoop("to resume an exchange")
+        guard exchanges[exchange.easy] != nil, exchange.paused else { return }
+        exchange.paused = false
+        curl_easy_pause(exchange.easy, CURLPAUSE_CONT)
+        endDeferred()
+    }
+
+    // MARK: - The loop
+
+    private func run() {
+        var events = [epoll_event](repeating: epoll_event(), count: 256)
+        var running: Int32 = 0
+        while true {
+            let wakeAt = min(timerAt ?? .max, nextDeadline)
+            var timeout: Int32 = -1
+            if wakeAt != .max {
+                let now = DispatchTime.now().uptimeNanoseconds
+                timeout = wakeAt <= now ? 0 : Int32(min((wakeAt - now + 999_999) / 1_000_000, 60_000))
+            }
+            let n = epoll_wait(epollFD, &events, Int32(events.count), timeout)
+            for i in 0..<max(0, Int(n)) {
+                let fd = events[i].data.fd
+                if fd == wakeRead {
+                    drainWakePipe()
+                    continue
+                }
+                let bits = events[i].events
+                var flags: Int32 = 0
+                if bits & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
+                if bits & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
+                if bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0 { flags |= CURL_CSELECT_ERR }
+                curl_multi_socket_action(multi, fd, flags, &running)
+                endDeferred()
+            }
+            if let at = timerAt, at <= DispatchTime.now().uptimeNanoseconds {
+                timerAt = nil
+                curl_multi_socket_action(multi, CURL_SOCKET_TIMEOUT, 0, &running)
+                endDeferred()
+            }
+            runCommands()
+            collectFinished()
+            endExpired()
+        }
+    }
+
+    private func drainWakePipe() {
+        var buffer = [UInt8](repeating: 0, count: 64)
+        while read(wakeRead, &buffer, buffer.count) > 0 {}
+    }
+
+    private func runCommands() {
+        let work: [() -> Void] = lock.withLock {
+            defer {
+                commands = []
+                wakePending = false
+            }
+            return commands
+        }
+        for item in work {
+            item()
+            endDeferred()
+        }
+    }
+
+    private func endDeferred() {
+        while !deferredEnds.isEmpty {
+            let ends = deferredEnds
+            deferredEnds = []
+            for (exchange, status, message) in ends { abort(exchange, status: status, message: message) }
+        }
+    }
+
+    /// Exchanges curl finished (complete, or failed on its own: refused, reset, TLS).
+    private func collectFinished() {
+        var left: Int32 = 0
+        var done: [(UnsafeMutableRawPointer, CURLcode)] = []
+        while let message = curl_multi_info_read(multi, &left) {
+            if message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle {
+                done.append((easy, message.pointee.data.result))
+            }
+        }
+        for (easy, code) in done {
+            guard let exchange = exchanges.removeValue(forKey: easy) else { continue }
+            curl_multi_remove_handle(multi, easy)
+            let (status, text) = exchange.outcome(of: code)
+            exchange.complete(status: status, message: text)
+        }
+    }
+
+    /// Ends exchanges past their end (their timeout or the call's deadline).
+    private func endExpired() {
+        let now = DispatchTime.now().uptimeNanoseconds
+        guard nextDeadline <= now + Self.deadlineSlackNanoseconds else { return }
+        nextDeadline = .max
+        for exchange in Array(exchanges.values) {
+            if exchange.end <= now {
+                abort(exchange, status: PRISM_STATUS_DEADLINE_EXCEEDED, message: exchange.expiredMessage)
+            } else {
+                nextDeadline = min(nextDeadline, exchange.end)
+            }
+        }
+    }
+
+    // MARK: - curl's callbacks (loop thread, inside socket_action)
+
+    fileprivate func watch(_ fd: Int32, _ what: Int32) {
+        if what == CURL_POLL_REMOVE {
+            if watched.remove(fd) != nil { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) }
+            return
+        }
+        var event = epoll_event()
+        event.events = (what & CURL_POLL_IN != 0 ? EPOLLIN.rawValue : 0) | (what & CURL_POLL_OUT != 0 ? EPOLLOUT.rawValue : 0)
+        event.data.fd = fd
+        if watched.insert(fd).inserted {
+            epoll_ctl(epollFD, EPOLL_CTL_ADD, fd, &event)
+        } else {
+            epoll_ctl(epollFD, EPOLL_CTL_MOD, fd, &event)
+        }
+    }
+
+    fileprivate func setTimer(_ milliseconds: Int) {
+        timerAt = milliseconds < 0 ? nil : DispatchTime.now().uptimeNanoseconds + UInt64(milliseconds) * 1_000_000
+    }
+}
+
+private let socketCallback: curl_socket_callback = { _, fd, what, loop, _ in
+    Unmanaged<VendorIOLoop>.fromOpaque(loop!).takeUnretainedValue().watch(fd, what)
+    return 0
+}
+
+private let timerCallback: curl_multi_timer_callback = { _, milliseconds, loop in
+    Unmanaged<VendorIOLoop>.fromOpaque(loop!).takeUnretainedValue().setTimer(milliseconds)
+    return 0
+}
