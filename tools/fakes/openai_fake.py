@@ -11,6 +11,9 @@ Usage: openai_fake.py [--port 0] [--key KEY] [--log FILE]; prints "PORT <n>" onc
 Scenarios (a word in the last user text part):
   tool          two tool calls, their arguments split over several fragments, joined by index
   slow          200 deltas, 50 ms apart (cancellation tests watch for the disconnect)
+  flood         FLOOD_DELTAS deltas of 4 KiB as fast as the connection takes them (64 MiB); logs
+                {"event": "blocked", "sent": n} the first time the socket has no room for the next
+                one, i.e. once the reader stopped reading (flow-control tests wait for it)
   cut           two deltas, then the connection is closed mid-body (no last chunk, no [DONE])
   midstream     one delta, then `data: {"error":…}` and the end of the stream
   status-NNN    that HTTP status with the vendor's error body (429/5xx carry retry-after: 1)
@@ -42,6 +45,9 @@ import json_answers
 # Delay between deltas of the slow scenario, and how many; long enough to cancel midway.
 SLOW_DELAY_SECONDS = 0.05
 SLOW_DELTAS = 200
+# The flood scenario: more than loopback socket buffers (a few MiB each way) can hold.
+FLOOD_DELTAS = 16384
+FLOOD_DELTA_BYTES = 4096
 # How long the stall scenario keeps a request unanswered.
 STALL_SECONDS = 10
 ERROR_TYPES = {400: ("invalid_request_error", None), 401: ("invalid_request_error", "invalid_api_key"),
@@ -325,6 +331,14 @@ class Handler(FakeHandler):
                 for i in range(SLOW_DELTAS):
                     delta({"content": "tick %d " % i})
                     time.sleep(SLOW_DELAY_SECONDS)
+            elif "flood" in words:
+                piece = "f" * (FLOOD_DELTA_BYTES - 1) + " "
+                blocked = False
+                for i in range(FLOOD_DELTAS):
+                    if not blocked and not select.select([], [self.connection], [], 0)[1]:
+                        blocked = True
+                        log(self.args, {"event": "blocked", "sent": i, "text": text})
+                    delta({"content": piece})
             elif "cut" in words:
                 delta({"content": "partial "})
                 delta({"content": "answer"})
