@@ -25,9 +25,11 @@ while [[ $# -gt 0 ]]; do
     *) suites+=("$1"); shift ;;
   esac
 done
-# The suites where threads meet: the RPC layer's round trips and connection life cycle, and the
-# providers' cancellation races, streamed input, worker pool, hot reload and end-to-end Generate.
+# The suites where threads meet: the hand-off type, the RPC layer's round trips and connection life
+# cycle, and the providers' cancellation races, streamed input, worker pool, hot reload, end-to-end
+# Generate, and the vendor I/O loops (a vendor plugin's streams, cancels and paused exchanges).
 [[ ${#suites[@]} -gt 0 ]] || suites=(
+  PrismHandOffTests.HandOffTests
   PrismRPCTests.RPCRoundTripTests
   PrismRPCTests.ConnectionLifetimeTests
   PrismRPCTests.EventLoopTaskExecutorTests
@@ -36,6 +38,8 @@ done
   PrismProvidersTests.WorkerPoolTests
   PrismProvidersTests.HotReloadTests
   PrismProvidersTests.GenerateEndToEndTests
+  PrismProvidersTests.OpenAIProviderTests
+  PrismProvidersTests.VendorFlowControlTests
 )
 
 # Swift 6.3 under -sanitize=thread rejects swift-otel 1.6.0 (OTelBatchSpanProcessor/LogRecordProcessor:
