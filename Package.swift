@@ -106,7 +106,8 @@ let package = Package(
                            .product(name: "Logging", package: "swift-log"),
                            // ProviderMetrics: the prism_* families on the gateway's collector registry.
                            .product(name: "Prometheus", package: "swift-prometheus"),
-                           .product(name: "Tracing", package: "swift-distributed-tracing")]
+                           .product(name: "Tracing", package: "swift-distributed-tracing")],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
         // Helpers for our C plugins: packing ProviderInfo / ProviderEvent and ending a call.
         .target(name: "PrismPluginSupport", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/support"),

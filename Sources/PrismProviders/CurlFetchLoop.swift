@@ -152,7 +152,8 @@ final class CurlFetchLoop: @unchecked Sendable {
 
 /// One fetch: its hops, its body so far and its outcome. Everything but `cancelRequested` (the
 /// loop's lock) and `continuation` (set before submission) is touched on the fetch thread only.
-private final class FetchTransfer {
+private final class FetchTransfer: @unchecked Sendable {
+    // @unchecked: `cancelRequested` is guarded by the loop's lock, the rest is the fetch thread's (above).
     enum Outcome {
         case redirect
         case done(Result<FetchedBody, ProviderFailure>)

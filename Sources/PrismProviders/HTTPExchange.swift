@@ -22,7 +22,8 @@ enum HTTPExchangeLimits {
 /// Built on the thread that called http_start, then owned by the call's loop, which adds it
 /// and is the only thread to touch it afterwards (curl's callbacks run inside the loop's
 /// socket_action). The plugin's `ctx` is used until `complete` has called on_done.
-final class HTTPExchange {
+final class HTTPExchange: @unchecked Sendable {
+    // @unchecked: the `let`s never change; the vars are touched only on `loop`'s thread (above).
     let call: PluginCall
     let loop: VendorIOLoop
     let easy: UnsafeMutableRawPointer

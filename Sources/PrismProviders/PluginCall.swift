@@ -279,7 +279,7 @@ public final class PluginCall: @unchecked Sendable {
     var isOverBudget: Bool { overBudget }
 
     /// Runs `action` on `loop` once the reader has made room (or the call stopped).
-    func whenRoom(on loop: VendorIOLoop, _ action: @escaping () -> Void) {
+    func whenRoom(on loop: VendorIOLoop, _ action: @escaping @Sendable () -> Void) {
         events.whenRoom { [self] in
             loop.execute { [self] in
                 overBudget = false
