@@ -1,7 +1,7 @@
 // Streamed input (plugin ABI 1.1, host->read_input) through the plugin host with the real
 // local/pocketsphinx plugin: segments while the audio is still arriving, cancellation of a call
 // blocked in read_input, the inline (1.0-style) request, the whole-WAV fallback for a model without
-// streaming input (testkit/transcriber), and StreamedAudio's replay and backpressure on its own.
+// streaming input (testkit/transcriber), and StreamedAudio's replay, backpressure and end on its own.
 import CPrismPlugin
 import Foundation
 import Logging
@@ -193,6 +193,26 @@ final class StreamedInputTests: XCTestCase {
         XCTAssertEqual(Array(all.prefix(10)), Array(1...10))
         second.cancel()
         XCTAssertEqual(all.withUnsafeMutableBytes { second.read(into: $0) }, .cancelled)
+    }
+
+    func testStreamedAudioCancelledAfterItsEndStaysCancelled() async {
+        let audio = StreamedAudio()
+        audio.append(Data([1, 2]))
+        audio.finish()
+        audio.append(Data([3, 4]))
+        XCTAssertEqual(audio.count, 2, "no appends after the end")
+        let reader = audio.reader()
+        var buffer = [UInt8](repeating: 0, count: 4)
+        XCTAssertEqual(buffer.withUnsafeMutableBytes { reader.read(into: $0) }, .bytes(2))
+        XCTAssertEqual(buffer.withUnsafeMutableBytes { reader.read(into: $0) }, .ended)
+        let whole = await audio.whole()
+        XCTAssertEqual(whole, Data([1, 2]))
+        // The request is over: cancelled wins over the end, and a late finish does not undo it.
+        audio.cancel()
+        audio.finish()
+        XCTAssertEqual(buffer.withUnsafeMutableBytes { reader.read(into: $0) }, .cancelled)
+        let afterCancel = await audio.whole()
+        XCTAssertNil(afterCancel)
     }
 }
 

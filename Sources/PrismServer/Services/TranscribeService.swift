@@ -97,9 +97,10 @@ enum TranscribeService {
     }
 
     /// Reads the audio messages after the config, decodes them as they come and appends the PCM
-    /// to `audio` (blocking the decoder's thread while the engine is behind, which in turn stops
-    /// reading the client); finishes `audio` when the client half-closes. Throws the RPC error
-    /// for audio that cannot be decoded, a second config, no samples at all, or over `maxSeconds`.
+    /// to `audio` (blocking the decoder's thread while the engine is behind; this task then waits
+    /// for room in the decoder's hand-off, which stops reading the client); finishes `audio`
+    /// when the client half-closes. Throws the RPC error for audio that cannot be decoded, a
+    /// second config, no samples at all, or over `maxSeconds`.
     private static func receive(_ requests: RequestStream, into audio: StreamedAudio, raw: PCMFormat?, maxSeconds: Double) async throws {
         let tooLong = LockedBox(false)
         let maxBytes = Int(maxSeconds * Double(PCMFormat.speech.bytesPerSecond))
@@ -122,7 +123,7 @@ enum TranscribeService {
             case PRISM__V1__TRANSCRIBE_REQUEST__PAYLOAD_AUDIO:
                 let chunk = Data([UInt8](protoC: m.audio))
                 do {
-                    try await feed(decoder, chunk)
+                    try await decoder.feed(chunk)
                 } catch let error as MediaError {
                     if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
                     throw mediaError(error)
@@ -133,7 +134,7 @@ enum TranscribeService {
             }
         }
         do {
-            _ = try await offload { try decoder.finish() }
+            _ = try await decoder.finish()
         } catch let error as MediaError {
             if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
             throw mediaError(error)
@@ -141,11 +142,6 @@ enum TranscribeService {
         if tooLong.withLockedValue({ $0 }) { throw overLimit(maxSeconds) }
         guard audio.count > 0 else { throw RPCError(.invalidArgument, "audio: the stream held no audio samples") }
         audio.finish()
-    }
-
-    /// Feeds the decoder off the event loop: `feed` blocks while its buffer is full.
-    private static func feed(_ decoder: StreamingAudioDecoder, _ chunk: Data) async throws {
-        try await offload { try decoder.feed(chunk) }
     }
 
     /// `audio/L16;rate=R[;channels=C]` describes raw PCM; anything else is sniffed.
