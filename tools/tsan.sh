@@ -27,7 +27,7 @@ while [[ $# -gt 0 ]]; do
 done
 # The suites where threads meet: the hand-off type, the RPC layer's round trips and connection life
 # cycle, and the providers' cancellation races, streamed input, worker pool, hot reload, end-to-end
-# Generate, and the vendor I/O loops (a vendor plugin's streams, cancels and paused exchanges).
+# Generate, and the host I/O loops (a vendor plugin's streams, cancels and paused exchanges).
 [[ ${#suites[@]} -gt 0 ]] || suites=(
   PrismHandOffTests.HandOffTests
   PrismRPCTests.RPCRoundTripTests

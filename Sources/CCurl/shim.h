@@ -6,7 +6,7 @@
 #define PRISM_CCURL_SHIM_H
 
 #include <curl/curl.h>
-/* The vendor I/O loop drives curl's socket API from an epoll set (VendorIOLoop.swift). */
+/* The host I/O loop drives curl's socket API from an epoll set (HostIOLoop.swift). */
 #include <sys/epoll.h>
 
 typedef size_t (*prism_curl_data_fn)(char *data, size_t size, size_t count, void *context);

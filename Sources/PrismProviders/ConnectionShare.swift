@@ -1,4 +1,4 @@
-// The connections, TLS sessions and DNS answers every vendor I/O loop shares (a curl share), so
+// The connections, TLS sessions and DNS answers every host I/O loop shares (a curl share), so
 // a call on one loop reuses the idle connection a call on another left open.
 import CCurl
 import Foundation

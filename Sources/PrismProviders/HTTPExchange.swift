@@ -22,13 +22,13 @@ enum HTTPExchangeLimits {
 /// Built on the thread that called http_start, then owned by the call's loop, which adds it
 /// and is the only thread to touch it afterwards (curl's callbacks run inside the loop's
 /// socket_action). The plugin's `ctx` is used until `complete` has called on_done.
-final class HTTPExchange: @unchecked Sendable {
+final class HTTPExchange: LoopTransfer, @unchecked Sendable {
     // @unchecked: the `let`s never change; the vars are touched only on `loop`'s thread (above).
     let call: PluginCall
-    let loop: VendorIOLoop
+    let loop: HostIOLoop
     let easy: UnsafeMutableRawPointer
-    /// When it must have ended (monotonic nanoseconds), and whether that is the call's deadline.
-    let end: UInt64
+    /// When it must have ended (monotonic nanoseconds): its timeout or its call's deadline.
+    let loopDeadline: UInt64
     private let timeoutMilliseconds: UInt64
     private let handler: prism_http_handler
     private let ctx: UnsafeMutableRawPointer?
@@ -48,7 +48,7 @@ final class HTTPExchange: @unchecked Sendable {
     private var completed = false
 
     /// Copies what `request` points to; for a request the host refuses, the status saying why.
-    static func make(call: PluginCall, loop: VendorIOLoop, request: prism_http_request, handler: prism_http_handler,
+    static func make(call: PluginCall, loop: HostIOLoop, request: prism_http_request, handler: prism_http_handler,
                      ctx: UnsafeMutableRawPointer?) -> Result<HTTPExchange, RefusedRequest> {
         guard let method = request.method.map({ String(cString: $0) }), !method.isEmpty,
               let url = request.url.map({ String(cString: $0) }), url.hasPrefix("http://") || url.hasPrefix("https://") else {
@@ -64,7 +64,7 @@ final class HTTPExchange: @unchecked Sendable {
                                      timeoutMilliseconds: request.timeout_ms, handler: handler, ctx: ctx))
     }
 
-    private init(call: PluginCall, loop: VendorIOLoop, method: String, url: String, headerLines: [String], body: UnsafeRawBufferPointer?,
+    private init(call: PluginCall, loop: HostIOLoop, method: String, url: String, headerLines: [String], body: UnsafeRawBufferPointer?,
                  timeoutMilliseconds: UInt64, handler: prism_http_handler, ctx: UnsafeMutableRawPointer?) {
         self.call = call
         self.loop = loop
@@ -79,7 +79,7 @@ final class HTTPExchange: @unchecked Sendable {
             milliseconds = min(milliseconds, UInt64(max(1, (deadline.timeIntervalSinceNow * 1000).rounded(.up))))
         }
         self.timeoutMilliseconds = milliseconds
-        end = now + milliseconds * 1_000_000
+        loopDeadline = now + milliseconds * 1_000_000
 
         let h = easy
         // Any loop's exchange may take the idle connection any other left (ConnectionShare).
@@ -117,8 +117,16 @@ final class HTTPExchange: @unchecked Sendable {
         errorBuffer.deallocate()
     }
 
+    /// Why it must end before it starts: its call stopped or finished.
+    var startRefusal: String? { call.refusesExchanges }
+
+    func curlFinished(_ code: CURLcode, on loop: HostIOLoop) {
+        let (status, message) = outcome(of: code)
+        ended(status: status, message: message)
+    }
+
     /// The on_done status and message for curl's result of a transfer it ended itself.
-    func outcome(of code: CURLcode) -> (prism_status, String) {
+    private func outcome(of code: CURLcode) -> (prism_status, String) {
         if code == CURLE_OK { return (PRISM_STATUS_OK, "") }
         if stopping { return (PRISM_STATUS_CANCELLED, "stopped by the plugin") }
         let detail = String(cString: errorBuffer)
@@ -142,7 +150,7 @@ final class HTTPExchange: @unchecked Sendable {
 
     /// Calls the plugin's on_done (once) and lets the call forget the exchange. Loop thread, with
     /// the easy handle already out of the multi.
-    func complete(status: prism_status, message: String) {
+    func ended(status: prism_status, message: String) {
         guard !completed else { return }
         completed = true
         message.withCString { handler.on_done?(ctx, status, $0) }

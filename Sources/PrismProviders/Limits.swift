@@ -82,8 +82,6 @@ public enum MediaFetchLimits {
     public static let requestBytesFactor = 4
     /// Connecting (DNS, TCP, TLS) longer than this means the origin is unreachable.
     public static let connectTimeoutSeconds = 10
-    /// Longest the fetch thread sleeps in curl's poll; a new fetch or a cancel wakes it sooner.
-    public static let pollMilliseconds: Int32 = 1000
     /// Characters of a URI quoted in an error message: a data: URI may be megabytes long.
     public static let quotedURICharacters = 160
 }

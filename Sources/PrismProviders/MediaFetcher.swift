@@ -1,6 +1,6 @@
 // Media.uri: the gateway fetches media given by reference once per request, before planning, so
 // every RPC that takes Parts (through Generator.generate) sees bytes like an upload. http(s) runs
-// on CurlFetchLoop behind the SSRF guard; data: URIs are decoded; other schemes are refused.
+// on the host's I/O loops (OriginFetcher) behind the SSRF guard; data: URIs are decoded; other schemes are refused.
 import Foundation
 import PrismMedia
 
@@ -39,11 +39,11 @@ public struct MediaFetchPolicy: Sendable {
 /// Fetches the media of requests that name it by URI. One per Generator; thread-safe.
 public final class MediaFetcher: Sendable {
     public let policy: MediaFetchPolicy
-    private let loop: CurlFetchLoop
+    private let origins: OriginFetcher
 
     public init(policy: MediaFetchPolicy = MediaFetchPolicy()) {
         self.policy = policy
-        loop = CurlFetchLoop(policy: policy)
+        origins = OriginFetcher(policy: policy)
     }
 
     /// `request` with every Media that has a uri and no data (in messages and in tool results)
@@ -123,7 +123,7 @@ public final class MediaFetcher: Sendable {
             case "http"?, "https"?:
                 let timeout = Date(timeIntervalSinceNow: Double(policy.timeoutSeconds))
                 let end = min(timeout, deadline ?? timeout)
-                return try await loop.fetch(uri, end: end, endIsDeadline: end < timeout, budget: budget)
+                return try await origins.fetch(uri, end: end, endIsDeadline: end < timeout, budget: budget)
             case let other?:
                 throw ProviderFailure(.invalidArgument, "the scheme '\(other)' is not fetched; use https, http or data")
             case nil:

@@ -39,7 +39,7 @@ public final class PluginCall: @unchecked Sendable {
     public let requestID: String
     let plugin: LoadedPlugin
     /// The loop a PRISM_CALLS_NONBLOCKING call lives on; nil for calls on a blocking pool.
-    let loop: VendorIOLoop?
+    let loop: HostIOLoop?
     /// Where host->run_blocking work runs.
     private let blockingPool: WorkerPool
     /// The client's deadline, which ends the call's HTTP exchanges.
@@ -96,7 +96,7 @@ public final class PluginCall: @unchecked Sendable {
     private var openExchanges: [ObjectIdentifier: HTTPExchange] = [:]
 
     init(plugin: LoadedPlugin, model: ModelCapability, requestID: String, maxEvents: Int, maxBytes: Int, cancelGrace: Double,
-         loop: VendorIOLoop?, blockingPool: WorkerPool, deadline: Date?,
+         loop: HostIOLoop?, blockingPool: WorkerPool, deadline: Date?,
          input: StreamedAudio? = nil, onAbandon: @escaping @Sendable () -> Void, onPeak: @escaping @Sendable (Int) -> Void) {
         self.input = input?.reader()
         self.plugin = plugin
@@ -279,7 +279,7 @@ public final class PluginCall: @unchecked Sendable {
     var isOverBudget: Bool { overBudget }
 
     /// Runs `action` on `loop` once the reader has made room (or the call stopped).
-    func whenRoom(on loop: VendorIOLoop, _ action: @escaping @Sendable () -> Void) {
+    func whenRoom(on loop: HostIOLoop, _ action: @escaping @Sendable () -> Void) {
         events.whenRoom { [self] in
             loop.execute { [self] in
                 overBudget = false

@@ -2,7 +2,7 @@
 // capability matrix of live models, and starting calls on the worker pool. Rescans on folder
 // changes load new files, drain removed or replaced ones, and keep serving through failures.
 // Threads: load/init/describe on the rescanning thread; calls on the blocking pool (1.x and
-// PRISM_CALLS_BLOCKING), the compute pool (PRISM_CALLS_COMPUTE) or a vendor I/O loop
+// PRISM_CALLS_BLOCKING), the compute pool (PRISM_CALLS_COMPUTE) or a host I/O loop
 // (PRISM_CALLS_NONBLOCKING); shutdown and dlclose on LoadedPlugin.unloadQueue.
 import CPrismPlugin
 import Foundation
@@ -259,14 +259,14 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     /// Hands serialized ProviderRequest `bytes` to the plugin that serves `model`, where its
-    /// call model says (a pool's thread, or a vendor I/O loop).
+    /// call model says (a pool's thread, or a host I/O loop).
     func start(model: ModelCapability, bytes: [UInt8], requestID: String, deadline: Date?, input: StreamedAudio?) throws -> PluginCall {
         // A plugin may start draining between the lookup and beginCall: look again (its successor).
         for _ in 0..<3 {
             // A known row, or an id one of the provider's families matches (called with that id).
             guard let plugin = livePlugins().first(where: { p in p.description.name == model.provider && p.description.model(model.id) != nil }) else { break }
             guard plugin.beginCall() else { continue }
-            let loop = plugin.callModel == .nonblocking ? VendorIOLoop.next() : nil
+            let loop = plugin.callModel == .nonblocking ? HostIOLoop.next() : nil
             let call = PluginCall(
                 plugin: plugin, model: model, requestID: requestID,
                 maxEvents: options.bufferedEventsPerCall, maxBytes: options.bufferedBytesPerCall, cancelGrace: options.cancelGraceSeconds,

@@ -1,7 +1,8 @@
-// HTTP(S) fetches of Media.uri through libcurl: one curl multi handle driven by one thread of its
-// own, so no event loop or cooperative thread ever blocks on an origin. Redirects are followed
-// here, hop by hop, and every socket curl opens is first shown to the SSRF guard.
+// HTTP(S) fetches of Media.uri on the host's I/O loops (HostIOLoop), so no event loop or
+// cooperative thread ever blocks on an origin. Redirects are followed here, hop by hop, and every
+// socket curl opens is first shown to the SSRF guard.
 import CCurl
+import CPrismPlugin
 import Foundation
 
 /// What a fetch brought back: the bytes, the type the origin declared, where it ended.
@@ -13,10 +14,12 @@ struct FetchedBody: Sendable {
     var redirects: Int
 }
 
-/// Bytes one request may still fetch, all its URIs together. Touched only by curl's write
-/// callbacks, which all run on the fetch thread.
+/// Bytes one request may still fetch, all its URIs together, and the loop that fetches them all,
+/// so that `remaining` is touched only by write callbacks on that one loop's thread.
 final class FetchBudget: @unchecked Sendable {
+    // @unchecked: `remaining` is touched only on `loop`'s thread (above); the `let`s never change.
     let total: Int
+    let loop = HostIOLoop.next()
     fileprivate var remaining: Int
 
     init(total: Int) {
@@ -25,135 +28,34 @@ final class FetchBudget: @unchecked Sendable {
     }
 }
 
-/// Runs transfers on the fetch thread. The thread ("prism-media-fetch") starts when a transfer is
-/// submitted to an idle loop and ends once none is left; it does everything curl does (DNS on
-/// curl's resolver threads, connecting, TLS, reading) and resumes each waiting task when its
-/// transfer ends. Callers only submit and cancel, which wake the thread (curl_multi_wakeup).
-/// Safe: `lock` guards `submitted`, `threadRunning` and transfers' `cancelRequested`; `active` and the
-/// easy handles are the fetch thread's; callers use `multi` only to wake it, which curl allows any thread.
-final class CurlFetchLoop: @unchecked Sendable {
-    private let multi: UnsafeMutableRawPointer
-    private let policy: MediaFetchPolicy
-    private let lock = NSLock()
-    // Guarded by `lock`.
-    private var submitted: [FetchTransfer] = []
-    private var threadRunning = false
-    // Fetch thread only.
-    private var active: [UnsafeMutableRawPointer: FetchTransfer] = [:]
-
-    private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
-
-    init(policy: MediaFetchPolicy) {
-        _ = Self.globalInit
-        self.policy = policy
-        multi = curl_multi_init()!
-    }
-
-    // The thread holds the loop (self) while it runs, so this runs only when no transfer is left.
-    deinit { curl_multi_cleanup(multi) }
+/// Fetches origins' media with one `MediaFetchPolicy`. Callers only start fetches and cancel
+/// them (by cancelling their task); the transfers run on their budget's loop.
+struct OriginFetcher: Sendable {
+    let policy: MediaFetchPolicy
 
     /// Fetches `url` (http or https), following redirects, within `budget`, until `end`.
     /// Cancelling the calling task stops the transfer and closes its connection.
     func fetch(_ url: String, end: Date, endIsDeadline: Bool, budget: FetchBudget) async throws -> FetchedBody {
         let transfer = FetchTransfer(url: url, end: end, endIsDeadline: endIsDeadline, budget: budget, policy: policy)
+        let loop = budget.loop
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in
-                lock.lock()
+                // Set before the loop can see the transfer (execute orders the two).
                 transfer.continuation = continuation
-                if transfer.cancelRequested {
-                    lock.unlock()
-                    transfer.complete(.failure(ProviderFailure(.cancelled, "the request was cancelled while it was being fetched")))
-                    return
-                }
-                submitted.append(transfer)
-                let start = !threadRunning
-                threadRunning = true
-                lock.unlock()
-                if start {
-                    let thread = Thread { self.run() }
-                    thread.name = "prism-media-fetch"
-                    thread.start()
-                } else {
-                    curl_multi_wakeup(multi)
-                }
+                loop.execute { transfer.start(on: loop) }
             }
         } onCancel: {
-            lock.withLock { transfer.cancelRequested = true }
-            curl_multi_wakeup(multi)
+            // Runs on the loop after a start queued before it; a cancel queued first makes the
+            // start end the transfer at once (`refusal`).
+            loop.execute { transfer.cancel(on: loop) }
         }
-    }
-
-    /// The fetch thread's loop: take new transfers and cancellations, let curl work, finish
-    /// the transfers curl is done with, sleep in curl's poll until there is more to do.
-    private func run() {
-        while true {
-            lock.lock()
-            let new = submitted
-            submitted = []
-            // Read under the lock; a cancel that comes later is seen on the next turn (it wakes us).
-            let cancelled = (new + active.values).filter(\.cancelRequested)
-            if new.isEmpty && active.isEmpty {
-                threadRunning = false
-                lock.unlock()
-                return
-            }
-            lock.unlock()
-
-            let skipped = Set(cancelled.map(ObjectIdentifier.init))
-            for transfer in new where !skipped.contains(ObjectIdentifier(transfer)) { begin(transfer) }
-            for transfer in cancelled {
-                finish(transfer, .failure(ProviderFailure(.cancelled, "the request was cancelled while it was being fetched")), abandoned: true)
-            }
-            var running: Int32 = 0
-            curl_multi_perform(multi, &running)
-            var left: Int32 = 0
-            while let message = curl_multi_info_read(multi, &left) {
-                guard message.pointee.msg == CURLMSG_DONE, let easy = message.pointee.easy_handle, let transfer = active[easy] else { continue }
-                hopEnded(transfer, message.pointee.data.result)
-            }
-            if !active.isEmpty { curl_multi_poll(multi, nil, 0, MediaFetchLimits.pollMilliseconds, nil) }
-        }
-    }
-
-    /// Starts the transfer's current hop, or finishes it if the hop cannot start.
-    private func begin(_ transfer: FetchTransfer) {
-        do {
-            try transfer.configureHop()
-            active[transfer.easy] = transfer
-            curl_multi_add_handle(multi, transfer.easy)
-        } catch {
-            finish(transfer, .failure(error as? ProviderFailure ?? ProviderFailure(.internalError, "\(error)")), abandoned: false)
-        }
-    }
-
-    /// A hop is over: the answer, a redirect to follow, or the failure to report.
-    private func hopEnded(_ transfer: FetchTransfer, _ code: CURLcode) {
-        curl_multi_remove_handle(multi, transfer.easy)
-        active[transfer.easy] = nil
-        switch transfer.outcome(of: code) {
-        case .redirect:
-            begin(transfer)
-        case .done(let result):
-            finish(transfer, result, abandoned: false)
-        }
-    }
-
-    /// Ends a transfer; an abandoned one (cancelled mid-way) has its connection closed so the
-    /// origin stops sending.
-    private func finish(_ transfer: FetchTransfer, _ result: Result<FetchedBody, ProviderFailure>, abandoned: Bool) {
-        if active[transfer.easy] != nil {
-            if abandoned { prism_curl_set_long(transfer.easy, CURLOPT_FORBID_REUSE, 1) }
-            curl_multi_remove_handle(multi, transfer.easy)
-            active[transfer.easy] = nil
-        }
-        transfer.complete(result)
     }
 }
 
-/// One fetch: its hops, its body so far and its outcome. Everything but `cancelRequested` (the
-/// loop's lock) and `continuation` (set before submission) is touched on the fetch thread only.
-private final class FetchTransfer: @unchecked Sendable {
-    // @unchecked: `cancelRequested` is guarded by the loop's lock, the rest is the fetch thread's (above).
+/// One fetch: its hops, its body so far and its outcome. Everything but `continuation` (set before
+/// the loop sees the transfer) is touched on the budget's loop only.
+private final class FetchTransfer: LoopTransfer, @unchecked Sendable {
+    // @unchecked: confined to its loop after `OriginFetcher.fetch` hands it over (above).
     enum Outcome {
         case redirect
         case done(Result<FetchedBody, ProviderFailure>)
@@ -166,7 +68,10 @@ private final class FetchTransfer: @unchecked Sendable {
     let budget: FetchBudget
     let policy: MediaFetchPolicy
     var continuation: CheckedContinuation<FetchedBody, Error>?
-    var cancelRequested = false
+    private var cancelled = false
+    /// curl's own CURLOPT_TIMEOUT_MS ends a fetch, not the loop.
+    let loopDeadline = UInt64.max
+    let expiredMessage = ""
 
     private var hopURL: String
     private var hopHost = ""
@@ -196,6 +101,36 @@ private final class FetchTransfer: @unchecked Sendable {
         curl_easy_cleanup(easy)
         if let parsed { curl_url_cleanup(parsed) }
         errorBuffer.deallocate()
+    }
+
+    /// Starts the current hop on `loop` (configured anew: the first, or a redirect's).
+    func start(on loop: HostIOLoop) {
+        do {
+            try configureHop()
+            loop.add(self)
+        } catch {
+            complete(.failure(error as? ProviderFailure ?? ProviderFailure(.internalError, "\(error)")))
+        }
+    }
+
+    /// The task was cancelled: end the transfer (closing its connection), or refuse its start.
+    func cancel(on loop: HostIOLoop) {
+        cancelled = true
+        loop.abort(self, status: PRISM_STATUS_CANCELLED, message: "")
+    }
+
+    var startRefusal: String? { cancelled ? "cancelled" : nil }
+
+    func curlFinished(_ code: CURLcode, on loop: HostIOLoop) {
+        switch outcome(of: code) {
+        case .redirect: start(on: loop)
+        case .done(let result): complete(result)
+        }
+    }
+
+    /// Ended by the loop: only a cancel does (a fetch has no loop deadline).
+    func ended(status: prism_status, message: String) {
+        complete(.failure(ProviderFailure(.cancelled, "the request was cancelled while it was being fetched")))
     }
 
     /// Resumes the waiting task; once.

@@ -1,7 +1,7 @@
-// The host's I/O loops for ABI 2.0 calls: each is one thread with an epoll set driving a libcurl
-// multi handle through its socket API, so one thread carries thousands of vendor streams. A
-// non-blocking plugin call is given one loop for its life: its start_call, HTTP exchanges, cancel
-// and posted work all run there (prism_plugin.h, "Threads").
+// The host's I/O loops: each is one thread with an epoll set driving a libcurl multi handle through
+// its socket API, so one thread carries thousands of HTTP transfers: the exchanges of ABI 2.0
+// plugin calls and the fetches of Media.uri. A non-blocking plugin call is given one loop for its
+// life: its start_call, HTTP exchanges, cancel and posted work all run there (prism_plugin.h, "Threads").
 import CCurl
 import CPrismPlugin
 import Foundation
@@ -9,19 +9,34 @@ import Foundation
 import Glibc
 #endif
 
+/// What a loop drives: one curl easy handle, and what happens when it ends. Loop thread only.
+protocol LoopTransfer: AnyObject {
+    var easy: UnsafeMutableRawPointer { get }
+    /// When the loop ends it itself (monotonic nanoseconds), `.max` for never (curl's own timeout).
+    var loopDeadline: UInt64 { get }
+    /// Why the loop ended it at `end`.
+    var expiredMessage: String { get }
+    /// Why it must end before it starts (its call was cancelled), or nil.
+    var startRefusal: String? { get }
+    /// curl is done with it (complete, or failed on its own); it is out of the multi.
+    func curlFinished(_ code: CURLcode, on loop: HostIOLoop)
+    /// The loop ended it (cancelled, stopped, expired) with its connection closed.
+    func ended(status: prism_status, message: String)
+}
+
 /// One I/O loop. Other threads only `execute` work on it; everything else runs on its thread.
-final class VendorIOLoop: @unchecked Sendable {
+final class HostIOLoop: @unchecked Sendable {
     // @unchecked: `lock` guards `commands` and `wakePending`; `thread` is written once before
     // init returns; every other var is touched only on the loop's thread.
 
     /// The process's loops, one per core, started on first use and never stopped (as an event
     /// loop group): their number stays the same however many streams run.
-    static let shared: [VendorIOLoop] = (0..<max(1, ProcessInfo.processInfo.activeProcessorCount)).map { VendorIOLoop(index: $0) }
+    static let shared: [HostIOLoop] = (0..<max(1, ProcessInfo.processInfo.activeProcessorCount)).map { HostIOLoop(index: $0) }
     private static let roundRobin = NSLock()
     nonisolated(unsafe) private static var nextIndex = 0
 
     /// The loop for a new call, in turn.
-    static func next() -> VendorIOLoop {
+    static func next() -> HostIOLoop {
         let index = roundRobin.withLock { () -> Int in
             defer { nextIndex = (nextIndex + 1) % shared.count }
             return nextIndex
@@ -48,8 +63,8 @@ final class VendorIOLoop: @unchecked Sendable {
     // The loop thread's own.
     private var timerAt: UInt64?
     private var watched = Set<Int32>()
-    private var exchanges: [UnsafeMutableRawPointer: HTTPExchange] = [:]
-    private var deferredEnds: [(HTTPExchange, prism_status, String)] = []
+    private var transfers: [UnsafeMutableRawPointer: any LoopTransfer] = [:]
+    private var deferredEnds: [(any LoopTransfer, prism_status, String)] = []
     private var nextDeadline: UInt64 = .max
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
@@ -59,7 +74,7 @@ final class VendorIOLoop: @unchecked Sendable {
         multi = curl_multi_init()!
         epollFD = epoll_create1(Int32(EPOLL_CLOEXEC))
         var fds: [Int32] = [0, 0]
-        precondition(epollFD >= 0 && pipe(&fds) == 0, "cannot create the vendor I/O loop's epoll set: errno \(errno)")
+        precondition(epollFD >= 0 && pipe(&fds) == 0, "cannot create the host I/O loop's epoll set: errno \(errno)")
         for fd in fds {
             _ = fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK)
             _ = fcntl(fd, F_SETFD, FD_CLOEXEC)
@@ -87,7 +102,7 @@ final class VendorIOLoop: @unchecked Sendable {
             started.signal()
             self.run()
         }
-        thread.name = "prism-vendor-io-\(index)"
+        thread.name = "prism-io-\(index)"
         thread.stackSize = 1 << 20
         thread.start()
         started.wait()
@@ -97,7 +112,7 @@ final class VendorIOLoop: @unchecked Sendable {
     var isCurrent: Bool { pthread_equal(pthread_self(), thread) != 0 }
 
     func preconditionOnLoop(_ what: @autoclosure () -> String = "") {
-        precondition(isCurrent, "must run on its vendor I/O loop \(what())")
+        precondition(isCurrent, "must run on its host I/O loop \(what())")
     }
 
     /// Runs `work` on the loop, after what was queued before it. Any thread.
@@ -113,40 +128,40 @@ final class VendorIOLoop: @unchecked Sendable {
         }
     }
 
-    // MARK: - Exchanges (loop thread)
+    // MARK: - Transfers (loop thread)
 
-    /// Starts `exchange`, or ends it at once when its call was cancelled meanwhile.
-    func add(_ exchange: HTTPExchange) {
-        preconditionOnLoop("to add an exchange")
-        if let reason = exchange.call.refusesExchanges {
-            return exchange.complete(status: PRISM_STATUS_CANCELLED, message: reason)
+    /// Starts `transfer`, or ends it at once when it was refused meanwhile (its call cancelled).
+    func add(_ transfer: any LoopTransfer) {
+        preconditionOnLoop("to add a transfer")
+        if let reason = transfer.startRefusal {
+            return transfer.ended(status: PRISM_STATUS_CANCELLED, message: reason)
         }
-        exchanges[exchange.easy] = exchange
-        nextDeadline = min(nextDeadline, exchange.end)
-        curl_multi_add_handle(multi, exchange.easy)
+        transfers[transfer.easy] = transfer
+        nextDeadline = min(nextDeadline, transfer.loopDeadline)
+        curl_multi_add_handle(multi, transfer.easy)
     }
 
-    /// Ends `exchange` before curl did: its connection is closed (so the vendor stops sending),
-    /// its TLS session kept for the next one.
-    func abort(_ exchange: HTTPExchange, status: prism_status, message: String) {
-        preconditionOnLoop("to abort an exchange")
-        guard exchanges.removeValue(forKey: exchange.easy) != nil else { return }
-        prism_curl_set_long(exchange.easy, CURLOPT_FORBID_REUSE, 1)
-        prism_curl_keep_tls_session(exchange.easy)
-        curl_multi_remove_handle(multi, exchange.easy)
-        exchange.complete(status: status, message: message)
+    /// Ends `transfer` before curl did: its connection is closed (so the other side stops
+    /// sending), its TLS session kept for the next one. Nothing when it is not running.
+    func abort(_ transfer: any LoopTransfer, status: prism_status, message: String) {
+        preconditionOnLoop("to abort a transfer")
+        guard transfers.removeValue(forKey: transfer.easy) != nil else { return }
+        prism_curl_set_long(transfer.easy, CURLOPT_FORBID_REUSE, 1)
+        prism_curl_keep_tls_session(transfer.easy)
+        curl_multi_remove_handle(multi, transfer.easy)
+        transfer.ended(status: status, message: message)
     }
 
-    /// Asks for `exchange` to end once curl's current callback has returned (curl forbids
+    /// Asks for `transfer` to end once curl's current callback has returned (curl forbids
     /// removing a handle from inside its own callbacks).
-    func endAfterCallback(_ exchange: HTTPExchange, status: prism_status, message: String) {
-        deferredEnds.append((exchange, status, message))
+    func endAfterCallback(_ transfer: any LoopTransfer, status: prism_status, message: String) {
+        deferredEnds.append((transfer, status, message))
     }
 
     /// Lets a paused exchange read again (after the call's buffer drained).
     func resume(_ exchange: HTTPExchange) {
         preconditionOnLoop("to resume an exchange")
-        guard exchanges[exchange.easy] != nil, exchange.paused else { return }
+        guard transfers[exchange.easy] != nil, exchange.paused else { return }
         exchange.paused = false
         curl_easy_pause(exchange.easy, CURLPAUSE_CONT)
         endDeferred()
@@ -213,11 +228,11 @@ final class VendorIOLoop: @unchecked Sendable {
         while !deferredEnds.isEmpty {
             let ends = deferredEnds
             deferredEnds = []
-            for (exchange, status, message) in ends { abort(exchange, status: status, message: message) }
+            for (transfer, status, message) in ends { abort(transfer, status: status, message: message) }
         }
     }
 
-    /// Exchanges curl finished (complete, or failed on its own: refused, reset, TLS).
+    /// Transfers curl finished (complete, or failed on its own: refused, reset, TLS).
     private func collectFinished() {
         var left: Int32 = 0
         var done: [(UnsafeMutableRawPointer, CURLcode)] = []
@@ -227,23 +242,22 @@ final class VendorIOLoop: @unchecked Sendable {
             }
         }
         for (easy, code) in done {
-            guard let exchange = exchanges.removeValue(forKey: easy) else { continue }
+            guard let transfer = transfers.removeValue(forKey: easy) else { continue }
             curl_multi_remove_handle(multi, easy)
-            let (status, text) = exchange.outcome(of: code)
-            exchange.complete(status: status, message: text)
+            transfer.curlFinished(code, on: self)
         }
     }
 
-    /// Ends exchanges past their end (their timeout or the call's deadline).
+    /// Ends transfers past their end (an exchange's timeout or its call's deadline).
     private func endExpired() {
         let now = DispatchTime.now().uptimeNanoseconds
         guard nextDeadline <= now + Self.deadlineSlackNanoseconds else { return }
         nextDeadline = .max
-        for exchange in Array(exchanges.values) {
-            if exchange.end <= now {
-                abort(exchange, status: PRISM_STATUS_DEADLINE_EXCEEDED, message: exchange.expiredMessage)
+        for transfer in Array(transfers.values) {
+            if transfer.loopDeadline <= now {
+                abort(transfer, status: PRISM_STATUS_DEADLINE_EXCEEDED, message: transfer.expiredMessage)
             } else {
-                nextDeadline = min(nextDeadline, exchange.end)
+                nextDeadline = min(nextDeadline, transfer.loopDeadline)
             }
         }
     }
@@ -271,11 +285,11 @@ final class VendorIOLoop: @unchecked Sendable {
 }
 
 private let socketCallback: curl_socket_callback = { _, fd, what, loop, _ in
-    Unmanaged<VendorIOLoop>.fromOpaque(loop!).takeUnretainedValue().watch(fd, what)
+    Unmanaged<HostIOLoop>.fromOpaque(loop!).takeUnretainedValue().watch(fd, what)
     return 0
 }
 
 private let timerCallback: curl_multi_timer_callback = { _, milliseconds, loop in
-    Unmanaged<VendorIOLoop>.fromOpaque(loop!).takeUnretainedValue().setTimer(milliseconds)
+    Unmanaged<HostIOLoop>.fromOpaque(loop!).takeUnretainedValue().setTimer(milliseconds)
     return 0
 }
