@@ -59,7 +59,9 @@ let package = Package(
         ),
 
         // The one bounded hand-off between threads (blocking or non-blocking producers, one async consumer).
-        .target(name: "PrismHandOff", swiftSettings: [.swiftLanguageMode(.v6)]),
+        // Cross-module optimization: its generic methods specialize into the callers' modules, where
+        // every event of every stream passes (unspecialized, each call looked up generic metadata).
+        .target(name: "PrismHandOff", swiftSettings: [.swiftLanguageMode(.v6), .unsafeFlags(["-cross-module-optimization"], .when(configuration: .release))]),
 
         // Transport and gRPC semantics: sockets, TLS, HTTP/2, framing, deadlines, a client.
         .target(
