@@ -24,6 +24,7 @@ let package = Package(
         // Plugins for the host's tests; their libprismtest-plugin-*.so names are never loaded by default.
         .library(name: "prismtest-plugin-testkit", type: .dynamic, targets: ["PrismPluginTestkit"]),
         .library(name: "prismtest-plugin-badabi", type: .dynamic, targets: ["PrismPluginBadABI"]),
+        .library(name: "prismtest-plugin-relay", type: .dynamic, targets: ["PrismPluginRelay"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio.git", from: "2.101.2"),
@@ -117,6 +118,7 @@ let package = Package(
         .target(name: "PrismPluginExample", dependencies: ["CPrismPlugin", "PrismProtoC"], path: "plugins/example", exclude: ["Makefile"], publicHeadersPath: "."),
         .target(name: "PrismPluginTestkit", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport"], path: "plugins/tests/testkit", publicHeadersPath: "."),
         .target(name: "PrismPluginBadABI", dependencies: ["CPrismPlugin"], path: "plugins/tests/badabi", publicHeadersPath: "."),
+        .target(name: "PrismPluginRelay", dependencies: ["CPrismPlugin", "PrismProtoC", "PrismPluginSupport"], path: "plugins/tests/relay", publicHeadersPath: "."),
         // --- end provider plugins ---
 
         // --- local engine plugins (issue 5): each engine's library through pkg-config ---
