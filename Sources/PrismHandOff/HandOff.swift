@@ -1,6 +1,7 @@
 // HandOff: the one bounded hand-off between threads in Prism. Producers on any thread put
-// elements (blocking while it is full, or offering without blocking and being told when there is
-// room again); one async consumer takes them in order and then the end. Counts and bytes bound it.
+// elements (blocking while it is full, offering without blocking and being told when there is
+// room again, or awaiting room from a task); one consumer (a task, or a loop that polls and is
+// told when something is due) takes them in order and then the end. Counts and bytes bound it.
 import Foundation
 
 /// A bounded queue from producers on any thread to one async consumer, ending with an `Outcome`.
@@ -19,8 +20,13 @@ import Foundation
 /// Producers choose their mode per element: `put` blocks the calling thread while the buffer is
 /// full (a plugin's own thread, never an event loop); `offer` never blocks and reports that the
 /// buffer is over budget, after which `whenRoom` says when to produce again (an I/O loop pausing
-/// a socket). An element larger than the byte budget is still accepted into an empty buffer, so
-/// no producer waits forever. One consumer: a second concurrent `next()` is a programming error.
+/// a socket); `send` is `offer` then `whenRoom` for a task, which suspends instead of blocking.
+/// An element larger than the byte budget is still accepted into an empty buffer, so no
+/// producer waits forever.
+///
+/// One consumer, in one of two modes: a task awaiting `next()` (a second concurrent `next()` is
+/// a programming error), or, after `consumeByPolling(onReady:)`, code that is not a task (an event
+/// loop pulling as its socket takes more) calling `poll()` and told when to poll again.
 public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sendable {
     // @unchecked: every stored var below is guarded by `condition`.
 
@@ -56,8 +62,13 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     private var buffer: [Element] = []
     private var head = 0
     private var bytes = 0
-    private var consumer: UnsafeContinuation<Step, Never>?
+    /// The waiting task consumer; resumed with nil when its task is cancelled (`nextUnlessCancelled`).
+    private var consumer: UnsafeContinuation<Step?, Never>?
     private var roomActions: [@Sendable () -> Void] = []
+    /// A polling consumer's "something is due" action, set once by `consumeByPolling`, and
+    /// whether its last poll found nothing (so the next due step must tell it).
+    private var readyAction: (@Sendable () -> Void)?
+    private var readyArmed = false
 
     /// `size` gives an element's bytes for the byte budget; `onDepth` is told the depth after
     /// each buffered element (a gauge's peak), outside no lock it needs.
@@ -93,6 +104,25 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         return deliver(element, bytes: n)
     }
 
+    /// Hands `element` over from a task: suspends (never blocks) while the buffer is over budget
+    /// after it, until the consumer has drained to half of both budgets. Returns `.accepted`, or
+    /// `.refused` when it was not taken or the flow was stopped while waiting for room (what was
+    /// buffered then, this element perhaps among it, was dropped). Not cancellable: the wait ends
+    /// when there is room, or the hand-off is stopped or ended. Allocates only when it must wait.
+    public func send(_ element: Element) async -> Acceptance {
+        let acceptance = offer(element)
+        guard acceptance == .acceptedFull else { return acceptance }
+        await withUnsafeContinuation { (resume: UnsafeContinuation<Void, Never>) in
+            whenRoom { resume.resume() }
+        }
+        return condition.withLock {
+            switch state {
+            case .open, .ended(_, drain: true): return .accepted
+            case .stopped, .ended(_, drain: false): return .refused
+            }
+        }
+    }
+
     /// Runs `action` once the buffer is under both budgets again, or the hand-off was stopped or
     /// ended (the producer then learns that from its next offer). Runs at once, on this thread,
     /// when there is room already; otherwise on the consumer's thread, outside the lock.
@@ -122,15 +152,22 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         }
         let wake = takeConsumerIfDue()
         let actions = takeRoomActions()
+        // A polling consumer that found nothing learns of the end; it is told nothing after this.
+        let ready = readyArmed ? readyAction : nil
+        readyAction = nil
+        readyArmed = false
         condition.unlock()
         condition.broadcast()
         if let (waiting, step) = wake { waiting.resume(returning: step) }
         actions.forEach { $0() }
+        ready?()
         return true
     }
 
     /// Stops the flow (the consumer no longer wants elements): drops what is buffered, refuses
-    /// and wakes producers. The consumer still gets the outcome from `finish`.
+    /// and wakes producers. A task consumer still gets the outcome from `finish`; a polling
+    /// consumer is told nothing more (its `onReady` is released here, which breaks any cycle
+    /// through it) and sees the outcome from `finish` in its own polls.
     public func stop() {
         condition.lock()
         switch state {
@@ -141,6 +178,8 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         buffer.removeAll()
         head = 0
         bytes = 0
+        readyAction = nil
+        readyArmed = false
         let wake = takeConsumerIfDue()
         let actions = takeRoomActions()
         condition.unlock()
@@ -162,7 +201,28 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// The next element, or the end. Suspends until one is due. Only one consumer may wait.
     public func next() async -> Step {
         if let step = poll() { return step }
-        return await withUnsafeContinuation { (continuation: UnsafeContinuation<Step, Never>) in
+        // Resumed with nil only by cancellation, which this wait does not install.
+        return await wait(cancellable: false)!
+    }
+
+    /// The next element, or the end; nil when the consumer's task is cancelled before either is
+    /// due (a step already due is returned even then). For consumers that give up waiting (a
+    /// timeout racing the next message in a task group).
+    public func nextUnlessCancelled() async -> Step? {
+        if let step = poll() { return step }
+        return await withTaskCancellationHandler {
+            await wait(cancellable: true)
+        } onCancel: {
+            condition.lock()
+            let waiting = consumer
+            consumer = nil
+            condition.unlock()
+            waiting?.resume(returning: nil)
+        }
+    }
+
+    private func wait(cancellable: Bool) async -> Step? {
+        await withUnsafeContinuation { (continuation: UnsafeContinuation<Step?, Never>) in
             condition.lock()
             if let step = takeStep() {
                 let actions = takeRoomActionsIfRoom()
@@ -172,16 +232,50 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
                 actions.forEach { $0() }
                 return
             }
+            // Checked under the lock: a cancellation after this finds `consumer` set.
+            if cancellable && Task.isCancelled {
+                condition.unlock()
+                continuation.resume(returning: nil)
+                return
+            }
             precondition(consumer == nil, "HandOff has one consumer; a second next() ran concurrently")
+            precondition(readyAction == nil, "HandOff has one consumer; this one polls (consumeByPolling)")
             consumer = continuation
             condition.unlock()
         }
     }
 
-    /// The next element or the end if one is due now, without waiting.
+    /// Makes the consumer one that polls rather than awaits (an event loop pulling as its
+    /// socket can take more). `onReady` runs whenever an element or the end becomes due after
+    /// a `poll()` found nothing, and at once if something is due already: on the thread of the
+    /// producer that made it due (`offer`, `send`, `put`, `finish`), outside the lock, so it should
+    /// only schedule the poll. Set once, before the first poll; `next()` may not be used on this hand-off then.
+    public func consumeByPolling(onReady: @escaping @Sendable () -> Void) {
+        condition.lock()
+        precondition(readyAction == nil && consumer == nil, "HandOff has one consumer, set once")
+        switch state {
+        case .open: break
+        case .stopped:
+            condition.unlock()
+            return
+        case .ended:
+            condition.unlock()
+            onReady()
+            return
+        }
+        let due = head < buffer.count
+        readyAction = onReady
+        readyArmed = !due
+        condition.unlock()
+        if due { onReady() }
+    }
+
+    /// The next element or the end if one is due now, without waiting. For a polling consumer,
+    /// finding nothing asks for `onReady` when something comes.
     public func poll() -> Step? {
         condition.lock()
         guard let step = takeStep() else {
+            if readyAction != nil { readyArmed = true }
             condition.unlock()
             return nil
         }
@@ -215,8 +309,11 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         bytes += n
         let depth = buffer.count - head
         let full = isFull(adding: 0)
+        let ready = readyArmed ? readyAction : nil
+        readyArmed = false
         condition.unlock()
         onDepth?(depth)
+        ready?()
         return full ? .acceptedFull : .accepted
     }
 
@@ -238,7 +335,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     }
 
     /// The waiting consumer and the step now due to it, if any. Caller holds the lock.
-    private func takeConsumerIfDue() -> (UnsafeContinuation<Step, Never>, Step)? {
+    private func takeConsumerIfDue() -> (UnsafeContinuation<Step?, Never>, Step)? {
         guard let waiting = consumer, let step = takeStep() else { return nil }
         consumer = nil
         return (waiting, step)
