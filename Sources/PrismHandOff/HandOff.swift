@@ -4,7 +4,7 @@
 // told when something is due) takes them in order and then the end. Counts and bytes bound it.
 import Foundation
 
-/// A bounded queue from producers on any thread to one async consumer, ending with an `Outcome`.
+/// A bounded queue from producers on any thread to one consumer, ending with an `Outcome`.
 ///
 /// Life (every change under `condition`, continuations resumed only after it is released):
 ///
@@ -248,8 +248,8 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// Makes the consumer one that polls rather than awaits (an event loop pulling as its
     /// socket can take more). `onReady` runs whenever an element or the end becomes due after
     /// a `poll()` found nothing, and at once if something is due already: on the thread of the
-    /// producer that made it due (`offer`, `send`, `put`, `finish`), outside the lock, so it should
-    /// only schedule the poll. Set once, before the first poll; `next()` may not be used on this hand-off then.
+    /// producer that made it due (`offer`, `send`, `put`, `finish`), outside the lock, so it
+    /// should only schedule the poll. Set once, before the first poll; no `next()` after it.
     public func consumeByPolling(onReady: @escaping @Sendable () -> Void) {
         condition.lock()
         precondition(readyAction == nil && consumer == nil, "HandOff has one consumer, set once")

@@ -3,10 +3,13 @@
 import CNGHTTP2
 import NIOCore
 
+// @unchecked: the `var`s below are touched only on `eventLoop` (the connection calls in there, and
+// the public methods hop there; the event-loop side checks it), the rest is `let` and Sendable.
 public final class ClientCall: @unchecked Sendable {
     public let path: String
     let eventLoop: EventLoop
-    let connection: HTTP2ClientConnection
+    /// Only on `eventLoop`: the bound checks it.
+    let connection: NIOLoopBound<HTTP2ClientConnection>
 
     /// Response messages; the sequence throws `RPCError` when the call ends with a non-OK status.
     public let responses: AsyncThrowingStream<ByteBuffer, Error>
@@ -31,10 +34,10 @@ public final class ClientCall: @unchecked Sendable {
 
     static let sendBufferBytes = 1 << 20
 
-    init(path: String, connection: HTTP2ClientConnection, maxMessageBytes: Int) {
+    init(path: String, connection: NIOLoopBound<HTTP2ClientConnection>, eventLoop: EventLoop, maxMessageBytes: Int) {
         self.path = path
         self.connection = connection
-        self.eventLoop = connection.eventLoop
+        self.eventLoop = eventLoop
         self.deframer = MessageDeframer(maxMessageBytes: maxMessageBytes, encoding: .identity)
         (responses, continuation) = AsyncThrowingStream.makeStream(bufferingPolicy: .unbounded)
     }
@@ -78,9 +81,9 @@ public final class ClientCall: @unchecked Sendable {
     public func cancel() {
         eventLoop.execute {
             guard !self.done else { return }
-            if self.streamID > 0 { self.connection.session.resetStream(streamID: self.streamID, errorCode: NGHTTP2_CANCEL) }
+            if self.streamID > 0 { self.connection.value.session.resetStream(streamID: self.streamID, errorCode: NGHTTP2_CANCEL) }
             self.complete(Status(.cancelled, "cancelled by the client"), trailers: Metadata())
-            self.connection.flush()
+            self.connection.value.flush()
         }
     }
 
@@ -102,12 +105,13 @@ public final class ClientCall: @unchecked Sendable {
     private func resume() {
         if dataDeferred, streamID > 0 {
             dataDeferred = false
-            connection.session.resumeData(streamID: streamID)
+            connection.value.session.resumeData(streamID: streamID)
         }
-        connection.flush()
+        connection.value.flush()
     }
 
     func readData(into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataRead {
+        eventLoop.assertInEventLoop()
         var written = 0
         while written < buffer.count, var head = outbound.first {
             let n = min(head.readableBytes, buffer.count - written)
@@ -137,6 +141,7 @@ public final class ClientCall: @unchecked Sendable {
     }
 
     func receivedHeaders(_ fields: [(String, String)], endStream: Bool) {
+        eventLoop.assertInEventLoop()
         if !headersReceived {
             headersReceived = true
             httpStatus = Int(fields.first { $0.0 == ":status" }?.1 ?? "") ?? 0
@@ -165,14 +170,16 @@ public final class ClientCall: @unchecked Sendable {
     }
 
     func receivedData(_ bytes: UnsafeRawBufferPointer) {
+        eventLoop.assertInEventLoop()
         guard !done else { return }
-        deframer.append(bytes, allocator: connection.allocator)
+        let allocator = connection.value.allocator
+        deframer.append(bytes, allocator: allocator)
         do {
-            while let message = try deframer.next(allocator: connection.allocator) {
+            while let message = try deframer.next(allocator: allocator) {
                 continuation.yield(message)
             }
         } catch {
-            connection.session.resetStream(streamID: streamID, errorCode: NGHTTP2_CANCEL)
+            connection.value.session.resetStream(streamID: streamID, errorCode: NGHTTP2_CANCEL)
             complete((error as? RPCError)?.status ?? Status(.internal, "\(error)"), trailers: Metadata())
         }
     }
@@ -186,6 +193,7 @@ public final class ClientCall: @unchecked Sendable {
     }
 
     func complete(_ status: Status, trailers: Metadata) {
+        eventLoop.preconditionInEventLoop()
         guard !done else { return }
         done = true
         statusValue = status

@@ -10,6 +10,8 @@ import NIOCore
 
 extension CallTransport {
     func dispatch(_ stream: ServerStream) {
+        // Once per call, so checked in release builds too: everything below owns loop state.
+        eventLoop.preconditionInEventLoop()
         // One copy each, not one per use through the protocol.
         let configuration = self.configuration
         let router = self.router
@@ -229,9 +231,10 @@ extension CallTransport {
                 }
             }
         case .serverStreaming(let body):
+            let writer = stream.makeWriter()
             stream.task = handlerTasks.start {
                 do {
-                    try await body(request, context, ResponseWriter(stream: stream))
+                    try await body(request, context, writer)
                     stream.handlerCompleted(response: nil, error: nil)
                 } catch {
                     stream.handlerCompleted(response: nil, error: error)
@@ -245,10 +248,7 @@ extension CallTransport {
     /// A streaming-request call starts at once and reads its messages as they come.
     private func startStreaming(_ stream: ServerStream) {
         guard let handler = stream.handler, let context = stream.context else { return }
-        let loop = eventLoop
-        let requests = RequestStream(onDrained: {
-            loop.execute { stream.connection.resumeInbound(stream) }
-        })
+        let requests = RequestStream(maxBytes: configuration.perStreamInboundBytes)
         stream.requests = requests
         switch handler {
         case .clientStreaming(let body):
@@ -260,9 +260,10 @@ extension CallTransport {
                 }
             }
         case .bidirectional(let body):
+            let writer = stream.makeWriter()
             stream.task = handlerTasks.start {
                 do {
-                    try await body(requests, ResponseWriter(stream: stream), context)
+                    try await body(requests, writer, context)
                     stream.handlerCompleted(response: nil, error: nil)
                 } catch {
                     stream.handlerCompleted(response: nil, error: error)
@@ -289,6 +290,7 @@ extension ServerStream {
     /// Request body bytes (DATA frames or an HTTP/1.1 body): decoded from base64 for
     /// grpc-web-text, cut into messages and handed to the call.
     func receive(_ bytes: UnsafeRawBufferPointer) {
+        eventLoop.assertInEventLoop()
         guard !hasStatus, deframer != nil else { return }
         let allocator = connection.allocator
         if wire == .connectUnary {
@@ -310,7 +312,7 @@ extension ServerStream {
             while var message = try deframer!.next(allocator: allocator) {
                 if let jsonCodec, let path = context?.head.path { message = try jsonCodec.request(fromJSON: message, path: path) }
                 if let requests {
-                    requests.yield(message)
+                    if requests.yield(message) == .acceptedFull { requestsFull = true }
                 } else {
                     unaryRequestCount += 1
                     if unaryRequestCount > 1 {
@@ -327,6 +329,7 @@ extension ServerStream {
 
     /// The request body ended: a unary-request call starts, a streaming one sees the end.
     func requestDidEnd() {
+        eventLoop.assertInEventLoop()
         guard !requestEnded else { return }
         requestEnded = true
         guard !hasStatus, let deframer else { return }
