@@ -164,8 +164,9 @@ extension CallTransport {
             // Strong captures here and below: a weak reference would move the object's reference
             // counts to a side table and slow every retain and release. Both are cut when the
             // call ends (the timer is cancelled, `requests` dropped).
+            let bound = NIOLoopBound(stream, eventLoop: eventLoop)
             stream.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
-                stream.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire.isConnect ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
+                bound.value.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire.isConnect ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
             }
         }
         if !handler.isUnaryRequest { startStreaming(stream) }
@@ -223,21 +224,23 @@ extension CallTransport {
                 stream.complete(response: nil, error: error)
             }
         case .unary(let body):
+            let side = HandlerSide(stream, context: context)
             stream.task = handlerTasks.start {
                 do {
-                    stream.handlerCompleted(response: try await body(request, context), error: nil)
+                    side.completed(response: try await body(request, context), error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .serverStreaming(let body):
-            let writer = stream.makeWriter()
+            let side = HandlerSide(stream, context: context)
+            let writer = stream.makeWriter(for: side)
             stream.task = handlerTasks.start {
                 do {
                     try await body(request, context, writer)
-                    stream.handlerCompleted(response: nil, error: nil)
+                    side.completed(response: nil, error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .clientStreaming, .bidirectional:
@@ -250,23 +253,24 @@ extension CallTransport {
         guard let handler = stream.handler, let context = stream.context else { return }
         let requests = RequestStream(maxBytes: configuration.perStreamInboundBytes)
         stream.requests = requests
+        let side = HandlerSide(stream, context: context)
         switch handler {
         case .clientStreaming(let body):
             stream.task = handlerTasks.start {
                 do {
-                    stream.handlerCompleted(response: try await body(requests, context), error: nil)
+                    side.completed(response: try await body(requests, context), error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .bidirectional(let body):
-            let writer = stream.makeWriter()
+            let writer = stream.makeWriter(for: side)
             stream.task = handlerTasks.start {
                 do {
                     try await body(requests, writer, context)
-                    stream.handlerCompleted(response: nil, error: nil)
+                    side.completed(response: nil, error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         default:

@@ -9,7 +9,7 @@ import NIOHTTP1
 
 // Not Sendable: every `var` is touched only on the channel's event loop; the closures that come back
 // to it later hold it in a NIOLoopBound, which checks that they do. Handler tasks on other threads
-// reach it through ServerStream and read only `let`s (allocator, configuration, logger, handlerTasks).
+// never reach it: they hold a HandlerSide.
 final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart

@@ -7,8 +7,7 @@ import NIOCore
 
 // Not Sendable: every `var` (and nghttp2's session) is touched only on the channel's event loop;
 // the closures that come back to it later hold it in a NIOLoopBound, which checks that they do.
-// Handler tasks on other threads reach it through ServerStream and read only `let`s (allocator,
-// configuration, logger).
+// Handler tasks on other threads never reach it: they hold a HandlerSide.
 final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, CallTransport {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
@@ -272,8 +271,8 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
                 stream.creditHeld = true
                 // On the handler's thread once it has drained to half, or at the hand-off's end.
                 let loop = eventLoop
-                let bound = NIOLoopBound(self, eventLoop: loop)
-                requests.messages.whenRoom { loop.execute { bound.value.resumeInbound(stream) } }
+                let (bound, held) = (NIOLoopBound(self, eventLoop: loop), NIOLoopBound(stream, eventLoop: loop))
+                requests.messages.whenRoom { loop.execute { bound.value.resumeInbound(held.value) } }
             }
             return
         }

@@ -53,17 +53,17 @@ public final class RequestStream: AsyncSequence, Sendable {
 /// Sends response messages of a streaming call. `write` suspends while the stream's unsent
 /// bytes are over the per-stream cap, so a slow reader holds the handler, not memory.
 public struct ResponseWriter: Sendable {
-    let stream: ServerStream
+    let side: HandlerSide
     let responses: HandOff<ByteBuffer, Void>
 
     public func write(_ message: ByteBuffer) async throws {
-        try await stream.write(message, to: responses)
+        try await side.write(message, to: responses)
     }
 
     /// Writes a message of exactly `size` bytes that `serialize` appends to the buffer it is
     /// given, which already holds the message's gRPC prefix: one buffer and no copy per message,
     /// for a handler streaming many small ones (Generate's text deltas).
     public func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
-        try await stream.write(size: size, to: responses, serialize)
+        try await side.write(size: size, to: responses, serialize)
     }
 }

@@ -1,15 +1,15 @@
 // One RPC (or plain HTTP request) on a server connection, HTTP/2 or HTTP/1.1: the request's
 // headers and messages coming in, the handler's task, and the response messages and status
 // going out with backpressure, in the call's wire protocol (gRPC, gRPC-Web or Connect).
-// Every stored property is owned by the connection's event loop; the methods at the bottom are
-// the only entry points from the handler's task: writes go through a HandOff, the outcome hops.
+// Every stored property is owned by the connection's event loop; the handler's task reaches the
+// call only through HandlerSide (messages through a HandOff, the outcome hopping to the loop).
 import CNGHTTP2
 import NIOCore
 import PrismHandOff
 
-// @unchecked: every `var` is touched only on `eventLoop` (the entry points check it); the handler's
-// task reads only `let`s and fields set at dispatch before it started, and hands messages over in a HandOff.
-final class ServerStream: @unchecked Sendable {
+// Not Sendable: only on `eventLoop` (the entry points check it); closures that come back to it later
+// hold it in a NIOLoopBound, and the handler's task holds a HandlerSide.
+final class ServerStream {
     let id: Int32
     let eventLoop: EventLoop
     /// Strong: a handler's task may outlive the connection, and still reaches it here (the
@@ -97,15 +97,16 @@ final class ServerStream: @unchecked Sendable {
     /// loop polls: told when one arrives after a poll found none (once per batch, one hop), and
     /// pulling only as fast as the client reads, so that a writer waits while too many bytes
     /// are unsent and resumes at half of them. Made only for such handlers; a unary call has none.
-    func makeWriter() -> ResponseWriter {
+    func makeWriter(for side: HandlerSide) -> ResponseWriter {
         eventLoop.preconditionInEventLoop()
         let responses = HandOff<ByteBuffer, Void>(maxCount: Int.max, maxBytes: connection.configuration.perStreamBufferBytes,
                                                   size: { $0.readableBytes })
         // Strong, as elsewhere here: `stop` (at the status or the stream's close) releases it.
         let loop = eventLoop
-        responses.consumeByPolling { loop.execute { self.responsesReady() } }
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        responses.consumeByPolling { loop.execute { bound.value.responsesReady() } }
         self.responses = responses
-        return ResponseWriter(stream: self, responses: responses)
+        return ResponseWriter(side: side, responses: responses)
     }
 
     /// Queues a framed message; sends the response headers first if they are still due.
@@ -312,54 +313,13 @@ final class ServerStream: @unchecked Sendable {
         outbound.removeAll()
     }
 
-    /// Thread-safe: decided once per call by the context.
+    /// Decided once per call by the context (HandlerSide asks it the same way).
     func responseEncoding() -> MessageEncoding {
         context?.responseEncoding(clientAcceptsGzip: clientAcceptsGzip,
                                   serverDefault: serverCompresses) ?? .identity
     }
 
-    // MARK: - Entry points from the handler's task
-
-    // `wire`, `jsonCodec`, `context` and `clientAcceptsGzip`, read below, are set at dispatch
-    // before the handler's task starts, and never after.
-
-    func write(_ message: ByteBuffer, to responses: HandOff<ByteBuffer, Void>) async throws {
-        if let jsonCodec, let path = context?.head.path {
-            let json = try jsonCodec.response(toJSON: message, path: path)
-            return try await push(MessageFramer.frame(json, encoding: .identity, allocator: connection.allocator), to: responses)
-        }
-        try await push(MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator), to: responses)
-    }
-
-    /// A message serialized straight after its prefix; compressed responses take the usual path.
-    func write(size: Int, to responses: HandOff<ByteBuffer, Void>, _ serialize: (inout ByteBuffer) -> Void) async throws {
-        let encoding = responseEncoding()
-        var buffer = connection.allocator.buffer(capacity: 5 + size)
-        if encoding != .identity || jsonCodec != nil {
-            serialize(&buffer)
-            return try await write(buffer, to: responses)
-        }
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(size))
-        serialize(&buffer)
-        precondition(buffer.readableBytes == 5 + size, "a message serialized to other than its announced size")
-        try await push(buffer, to: responses)
-    }
-
-    /// Hands a framed message to the loop; suspends while the stream's unsent bytes are over the cap.
-    private func push(_ framed: ByteBuffer, to responses: HandOff<ByteBuffer, Void>) async throws {
-        let framed = wire.encode(framed, allocator: connection.allocator)
-        if await responses.send(framed) == .refused {
-            throw RPCError(.cancelled, "the call has ended")
-        }
-    }
-
-    /// Called when the handler's task ends, with its response (unary) or nil (streaming).
-    func handlerCompleted(response: ByteBuffer?, error: Error?) {
-        eventLoop.execute {
-            self.complete(response: response, error: error)
-        }
-    }
+    // MARK: - The handler's outcome
 
     /// On the event loop: send the handler's outcome.
     func complete(response: ByteBuffer?, error: Error?) {
