@@ -286,6 +286,43 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         return step
     }
 
+    /// For a polling consumer that moves elements on in batches (a loop filling a frame): appends
+    /// the elements due now to `batch`, in order, until `maxBytes` are taken or none is left, under
+    /// one lock rather than one per element. Returns how many; none asks for `onReady` as `poll`
+    /// does. The end is left for `poll()`.
+    public func poll<Batch: RangeReplaceableCollection>(into batch: inout Batch, upToBytes maxBytes: Int) -> Int
+    where Batch.Element == Element {
+        condition.lock()
+        var taken = 0
+        var takenBytes = 0
+        while head < buffer.count && takenBytes < maxBytes {
+            let element = buffer[head]
+            head += 1
+            let n = size(element)
+            bytes -= n
+            takenBytes += n
+            batch.append(element)
+            taken += 1
+        }
+        guard taken > 0 else {
+            if readyAction != nil { readyArmed = true }
+            condition.unlock()
+            return 0
+        }
+        if head == buffer.count {
+            buffer.removeAll(keepingCapacity: true)
+            head = 0
+        } else if head > 64 && head * 2 > buffer.count {
+            buffer.removeFirst(head)
+            head = 0
+        }
+        let actions = takeRoomActionsIfRoom()
+        condition.unlock()
+        condition.broadcast()
+        actions.forEach { $0() }
+        return taken
+    }
+
     // MARK: - Under the lock
 
     private func isFull(adding n: Int) -> Bool {

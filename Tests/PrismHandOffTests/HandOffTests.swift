@@ -175,6 +175,20 @@ final class HandOffTests: XCTestCase {
         guard case .end("end") = queue.poll() else { return XCTFail("expected the outcome") }
     }
 
+    func testABatchPollTakesUpToItsBytesInOrderUnderOneCall() {
+        let queue = Queue(maxCount: 100, maxBytes: 1 << 20, size: { $0 })
+        let told = ManagedDepth()
+        queue.consumeByPolling { told.increment() }
+        for n in [3, 4, 5, 6] { queue.offer(n) }
+        var batch: [Int] = []
+        XCTAssertEqual(queue.poll(into: &batch, upToBytes: 7), 2, "3 + 4 bytes reach the limit")
+        XCTAssertEqual(queue.poll(into: &batch, upToBytes: 100), 2)
+        XCTAssertEqual(batch, [3, 4, 5, 6])
+        XCTAssertEqual(queue.poll(into: &batch, upToBytes: 100), 0)
+        queue.offer(7)
+        XCTAssertEqual(told.peak, 2, "an empty batch poll asks to be told, as poll() does")
+    }
+
     func testStopReleasesThePollingConsumersAction() {
         final class Token: Sendable {}
         let queue = Queue(maxCount: 8, maxBytes: 1 << 20, size: { _ in 1 })

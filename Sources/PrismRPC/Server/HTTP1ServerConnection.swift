@@ -148,6 +148,9 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport {
         }
     }
 
+    /// The handler's bytes taken per pull while the socket is writable (its low water mark).
+    static let pullBytes = 64 << 10
+
     /// Request headers about this connection rather than the call; they never reach metadata.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "expect", "upgrade",
                                         "proxy-connection", "host"]
@@ -179,14 +182,13 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport {
     func resumeData(_ stream: ServerStream) {
         guard stream === self.stream, stream.headersSent, !closing else { return }
         context.eventLoop.assertInEventLoop()
-        while let buffer = stream.outbound.popFirst() {
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        }
         // The handler's messages are pulled only while the socket keeps up: a slow reader makes
         // the handler wait, as flow control does on HTTP/2 (writability resumes the pull).
-        while context.channel.isWritable, let buffer = stream.pollResponse() {
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
-        }
+        repeat {
+            while let buffer = stream.outbound.popFirst() {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+        } while context.channel.isWritable && stream.pullResponses(upToBytes: Self.pullBytes)
         if stream.pendingEnd != nil {
             stream.pendingEnd = nil
             endResponse()

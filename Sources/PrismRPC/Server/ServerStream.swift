@@ -135,10 +135,11 @@ final class ServerStream {
         connection.scheduleFlush()
     }
 
-    /// The next handler message, if the transport can take it now (HTTP/1.1's socket loop).
-    func pollResponse() -> ByteBuffer? {
-        guard case .element(let framed)? = responses?.poll() else { return nil }
-        return framed
+    /// Moves the handler's messages due now into `outbound`, about `bytes` of them (one lock for
+    /// the batch): called when the transport can take that much. False when there were none.
+    func pullResponses(upToBytes bytes: Int) -> Bool {
+        guard let responses else { return false }
+        return responses.poll(into: &outbound, upToBytes: bytes) > 0
     }
 
     /// Ends the handler's flow of messages: a writer (now, or waiting for room) gets "the call
@@ -146,7 +147,7 @@ final class ServerStream {
     private func endResponses(keepQueued: Bool) {
         guard let responses else { return }
         if keepQueued {
-            while case .element(let framed)? = responses.poll() { outbound.append(framed) }
+            while responses.poll(into: &outbound, upToBytes: Int.max) > 0 {}
         }
         responses.stop()
     }
@@ -271,8 +272,7 @@ final class ServerStream {
         var written = 0
         while written < buffer.count {
             if outbound.isEmpty {
-                guard let framed = pollResponse() else { break }
-                outbound.append(framed)
+                guard pullResponses(upToBytes: buffer.count - written) else { break }
             }
             var head = outbound.first!
             let n = min(head.readableBytes, buffer.count - written)
