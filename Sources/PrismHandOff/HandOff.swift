@@ -28,7 +28,8 @@ import Foundation
 /// a programming error), or, after `consumeByPolling(onReady:)`, code that is not a task (an event
 /// loop pulling as its socket takes more) calling `poll()` and told when to poll again.
 public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sendable {
-    // @unchecked: every stored var below is guarded by `condition`.
+    // @unchecked: every stored var below is guarded by `condition`. The hot paths are @inlinable
+    // (their state @usableFromInline) so that clients specialize them for their element type.
 
     /// One step of consuming.
     public enum Step: Sendable {
@@ -46,7 +47,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         case refused
     }
 
-    enum State {
+    @usableFromInline enum State {
         case open
         case stopped
         case ended(Outcome, drain: Bool)
@@ -54,21 +55,21 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
 
     public let maxCount: Int
     public let maxBytes: Int
-    private let size: @Sendable (Element) -> Int
-    private let onDepth: (@Sendable (Int) -> Void)?
+    @usableFromInline let size: @Sendable (Element) -> Int
+    @usableFromInline let onDepth: (@Sendable (Int) -> Void)?
 
-    private let condition = NSCondition()
-    private var state = State.open
-    private var buffer: [Element] = []
-    private var head = 0
-    private var bytes = 0
+    @usableFromInline let condition = NSCondition()
+    @usableFromInline var state = State.open
+    @usableFromInline var buffer: [Element] = []
+    @usableFromInline var head = 0
+    @usableFromInline var bytes = 0
     /// The waiting task consumer; resumed with nil when its task is cancelled (`nextUnlessCancelled`).
-    private var consumer: UnsafeContinuation<Step?, Never>?
-    private var roomActions: [@Sendable () -> Void] = []
+    @usableFromInline var consumer: UnsafeContinuation<Step?, Never>?
+    @usableFromInline var roomActions: [@Sendable () -> Void] = []
     /// A polling consumer's "something is due" action, set once by `consumeByPolling`, and
     /// whether its last poll found nothing (so the next due step must tell it).
-    private var readyAction: (@Sendable () -> Void)?
-    private var readyArmed = false
+    @usableFromInline var readyAction: (@Sendable () -> Void)?
+    @usableFromInline var readyArmed = false
 
     /// `size` gives an element's bytes for the byte budget; `onDepth` is told the depth after
     /// each buffered element (a gauge's peak), outside no lock it needs.
@@ -98,6 +99,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// Hands `element` over without blocking, even past the budgets; `.acceptedFull` asks the
     /// producer to pause until `whenRoom` fires.
     @discardableResult
+    @inlinable
     public func offer(_ element: Element) -> Acceptance {
         let n = size(element)
         condition.lock()
@@ -109,6 +111,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// `.refused` when it was not taken or the flow was stopped while waiting for room (what was
     /// buffered then, this element perhaps among it, was dropped). Not cancellable: the wait ends
     /// when there is room, or the hand-off is stopped or ended. Allocates only when it must wait.
+    @inlinable
     public func send(_ element: Element) async -> Acceptance {
         let acceptance = offer(element)
         guard acceptance == .acceptedFull else { return acceptance }
@@ -272,6 +275,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
 
     /// The next element or the end if one is due now, without waiting. For a polling consumer,
     /// finding nothing asks for `onReady` when something comes.
+    @inlinable
     public func poll() -> Step? {
         condition.lock()
         guard let step = takeStep() else {
@@ -290,6 +294,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// the elements due now to `batch`, in order, until `maxBytes` are taken or none is left, under
     /// one lock rather than one per element. Returns how many; none asks for `onReady` as `poll`
     /// does. The end is left for `poll()`.
+    @inlinable
     public func poll<Batch: RangeReplaceableCollection>(into batch: inout Batch, upToBytes maxBytes: Int) -> Int
     where Batch.Element == Element {
         condition.lock()
@@ -325,13 +330,13 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
 
     // MARK: - Under the lock
 
-    private func isFull(adding n: Int) -> Bool {
+    @inlinable func isFull(adding n: Int) -> Bool {
         let count = buffer.count - head
         return count >= maxCount || (count > 0 && bytes + n > maxBytes)
     }
 
     /// Buffers (or hands straight to a waiting consumer) and unlocks. Caller holds the lock.
-    private func deliver(_ element: Element, bytes n: Int) -> Acceptance {
+    @inlinable func deliver(_ element: Element, bytes n: Int) -> Acceptance {
         guard case .open = state else {
             condition.unlock()
             return .refused
@@ -355,7 +360,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     }
 
     /// The step due for the consumer now, taken out of the buffer. Caller holds the lock.
-    private func takeStep() -> Step? {
+    @inlinable func takeStep() -> Step? {
         if case .ended(let outcome, drain: false) = state { return .end(outcome) }
         if head < buffer.count {
             let element = buffer[head]
@@ -372,20 +377,20 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     }
 
     /// The waiting consumer and the step now due to it, if any. Caller holds the lock.
-    private func takeConsumerIfDue() -> (UnsafeContinuation<Step?, Never>, Step)? {
+    @inlinable func takeConsumerIfDue() -> (UnsafeContinuation<Step?, Never>, Step)? {
         guard let waiting = consumer, let step = takeStep() else { return nil }
         consumer = nil
         return (waiting, step)
     }
 
-    private func takeRoomActions() -> [@Sendable () -> Void] {
+    @inlinable func takeRoomActions() -> [@Sendable () -> Void] {
         defer { roomActions = [] }
         return roomActions
     }
 
     /// Room actions, taken only once the buffer has fallen to half of both budgets, so that a
     /// paused producer resumes in batches rather than per element. Caller holds the lock.
-    private func takeRoomActionsIfRoom() -> [@Sendable () -> Void] {
+    @inlinable func takeRoomActionsIfRoom() -> [@Sendable () -> Void] {
         guard !roomActions.isEmpty else { return [] }
         let count = buffer.count - head
         guard count <= maxCount / 2 && bytes <= maxBytes / 2 else { return [] }
