@@ -75,7 +75,8 @@ let package = Package(
                 // HTTP/1.1 on the gRPC port (gRPC-Web, health, metrics): NIO's request parser.
                 .product(name: "NIOHTTP1", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
-            ]
+            ],
+            swiftSettings: [.swiftLanguageMode(.v6)]
         ),
 
         // --- media core (issue: media core) ---
@@ -194,7 +195,8 @@ let package = Package(
         ),
 
         .testTarget(name: "PrismRPCTests", dependencies: ["PrismRPC", .product(name: "NIOPosix", package: "swift-nio"),
-                                                    .product(name: "NIOEmbedded", package: "swift-nio")]),
+                                                    .product(name: "NIOEmbedded", package: "swift-nio"),
+                                                    .product(name: "NIOConcurrencyHelpers", package: "swift-nio")]),
         .testTarget(name: "PrismServerTests", dependencies: ["PrismServer", "PrismRPC", "PrismProto", "PrismProviders", "PrismStore",
                                                        .product(name: "Logging", package: "swift-log")]),
         .testTarget(name: "PrismProtoTests", dependencies: ["PrismProto", "PrismJSON"]),

@@ -1,5 +1,6 @@
 // End-to-end checks of the RPC runtime over real sockets: the server and the client of
 // PrismRPC talking h2c, with byte-level handlers in every call shape.
+import NIOConcurrencyHelpers
 import NIOCore
 import PrismRPC
 import XCTest
@@ -7,6 +8,8 @@ import XCTest
 final class RPCRoundTripTests: XCTestCase {
     private var server: RPCServer!
     private var client: RPCClient!
+    /// What the `Forever` handler's last write threw.
+    private let writerError = NIOLockedValueBox<RPCError?>(nil)
 
     private func bytes(_ text: String) -> ByteBuffer { ByteBuffer(string: text) }
 
@@ -27,6 +30,30 @@ final class RPCRoundTripTests: XCTestCase {
         echo.add("Chat", .bidirectional { requests, writer, context in
             context.addTrailer("x-trailer", "done")
             for try await message in requests { try await writer.write(message) }
+        })
+        echo.add("Patient", .bidirectional { requests, writer, _ in
+            // Converse's pattern: the wait for the next message loses a race (here, at once) and
+            // is cancelled; the stream can then be read again by the same handler.
+            let first = try await withThrowingTaskGroup(of: ByteBuffer?.self) { group in
+                group.addTask {
+                    var incoming = requests.makeAsyncIterator()
+                    return try await incoming.next()
+                }
+                group.addTask { ByteBuffer(string: "gave up") }
+                defer { group.cancelAll() }
+                return try await group.next()!
+            }
+            try await writer.write(first ?? ByteBuffer(string: "ended"))
+            for try await message in requests { try await writer.write(message) }
+        })
+        let writerError = self.writerError
+        echo.add("Forever", .serverStreaming { _, _, writer in
+            do {
+                while true { try await writer.write(ByteBuffer(string: "more")) }
+            } catch let error as RPCError {
+                writerError.withLockedValue { $0 = error }
+                throw error
+            }
         })
         echo.add("Sleep", .unary { request, _ in
             try await Task.sleep(nanoseconds: 5_000_000_000)
@@ -125,6 +152,35 @@ final class RPCRoundTripTests: XCTestCase {
         let status = await chat.status()
         XCTAssertEqual(status.code, .ok)
         XCTAssertEqual(chat.trailingMetadata["x-trailer"], "done")
+    }
+
+    func testAReadCancelledWhileWaitingEndsAndTheStreamReadsOnAfterIt() async throws {
+        let call = client.makeCall("/test.Echo/Patient", timeout: .seconds(20))
+        var iterator = call.responses.makeAsyncIterator()
+        let first = try await iterator.next()
+        XCTAssertEqual(first.map { String(buffer: $0) }, "gave up")
+        try await call.send(bytes("after"))
+        let echoed = try await iterator.next()
+        XCTAssertEqual(echoed.map { String(buffer: $0) }, "after", "a new read after the cancelled one gets the message")
+        call.end()
+        let end = try await iterator.next()
+        XCTAssertNil(end)
+        let status = await call.status()
+        XCTAssertEqual(status.code, .ok, status.message)
+    }
+
+    func testAWriterIsToldTheCallEndedWhenTheClientCancels() async throws {
+        let call = try await client.serverStreaming("/test.Echo/Forever", bytes(""))
+        var iterator = call.responses.makeAsyncIterator()
+        _ = try await iterator.next()
+        call.cancel()
+        let deadline = ContinuousClock.now + .seconds(20)
+        while writerError.withLockedValue({ $0 }) == nil && ContinuousClock.now < deadline {
+            await Task.yield()
+        }
+        let error = writerError.withLockedValue { $0 }
+        XCTAssertEqual(error?.code, .cancelled, "the writer of a cancelled call stops with CANCELLED")
+        XCTAssertEqual(error?.message, "the call has ended")
     }
 
     func testDeadlineExceeded() async throws {

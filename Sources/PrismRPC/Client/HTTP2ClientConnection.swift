@@ -3,7 +3,8 @@
 import CNGHTTP2
 import NIOCore
 
-final class HTTP2ClientConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, @unchecked Sendable {
+// Not Sendable: lives on its channel's event loop; RPCClient and its calls hold it in a NIOLoopBound.
+final class HTTP2ClientConnection: ChannelInboundHandler, NGHTTP2SessionDelegate {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -58,6 +59,7 @@ final class HTTP2ClientConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
 
     /// Opens a stream for `call`. On the event loop.
     func start(_ call: ClientCall, authority: String, metadata: Metadata, timeout: TimeAmount?) {
+        eventLoop.preconditionInEventLoop()
         if let failure {
             call.complete(failure, trailers: Metadata())
             return

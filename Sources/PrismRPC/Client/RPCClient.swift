@@ -5,7 +5,9 @@ import NIOPosix
 
 public final class RPCClient: Sendable {
     private let channel: Channel
-    private let connection: HTTP2ClientConnection
+    /// Only on `eventLoop`: the bound checks it.
+    private let connection: NIOLoopBound<HTTP2ClientConnection>
+    private let eventLoop: EventLoop
     private let authority: String
     private let ownedGroup: MultiThreadedEventLoopGroup?
     /// Largest response message accepted.
@@ -17,8 +19,8 @@ public final class RPCClient: Sendable {
         let group = MultiThreadedEventLoopGroup(numberOfThreads: 1)
         let tlsContext = try tls.map { try TLSContext($0, server: false) }
         let loop = group.next()
-        let connection = HTTP2ClientConnection(eventLoop: loop)
         do {
+            let connection = try await loop.submit { NIOLoopBound(HTTP2ClientConnection(eventLoop: loop), eventLoop: loop) }.get()
             let channel = try await ClientBootstrap(group: loop)
                 .channelOption(.socketOption(.tcp_nodelay), value: 1)
                 .channelInitializer { channel in
@@ -27,14 +29,14 @@ public final class RPCClient: Sendable {
                         if let tlsContext {
                             try sync.addHandler(try OpenSSLHandler(context: tlsContext, serverHostname: tls?.serverHostname ?? host))
                         }
-                        try sync.addHandler(connection)
+                        try sync.addHandler(connection.value)
                         return channel.eventLoop.makeSucceededVoidFuture()
                     } catch {
                         return channel.eventLoop.makeFailedFuture(error)
                     }
                 }
                 .connect(host: host, port: port).get()
-            return RPCClient(channel: channel, connection: connection, authority: "\(host):\(port)",
+            return RPCClient(channel: channel, connection: connection, eventLoop: loop, authority: "\(host):\(port)",
                              group: group, maxResponseBytes: maxResponseBytes)
         } catch {
             try? await group.shutdownGracefully()
@@ -42,10 +44,11 @@ public final class RPCClient: Sendable {
         }
     }
 
-    private init(channel: Channel, connection: HTTP2ClientConnection, authority: String,
+    private init(channel: Channel, connection: NIOLoopBound<HTTP2ClientConnection>, eventLoop: EventLoop, authority: String,
                  group: MultiThreadedEventLoopGroup, maxResponseBytes: Int) {
         self.channel = channel
         self.connection = connection
+        self.eventLoop = eventLoop
         self.authority = authority
         self.ownedGroup = group
         self.maxResponseBytes = maxResponseBytes
@@ -53,9 +56,9 @@ public final class RPCClient: Sendable {
 
     /// Starts a call of any shape; send with `send`, half-close with `end`, read `responses`.
     public func makeCall(_ path: String, metadata: Metadata = Metadata(), timeout: TimeAmount? = nil) -> ClientCall {
-        let call = ClientCall(path: path, connection: connection, maxMessageBytes: maxResponseBytes)
-        connection.eventLoop.execute {
-            self.connection.start(call, authority: self.authority, metadata: metadata, timeout: timeout)
+        let call = ClientCall(path: path, connection: connection, eventLoop: eventLoop, maxMessageBytes: maxResponseBytes)
+        eventLoop.execute {
+            self.connection.value.start(call, authority: self.authority, metadata: metadata, timeout: timeout)
         }
         return call
     }

@@ -263,8 +263,8 @@ struct HeaderBlock {
 
 /// Header fields encoded once for nghttp2 and kept for the life of the process, so the
 /// fields every response carries cost no allocation per call.
+// @unchecked: immutable after init (raw pointers, hence unprovable); nghttp2 only reads (and copies) them.
 final class FixedHeaders: @unchecked Sendable {
-    // Immutable after init; nghttp2 only reads (and copies) them.
     let nva: UnsafeMutableBufferPointer<nghttp2_nv>
     /// The same fields as text, for HTTP/1.1 responses.
     let pairs: [(String, String)]

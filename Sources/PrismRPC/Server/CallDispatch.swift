@@ -10,6 +10,8 @@ import NIOCore
 
 extension CallTransport {
     func dispatch(_ stream: ServerStream) {
+        // Once per call, so checked in release builds too: everything below owns loop state.
+        eventLoop.preconditionInEventLoop()
         // One copy each, not one per use through the protocol.
         let configuration = self.configuration
         let router = self.router
@@ -162,8 +164,9 @@ extension CallTransport {
             // Strong captures here and below: a weak reference would move the object's reference
             // counts to a side table and slow every retain and release. Both are cut when the
             // call ends (the timer is cancelled, `requests` dropped).
+            let bound = NIOLoopBound(stream, eventLoop: eventLoop)
             stream.deadlineTimer = eventLoop.scheduleTask(deadline: deadline) {
-                stream.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire.isConnect ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
+                bound.value.finish(Status(.deadlineExceeded, "deadline exceeded (\(wire.isConnect ? "connect-timeout-ms \(request.connectTimeout ?? "")" : "grpc-timeout \(timeout ?? "")"))"))
             }
         }
         if !handler.isUnaryRequest { startStreaming(stream) }
@@ -221,20 +224,23 @@ extension CallTransport {
                 stream.complete(response: nil, error: error)
             }
         case .unary(let body):
+            let side = HandlerSide(stream, context: context)
             stream.task = handlerTasks.start {
                 do {
-                    stream.handlerCompleted(response: try await body(request, context), error: nil)
+                    side.completed(response: try await body(request, context), error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .serverStreaming(let body):
+            let side = HandlerSide(stream, context: context)
+            let writer = stream.makeWriter(for: side)
             stream.task = handlerTasks.start {
                 do {
-                    try await body(request, context, ResponseWriter(stream: stream))
-                    stream.handlerCompleted(response: nil, error: nil)
+                    try await body(request, context, writer)
+                    side.completed(response: nil, error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .clientStreaming, .bidirectional:
@@ -245,27 +251,26 @@ extension CallTransport {
     /// A streaming-request call starts at once and reads its messages as they come.
     private func startStreaming(_ stream: ServerStream) {
         guard let handler = stream.handler, let context = stream.context else { return }
-        let loop = eventLoop
-        let requests = RequestStream(onDrained: {
-            loop.execute { stream.connection.resumeInbound(stream) }
-        })
+        let requests = RequestStream(maxBytes: configuration.perStreamInboundBytes)
         stream.requests = requests
+        let side = HandlerSide(stream, context: context)
         switch handler {
         case .clientStreaming(let body):
             stream.task = handlerTasks.start {
                 do {
-                    stream.handlerCompleted(response: try await body(requests, context), error: nil)
+                    side.completed(response: try await body(requests, context), error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         case .bidirectional(let body):
+            let writer = stream.makeWriter(for: side)
             stream.task = handlerTasks.start {
                 do {
-                    try await body(requests, ResponseWriter(stream: stream), context)
-                    stream.handlerCompleted(response: nil, error: nil)
+                    try await body(requests, writer, context)
+                    side.completed(response: nil, error: nil)
                 } catch {
-                    stream.handlerCompleted(response: nil, error: error)
+                    side.completed(response: nil, error: error)
                 }
             }
         default:
@@ -289,6 +294,7 @@ extension ServerStream {
     /// Request body bytes (DATA frames or an HTTP/1.1 body): decoded from base64 for
     /// grpc-web-text, cut into messages and handed to the call.
     func receive(_ bytes: UnsafeRawBufferPointer) {
+        eventLoop.assertInEventLoop()
         guard !hasStatus, deframer != nil else { return }
         let allocator = connection.allocator
         if wire == .connectUnary {
@@ -310,7 +316,7 @@ extension ServerStream {
             while var message = try deframer!.next(allocator: allocator) {
                 if let jsonCodec, let path = context?.head.path { message = try jsonCodec.request(fromJSON: message, path: path) }
                 if let requests {
-                    requests.yield(message)
+                    if requests.yield(message) == .acceptedFull { requestsFull = true }
                 } else {
                     unaryRequestCount += 1
                     if unaryRequestCount > 1 {
@@ -327,6 +333,7 @@ extension ServerStream {
 
     /// The request body ended: a unary-request call starts, a streaming one sees the end.
     func requestDidEnd() {
+        eventLoop.assertInEventLoop()
         guard !requestEnded else { return }
         requestEnded = true
         guard !hasStatus, let deframer else { return }

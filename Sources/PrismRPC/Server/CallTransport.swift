@@ -26,6 +26,4 @@ protocol CallTransport: AnyObject {
     func resumeData(_ stream: ServerStream)
     /// Writes what is ready at the end of the current event-loop tick.
     func scheduleFlush()
-    /// A streaming call's handler drained its backlog: let more request bytes in.
-    func resumeInbound(_ stream: ServerStream)
 }

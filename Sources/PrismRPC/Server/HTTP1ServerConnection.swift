@@ -7,9 +7,10 @@ import Logging
 import NIOCore
 import NIOHTTP1
 
-// Safe: every `var` is touched only on the channel's event loop (ServerStream hops there); handler
-// tasks on other threads read only `let`s (allocator, configuration, logger, handlerTasks).
-final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchecked Sendable {
+// Not Sendable: every `var` is touched only on the channel's event loop; the closures that come back
+// to it later hold it in a NIOLoopBound, which checks that they do. Handler tasks on other threads
+// never reach it: they hold a HandlerSide.
+final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport {
     typealias InboundIn = HTTPServerRequestPart
     typealias OutboundOut = HTTPServerResponsePart
 
@@ -147,6 +148,9 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         }
     }
 
+    /// The handler's bytes taken per pull while the socket is writable (its low water mark).
+    static let pullBytes = 64 << 10
+
     /// Request headers about this connection rather than the call; they never reach metadata.
     static let hopByHop: Set<String> = ["connection", "keep-alive", "transfer-encoding", "expect", "upgrade",
                                         "proxy-connection", "host"]
@@ -155,6 +159,7 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
 
     func sendHeaders(_ stream: ServerStream, _ block: HeaderBlock, endStream: Bool) {
         guard stream === self.stream, !closing else { return }
+        context.eventLoop.assertInEventLoop()
         var status = 200
         var headers = HTTPHeaders()
         for (name, value) in (block.fixed?.pairs ?? []) + block.fields {
@@ -176,14 +181,14 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
 
     func resumeData(_ stream: ServerStream) {
         guard stream === self.stream, stream.headersSent, !closing else { return }
-        while let buffer = stream.outbound.popFirst() {
-            // The bytes count against the call's buffer until the socket took them: a slow
-            // reader makes the handler wait, as flow control does on HTTP/2.
-            let count = buffer.readableBytes
-            let written = context.eventLoop.makePromise(of: Void.self)
-            written.futureResult.whenComplete { _ in stream.responses.sent(count) }
-            context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: written)
-        }
+        context.eventLoop.assertInEventLoop()
+        // The handler's messages are pulled only while the socket keeps up: a slow reader makes
+        // the handler wait, as flow control does on HTTP/2 (writability resumes the pull).
+        repeat {
+            while let buffer = stream.outbound.popFirst() {
+                context.write(wrapOutboundOut(.body(.byteBuffer(buffer))), promise: nil)
+            }
+        } while context.channel.isWritable && stream.pullResponses(upToBytes: Self.pullBytes)
         if stream.pendingEnd != nil {
             stream.pendingEnd = nil
             endResponse()
@@ -191,14 +196,14 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         scheduleFlush()
     }
 
-    func resumeInbound(_ stream: ServerStream) {}
-
     func scheduleFlush() {
         guard !flushScheduled, context != nil else { return }
         flushScheduled = true
+        context.eventLoop.assertInEventLoop()
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         context.eventLoop.execute {
-            self.flushScheduled = false
-            self.context?.flush()
+            bound.value.flushScheduled = false
+            bound.value.context?.flush()
         }
     }
 
@@ -226,17 +231,24 @@ final class HTTP1ServerConnection: ChannelInboundHandler, CallTransport, @unchec
         closing = true
         context.flush()
         let written = lastResponseEnd ?? context.eventLoop.makeSucceededVoidFuture()
+        // The callbacks below run on this loop (the futures and the timer are its own).
+        let bound = NIOLoopBound(context, eventLoop: context.eventLoop)
         written.whenComplete { _ in
-            let halfClosed = context.eventLoop.makePromise(of: Void.self)
-            context.close(mode: .output, promise: halfClosed)
-            halfClosed.futureResult.whenFailure { _ in context.close(promise: nil) }
-            context.eventLoop.scheduleTask(in: Self.lingerTime) { context.close(promise: nil) }
+            let halfClosed = bound.value.eventLoop.makePromise(of: Void.self)
+            bound.value.close(mode: .output, promise: halfClosed)
+            halfClosed.futureResult.whenFailure { _ in bound.value.close(promise: nil) }
+            bound.value.eventLoop.scheduleTask(in: Self.lingerTime) { bound.value.close(promise: nil) }
         }
     }
 
     /// How long a client that is still sending after its answer gets to read that answer before
     /// the connection is closed (it usually closes first, on reading the answer).
     static let lingerTime = TimeAmount.seconds(2)
+
+    func channelWritabilityChanged(context: ChannelHandlerContext) {
+        if context.channel.isWritable, let stream { resumeData(stream) }
+        context.fireChannelWritabilityChanged()
+    }
 
     // MARK: - Errors and events
 

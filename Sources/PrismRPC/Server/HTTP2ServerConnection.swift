@@ -5,9 +5,10 @@ import CNGHTTP2
 import Logging
 import NIOCore
 
-// Safe: every `var` (and nghttp2's session) is touched only on the channel's event loop (ServerStream
-// hops there); handler tasks on other threads read only `let`s (allocator, configuration, logger).
-final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, CallTransport, @unchecked Sendable {
+// Not Sendable: every `var` (and nghttp2's session) is touched only on the channel's event loop;
+// the closures that come back to it later hold it in a NIOLoopBound, which checks that they do.
+// Handler tasks on other threads never reach it: they hold a HandlerSide.
+final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate, CallTransport {
     typealias InboundIn = ByteBuffer
     typealias OutboundOut = ByteBuffer
 
@@ -69,8 +70,9 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
         // (a weak reference would slow every retain and release of it) until it is cancelled
         // when the channel goes away.
         let tick = TimeAmount.seconds(1)
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
         timer = context.eventLoop.scheduleRepeatedTask(initialDelay: tick, delay: tick) { _ in
-            self.checkTimers()
+            bound.value.checkTimers()
         }
     }
 
@@ -128,8 +130,10 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     /// Flushes at the end of the current event-loop tick, so writes from many tasks coalesce.
     func scheduleFlush() {
         guard !flushScheduled, !inRead, context != nil else { return }
+        context.eventLoop.assertInEventLoop()
         flushScheduled = true
-        context.eventLoop.execute { self.flushNow() }
+        let bound = NIOLoopBound(self, eventLoop: context.eventLoop)
+        context.eventLoop.execute { bound.value.flushNow() }
     }
 
     private func flushNow() {
@@ -259,22 +263,29 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
 
     // MARK: - Calls
 
-    /// Returns flow-control credit unless the handler has fallen behind on a streaming call.
+    /// Returns flow-control credit unless the handler has fallen behind on a streaming call
+    /// (its request hand-off over `perStreamInboundBytes`); then it waits for the handler.
     private func returnCredit(_ stream: ServerStream) {
-        if let requests = stream.requests, !stream.hasStatus {
-            let buffered = requests.bufferedByteCount
-            if buffered > configuration.perStreamInboundBytes {
-                requests.wakeWhenBelow(configuration.perStreamInboundBytes)
-                return
+        if stream.requestsFull, let requests = stream.requests, !stream.hasStatus {
+            if !stream.creditHeld {
+                stream.creditHeld = true
+                // On the handler's thread once it has drained to half, or at the hand-off's end.
+                let loop = eventLoop
+                let (bound, held) = (NIOLoopBound(self, eventLoop: loop), NIOLoopBound(stream, eventLoop: loop))
+                requests.messages.whenRoom { loop.execute { bound.value.resumeInbound(held.value) } }
             }
+            return
         }
         session.consume(streamID: stream.id, bytes: stream.unconsumedBytes)
         stream.unconsumedBytes = 0
     }
 
     /// The handler drained its backlog: return the credit we held back.
-    func resumeInbound(_ stream: ServerStream) {
+    private func resumeInbound(_ stream: ServerStream) {
+        eventLoop.assertInEventLoop()
         guard streams[stream.id] === stream else { return }
+        stream.requestsFull = false
+        stream.creditHeld = false
         session.consume(streamID: stream.id, bytes: stream.unconsumedBytes)
         stream.unconsumedBytes = 0
         scheduleFlush()
@@ -286,10 +297,12 @@ final class HTTP2ServerConnection: ChannelInboundHandler, NGHTTP2SessionDelegate
     var carriesTrailers: Bool { true }
 
     func sendHeaders(_ stream: ServerStream, _ headers: HeaderBlock, endStream: Bool) {
+        context.eventLoop.assertInEventLoop()
         session.submitHeaders(streamID: stream.id, headers, withBody: !endStream)
     }
 
     func resumeData(_ stream: ServerStream) {
+        context.eventLoop.assertInEventLoop()
         guard stream.dataDeferred else { return }
         stream.dataDeferred = false
         session.resumeData(streamID: stream.id)

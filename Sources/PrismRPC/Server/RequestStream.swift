@@ -1,113 +1,40 @@
 // The request messages of a client-streaming or bidirectional call, as an async sequence.
-// The connection fills it on its event loop; the handler drains it from its task. When the
-// handler falls behind, the connection stops returning HTTP/2 flow-control credit.
-import NIOConcurrencyHelpers
+// The connection offers them on its event loop into a HandOff; the handler drains it from its
+// task. When the handler falls behind, the connection stops returning HTTP/2 flow-control credit.
 import NIOCore
+import PrismHandOff
 
-public final class RequestStream: AsyncSequence, @unchecked Sendable {
+public final class RequestStream: AsyncSequence, Sendable {
     public typealias Element = ByteBuffer
 
-    private let lock = NIOLock()
-    // Guarded by `lock`.
-    private var buffered = CircularBuffer<ByteBuffer>()
-    private var bufferedBytes = 0
-    private var ended: Error?? = nil  // .some(nil): clean end; .some(error): failed
-    private var waiter: CheckedContinuation<ByteBuffer?, Error>?
-    private var wakeBelow: Int?
-    /// Called (outside the lock, on the consumer's thread) when the buffer drained below the
-    /// mark set by `yield(_:wakeWhenBelow:)`.
-    private let onDrained: @Sendable () -> Void
+    /// Messages in, then the end: nil when the client half-closed, or the error the handler's
+    /// loop throws. Budgeted by bytes (the per-stream inbound limit), never blocking the loop.
+    let messages: HandOff<ByteBuffer, (any Error)?>
 
-    init(onDrained: @escaping @Sendable () -> Void) {
-        self.onDrained = onDrained
+    /// `maxBytes`: buffered bytes above which `yield` answers `.acceptedFull`.
+    init(maxBytes: Int) {
+        messages = HandOff(maxCount: Int.max, maxBytes: maxBytes, size: { $0.readableBytes })
     }
 
-    /// Adds a message; returns the bytes now buffered. Called on the event loop.
+    /// Adds a message. Called on the event loop; `.acceptedFull` means the handler is behind
+    /// (hold back credit, and `whenRoom` says when to return it).
     @discardableResult
-    func yield(_ message: ByteBuffer) -> Int {
-        let waiter: CheckedContinuation<ByteBuffer?, Error>? = lock.withLock {
-            if let w = self.waiter {
-                self.waiter = nil
-                return w
-            }
-            buffered.append(message)
-            bufferedBytes += message.readableBytes
-            return nil
-        }
-        waiter?.resume(returning: message)
-        return bufferedByteCount
+    func yield(_ message: ByteBuffer) -> HandOff<ByteBuffer, (any Error)?>.Acceptance {
+        messages.offer(message)
     }
 
-    /// Bytes of messages waiting for the handler.
-    var bufferedByteCount: Int { lock.withLock { bufferedBytes } }
-
-    /// Asks for `onDrained` once the buffer holds fewer than `bytes`.
-    func wakeWhenBelow(_ bytes: Int) {
-        lock.withLock { wakeBelow = bytes }
-    }
-
-    /// Ends the sequence, cleanly (`nil`) or with an error the handler's loop will throw.
+    /// Ends the sequence, cleanly (`nil`) or with an error the handler's loop will throw, after
+    /// the messages already buffered. The first end stands.
     func finish(_ error: Error? = nil) {
-        let waiter: CheckedContinuation<ByteBuffer?, Error>? = lock.withLock {
-            guard ended == nil else { return nil }
-            ended = .some(error)
-            let w = self.waiter
-            self.waiter = nil
-            return w
-        }
-        if let error { waiter?.resume(throwing: error) } else { waiter?.resume(returning: nil) }
+        messages.finish(error)
     }
 
     fileprivate func next() async throws -> ByteBuffer? {
-        enum Take { case message(ByteBuffer, wake: Bool), end(Error?), wait }
-        let take: Take = lock.withLock {
-            if let message = buffered.popFirst() {
-                bufferedBytes -= message.readableBytes
-                var wake = false
-                if let mark = wakeBelow, bufferedBytes < mark {
-                    wakeBelow = nil
-                    wake = true
-                }
-                return .message(message, wake: wake)
-            }
-            if let ended { return .end(ended) }
-            return .wait
-        }
-        switch take {
-        case .message(let message, let wake):
-            if wake { onDrained() }
-            return message
-        case .end(let error):
-            if let error { throw error }
-            return nil
-        case .wait:
-            return try await withTaskCancellationHandler {
-                try await withCheckedThrowingContinuation { continuation in
-                    let ready: Take? = lock.withLock {
-                        if let message = buffered.popFirst() {
-                            bufferedBytes -= message.readableBytes
-                            return .message(message, wake: false)
-                        }
-                        if let ended { return .end(ended) }
-                        if Task.isCancelled { return .end(CancellationError()) }
-                        waiter = continuation
-                        return nil
-                    }
-                    switch ready {
-                    case .message(let m, _): continuation.resume(returning: m)
-                    case .end(let e?): continuation.resume(throwing: e)
-                    case .end(nil): continuation.resume(returning: nil)
-                    default: break
-                    }
-                }
-            } onCancel: {
-                let waiter: CheckedContinuation<ByteBuffer?, Error>? = lock.withLock {
-                    let w = self.waiter
-                    self.waiter = nil
-                    return w
-                }
-                waiter?.resume(throwing: CancellationError())
-            }
+        switch await messages.nextUnlessCancelled() {
+        case .element(let message): return message
+        case .end(nil): return nil
+        case .end(let error?): throw error
+        case nil: throw CancellationError()
         }
     }
 
@@ -126,16 +53,17 @@ public final class RequestStream: AsyncSequence, @unchecked Sendable {
 /// Sends response messages of a streaming call. `write` suspends while the stream's unsent
 /// bytes are over the per-stream cap, so a slow reader holds the handler, not memory.
 public struct ResponseWriter: Sendable {
-    let stream: ServerStream
+    let side: HandlerSide
+    let responses: HandOff<ByteBuffer, Void>
 
     public func write(_ message: ByteBuffer) async throws {
-        try await stream.write(message)
+        try await side.write(message, to: responses)
     }
 
     /// Writes a message of exactly `size` bytes that `serialize` appends to the buffer it is
     /// given, which already holds the message's gRPC prefix: one buffer and no copy per message,
     /// for a handler streaming many small ones (Generate's text deltas).
     public func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
-        try await stream.write(size: size, serialize)
+        try await side.write(size: size, to: responses, serialize)
     }
 }

@@ -49,6 +49,7 @@ public final class ServerCallContext: Sendable {
         var trailers = Metadata()
         var compression: Bool?
         var encoding: MessageEncoding?
+        var requestWasCompressed = false
     }
 
     init(head: CallHead, eventLoop: EventLoop) {
@@ -58,7 +59,10 @@ public final class ServerCallContext: Sendable {
 
     /// For unary-request calls: whether the request message arrived gzip-compressed.
     /// Set on the event loop before the handler starts; read-only for handlers.
-    public internal(set) nonisolated(unsafe) var requestWasCompressed = false
+    public internal(set) var requestWasCompressed: Bool {
+        get { response.withLockedValue { $0.requestWasCompressed } }
+        set { response.withLockedValue { $0.requestWasCompressed = newValue } }
+    }
 
     public var metadata: Metadata { head.metadata }
     public var deadline: NIODeadline? { head.deadline }

@@ -1,12 +1,15 @@
 // One RPC (or plain HTTP request) on a server connection, HTTP/2 or HTTP/1.1: the request's
 // headers and messages coming in, the handler's task, and the response messages and status
 // going out with backpressure, in the call's wire protocol (gRPC, gRPC-Web or Connect).
-// Every stored property is owned by the connection's event loop; the async methods at the
-// bottom are the only entry points from the handler's task, and each hops to that loop.
+// Every stored property is owned by the connection's event loop; the handler's task reaches the
+// call only through HandlerSide (messages through a HandOff, the outcome hopping to the loop).
 import CNGHTTP2
 import NIOCore
+import PrismHandOff
 
-final class ServerStream: @unchecked Sendable {
+// Not Sendable: only on `eventLoop` (the entry points check it); closures that come back to it later
+// hold it in a NIOLoopBound, and the handler's task holds a HandlerSide.
+final class ServerStream {
     let id: Int32
     let eventLoop: EventLoop
     /// Strong: a handler's task may outlive the connection, and still reaches it here (the
@@ -21,6 +24,10 @@ final class ServerStream: @unchecked Sendable {
     var requestEnded = false
     var deframer: MessageDeframer?
     var requests: RequestStream?
+    /// The last request message found the handler behind (its hand-off over budget).
+    var requestsFull = false
+    /// HTTP/2 credit is held back until the handler drains (`whenRoom` is registered).
+    var creditHeld = false
     /// gRPC or gRPC-Web, chosen from the request's content-type at dispatch.
     var wire = WireProtocol.grpc
     /// For `application/grpc-web-text` requests: the body's base64, decoded as it arrives.
@@ -53,10 +60,12 @@ final class ServerStream: @unchecked Sendable {
 
     // Response side.
     var headersSent = false
-    /// Framed messages ready for nghttp2, in order.
+    /// Framed bytes the event loop made (a unary response, a status frame, a whole body), and
+    /// the handler's messages still queued when the call ended, ahead of the rest; in order.
     var outbound = CircularBuffer<ByteBuffer>()
-    /// Messages on their way from the handler's task, and the per-stream cap.
-    let responses: ResponseQueue
+    /// For handlers that write (streaming responses): their framed messages, within the
+    /// per-stream cap, pulled by the loop as nghttp2 (or the HTTP/1.1 socket) can take more.
+    private(set) var responses: HandOff<ByteBuffer, Void>?
     var dataDeferred = false
     /// How the response ends once `outbound` is empty; set when the call has a status.
     var pendingEnd: ResponseEnd?
@@ -77,19 +86,46 @@ final class ServerStream: @unchecked Sendable {
         self.id = id
         self.eventLoop = eventLoop
         self.connection = connection
-        let configuration = connection.configuration
-        self.responses = ResponseQueue(capacity: configuration.perStreamBufferBytes)
-        self.serverCompresses = configuration.compressResponses
+        self.serverCompresses = connection.configuration.compressResponses
     }
 
     var hasStatus: Bool { finalStatus != nil }
 
     // MARK: - Response side, on the event loop
 
+    /// The writer of a handler that streams responses. Its messages go through a hand-off the
+    /// loop polls: told when one arrives after a poll found none (once per batch, one hop), and
+    /// pulling only as fast as the client reads, so that a writer waits while too many bytes
+    /// are unsent and resumes at half of them. Made only for such handlers; a unary call has none.
+    func makeWriter(for side: HandlerSide) -> ResponseWriter {
+        eventLoop.preconditionInEventLoop()
+        let responses = HandOff<ByteBuffer, Void>(maxCount: Int.max, maxBytes: connection.configuration.perStreamBufferBytes,
+                                                  size: { $0.readableBytes })
+        // Strong, as elsewhere here: `stop` (at the status or the stream's close) releases it.
+        let loop = eventLoop
+        let bound = NIOLoopBound(self, eventLoop: loop)
+        responses.consumeByPolling { loop.execute { bound.value.responsesReady() } }
+        self.responses = responses
+        return ResponseWriter(side: side, responses: responses)
+    }
+
     /// Queues a framed message; sends the response headers first if they are still due.
     func enqueue(_ framed: ByteBuffer) {
+        eventLoop.assertInEventLoop()
         guard !hasStatus, !closed else { return }
         outbound.append(framed)
+        bodyReady()
+    }
+
+    /// The handler's task queued messages after the last pull found none.
+    private func responsesReady() {
+        eventLoop.assertInEventLoop()
+        guard !hasStatus, !closed else { return }
+        bodyReady()
+    }
+
+    /// Body bytes are waiting: the response headers go first if they are still due.
+    private func bodyReady() {
         if !headersSent {
             headersSent = true
             connection.sendHeaders(self, responseHeaders(), endStream: false)
@@ -99,11 +135,32 @@ final class ServerStream: @unchecked Sendable {
         connection.scheduleFlush()
     }
 
+    /// Moves the handler's messages due now into `outbound`, about `bytes` of them (one lock for
+    /// the batch): called when the transport can take that much. False when there were none.
+    func pullResponses(upToBytes bytes: Int) -> Bool {
+        guard let responses else { return false }
+        return responses.poll(into: &outbound, upToBytes: bytes) > 0
+    }
+
+    /// Ends the handler's flow of messages: a writer (now, or waiting for room) gets "the call
+    /// has ended". With `keepQueued`, what it queued so far goes out first, ahead of the end.
+    private func endResponses(keepQueued: Bool) {
+        guard let responses else { return }
+        if keepQueued {
+            while responses.poll(into: &outbound, upToBytes: Int.max) > 0 {}
+        }
+        responses.stop()
+    }
+
     /// Ends the call with `status`. The first status wins; later ones (a handler finishing
     /// after its deadline fired) are ignored.
     func finish(_ status: Status, trailers extra: Metadata = Metadata()) {
+        eventLoop.preconditionInEventLoop()
         guard !hasStatus, !closed else { return }
         finalStatus = status
+        // Messages the handler queued go out before the status once the response has started;
+        // a status that comes first (a trailers-only answer) drops them.
+        endResponses(keepQueued: headersSent)
         deadlineTimer?.cancel()
         var trailers = context?.responseTrailers ?? Metadata()
         trailers.append(contentsOf: extra)
@@ -127,7 +184,6 @@ final class ServerStream: @unchecked Sendable {
         } else if wire == .connectStream {
             // Connect streaming: always a body, whose last envelope holds the status as JSON.
             let frame = ConnectProtocol.endStreamFrame(status, trailers: trailers, allocator: connection.allocator)
-            responses.added(frame.readableBytes)
             outbound.append(frame)
             pendingEnd = .endOfBody
             if headersSent {
@@ -146,7 +202,6 @@ final class ServerStream: @unchecked Sendable {
             // gRPC-Web: the status travels as the body's last frame.
             let frame = wire.encode(WireProtocol.trailersFrame(statusFields + trailerFields, allocator: connection.allocator),
                                     allocator: connection.allocator)
-            responses.added(frame.readableBytes)
             outbound.append(frame)
             pendingEnd = .endOfBody
             connection.resumeData(self)
@@ -155,7 +210,6 @@ final class ServerStream: @unchecked Sendable {
             pendingEnd = .trailers(plainOK ? HeaderBlock(FixedHeaders.okTrailers, trailerFields) : HeaderBlock(nil, statusFields + trailerFields))
             connection.resumeData(self)
         }
-        responses.end(RPCError(.cancelled, "the call has ended"))
         if status.code != .ok { task?.cancel() }
         requests?.finish(RPCError(.cancelled, "call already finished"))
         callFinished(status: status)
@@ -177,6 +231,7 @@ final class ServerStream: @unchecked Sendable {
     /// plain response: `fields` beside the usual ones, and `body` as text.
     func respond(httpStatus: Int, body: String, fields: [(String, String)] = [],
                  contentType: String = "text/plain; charset=utf-8", includeBody: Bool = true) {
+        eventLoop.preconditionInEventLoop()
         guard !hasStatus, !closed else { return }
         finalStatus = Status(.ok, "")  // answered: nothing else may respond on this stream
         headersSent = true
@@ -194,7 +249,6 @@ final class ServerStream: @unchecked Sendable {
         if !includeBody || body.readableBytes == 0 {
             connection.sendHeaders(self, head, endStream: true)
         } else {
-            responses.added(body.readableBytes)
             outbound.append(body)
             pendingEnd = .endOfBody
             connection.sendHeaders(self, head, endStream: false)
@@ -212,9 +266,15 @@ final class ServerStream: @unchecked Sendable {
     }
 
     /// nghttp2 pulls body bytes for the DATA frames it is about to send.
+    /// What the loop made goes first, then the handler's messages as they are due.
     func readData(into buffer: UnsafeMutableRawBufferPointer) -> NGHTTP2Session.DataRead {
+        eventLoop.assertInEventLoop()
         var written = 0
-        while written < buffer.count, var head = outbound.first {
+        while written < buffer.count {
+            if outbound.isEmpty {
+                guard pullResponses(upToBytes: buffer.count - written) else { break }
+            }
+            var head = outbound.first!
             let n = min(head.readableBytes, buffer.count - written)
             head.withUnsafeReadableBytes { bytes in
                 UnsafeMutableRawBufferPointer(rebasing: buffer[written..<written + n])
@@ -224,7 +284,6 @@ final class ServerStream: @unchecked Sendable {
             written += n
             if head.readableBytes == 0 { outbound.removeFirst() } else { outbound[outbound.startIndex] = head }
         }
-        if written > 0 { responses.sent(written) }
         if outbound.isEmpty, let end = pendingEnd {
             pendingEnd = nil
             if case .trailers(let trailers) = end { return .end(count: written, trailers: trailers) }
@@ -239,6 +298,7 @@ final class ServerStream: @unchecked Sendable {
 
     /// The stream is gone (reset by the peer, or fully closed): stop everything.
     func streamClosed(reset: Bool) {
+        eventLoop.preconditionInEventLoop()
         closed = true
         deadlineTimer?.cancel()
         if finalStatus == nil {
@@ -249,64 +309,21 @@ final class ServerStream: @unchecked Sendable {
         requests?.finish(RPCError(.cancelled, "the client cancelled the call"))
         requests = nil  // breaks stream → requests → drain callback → stream
         deadlineTimer = nil
-        responses.end(RPCError(.cancelled, "the call has ended"))
+        endResponses(keepQueued: false)
         outbound.removeAll()
     }
 
-    /// Thread-safe: decided once per call by the context.
+    /// Decided once per call by the context (HandlerSide asks it the same way).
     func responseEncoding() -> MessageEncoding {
         context?.responseEncoding(clientAcceptsGzip: clientAcceptsGzip,
                                   serverDefault: serverCompresses) ?? .identity
     }
 
-    // MARK: - Entry points from the handler's task
-
-    func write(_ message: ByteBuffer) async throws {
-        if let jsonCodec, let path = context?.head.path {
-            let json = try jsonCodec.response(toJSON: message, path: path)
-            return try await push(MessageFramer.frame(json, encoding: .identity, allocator: connection.allocator))
-        }
-        try await push(MessageFramer.frame(message, encoding: responseEncoding(), allocator: connection.allocator))
-    }
-
-    /// A message serialized straight after its prefix; compressed responses take the usual path.
-    func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
-        let encoding = responseEncoding()
-        var buffer = connection.allocator.buffer(capacity: 5 + size)
-        if encoding != .identity || jsonCodec != nil {
-            serialize(&buffer)
-            return try await write(buffer)
-        }
-        buffer.writeInteger(UInt8(0))
-        buffer.writeInteger(UInt32(size))
-        serialize(&buffer)
-        precondition(buffer.readableBytes == 5 + size, "a message serialized to other than its announced size")
-        try await push(buffer)
-    }
-
-    private func push(_ framed: ByteBuffer) async throws {
-        let framed = wire.encode(framed, allocator: connection.allocator)
-        let (scheduleDrain, overCapacity) = try responses.push(framed)
-        if scheduleDrain {
-            eventLoop.execute { self.drainResponses() }
-        }
-        if overCapacity { try await responses.waitForRoom() }
-    }
-
-    /// On the event loop: moves the handler's queued messages to nghttp2's queue.
-    private func drainResponses() {
-        for framed in responses.takeAll() { enqueue(framed) }
-    }
-
-    /// Called when the handler's task ends, with its response (unary) or nil (streaming).
-    func handlerCompleted(response: ByteBuffer?, error: Error?) {
-        eventLoop.execute {
-            self.complete(response: response, error: error)
-        }
-    }
+    // MARK: - The handler's outcome
 
     /// On the event loop: send the handler's outcome.
     func complete(response: ByteBuffer?, error: Error?) {
+        eventLoop.preconditionInEventLoop()
         if let error {
             finish(Self.status(for: error, connection: connection), trailers: (error as? RPCError)?.trailers ?? Metadata())
             return
@@ -334,7 +351,6 @@ final class ServerStream: @unchecked Sendable {
             }
             let framed = wire.encode(MessageFramer.frame(response, encoding: encoding, allocator: connection.allocator),
                                      allocator: connection.allocator)
-            responses.added(framed.readableBytes)
             enqueue(framed)
         }
         finish(.ok)

@@ -40,6 +40,8 @@ public struct TLSError: Error, CustomStringConvertible {
 }
 
 /// An SSL_CTX shared by every connection of a server or client. Immutable once built.
+// @unchecked: every field is `let` and never written after init; OpenSSL allows one SSL_CTX to
+// make SSL objects on many threads at once, and the ALPN buffer is only read.
 final class TLSContext: @unchecked Sendable {
     let context: OpaquePointer
     let isServer: Bool
