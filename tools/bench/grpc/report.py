@@ -11,6 +11,7 @@ import sys
 
 NAMES = {
     "prism": "Prism",
+    "base": "Prism, base build",
     "go": "grpc-go 1.33 (Debian)",
     "cpp": "gRPC C++ 1.51 (Debian)",
     "swift": "grpc-swift-2 2.4.3",
@@ -59,8 +60,12 @@ def main():
     print("machine: %d cores; load average %s at start, %s at end; while measuring, this benchmark"
           " (servers + h2load) used %.2f cores and other processes %.2f cores"
           % (cores, meta["load_start"], meta["load_end"], ours / total * cores if total else 0, other))
+    if meta.get("base"):
+        print("Prism: %s; base build: %s" % (meta["prism"], meta["base"]))
     for workload, title in WORKLOADS.items():
         command = meta[workload]
+        if not list(folder.glob("%s.*.out" % workload)):
+            continue
         print()
         print("%s  (%s)" % (title, command))
         rows = {}
@@ -93,11 +98,14 @@ def main():
             if row["failed"]:
                 line += "   (%d requests FAILED)" % row["failed"]
             print(line)
-        peers = {s: r["rate"] for s, r in rows.items() if s != "prism"}
+        peers = {s: r["rate"] for s, r in rows.items() if s not in ("prism", "base")}
         if prism and peers:
             fastest = max(peers, key=peers.get)
             print("Prism vs the fastest peer (%s): %.2fx" % (NAMES.get(fastest, fastest),
                                                           prism / peers[fastest]))
+        if prism and "base" in rows and "go" in rows:
+            print("Prism / grpc-go: %.2fx; base build / grpc-go: %.2fx" % (
+                prism / rows["go"]["rate"], rows["base"]["rate"] / rows["go"]["rate"]))
 
 
 if __name__ == "__main__":
