@@ -90,7 +90,8 @@ def main():
         print("-" * len(header))
         for server, row in rows.items():
             ratio = "%.2fx" % (prism / row["rate"]) if prism and server != "prism" else ""
-            line = "%-24s %10.0f %8.2f %9.2f %10s" % (NAMES.get(server, server), row["rate"],
+            name = "Prism, new build" if server == "prism" and meta.get("base") else NAMES.get(server, server)
+            line = "%-24s %10.0f %8.2f %9.2f %10s" % (name, row["rate"],
                                                        row["p50"], row["p99"], ratio)
             if workload == "streaming":
                 line += " %10.0f" % (row["rate"] * int(meta["stream_messages"]))
@@ -104,7 +105,7 @@ def main():
             print("Prism vs the fastest peer (%s): %.2fx" % (NAMES.get(fastest, fastest),
                                                           prism / peers[fastest]))
         if prism and "base" in rows and "go" in rows:
-            print("Prism / grpc-go: %.2fx; base build / grpc-go: %.2fx" % (
+            print("new build / grpc-go: %.2fx; base build / grpc-go: %.2fx" % (
                 prism / rows["go"]["rate"], rows["base"]["rate"] / rows["go"]["rate"]))
 
 
