@@ -87,8 +87,9 @@ for name in $SERVERS; do
   index=$((index + 1))
   port=$((PORT_BASE + index))
   port_open "$port" && die "port $port is already in use; set PORT_BASE"
+  # Each its own data folder: two prism-servers sharing one would turn batches off in one.
   # shellcheck disable=SC2046 # the command is split into words on purpose
-  $(server_command "$port" "$name") >"$RESULTS/$name.server.log" 2>&1 &
+  PRISM_DATA_DIR="$RESULTS/data-$name" $(server_command "$port" "$name") >"$RESULTS/$name.server.log" 2>&1 &
   PID[$name]=$!
   PORT[$name]=$port
   for _ in $(seq 300); do port_open "$port" && break; sleep 0.1; done

@@ -5,7 +5,8 @@
 # grpc-go (tools/bench/grpc/run.sh, SERVERS="base prism go", where "prism" is the new build).
 # Each binary needs its libprism-plugin-openai.so beside it (copy both out of .build/release
 # before rebuilding). Settings as run.sh (CONCURRENCIES, ROUNDS, DURATION, IDLE_STREAMS...),
-# plus HEALTH_ROUNDS and HEALTH_N (Health/Check calls per run).
+# plus HEALTH_ROUNDS, HEALTH_N (Health/Check calls per run) and HEALTH_PORT_BASE (20700: below the
+# ephemeral ports, which the runs before leave in use).
 # Usage: BASE_BIN=A/prism-server NEW_BIN=B/prism-server compare.sh   (or compare.sh A/... B/...)
 set -euo pipefail
 
@@ -23,5 +24,6 @@ if [[ "$HEALTH" == 1 ]]; then
   [[ -x "$REPO/.build-bench/peers/go/go-peer" ]] || "$GRPC/build.sh" go
   echo
   SERVERS="base prism go" WORKLOADS=unary SKIP_BUILD=1 PRISM_SERVER_BIN="$NEW_BIN" PRISM_BASE_BIN="$BASE_BIN" \
-    ROUNDS="${HEALTH_ROUNDS:-${ROUNDS:-3}}" UNARY_N="${HEALTH_N:-200000}" "$GRPC/run.sh"
+    ROUNDS="${HEALTH_ROUNDS:-${ROUNDS:-3}}" UNARY_N="${HEALTH_N:-200000}" PORT_BASE="${HEALTH_PORT_BASE:-20700}" \
+    "$GRPC/run.sh"
 fi

@@ -39,6 +39,16 @@ def difference(a, b):
     return a - b if a is not None and b is not None else None
 
 
+def error_kinds(target_runs):
+    """The load client's "COUNTx MESSAGE" lines of every run, counts added up by message."""
+    counts = collections.Counter()
+    for run in target_runs:
+        for kind in run["summary"]["error_kinds"] or []:
+            count, _, message = kind.partition("x ")
+            counts[message] += int(count)
+    return ["%dx %s" % (count, message) for message, count in sorted(counts.items())]
+
+
 def target_row(target_runs, hz, deltas_per_answer):
     """The figures of one target at one concurrency, every round pooled."""
     ttft = sorted(s[0] / 1000 for run in target_runs for s in run["samples"])
@@ -52,7 +62,7 @@ def target_row(target_runs, hz, deltas_per_answer):
         ttlt50=percentile(ttlt, 0.5), ttlt99=percentile(ttlt, 0.99),
         ok=len(ttft), rate=sum(rates) / len(rates) if rates else None,
         errors=sum(run["summary"]["errors"] for run in target_runs),
-        error_kinds=sorted({k for run in target_runs for k in run["summary"]["error_kinds"] or []}),
+        error_kinds=error_kinds(target_runs),
         # Per answer is per delta times the deltas of an answer: answers that end inside the
         # window are too few to count by when answers are long next to the window (4,096 streams).
         cpu_answer_ms=ticks / hz * 1e3 / deltas * deltas_per_answer if watched and deltas else None,

@@ -24,7 +24,9 @@ DELAY="${DELAY:-2ms}"                  # between deltas (see fake/main.go for wh
 IDLE_STREAMS="${IDLE_STREAMS:-1000}"   # idle streams held open per build to weigh them (0: skip)
 IDLE_WAIT="${IDLE_WAIT:-60}"           # seconds allowed for all of them to reach the vendor
 MODEL="${MODEL:-gpt-4o-mini}"
-PORT_BASE="${PORT_BASE:-50800}"        # fake +1, servers +2 up; the idle phase's fake +8, server +9
+# Below Linux's ephemeral ports (32768 up): thousands of client connections per run take those,
+# and one still closing on a server's port makes its bind fail.
+PORT_BASE="${PORT_BASE:-20800}"        # fake +1, servers +2 up; the idle phase's fake +8, server +9
 PRISM_FLAGS="${PRISM_FLAGS:-}"         # extra flags of every prism-server, e.g. --plugin-worker-threads 32
 BASE_FLAGS="${BASE_FLAGS:-}"           # ...of the base build only
 NEW_FLAGS="${NEW_FLAGS:-}"             # ...of the new build only
@@ -104,7 +106,9 @@ start_prism() {
   install -m 0644 "$(dirname "${BIN[$build]}")/libprism-plugin-openai.so" "$plugins/"
   chmod 0755 "$plugins"
   # shellcheck disable=SC2086 # the flags are split into words on purpose
-  OPENAI_API_KEY="$KEY" OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" PRISM_PLUGIN_PATH="$plugins" \
+  # A data folder of its own: two servers sharing one would have their batches turned off.
+  mkdir -p "$RESULTS/data-$build"
+  OPENAI_API_KEY="$KEY" OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" PRISM_PLUGIN_PATH="$plugins" PRISM_DATA_DIR="$RESULTS/data-$build" \
     "${BIN[$build]}" --listen "127.0.0.1:$port" --log-level warning ${FLAGS[$build]} >"$out" 2>&1 &
   STARTED=$!
   PIDS+=("$STARTED")
