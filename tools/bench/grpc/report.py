@@ -11,6 +11,7 @@ import sys
 
 NAMES = {
     "prism": "Prism",
+    "base": "Prism, base build",
     "go": "grpc-go 1.33 (Debian)",
     "cpp": "gRPC C++ 1.51 (Debian)",
     "swift": "grpc-swift-2 2.4.3",
@@ -59,8 +60,12 @@ def main():
     print("machine: %d cores; load average %s at start, %s at end; while measuring, this benchmark"
           " (servers + h2load) used %.2f cores and other processes %.2f cores"
           % (cores, meta["load_start"], meta["load_end"], ours / total * cores if total else 0, other))
+    if meta.get("base"):
+        print("Prism: %s; base build: %s" % (meta["prism"], meta["base"]))
     for workload, title in WORKLOADS.items():
         command = meta[workload]
+        if not list(folder.glob("%s.*.out" % workload)):
+            continue
         print()
         print("%s  (%s)" % (title, command))
         rows = {}
@@ -85,7 +90,8 @@ def main():
         print("-" * len(header))
         for server, row in rows.items():
             ratio = "%.2fx" % (prism / row["rate"]) if prism and server != "prism" else ""
-            line = "%-24s %10.0f %8.2f %9.2f %10s" % (NAMES.get(server, server), row["rate"],
+            name = "Prism, new build" if server == "prism" and meta.get("base") else NAMES.get(server, server)
+            line = "%-24s %10.0f %8.2f %9.2f %10s" % (name, row["rate"],
                                                        row["p50"], row["p99"], ratio)
             if workload == "streaming":
                 line += " %10.0f" % (row["rate"] * int(meta["stream_messages"]))
@@ -93,11 +99,14 @@ def main():
             if row["failed"]:
                 line += "   (%d requests FAILED)" % row["failed"]
             print(line)
-        peers = {s: r["rate"] for s, r in rows.items() if s != "prism"}
+        peers = {s: r["rate"] for s, r in rows.items() if s not in ("prism", "base")}
         if prism and peers:
             fastest = max(peers, key=peers.get)
             print("Prism vs the fastest peer (%s): %.2fx" % (NAMES.get(fastest, fastest),
                                                           prism / peers[fastest]))
+        if prism and "base" in rows and "go" in rows:
+            print("new build / grpc-go: %.2fx; base build / grpc-go: %.2fx" % (
+                prism / rows["go"]["rate"], rows["base"]["rate"] / rows["go"]["rate"]))
 
 
 if __name__ == "__main__":

@@ -22,6 +22,9 @@ SERVERS="${SERVERS:-prism go cpp swift python}"
 PYTHON_DIVISOR="${PYTHON_DIVISOR:-10}"  # Python grpcio is ~25x slower: fewer requests keep runs short
 PORT_BASE="${PORT_BASE:-50700}"
 SKIP_BUILD="${SKIP_BUILD:-0}"            # 1: use the binaries already in .build-bench
+WORKLOADS="${WORKLOADS:-unary streaming}" # which of the two to time
+PRISM_SERVER_BIN="${PRISM_SERVER_BIN:-$SCRATCH/release/prism-server}" # the "prism" server
+PRISM_BASE_BIN="${PRISM_BASE_BIN:-}"     # the "base" server: a second prism-server build to compare
 
 log() { printf 'bench: %s\n' "$*" >&2; }
 die() { printf 'bench: error: %s\n' "$*" >&2; exit 1; }
@@ -60,12 +63,14 @@ declare -A PORT PID
 server_command() {
   local port="$1"
   case "$2" in
-    prism) echo "$SCRATCH/release/prism-server --listen 127.0.0.1:$port --interop" ;;
+    prism) echo "$PRISM_SERVER_BIN --listen 127.0.0.1:$port --interop" ;;
+    base) [[ -n "$PRISM_BASE_BIN" ]] || die "server 'base' needs PRISM_BASE_BIN"
+      echo "$PRISM_BASE_BIN --listen 127.0.0.1:$port --interop" ;;
     go) echo "$PEERS/go/go-peer $port" ;;
     cpp) echo "$PEERS/cpp/cpp-peer $port" ;;
     swift) echo "$SCRATCH/swift-peer/release/swift-peer $port" ;;
     python) echo "python3 $BENCH_DIR/python-peer.py $port" ;;
-    *) die "unknown server '$2' (known: prism go cpp swift python)" ;;
+    *) die "unknown server '$2' (known: prism base go cpp swift python)" ;;
   esac
 }
 
@@ -82,8 +87,9 @@ for name in $SERVERS; do
   index=$((index + 1))
   port=$((PORT_BASE + index))
   port_open "$port" && die "port $port is already in use; set PORT_BASE"
+  # Each its own data folder: two prism-servers sharing one would turn batches off in one.
   # shellcheck disable=SC2046 # the command is split into words on purpose
-  $(server_command "$port" "$name") >"$RESULTS/$name.server.log" 2>&1 &
+  PRISM_DATA_DIR="$RESULTS/data-$name" $(server_command "$port" "$name") >"$RESULTS/$name.server.log" 2>&1 &
   PID[$name]=$!
   PORT[$name]=$port
   for _ in $(seq 300); do port_open "$port" && break; sleep 0.1; done
@@ -105,6 +111,7 @@ check_call() {  # name path body expected-response-bytes
 stream_bytes="$(cat "$RESULTS/streaming-output-call.expected")"
 for name in $SERVERS; do
   check_call "$name" "$HEALTH_PATH" "$RESULTS/health-check.bin" 7  # 5 + HealthCheckResponse 08 01
+  [[ " $WORKLOADS " == *" streaming "* ]] || continue
   check_call "$name" "$STREAM_PATH" "$RESULTS/streaming-output-call.bin" "$stream_bytes"
 done
 log "every server answers both calls with grpc-status 0"
@@ -139,12 +146,14 @@ for name in $SERVERS; do  # warm-up, not recorded
     "${GRPC_HEADERS[@]}" "http://127.0.0.1:${PORT[$name]}$HEALTH_PATH" >/dev/null
 done
 for round in $(seq "$ROUNDS"); do
+  [[ " $WORKLOADS " == *" unary "* ]] || break
   for name in $SERVERS; do
     run_h2load unary "$name" "$round" "$(n_for "$UNARY_N" "$name")" "$UNARY_FLAGS" \
       "$HEALTH_PATH" "$RESULTS/health-check.bin"
   done
 done
 for round in $(seq "$ROUNDS"); do
+  [[ " $WORKLOADS " == *" streaming "* ]] || break
   for name in $SERVERS; do
     run_h2load streaming "$name" "$round" "$(n_for "$STREAM_N" "$name")" "$STREAM_FLAGS" \
       "$STREAM_PATH" "$RESULTS/streaming-output-call.bin"
@@ -156,6 +165,8 @@ ours1=$(($(servers_ticks) + $(ticks_of_times "$RESULTS/times.1")))
 
 cat >"$RESULTS/meta.env" <<META
 servers="$SERVERS"
+prism="$PRISM_SERVER_BIN"
+base="$PRISM_BASE_BIN"
 rounds=$ROUNDS
 unary="h2load $UNARY_FLAGS -n $UNARY_N (python: /$PYTHON_DIVISOR)"
 streaming="h2load $STREAM_FLAGS -n $STREAM_N, $STREAM_MESSAGES x $STREAM_SIZE-byte responses per call (python: /$PYTHON_DIVISOR)"

@@ -3,7 +3,8 @@
 # the load client; grpc-go and protowire from Debian's /usr/share/gocode, GOPATH mode, offline)
 # into the gitignored .build-bench/overhead/, and, unless PRISM_SERVER_BIN names a server
 # already built, the release prism-server and its OpenAI plugin (`swift build -c release`, the
-# default scratch path). Each Go tool is rebuilt only when its sources changed. Called by run.sh.
+# default scratch path). Each Go tool is rebuilt only when its sources changed. Called by run.sh;
+# `build.sh go` builds only the Go tools.
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -32,7 +33,7 @@ for tool in fake load; do
   fi
 done
 
-if [[ -z "${PRISM_SERVER_BIN:-}" ]]; then
+if [[ -z "${PRISM_SERVER_BIN:-}" && "${1:-}" != go ]]; then
   log "building the release prism-server and OpenAI plugin (several minutes when sources changed)"
   (cd "$REPO" && swift build -c release --product prism-server && swift build -c release --product prism-plugin-openai) >&2
 fi

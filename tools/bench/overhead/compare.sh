@@ -1,30 +1,29 @@
 #!/usr/bin/env bash
-# Compares two prism-server builds on the gateway-overhead benchmark in the same period: run.sh
-# with OLD, then NEW, PASSES times over, so that the machine's load falls on both. Each binary
-# needs its libprism-plugin-openai.so beside it (copy both out of .build/release before
-# rebuilding). Prints each run's table, then a summary of `added` TTFT/TTLT and CPU per request
-# per build, from every pass. Settings as run.sh (CONCURRENCIES, ROUNDS, PORT_BASE...) plus PASSES
-# and FIRST=new to run NEW first in each pass (a second comparison in the other order).
-# Usage: compare.sh OLD/prism-server NEW/prism-server
+# Compares two prism-server builds in one run, for issue 16's figures: run.sh with BASE_BIN and
+# NEW_BIN (direct, base and new alternated round by round at 64, 512 and 4,096 streams, then
+# idle streams through each), then, unless HEALTH=0, unary Health/Check of both builds against
+# grpc-go (tools/bench/grpc/run.sh, SERVERS="base prism go", where "prism" is the new build).
+# Each binary needs its libprism-plugin-openai.so beside it (copy both out of .build/release
+# before rebuilding). Settings as run.sh (CONCURRENCIES, ROUNDS, DURATION, IDLE_STREAMS...),
+# plus HEALTH_ROUNDS, HEALTH_N (Health/Check calls per run) and HEALTH_PORT_BASE (20700: below the
+# ephemeral ports, which the runs before leave in use).
+# Usage: BASE_BIN=A/prism-server NEW_BIN=B/prism-server compare.sh   (or compare.sh A/... B/...)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
-OLD="${1:?usage: compare.sh OLD/prism-server NEW/prism-server}"
-NEW="${2:?usage: compare.sh OLD/prism-server NEW/prism-server}"
-PASSES="${PASSES:-2}"
-ORDER="old new"
-[[ "${FIRST:-old}" == new ]] && ORDER="new old"
+REPO="$(cd "$BENCH_DIR/../../.." && pwd)"
+usage="usage: BASE_BIN=A/prism-server NEW_BIN=B/prism-server compare.sh"
+export BASE_BIN="${1:-${BASE_BIN:-}}" NEW_BIN="${2:-${NEW_BIN:-}}"
+[[ -n "$BASE_BIN" && -n "$NEW_BIN" ]] || { echo "$usage" >&2; exit 2; }
+HEALTH="${HEALTH:-1}"
 
-"$BENCH_DIR/build.sh" </dev/null >/dev/null 2>&1 || true  # the Go tools (PRISM_SERVER_BIN skips the Swift build)
-export SKIP_BUILD=1
-folders=()
-for pass in $(seq "$PASSES"); do
-  for build in $ORDER; do
-    bin="$OLD"; [[ "$build" == new ]] && bin="$NEW"
-    printf 'compare: pass %s, %s build (%s)\n' "$pass" "$build" "$bin" >&2
-    PRISM_SERVER_BIN="$bin" "$BENCH_DIR/run.sh" >&2
-    folder="$(ls -d "$BENCH_DIR/../../../.build-bench/overhead/results/"* | tail -1)"
-    folders+=("$build=$folder")
-  done
-done
-python3 "$BENCH_DIR/compare.py" "${folders[@]}"
+"$BENCH_DIR/run.sh"
+
+if [[ "$HEALTH" == 1 ]]; then
+  GRPC="$BENCH_DIR/../grpc"
+  [[ -x "$REPO/.build-bench/peers/go/go-peer" ]] || "$GRPC/build.sh" go
+  echo
+  SERVERS="base prism go" WORKLOADS=unary SKIP_BUILD=1 PRISM_SERVER_BIN="$NEW_BIN" PRISM_BASE_BIN="$BASE_BIN" \
+    ROUNDS="${HEALTH_ROUNDS:-${ROUNDS:-3}}" UNARY_N="${HEALTH_N:-200000}" PORT_BASE="${HEALTH_PORT_BASE:-20700}" \
+    "$GRPC/run.sh"
+fi

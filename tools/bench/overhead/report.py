@@ -1,9 +1,10 @@
 #!/usr/bin/env python3
-"""Prints the gateway-overhead benchmark's table from a results folder written by run.sh: per
-concurrency, p50/p99 time to first token (TTFT) and to last token (TTLT) over every measured
-request of every round, direct and via Prism, what Prism adds (the difference of the two
-percentiles), Prism's CPU per request, the fake vendor's accepted connections per request, and
-the CPU other processes took meanwhile. Usage: report.py DIR
+"""Prints the gateway-overhead benchmark's tables from a results folder written by run.sh: per
+concurrency and target (direct, then each build), TTFT/TTLT p50/p99 over every measured request
+of every round and what each build adds to direct (a difference of percentiles), answers/s and
+the ratio to direct, the build's CPU per answer and per delta over the measuring windows, its
+most threads, and the fake vendor's connections per request; then memory per idle stream.
+Usage: report.py DIR
 """
 import collections
 import csv
@@ -30,19 +31,55 @@ def percentile(sorted_values, fraction):
     return sorted_values[index]
 
 
-def ms(value):
-    return "%9.2f" % (value / 1000) if value is not None else "%9s" % "-"
+def number(value, form, width=9):
+    return (form % value).rjust(width) if value is not None else "-".rjust(width)
 
 
-def added(prism, direct):
-    return "%+9.2f" % ((prism - direct) / 1000) if prism is not None and direct is not None else "%9s" % "-"
+def difference(a, b):
+    return a - b if a is not None and b is not None else None
+
+
+def error_kinds(target_runs):
+    """The load client's "COUNTx MESSAGE" lines of every run, counts added up by message."""
+    counts = collections.Counter()
+    for run in target_runs:
+        for kind in run["summary"]["error_kinds"] or []:
+            count, _, message = kind.partition("x ")
+            counts[message] += int(count)
+    return ["%dx %s" % (count, message) for message, count in sorted(counts.items())]
+
+
+def target_row(target_runs, hz, deltas_per_answer):
+    """The figures of one target at one concurrency, every round pooled."""
+    ttft = sorted(s[0] / 1000 for run in target_runs for s in run["samples"])
+    ttlt = sorted(s[1] / 1000 for run in target_runs for s in run["samples"])
+    watched = [run["summary"]["server"] for run in target_runs if run["summary"].get("server")]
+    ticks = sum(w["cpu_ticks"] for w in watched)
+    deltas = sum(w["deltas"] for w in watched)
+    rates = [run["summary"]["req_per_s"] for run in target_runs]
+    return dict(
+        ttft50=percentile(ttft, 0.5), ttft99=percentile(ttft, 0.99),
+        ttlt50=percentile(ttlt, 0.5), ttlt99=percentile(ttlt, 0.99),
+        ok=len(ttft), rate=sum(rates) / len(rates) if rates else None,
+        errors=sum(run["summary"]["errors"] for run in target_runs),
+        error_kinds=error_kinds(target_runs),
+        # Per answer is per delta times the deltas of an answer: answers that end inside the
+        # window are too few to count by when answers are long next to the window (4,096 streams).
+        cpu_answer_ms=ticks / hz * 1e3 / deltas * deltas_per_answer if watched and deltas else None,
+        cpu_delta_us=ticks / hz * 1e6 / deltas if watched and deltas else None,
+        threads=max((w["threads_max"] for w in watched), default=None),
+        connections=sum(int(run["row"]["connections"]) for run in target_runs),
+        vendor_requests=sum(int(run["row"]["fake_requests"]) for run in target_runs),
+        rounds=[sorted(s[0] / 1000 for s in run["samples"]) for run in target_runs],
+    )
 
 
 def main():
     folder = pathlib.Path(sys.argv[1])
     meta = read_meta(folder)
     cores, hz = int(meta["cores"]), int(meta["clock_ticks"])
-    runs = collections.defaultdict(list)  # (concurrency, target) -> runs
+    builds = meta["builds"].split()
+    runs = collections.defaultdict(list)  # (concurrency, target) -> runs, in round order
     busy = total = ours = 0
     with open(folder / "runs.tsv") as table:
         for row in csv.DictReader(table, delimiter="\t"):
@@ -50,69 +87,83 @@ def main():
             summary = json.loads((folder / (name + ".json")).read_text())
             samples = [tuple(int(v) for v in line.split())
                        for line in (folder / (name + ".samples")).read_text().splitlines() if line]
-            client_ticks = summary["client_cpu_s"] * hz
             runs[(int(row["concurrency"]), row["target"])].append(dict(row=row, summary=summary, samples=samples))
             busy += int(row["busy_ticks"])
             total += int(row["total_ticks"])
-            ours += int(row["prism_ticks"]) + int(row["fake_ticks"]) + client_ticks
+            ours += int(row["servers_ticks"]) + int(row["fake_ticks"]) + summary["client_cpu_s"] * hz
 
-    print("Gateway overhead: the same client streaming %s, directly from the fake vendor and via Prism;"
-          % meta["answer"])
-    print("%s rounds alternated per concurrency, each run %s. Results in %s"
+    print("Gateway overhead: the same client streaming %s, directly from the fake vendor and via %s;"
+          % (meta["answer"], " and via ".join(builds)))
+    print("%s rounds per concurrency, targets alternated, each run %s. Results in %s"
           % (meta["rounds"], meta["duration"], folder))
-    print("prism-server: %s" % meta["prism"])
+    for build in builds:
+        print("%s: %s" % (build, meta["bin_" + build]))
     print("machine: %d cores; load average %s at start, %s at end; while measuring, this benchmark"
-          " (Prism, fake, client) used %.2f cores and other processes %.2f cores"
+          " (servers, fake, client) used %.2f cores and other processes %.2f cores"
           % (cores, meta["load_start"], meta["load_end"], ours / total * cores if total else 0,
              max(0, busy - ours) / total * cores if total else 0))
+
+    header = "%-7s %9s %9s %9s %9s %9s %9s %9s %8s %9s %9s %8s %7s" % (
+        "", "TTFT p50", "TTFT p99", "+p50", "+p99", "TTLT p50", "TTLT p99", "answers/s", "x direct",
+        "CPU/ans", "CPU/delta", "threads", "errors")
+    units = "%-7s %9s %9s %9s %9s %9s %9s %9s %8s %9s %9s %8s %7s" % (
+        "", "ms", "ms", "ms", "ms", "ms", "ms", "", "", "ms", "µs", "max", "")
     for concurrency in sorted({c for c, _ in runs}):
-        rows = {}
-        for target in ("direct", "prism"):
-            target_runs = runs.get((concurrency, target), [])
-            ttft = sorted(s[0] for run in target_runs for s in run["samples"])
-            ttlt = sorted(s[1] for run in target_runs for s in run["samples"])
-            rows[target] = dict(
-                ttft50=percentile(ttft, 0.5), ttft99=percentile(ttft, 0.99),
-                ttlt50=percentile(ttlt, 0.5), ttlt99=percentile(ttlt, 0.99),
-                ok=len(ttft),
-                errors=sum(run["summary"]["errors"] for run in target_runs),
-                error_kinds=sorted({k for run in target_runs for k in run["summary"]["error_kinds"] or []}),
-                rate=sum(run["summary"]["req_per_s"] for run in target_runs) / max(1, len(target_runs)),
-                completed=sum(run["summary"]["completed_ok"] for run in target_runs),
-                prism_ticks=sum(int(run["row"]["prism_ticks"]) for run in target_runs),
-                connections=sum(int(run["row"]["connections"]) for run in target_runs),
-                vendor_requests=sum(int(run["row"]["fake_requests"]) for run in target_runs),
-                rounds=[run["samples"] for run in target_runs],
-            )
-        direct, prism = rows["direct"], rows["prism"]
+        rows = {t: target_row(runs.get((concurrency, t), []), hz, int(meta["deltas"])) for t in ["direct"] + builds}
+        direct = rows["direct"]
         print()
         print("%d concurrent stream%s" % (concurrency, "" if concurrency == 1 else "s"))
-        header = "%-10s %9s %9s %9s %9s %8s %8s %7s" % ("", "TTFT p50", "TTFT p99", "TTLT p50", "TTLT p99",
-                                                        "req/s", "requests", "errors")
-        print(header + "   (ms)")
+        print(header)
+        print(units)
         print("-" * len(header))
-        for label, row in (("direct", direct), ("via Prism", prism)):
-            print("%-10s %s %s %s %s %8.1f %8d %7d" % (label, ms(row["ttft50"]), ms(row["ttft99"]), ms(row["ttlt50"]),
-                                                     ms(row["ttlt99"]), row["rate"], row["ok"], row["errors"]))
-        print("%-10s %s %s %s %s" % ("added", added(prism["ttft50"], direct["ttft50"]), added(prism["ttft99"], direct["ttft99"]),
-                                      added(prism["ttlt50"], direct["ttlt50"]), added(prism["ttlt99"], direct["ttlt99"])))
-        per_round = []
-        for d, p in zip(direct["rounds"], prism["rounds"]):
-            d99, p99 = percentile(sorted(s[0] for s in d), 0.99), percentile(sorted(s[0] for s in p), 0.99)
-            per_round.append(added(p99, d99).strip())
-        print("added TTFT p99 in each round (ms): %s" % " ".join(per_round))
-        if prism["completed"]:
-            cpu_ms = prism["prism_ticks"] / hz * 1000 / prism["completed"]
-            deltas = int(meta["answer"].split()[0])
-            print("Prism CPU per request: %.2f ms (%.1f µs per text delta), over the %d requests answered in full"
-                  " (warm-up included; failed requests' CPU counts too)" % (cpu_ms, cpu_ms * 1000 / deltas, prism["completed"]))
-        for label, row in (("direct", direct), ("via Prism", prism)):
-            if row["vendor_requests"]:
-                print("fake vendor, %s: %d connections accepted for %d requests (%.3f per request)"
-                      % (label, row["connections"], row["vendor_requests"], row["connections"] / row["vendor_requests"]))
-        for label, row in (("direct", direct), ("via Prism", prism)):
-            for kind in row["error_kinds"]:
-                print("errors %s: %s" % (label, kind))
+        for target in ["direct"] + builds:
+            row = rows[target]
+            ratio = row["rate"] / direct["rate"] if target != "direct" and row["rate"] and direct["rate"] else None
+            print("%-7s %s %s %s %s %s %s %s %s %s %s %s %7d" % (
+                target, number(row["ttft50"], "%.2f"), number(row["ttft99"], "%.2f"),
+                number(difference(row["ttft50"], direct["ttft50"]) if target != "direct" else None, "%+.2f"),
+                number(difference(row["ttft99"], direct["ttft99"]) if target != "direct" else None, "%+.2f"),
+                number(row["ttlt50"], "%.1f"), number(row["ttlt99"], "%.1f"), number(row["rate"], "%.1f"),
+                number(ratio, "%.2fx", 8), number(row["cpu_answer_ms"], "%.2f"),
+                number(row["cpu_delta_us"], "%.1f"), number(row["threads"], "%d", 8), row["errors"]))
+        for build in builds:
+            per_round = [difference(percentile(b, 0.99), percentile(d, 0.99))
+                         for d, b in zip(direct["rounds"], rows[build]["rounds"])]
+            print("%s: added TTFT p99 in each round (ms): %s" % (
+                build, " ".join(number(v, "%+.2f", 0) for v in per_round)))
+        if len(builds) == 2:
+            old, new = rows[builds[0]], rows[builds[1]]
+            print("%s against %s: TTFT p99 %s ms, answers/s %s, CPU per delta %s" % (
+                builds[1], builds[0], number(difference(new["ttft99"], old["ttft99"]), "%+.2f", 0),
+                number(new["rate"] / old["rate"] if new["rate"] and old["rate"] else None, "%.2fx", 0),
+                number(new["cpu_delta_us"] / old["cpu_delta_us"] if new["cpu_delta_us"] and old["cpu_delta_us"] else None, "%.2fx", 0)))
+        print("fake vendor connections per request: %s" % ", ".join(
+            "%s %.3f" % (t, rows[t]["connections"] / rows[t]["vendor_requests"])
+            for t in ["direct"] + builds if rows[t]["vendor_requests"]))
+        for target in ["direct"] + builds:
+            for kind in rows[target]["error_kinds"]:
+                print("errors %s: %s" % (target, kind))
+
+    idle = list(csv.DictReader(open(folder / "idle.tsv"), delimiter="\t")) if (folder / "idle.tsv").exists() else []
+    if idle:
+        print()
+        print("Idle streams: open at the vendor, no text yet, on a fresh server after 3 answers")
+        header = "%-7s %8s %8s %11s %11s %10s %8s %8s" % (
+            "", "streams", "open", "RSS before", "RSS during", "KiB/stream", "threads", "threads")
+        print(header)
+        print("%-7s %8s %8s %11s %11s %10s %8s %8s" % ("", "", "", "MiB", "MiB", "", "before", "during"))
+        print("-" * len(header))
+        for row in idle:
+            opened = int(row["open"])
+            before, during = int(row["rss_before_kib"]), int(row["rss_during_kib"])
+            print("%-7s %8s %8d %11.1f %11.1f %s %8s %8s" % (
+                row["build"], row["streams"], opened, before / 1024, during / 1024,
+                number((during - before) / opened if opened else None, "%.1f", 10),
+                row["threads_before"], row["threads_during"]))
+        for row in idle:
+            if int(row["open"]) < int(row["streams"]):
+                print("%s: only %s of %s streams reached the vendor (see its idle-load and idle-prism logs);"
+                      " KiB/stream is over those" % (row["build"], row["open"], row["streams"]))
 
 
 if __name__ == "__main__":

@@ -3,7 +3,9 @@
 // deltas, in the wire format of shared/vendor-apis.md §2, flushing each frame, with a fixed delay
 // between deltas. Go's net/http serves each connection on a goroutine, so 512+ concurrent streams
 // cost little. GET /stats reports connections accepted and requests served, so the benchmark can
-// see whether a client reuses its connections. Usage: fake --port P [--deltas N] [--delay D].
+// see whether a client reuses its connections, and the streams open now, which the benchmark
+// awaits when it holds idle streams (--first-delay, or POST /first-delay?d=10m at run time).
+// Usage: fake --port P [--deltas N] [--delay D] [--first-delay D].
 package main
 
 import (
@@ -25,6 +27,8 @@ var (
 	requestsStarted     atomic.Int64
 	streamsCompleted    atomic.Int64
 	streamsCut          atomic.Int64
+	streamsOpen         atomic.Int64 // answers whose headers are sent and that have not ended
+	firstDelay          atomic.Int64 // nanoseconds between the role delta and the first content delta
 )
 
 // chatRequest is the part of the request body the fake reads.
@@ -178,7 +182,18 @@ func (f *fake) chatCompletions(w http.ResponseWriter, r *http.Request) {
 		flusher.Flush()
 		return true
 	}
+	streamsOpen.Add(1)
+	defer streamsOpen.Add(-1)
 	ok := send(a.first)
+	// An idle stream: open, headers and role delta sent, no text yet. A client that goes away
+	// ends the wait, so that the open count falls when the streams are cut.
+	if hold := time.Duration(firstDelay.Load()); ok && hold > 0 {
+		select {
+		case <-time.After(hold):
+		case <-r.Context().Done():
+			ok = false
+		}
+	}
 	for i := 0; ok && i < len(a.deltas); i++ {
 		if f.delay > 0 {
 			time.Sleep(f.delay)
@@ -204,7 +219,20 @@ func stats(w http.ResponseWriter, r *http.Request) {
 		"requests":             requestsStarted.Load(),
 		"streams_completed":    streamsCompleted.Load(),
 		"streams_cut":          streamsCut.Load(),
+		"streams_open":         streamsOpen.Load(),
 	})
+}
+
+// setFirstDelay changes --first-delay for the answers that start from now on: POST
+// /first-delay?d=10m (a Go duration; 0 turns it off).
+func setFirstDelay(w http.ResponseWriter, r *http.Request) {
+	hold, err := time.ParseDuration(r.URL.Query().Get("d"))
+	if r.Method != http.MethodPost || err != nil || hold < 0 {
+		http.Error(w, "use POST /first-delay?d=DURATION (e.g. 10m, 0)", http.StatusBadRequest)
+		return
+	}
+	firstDelay.Store(int64(hold))
+	w.WriteHeader(http.StatusNoContent)
 }
 
 func main() {
@@ -215,13 +243,18 @@ func main() {
 	// short enough for many samples per run, and the gateway's per-delta work is not hidden
 	// behind long sleeps.
 	delay := flag.Duration("delay", 2*time.Millisecond, "pause between content deltas")
+	// A long first delay holds streams open and idle, to measure what an idle stream costs the
+	// gateway (memory, threads).
+	hold := flag.Duration("first-delay", 0, "pause between the role delta and the first content delta")
 	key := flag.String("key", "", "API key required as 'authorization: Bearer KEY' (empty: any)")
 	flag.Parse()
 
+	firstDelay.Store(int64(*hold))
 	f := &fake{deltas: *deltas, delay: *delay, key: *key, answers: map[string]*answer{}}
 	mux := http.NewServeMux()
 	mux.HandleFunc("/v1/chat/completions", f.chatCompletions)
 	mux.HandleFunc("/stats", stats)
+	mux.HandleFunc("/first-delay", setFirstDelay)
 	server := &http.Server{
 		Handler:           mux,
 		ReadHeaderTimeout: 10 * time.Second,

@@ -3,7 +3,9 @@
 // target: time to first token (the first non-empty text) and to last token (the clean end of
 // the answer). `--target direct` talks OpenAI's streaming HTTP to the fake vendor itself;
 // `--target prism` calls prism.v1.Prism/Generate, which goes through Prism to the same fake.
-// Prints one JSON summary line (percentiles, errors, req/s) and can write every sample.
+// Prints one JSON summary line (percentiles, errors, req/s) and can write every sample; with
+// --watch-pid, also the server's CPU, deltas and answers over the measuring window, and its
+// thread count and RSS sampled through the run (watch.go).
 // Built offline in GOPATH mode against Debian's grpc-go and protobuf packages.
 package main
 
@@ -70,6 +72,7 @@ func timeOne(t target, timeout time.Duration, expectTokens int) sample {
 			return sample{err: err}
 		}
 		if kind == token {
+			tokensSeen.Add(1)
 			if tokens == 0 {
 				result.ttft = time.Since(start)
 			}
@@ -88,7 +91,8 @@ func timeOne(t target, timeout time.Duration, expectTokens int) sample {
 type options struct {
 	target, addr, model, prompt, key, samples  string
 	concurrency, connections, requests, tokens int
-	duration, warmup, ramp, timeout            time.Duration
+	watchPID                                   int
+	duration, warmup, ramp, timeout, backoff   time.Duration
 }
 
 func main() {
@@ -107,6 +111,10 @@ func main() {
 	flag.DurationVar(&o.ramp, "ramp", time.Second, "workers start spread over this time, so streams do not move in lockstep")
 	flag.DurationVar(&o.timeout, "timeout", 60*time.Second, "deadline of one request")
 	flag.StringVar(&o.samples, "samples", "", "file to write 'ttft_us ttlt_us' of every measured request to")
+	// A refused request returns at once; without a pause its worker would retry in a hot loop
+	// and measure the client's own speed at failing.
+	flag.DurationVar(&o.backoff, "error-backoff", 100*time.Millisecond, "pause of a worker after a failed request")
+	flag.IntVar(&o.watchPID, "watch-pid", 0, "server process to watch (CPU over the window, threads and RSS over the run)")
 	flag.Parse()
 	if o.concurrency < 1 || o.addr == "" {
 		fail("--addr is required and --concurrency must be at least 1")
@@ -152,6 +160,10 @@ func run(t target, o options) map[string]interface{} {
 		wg       sync.WaitGroup
 	)
 	cpu0 := cpuSeconds()
+	var w *watcher
+	if o.watchPID > 0 {
+		w = watch(o.watchPID, measureFrom, measureUntil, o.requests == 0, &totalOK)
+	}
 	for i := 0; i < o.concurrency; i++ {
 		wg.Add(1)
 		go func(i int) {
@@ -171,6 +183,8 @@ func run(t target, o options) map[string]interface{} {
 				total.Add(1)
 				if s.err == nil {
 					totalOK.Add(1)
+				} else {
+					time.Sleep(o.backoff)
 				}
 				if inWindow {
 					mu.Lock()
@@ -185,7 +199,11 @@ func run(t target, o options) map[string]interface{} {
 	if o.requests == 0 {
 		window = o.duration.Seconds()
 	}
-	return summarize(o, measured, total.Load(), totalOK.Load(), window, cpuSeconds()-cpu0)
+	summary := summarize(o, measured, total.Load(), totalOK.Load(), window, cpuSeconds()-cpu0)
+	if w != nil {
+		summary["server"] = w.stop()
+	}
+	return summary
 }
 
 // summarize gives nearest-rank percentiles of the successful samples, the errors by message
