@@ -153,17 +153,11 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
             condition.unlock()
             return false
         }
-        let wake = takeConsumerIfDue()
-        let actions = takeRoomActions()
         // A polling consumer that found nothing learns of the end; it is told nothing after this.
         let ready = readyArmed ? readyAction : nil
         readyAction = nil
         readyArmed = false
-        condition.unlock()
-        condition.broadcast()
-        if let (waiting, step) = wake { waiting.resume(returning: step) }
-        actions.forEach { $0() }
-        ready?()
+        unlockAndWake(then: ready)
         return true
     }
 
@@ -183,12 +177,20 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         bytes = 0
         readyAction = nil
         readyArmed = false
+        unlockAndWake()
+    }
+
+    /// After an end or a stop: takes the consumer now due a step and the room actions, unlocks,
+    /// wakes blocked producers, then (outside the lock) resumes the consumer, runs the actions and
+    /// `ready`. Caller holds the lock.
+    private func unlockAndWake(then ready: (@Sendable () -> Void)? = nil) {
         let wake = takeConsumerIfDue()
         let actions = takeRoomActions()
         condition.unlock()
         condition.broadcast()
         if let (waiting, step) = wake { waiting.resume(returning: step) }
         actions.forEach { $0() }
+        ready?()
     }
 
     /// Whether producers are refused now (stopped or ended).
