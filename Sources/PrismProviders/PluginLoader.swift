@@ -58,7 +58,7 @@ enum PluginLoader {
         }
         guard status == PRISM_STATUS_OK else {
             reason[reason.count - 1] = 0
-            let text = String(cString: reason)
+            let text = reason.withUnsafeBufferPointer { String(cString: $0.baseAddress!) }
             throw LoadError("init failed (status \(status.rawValue)): \(text.isEmpty ? "no reason given" : text)")
         }
 

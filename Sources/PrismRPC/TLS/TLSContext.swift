@@ -33,7 +33,7 @@ public struct TLSError: Error, CustomStringConvertible {
         while case let code = ERR_get_error(), code != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
             ERR_error_string_n(code, &buffer, buffer.count)
-            reasons.append(String(cString: buffer))
+            reasons.append(buffer.withUnsafeBufferPointer { String(cString: $0.baseAddress!) })
         }
         return TLSError(description: reasons.isEmpty ? what : "\(what): \(reasons.joined(separator: "; "))")
     }
