@@ -1,4 +1,4 @@
-"""Vendor connection reuse by the plugins' HTTP client (PrismPluginKit/HTTPTransfer.swift): after a
+"""Vendor connection reuse by the host's HTTP exchanges for plugins (PrismProviders/HTTPExchange.swift, ConnectionShare.swift): after a
 burst of concurrent calls, later calls (concurrent or one at a time) go over the connections the
 burst left open instead of opening new ones. Counted by the fake OpenAI vendor, which logs every
 TCP connection it accepts (tools/fakes/fakeserver.py); the server and fakes are test_vendors.py's."""

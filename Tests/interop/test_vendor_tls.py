@@ -1,6 +1,6 @@
 """The vendor plugins over HTTPS, as they talk to real vendors: each fake of tools/fakes behind a real
 TLS + HTTP/2 front (nghttpx, tls_front.py) with a certificate from the suite's throwaway CA, which the
-plugins trust through SSL_CERT_FILE / SSL_CERT_DIR (PrismPluginKit/HTTPTransfer.swift, TrustStore).
+plugins trust through SSL_CERT_FILE / SSL_CERT_DIR (the host's exchanges for plugins, PrismProviders/HTTPExchange.swift and TrustStore.swift).
 The front's access log says what the fakes cannot see: the ALPN protocol of each request, which
 client connection carried it, and whether that connection resumed an earlier TLS session."""
 
