@@ -245,7 +245,9 @@ public struct JSONParser {
         var j = i + 1
         var ascii = true, escaped = false
         while j < b.count {
-            // The hot loop: printable ASCII, which is most of every string, needs no other test.
+            // The hot loops: printable ASCII, which is most of every string, needs no other test;
+            // eight bytes at a time while a whole word is such, then byte by byte.
+            while j + 8 <= b.count, Self.isPlain(UnsafeRawPointer(b.baseAddress!).loadUnaligned(fromByteOffset: j, as: UInt64.self)) { j += 8 }
             while j < b.count, b[j] >= 0x20, b[j] < 0x80, b[j] != UInt8(ascii: "\""), b[j] != UInt8(ascii: "\\") { j += 1 }
             guard j < b.count else { break }
             let c = b[j]
@@ -274,6 +276,18 @@ public struct JSONParser {
             j += 1
         }
         throw fail(at: open, "unterminated string")
+    }
+
+    /// Whether none of the eight bytes of `word` is a quote, a backslash, a control character or
+    /// non-ASCII. "Has a zero byte" is `(x - 0x01…) & ~x & 0x80…`, exact as to whether any byte
+    /// is zero; applied to the word XOR a repeated byte it finds that byte, and `(x - 0x20…) & ~x`
+    /// finds a byte below 0x20 the same way. The word's own high bits are the non-ASCII bytes.
+    @inline(__always)
+    static func isPlain(_ word: UInt64) -> Bool {
+        let ones: UInt64 = 0x0101_0101_0101_0101
+        let quote = word ^ (ones &* 0x22), backslash = word ^ (ones &* 0x5C)
+        let found = ((quote &- ones) & ~quote) | ((backslash &- ones) & ~backslash) | ((word &- ones &* 0x20) & ~word) | word
+        return found & (ones &* 0x80) == 0
     }
 
     /// The string at `i`.

@@ -103,8 +103,10 @@ public enum JSONValue: Sendable {
 /// An object member's key as JSONParser.readObject meets it: the bytes in the document when it
 /// has no escapes (compared with a literal without making a String), else the unescaped text.
 public struct JSONKey {
-    private let bytes: UnsafeBufferPointer<UInt8>
-    private let unescaped: String?
+    // Visible to inlined code: a vendor chunk's `switch key` compares a few dozen keys per chunk,
+    // each compare inlined into the caller's module is a length check and a few bytes.
+    @usableFromInline let bytes: UnsafeBufferPointer<UInt8>
+    @usableFromInline let unescaped: String?
 
     init(bytes: UnsafeBufferPointer<UInt8>) {
         self.bytes = bytes
@@ -119,6 +121,7 @@ public struct JSONKey {
     /// The key as a String (an allocation for keys over 15 bytes).
     public var string: String { unescaped ?? String(decoding: bytes, as: UTF8.self) }
 
+    @inlinable
     public static func == (key: JSONKey, literal: StaticString) -> Bool {
         if let unescaped = key.unescaped { return literal.withUTF8Buffer { unescaped.utf8.elementsEqual($0) } }
         // Most comparisons fail on the length; the rest are a few bytes, shorter than a call.
@@ -131,6 +134,7 @@ public struct JSONKey {
     }
 
     /// Lets a `switch key` list its cases as literals.
+    @inlinable
     public static func ~= (literal: StaticString, key: JSONKey) -> Bool { key == literal }
 }
 

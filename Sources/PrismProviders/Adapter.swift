@@ -218,17 +218,13 @@ struct Adapter: Sendable {
         request.requestID = original.requestID + "/\(operation)"
         let call = try host.startCall(model: model, operation: operation, request: request)
         var text = ""
-        while true {
-            switch await call.next() {
-            case .event(.text(let delta)): text += delta
-            case .event: continue
-            case .end(let end):
-                guard end.isOK else {
-                    throw ProviderFailure(end.retryable ? .unavailable : .internalError, "\(name) failed to \(operation) an input: \(end.message)")
-                }
-                return text
-            }
+        let end = await call.read { event in
+            if case .text(let delta) = event { text += delta }
         }
+        guard end.isOK else {
+            throw ProviderFailure(end.retryable ? .unavailable : .internalError, "\(name) failed to \(operation) an input: \(end.message)")
+        }
+        return text
     }
 
     static func failure(_ error: MediaError, _ what: String) -> ProviderFailure { .media(error, what) }

@@ -91,14 +91,7 @@ extension PluginHost {
 
     private func run(model: ModelCapability, action: BatchAction, deadline: Date?, _ receive: (ProviderEvent) -> Void) async throws {
         let call = try startBatchCall(model: model, action: action, deadline: deadline)
-        while true {
-            switch await call.next() {
-            case .event(let event):
-                receive(event)
-            case .end(let end):
-                guard end.isOK else { throw Generator.failure(end, model: model, deadline: deadline) }
-                return
-            }
-        }
+        let end = await call.read { receive($0) }
+        guard end.isOK else { throw Generator.failure(end, model: model, deadline: deadline) }
     }
 }

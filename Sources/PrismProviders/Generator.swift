@@ -248,30 +248,26 @@ public final class Generator: Sendable {
                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
         let started = ContinuousClock.now
         do {
-            while true {
-                switch await call.next() {
-                case .event(var event):
-                    if event.isBatchAnswer { continue }  // a plugin bug; not part of a streamed answer
-                    if event.isContent && !sentContent {
-                        sentContent = true
-                        let elapsed = (ContinuousClock.now - started).components
-                        metrics.firstToken(model, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, dimensions)
-                    }
-                    if case .usage(var usage) = event, usage.costUSDMicros == 0 {
-                        usage.costUSDMicros = usage.cost(at: model.pricing)
-                        event = .usage(usage)
-                    }
-                    if case .usage(let usage) = event {
-                        metrics.usage(usage, model: model, dimensions)
-                        tally.add(usage, model: model.name)
-                    }
-                    try await emit(.event(event))
-                case .end(let end):
-                    return end
+            return try await call.read { event in
+                var event = event
+                if event.isBatchAnswer { return }  // a plugin bug; not part of a streamed answer
+                if event.isContent && !sentContent {
+                    sentContent = true
+                    let elapsed = (ContinuousClock.now - started).components
+                    metrics.firstToken(model, seconds: Double(elapsed.seconds) + Double(elapsed.attoseconds) / 1e18, dimensions)
                 }
+                if case .usage(var usage) = event, usage.costUSDMicros == 0 {
+                    usage.costUSDMicros = usage.cost(at: model.pricing)
+                    event = .usage(usage)
+                }
+                if case .usage(let usage) = event {
+                    metrics.usage(usage, model: model, dimensions)
+                    tally.add(usage, model: model.name)
+                }
+                try await emit(.event(event))
             }
         } catch {
-            call.cancel()
+            // `read` has cancelled the call.
             metrics.callEnded(model, outcome: "cancelled", dimensions)
             throw error
         }

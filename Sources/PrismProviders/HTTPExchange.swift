@@ -153,6 +153,7 @@ final class HTTPExchange: LoopTransfer, @unchecked Sendable {
     func ended(status: prism_status, message: String) {
         guard !completed else { return }
         completed = true
+        call.exchangeEnding(self)
         message.withCString { handler.on_done?(ctx, status, $0) }
         call.exchangeEnded(self)
     }

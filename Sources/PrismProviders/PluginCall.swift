@@ -177,7 +177,11 @@ public final class PluginCall: @unchecked Sendable {
         input?.close()
         events.finish(final)
         // An exchange the plugin left open ends now; its on_done still comes (prism_plugin.h).
-        if let loop { loop.execute { [self] in endExchanges(message: "the call finished before its exchange ended") } }
+        // Usually none is: finish comes from the last exchange's on_done, on the loop, after the
+        // exchange left `openExchanges`, so no loop wake-up is spent on it.
+        if let loop, !(loop.isCurrent && openExchanges.isEmpty) {
+            loop.execute { [self] in endExchanges(message: "the call finished before its exchange ended") }
+        }
         if release { releaseCall() }
     }
 
@@ -262,9 +266,13 @@ public final class PluginCall: @unchecked Sendable {
         }
     }
 
-    /// An exchange called its on_done. Loop thread.
-    func exchangeEnded(_ exchange: HTTPExchange) {
+    /// An exchange is about to call its on_done: it is no longer open. Loop thread.
+    func exchangeEnding(_ exchange: HTTPExchange) {
         openExchanges[ObjectIdentifier(exchange)] = nil
+    }
+
+    /// An exchange's on_done has returned: its hold on the call goes. Loop thread.
+    func exchangeEnded(_ exchange: HTTPExchange) {
         if condition.withLock({ dropHold() }) { releaseCall() }
     }
 
@@ -319,6 +327,27 @@ public final class PluginCall: @unchecked Sendable {
         if !Task.isCancelled, let step = events.poll() { return Self.step(step) }
         return await withTaskCancellationHandler {
             Self.step(await events.next())
+        } onCancel: {
+            self.cancel()
+        }
+    }
+
+    /// Reads the call to its end, passing each event to `body`, and returns the end. Cancelling
+    /// the reading task, or `body` throwing, cancels the call (then the error is rethrown). One
+    /// cancellation handler covers the whole read, not one per event as with `next()`.
+    public func read(_ body: (ProviderEvent) async throws -> Void) async rethrows -> End {
+        try await withTaskCancellationHandler {
+            do {
+                while true {
+                    switch await events.next() {
+                    case .element(let event): try await body(event)
+                    case .end(let end): return end
+                    }
+                }
+            } catch {
+                cancel()
+                throw error
+            }
         } onCancel: {
             self.cancel()
         }

@@ -36,24 +36,14 @@ enum SpeechOutput {
         request.deadline = original.deadline
         request.requestID = original.requestID + "/synthesize"
         let call = try host.startCall(model: model, operation: .synthesize, request: request)
-        do {
-            while true {
-                switch await call.next() {
-                case .event(let event):
-                    switch event {
-                    case .media, .usage: try await emit(.event(event))
-                    default: continue
-                    }
-                case .end(let end):
-                    guard end.isOK else {
-                        throw ProviderFailure(end.retryable ? .unavailable : .internalError, "\(name) failed to speak the answer: \(end.message)")
-                    }
-                    return
-                }
+        let end = try await call.read { event in
+            switch event {
+            case .media, .usage: try await emit(.event(event))
+            default: break
             }
-        } catch {
-            call.cancel()
-            throw error
+        }
+        guard end.isOK else {
+            throw ProviderFailure(end.retryable ? .unavailable : .internalError, "\(name) failed to speak the answer: \(end.message)")
         }
     }
 }

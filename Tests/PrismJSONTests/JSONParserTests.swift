@@ -122,6 +122,32 @@ final class JSONParserTests: XCTestCase {
         XCTAssertGreaterThan(refused, 100, "the generator makes invalid UTF-8 too")
     }
 
+    /// The eight-bytes-at-a-time scan of strings: every byte value at every place of a string
+    /// long enough for several words (and a tail) is found exactly where the byte loop finds it.
+    func testEveryByteIsJudgedAtEveryPlaceOfALongString() {
+        for place in 0..<19 {
+            for value in 0...255 {
+                let c = UInt8(value)
+                var content = [UInt8](repeating: UInt8(ascii: "a"), count: 19)
+                content[place] = c
+                let outcome = Result { try JSONValue.parse([0x22] + content + [0x22]) }
+                let what = "byte 0x\(String(c, radix: 16)) at \(place)"
+                switch c {
+                case UInt8(ascii: "\""):  // the string ends early: what follows is after the document
+                    XCTAssertEqual((outcome.error as? JSONParseError)?.offset, place + 2, what)
+                case UInt8(ascii: "\\"):  // "\a" is no escape; last, it escapes the closing quote
+                    XCTAssertEqual((outcome.error as? JSONParseError)?.offset, place == 18 ? 0 : place + 1, what)
+                case 0..<0x20:
+                    XCTAssertEqual((outcome.error as? JSONParseError)?.offset, place + 1, what)
+                case 0x80...:  // a lone non-ASCII byte is not UTF-8; refused at the string
+                    XCTAssertEqual((outcome.error as? JSONParseError)?.offset, 0, what)
+                default:
+                    XCTAssertEqual(try? outcome.get(), .string(String(decoding: content, as: UTF8.self)), what)
+                }
+            }
+        }
+    }
+
     private func assertSameOutcome(_ bytes: [UInt8], file: StaticString = #filePath, line: UInt = #line) {
         let parsed = Result { try JSONValue.parse(bytes) }
         let skipped = Result { try JSONParser.read(bytes) { try $0.skipValue() } }
@@ -132,5 +158,12 @@ final class JSONParserTests: XCTestCase {
         default:
             XCTFail("parse \(parsed), skip \(skipped) on \(String(decoding: bytes, as: UTF8.self).debugDescription)", file: file, line: line)
         }
+    }
+}
+
+private extension Result {
+    var error: Failure? {
+        if case .failure(let error) = self { return error }
+        return nil
     }
 }
