@@ -6,8 +6,9 @@ import Foundation
 
 /// A streamed answer's decoder: fed body pieces as they arrive, then the end.
 public protocol ResponseDecoder {
-    /// Body bytes, after the head is known; false stops the exchange.
-    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool
+    /// Body bytes, after the head is known, lent for the duration of the call; false stops the
+    /// exchange.
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: UnsafeRawBufferPointer) -> Bool
     /// The whole response arrived: emit what is left and finish the call, or throw its failure.
     mutating func end(_ head: HTTPResponseHead) throws
     /// The exchange failed: the failure to finish the call with.
@@ -19,12 +20,12 @@ public protocol ResponseDecoder {
 private final class Exchange {
     /// Dropped before `onEnd` runs: a blocked caller resumes then, and may end the life of what
     /// its body handler captured (withoutActuallyEscaping checks that nothing kept it).
-    var onBody: ((HTTPResponseHead, Data) -> Bool)?
+    var onBody: ((HTTPResponseHead, UnsafeRawBufferPointer) -> Bool)?
     let onEnd: (Result<HTTPResponseHead, HTTPTransferError>) -> Void
     var head = HTTPResponseHead(status: 0, headers: [:])
     var stopped = false
 
-    init(onBody: @escaping (HTTPResponseHead, Data) -> Bool, onEnd: @escaping (Result<HTTPResponseHead, HTTPTransferError>) -> Void) {
+    init(onBody: @escaping (HTTPResponseHead, UnsafeRawBufferPointer) -> Bool, onEnd: @escaping (Result<HTTPResponseHead, HTTPTransferError>) -> Void) {
         self.onBody = onBody
         self.onEnd = onEnd
     }
@@ -47,7 +48,8 @@ private let handlerTable = prism_http_handler(
     },
     on_body: { ctx, data, len in
         let e = exchange(ctx)
-        let chunk = data.map { Data(bytes: $0, count: len) } ?? Data()
+        // The host's bytes, lent for this call: no copy unless the receiver keeps them.
+        let chunk = UnsafeRawBufferPointer(start: data, count: data == nil ? 0 : len)
         if e.onBody?(e.head, chunk) ?? false { return 0 }
         e.stopped = true
         return 1
@@ -67,10 +69,10 @@ private let handlerTable = prism_http_handler(
     })
 
 extension ProviderCall {
-    /// Starts `request` on the host; `onBody` gets body pieces as they arrive (false stops the
-    /// exchange), `onEnd` the outcome, both on the call's I/O loop, where they must not block.
+    /// Starts `request` on the host; `onBody` gets body pieces as they arrive, lent for the
+    /// duration of the call (false stops the exchange), `onEnd` the outcome, both on the call's I/O loop, where they must not block.
     /// A request the host refuses at once ends through `onEnd` too, on this thread.
-    public func send(_ request: HTTPRequest, onBody: @escaping (HTTPResponseHead, Data) -> Bool,
+    public func send(_ request: HTTPRequest, onBody: @escaping (HTTPResponseHead, UnsafeRawBufferPointer) -> Bool,
                      onEnd: @escaping (Result<HTTPResponseHead, HTTPTransferError>) -> Void) {
         startedWork()
         let ctx = Unmanaged.passRetained(Exchange(onBody: onBody, onEnd: onEnd))
@@ -168,9 +170,9 @@ private final class DecoderBox<Decoder: ResponseDecoder> {
 public struct BlockingHTTP {
     let call: ProviderCall
 
-    /// Runs `request` to its end. `onBody` gets body bytes as they arrive, on the call's I/O
-    /// loop while this thread waits; returning false stops the exchange. Returns the head.
-    public func perform(_ request: HTTPRequest, onBody: @escaping (HTTPResponseHead, Data) -> Bool) throws -> HTTPResponseHead {
+    /// Runs `request` to its end. `onBody` gets body bytes as they arrive (lent for the call), on
+    /// the call's I/O loop while this thread waits; returning false stops the exchange. Returns the head.
+    public func perform(_ request: HTTPRequest, onBody: @escaping (HTTPResponseHead, UnsafeRawBufferPointer) -> Bool) throws -> HTTPResponseHead {
         let done = DispatchSemaphore(value: 0)
         // Written once on the loop before the signal, read here after the wait.
         nonisolated(unsafe) var outcome: Result<HTTPResponseHead, HTTPTransferError>?

@@ -48,6 +48,11 @@ public struct ServerSentEventParser {
 
     /// Feeds a chunk; returns the events it completed, their data as bytes.
     public mutating func feedBytes(_ chunk: Data) -> [ServerSentEventBytes] {
+        chunk.withUnsafeBytes { feedBytes($0) }
+    }
+
+    /// Feeds the bytes of a piece of body as the host lends them; returns the events completed.
+    public mutating func feedBytes(_ chunk: UnsafeRawBufferPointer) -> [ServerSentEventBytes] {
         var out: [ServerSentEventBytes] = []
         feed(chunk) { event, data in
             out.append(ServerSentEventBytes(event: event, data: data))
@@ -63,8 +68,15 @@ public struct ServerSentEventParser {
     /// buffered for the next `feed`.
     @discardableResult
     public mutating func feed(_ chunk: Data, _ onEvent: (_ event: String, _ data: [UInt8]) -> Bool) -> Bool {
+        chunk.withUnsafeBytes { feed($0, onEvent) }
+    }
+
+    /// `feed` on bytes the host lends for the duration of the call (a piece of body as it
+    /// arrives, with no copy into a Data first).
+    @discardableResult
+    public mutating func feed(_ chunk: UnsafeRawBufferPointer, _ onEvent: (_ event: String, _ data: [UInt8]) -> Bool) -> Bool {
         // As typed bytes, so that the append is one copy rather than a loop over a raw buffer.
-        chunk.withUnsafeBytes { pending.append(contentsOf: $0.assumingMemoryBound(to: UInt8.self)) }
+        pending.append(contentsOf: chunk.assumingMemoryBound(to: UInt8.self))
         var start = 0
         var i = 0
         var going = true

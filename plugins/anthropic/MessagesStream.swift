@@ -25,7 +25,7 @@ struct MessagesStream: ResponseDecoder {
 
     init(call: ProviderCall) { self.call = call }
 
-    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: UnsafeRawBufferPointer) -> Bool {
         status = head.status
         guard head.status == 200 else {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }

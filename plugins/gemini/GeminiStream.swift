@@ -32,7 +32,7 @@ struct GeminiStream: ResponseDecoder {
         try end(head)
     }
 
-    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: UnsafeRawBufferPointer) -> Bool {
         status = head.status
         guard head.status == 200 else {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }

@@ -20,7 +20,7 @@ struct ChatStream: ResponseDecoder {
     init(call: ProviderCall) { self.call = call }
 
     /// Takes a body chunk; false stops the transfer (cancelled, or a mid-stream error).
-    mutating func receive(_ head: HTTPResponseHead, _ chunk: Data) -> Bool {
+    mutating func receive(_ head: HTTPResponseHead, _ chunk: UnsafeRawBufferPointer) -> Bool {
         status = head.status
         guard head.status == 200 else {
             if errorBody.count < HTTPLimits.maxErrorBodyBytes { errorBody += chunk.prefix(HTTPLimits.maxErrorBodyBytes - errorBody.count) }
