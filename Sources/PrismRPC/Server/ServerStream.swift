@@ -104,7 +104,16 @@ final class ServerStream {
         // Strong, as elsewhere here: `stop` (at the status or the stream's close) releases it.
         let loop = eventLoop
         let bound = NIOLoopBound(self, eventLoop: loop)
-        responses.consumeByPolling { loop.execute { bound.value.responsesReady() } }
+        // A producer on this loop is a step of a handler's task (its jobs run as the loop's own
+        // tasks, never inside the connection's code): the stream is told at once, sparing a task
+        // per message; the flush that sends it is deferred anyway. From elsewhere, one hop.
+        responses.consumeByPolling {
+            if loop.inEventLoop {
+                bound.value.responsesReady()
+            } else {
+                loop.execute { bound.value.responsesReady() }
+            }
+        }
         self.responses = responses
         return ResponseWriter(side: side, responses: responses)
     }
