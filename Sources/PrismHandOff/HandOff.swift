@@ -24,6 +24,9 @@ import Foundation
 /// An element larger than the byte budget is still accepted into an empty buffer, so no
 /// producer waits forever.
 ///
+/// The async methods are `nonisolated(nonsending)`: they run on their caller's executor (an
+/// event loop relaying a stream, say) rather than switching executors at every call.
+///
 /// One consumer, in one of two modes: a task awaiting `next()` (a second concurrent `next()` is
 /// a programming error), or, after `consumeByPolling(onReady:)`, code that is not a task (an event
 /// loop pulling as its socket takes more) calling `poll()` and told when to poll again.
@@ -112,6 +115,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// buffered then, this element perhaps among it, was dropped). Not cancellable: the wait ends
     /// when there is room, or the hand-off is stopped or ended. Allocates only when it must wait.
     @inlinable
+    nonisolated(nonsending)
     public func send(_ element: Element) async -> Acceptance {
         let acceptance = offer(element)
         guard acceptance == .acceptedFull else { return acceptance }
@@ -204,6 +208,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     // MARK: - The consumer (one task)
 
     /// The next element, or the end. Suspends until one is due. Only one consumer may wait.
+    nonisolated(nonsending)
     public func next() async -> Step {
         if let step = poll() { return step }
         // Resumed with nil only by cancellation, which this wait does not install.
@@ -213,6 +218,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
     /// The next element, or the end; nil when the consumer's task is cancelled before either is
     /// due (a step already due is returned even then). For consumers that give up waiting (a
     /// timeout racing the next message in a task group).
+    nonisolated(nonsending)
     public func nextUnlessCancelled() async -> Step? {
         if let step = poll() { return step }
         return await withTaskCancellationHandler {
@@ -226,6 +232,7 @@ public final class HandOff<Element: Sendable, Outcome: Sendable>: @unchecked Sen
         }
     }
 
+    nonisolated(nonsending)
     private func wait(cancellable: Bool) async -> Step? {
         await withUnsafeContinuation { (continuation: UnsafeContinuation<Step?, Never>) in
             condition.lock()

@@ -68,10 +68,12 @@ public final class Generator: Sendable {
     /// else: planning and adaptation stay on the caller's executor). A service passes the executor
     /// of the connection its writes go to, so a streamed event costs no extra thread wake-up.
     ///
+    /// `emit` runs on the relay's executor (`nonisolated(nonsending)`), with no switch per output.
+    ///
     /// Inside a call with a `Caller`, only the models its key allows are candidates (none left:
     /// PERMISSION_DENIED naming the models), and what the answer spent goes to `meter` under its key.
     public func generate(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)? = nil,
-                         emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+                         emit: nonisolated(nonsending) @Sendable (GenerationOutput) async throws -> Void) async throws {
         let tally = UsageTally()
         do {
             try await run(request, relayExecutor: relayExecutor, tally: tally, emit: emit)
@@ -100,7 +102,7 @@ public final class Generator: Sendable {
     }
 
     private func run(_ request: GenerationRequest, relayExecutor: (any TaskExecutor)?, tally: UsageTally,
-                     emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+                     emit: nonisolated(nonsending) @Sendable (GenerationOutput) async throws -> Void) async throws {
         var asked = request
         asked.route = planner.resolvingAliases(request.route)
         // Generate routed to an engine that only does OCR or transcription runs that engine on
@@ -245,7 +247,7 @@ public final class Generator: Sendable {
     /// Records the call's first content and usage in `metrics` and `tally`, and its end when the
     /// client went away (the caller records any other end).
     private func stream(_ call: PluginCall, model: ModelCapability, tally: UsageTally, sentContent: inout Bool, dimensions: [(String, String)],
-                        emit: @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
+                        emit: nonisolated(nonsending) @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
         let started = ContinuousClock.now
         do {
             return try await call.read { event in

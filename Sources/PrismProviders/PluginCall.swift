@@ -322,6 +322,7 @@ public final class PluginCall: @unchecked Sendable {
     // MARK: - The host's side
 
     /// The next event, or the end. Cancelling the reading task cancels the call.
+    nonisolated(nonsending)
     public func next() async -> Step {
         // An event already buffered (the reader fell behind) is taken without suspending.
         if !Task.isCancelled, let step = events.poll() { return Self.step(step) }
@@ -334,8 +335,10 @@ public final class PluginCall: @unchecked Sendable {
 
     /// Reads the call to its end, passing each event to `body`, and returns the end. Cancelling
     /// the reading task, or `body` throwing, cancels the call (then the error is rethrown). One
-    /// cancellation handler covers the whole read, not one per event as with `next()`.
-    public func read(_ body: (ProviderEvent) async throws -> Void) async rethrows -> End {
+    /// cancellation handler covers the whole read, not one per event as with `next()`; the read
+    /// and `body` run on the caller's executor (`nonisolated(nonsending)`): no switch per event.
+    nonisolated(nonsending)
+    public func read(_ body: nonisolated(nonsending) (ProviderEvent) async throws -> Void) async rethrows -> End {
         try await withTaskCancellationHandler {
             do {
                 while true {

@@ -24,7 +24,7 @@ enum SpeechOutput {
     /// Speaks `text` with the model `name`, passing its media and usage on as events. The
     /// original request's `voice` and `speed` labels reach the voice as options.
     static func speak(_ text: String, via name: String, host: PluginHost, original: GenerationRequest,
-                      emit: @Sendable (GenerationOutput) async throws -> Void) async throws {
+                      emit: nonisolated(nonsending) @Sendable (GenerationOutput) async throws -> Void) async throws {
         guard let model = host.capabilityMatrix().first(where: { $0.name == name }) else {
             throw ProviderFailure(.unavailable, "\(name), needed to speak the answer, is no longer loaded")
         }

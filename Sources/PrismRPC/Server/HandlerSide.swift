@@ -35,7 +35,10 @@ final class HandlerSide: Sendable {
     }
 
     // MARK: - Response messages (ResponseWriter)
+    // nonisolated(nonsending): a message is framed and queued on the writer's own executor (the
+    // stream's event loop, for a relay), with no executor switch per message.
 
+    nonisolated(nonsending)
     func write(_ message: ByteBuffer, to responses: HandOff<ByteBuffer, Void>) async throws {
         if let jsonCodec {
             let json = try jsonCodec.response(toJSON: message, path: context.head.path)
@@ -45,6 +48,7 @@ final class HandlerSide: Sendable {
     }
 
     /// A message serialized straight after its prefix; compressed responses take the usual path.
+    nonisolated(nonsending)
     func write(size: Int, to responses: HandOff<ByteBuffer, Void>, _ serialize: (inout ByteBuffer) -> Void) async throws {
         let encoding = responseEncoding()
         var buffer = allocator.buffer(capacity: 5 + size)
@@ -60,6 +64,7 @@ final class HandlerSide: Sendable {
     }
 
     /// Hands a framed message to the loop; suspends while the stream's unsent bytes are over the cap.
+    nonisolated(nonsending)
     private func push(_ framed: ByteBuffer, to responses: HandOff<ByteBuffer, Void>) async throws {
         let framed = wire.encode(framed, allocator: allocator)
         if await responses.send(framed) == .refused {

@@ -56,6 +56,7 @@ public struct ResponseWriter: Sendable {
     let side: HandlerSide
     let responses: HandOff<ByteBuffer, Void>
 
+    nonisolated(nonsending)
     public func write(_ message: ByteBuffer) async throws {
         try await side.write(message, to: responses)
     }
@@ -63,6 +64,7 @@ public struct ResponseWriter: Sendable {
     /// Writes a message of exactly `size` bytes that `serialize` appends to the buffer it is
     /// given, which already holds the message's gRPC prefix: one buffer and no copy per message,
     /// for a handler streaming many small ones (Generate's text deltas).
+    nonisolated(nonsending)
     public func write(size: Int, _ serialize: (inout ByteBuffer) -> Void) async throws {
         try await side.write(size: size, to: responses, serialize)
     }

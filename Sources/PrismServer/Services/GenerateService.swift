@@ -40,6 +40,7 @@ enum GenerateService {
     }
 
     /// Sends one output as a GenerateEvent (text deltas, the most frequent, without a copy).
+    nonisolated(nonsending)
     static func write(_ output: GenerationOutput, to writer: ResponseWriter) async throws {
         if case .event(.text(let text)) = output, let size = textEventSize(text) {
             try await writer.write(size: size) { writeTextEvent(text, into: &$0) }
