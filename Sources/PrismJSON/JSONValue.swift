@@ -191,13 +191,16 @@ extension JSONValue {
     /// Integers that a Double holds exactly print as integers; others in Swift's shortest
     /// round-trip form ("1.5", "1e-07", "1e+300"), which is valid JSON. The parser never makes
     /// an infinity or a NaN.
-    private static func numberText(_ d: Double) -> String {
+    public static func numberText(_ d: Double) -> String {
         if d.rounded() == d, abs(d) < 9_007_199_254_740_992 { return String(Int64(d)) }
         return d.description
     }
 
-    private static func writeString(_ s: String, to out: inout [UInt8]) {
-        let hex = Array("0123456789abcdef".utf8)
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// `s` as a JSON string: quotes, backslashes and control characters escaped, the rest
+    /// (slashes, non-ASCII) as it is.
+    public static func writeString(_ s: String, to out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         for b in s.utf8 {
             switch b {
@@ -206,7 +209,7 @@ extension JSONValue {
             case 0x0A: out += #"\n"#.utf8
             case 0x0D: out += #"\r"#.utf8
             case 0x09: out += #"\t"#.utf8
-            case 0..<0x20: out += #"\u00"#.utf8; out.append(hex[Int(b >> 4)]); out.append(hex[Int(b & 0xF)])
+            case 0..<0x20: out += #"\u00"#.utf8; out.append(hexDigits[Int(b >> 4)]); out.append(hexDigits[Int(b & 0xF)])
             default: out.append(b)
             }
         }

@@ -246,6 +246,7 @@ public final class Generator: Sendable {
     /// Reads a call to its end, passing events on; cancels the call if the client goes away.
     /// Records the call's first content and usage in `metrics` and `tally`, and its end when the
     /// client went away (the caller records any other end).
+    nonisolated(nonsending)
     private func stream(_ call: PluginCall, model: ModelCapability, tally: UsageTally, sentContent: inout Bool, dimensions: [(String, String)],
                         emit: nonisolated(nonsending) @Sendable (GenerationOutput) async throws -> Void) async throws -> PluginCall.End {
         let started = ContinuousClock.now

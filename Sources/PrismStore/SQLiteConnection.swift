@@ -35,6 +35,11 @@ public enum SQLiteValue: Sendable, Equatable {
 public final class SQLiteConnection {
     let handle: OpaquePointer
     public let path: String
+    /// The statements of `run`, `query` and `scalar` by their SQL, prepared once and kept for
+    /// the connection's life: a store's few statements are parsed once, not at every use
+    /// (parsing was most of what recording an answer's usage cost). At most this many.
+    private var kept: [String: OpaquePointer] = [:]
+    static let maxKeptStatements = 64
 
     /// Opens (creating if asked) the database at `path`. `busyTimeoutMilliseconds` is how long a
     /// statement waits for another connection's lock before failing with SQLITE_BUSY.
@@ -53,7 +58,10 @@ public final class SQLiteConnection {
         sqlite3_extended_result_codes(db, 1)
     }
 
-    deinit { sqlite3_close_v2(handle) }
+    deinit {
+        kept.values.forEach { sqlite3_finalize($0) }
+        sqlite3_close_v2(handle)
+    }
 
     /// Runs one or more statements without results (schema, pragmas, BEGIN/COMMIT).
     public func exec(_ sql: String) throws {
@@ -76,17 +84,32 @@ public final class SQLiteConnection {
         return prepared
     }
 
+    /// A kept statement for `sql` with `parameters` bound, for a caller that is done with it
+    /// before returning (reset when the returned object goes); a fresh one past the limit.
+    private func reusable(_ sql: String, _ parameters: [SQLiteValue]) throws -> SQLiteStatement {
+        var statement = kept[sql]
+        if statement == nil {
+            guard kept.count < Self.maxKeptStatements else { return try prepare(sql, parameters) }
+            let rc = sqlite3_prepare_v3(handle, sql, -1, UInt32(SQLITE_PREPARE_PERSISTENT), &statement, nil)
+            guard rc == SQLITE_OK, statement != nil else { throw error(rc, sql) }
+            kept[sql] = statement
+        }
+        let reused = SQLiteStatement(statement!, connection: self, sql: sql, kept: true)
+        try reused.bind(parameters)
+        return reused
+    }
+
     /// Runs a statement that returns no rows; returns the rows it changed.
     @discardableResult
     public func run(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> Int {
-        let statement = try prepare(sql, parameters)
+        let statement = try reusable(sql, parameters)
         while try statement.step() {}
         return Int(sqlite3_changes(handle))
     }
 
     /// Every row of a query, each as its columns' values.
     public func query(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> [[SQLiteValue]] {
-        let statement = try prepare(sql, parameters)
+        let statement = try reusable(sql, parameters)
         var rows: [[SQLiteValue]] = []
         while try statement.step() { rows.append(statement.row) }
         return rows
@@ -94,7 +117,7 @@ public final class SQLiteConnection {
 
     /// The first column of the first row, or nil when there is no row.
     public func scalar(_ sql: String, _ parameters: [SQLiteValue] = []) throws -> SQLiteValue? {
-        let statement = try prepare(sql, parameters)
+        let statement = try reusable(sql, parameters)
         return try statement.step() ? statement.column(0) : nil
     }
 
@@ -120,19 +143,23 @@ public final class SQLiteConnection {
     }
 }
 
-/// A prepared statement; finalized when released.
+/// A prepared statement; finalized when released, or reset when the connection keeps it.
 public final class SQLiteStatement {
     private let statement: OpaquePointer
     private let connection: SQLiteConnection
     private let sql: String
+    private let kept: Bool
 
-    fileprivate init(_ statement: OpaquePointer, connection: SQLiteConnection, sql: String) {
+    fileprivate init(_ statement: OpaquePointer, connection: SQLiteConnection, sql: String, kept: Bool = false) {
         self.statement = statement
         self.connection = connection
         self.sql = sql
+        self.kept = kept
     }
 
-    deinit { sqlite3_finalize(statement) }
+    deinit {
+        if kept { reset() } else { sqlite3_finalize(statement) }
+    }
 
     /// SQLite copies bound text and blobs (SQLITE_TRANSIENT), so the Swift values may go away.
     private static let transient = unsafeBitCast(-1, to: sqlite3_destructor_type.self)

@@ -1,6 +1,8 @@
 // JSONBody: bodies with base64 media spliced in must be byte for byte what JSONSerialization
-// makes of the same object with the base64 strings in place, whatever the order of the media.
+// makes of the same object with the base64 strings in place, whatever the order of the media;
+// and what it makes of any object must mean what JSONSerialization's text means.
 import Foundation
+import PrismJSON
 import PrismPluginKit
 import XCTest
 
@@ -25,5 +27,28 @@ final class JSONBodyTests: XCTestCase {
     func testWithoutMediaItIsThePlainSerialization() throws {
         let object: [String: Any] = ["z": 1, "a": ["x/y", true]]
         XCTAssertEqual(try JSONBody().serialize(object), try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
+    }
+
+    /// Everything a plugin puts in a body: Swift values, a schema parsed by JSONSerialization
+    /// (NSNumbers, booleans among them), escapes, non-ASCII text, nesting; booleans stay
+    /// booleans and numbers numbers.
+    func testAnyObjectMeansWhatJSONSerializationWrites() throws {
+        let schema = try JSONSerialization.jsonObject(with: Data(#"""
+            {"type":"object","properties":{"n":{"type":"integer","minimum":1,"maximum":2.5}},"additionalProperties":false,"required":["n"]}
+            """#.utf8))
+        let object: [String: Any] = [
+            "model": "gpt-4o-mini", "stream": true, "max_tokens": 1024, "temperature": Double(Float(0.7)),
+            "messages": [["role": "user", "content": "quote \" backslash \\ tab \t nul \u{0} é 𝄞 a/b"]],
+            "tools": [["type": "function", "function": ["name": "f", "parameters": schema]]],
+            "stop": NSNull(), "empty": [String: Any](), "none": [Any](), "big": UInt64.max, "negative": -3, "small": Int32(7),
+        ]
+        let ours = try JSONBody().serialize(object)
+        let theirs = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes])
+        XCTAssertEqual(try JSONValue.parse([UInt8](ours)), try JSONValue.parse([UInt8](theirs)), String(decoding: ours, as: UTF8.self))
+        let text = String(decoding: ours, as: UTF8.self)
+        XCTAssertTrue(text.contains(#""additionalProperties":false"#), text)
+        XCTAssertTrue(text.contains(#""stream":true"#), text)
+        XCTAssertTrue(text.contains("𝄞 a/b\""), "slashes are not escaped: \(text)")
+        XCTAssertThrowsError(try JSONBody().serialize(["t": Double.infinity]))
     }
 }
