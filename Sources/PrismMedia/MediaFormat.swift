@@ -70,21 +70,25 @@ public enum MediaFormat: String, Sendable, Equatable, CaseIterable, Codable {
 
     /// The format a declared MIME type names (aliases included), or nil when it names none we know.
     public init?(mimeType: String) {
-        let base = mimeType.split(separator: ";").first.map { $0.trimmingCharacters(in: .whitespaces).lowercased() } ?? ""
-        let aliases: [String: MediaFormat] = [
-            "image/jpg": .jpeg, "image/pjpeg": .jpeg, "image/x-png": .png, "image/heif": .heic,
-            "image/x-ms-bmp": .bmp, "image/x-bmp": .bmp, "image/tif": .tiff,
-            "audio/x-wav": .wav, "audio/wave": .wav, "audio/vnd.wave": .wav, "audio/mp3": .mp3,
-            "audio/x-flac": .flac, "audio/opus": .opus, "audio/x-m4a": .m4a, "audio/m4a": .m4a,
-            "audio/aacp": .aac, "audio/x-aiff": .aiff, "audio/webm": .webm, "video/x-m4v": .mp4,
-            "video/matroska": .matroska, "video/avi": .avi, "application/x-pdf": .pdf,
-        ]
-        if let format = aliases[base] {
+        let essence = mimeType.split(separator: ";", maxSplits: 1).first ?? ""
+        let base = essence.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()
+        let key = String(base).lowercased()
+        if let format = Self.aliases[key] {
             self = format
-        } else if let format = MediaFormat.allCases.first(where: { $0 != .unknown && $0.mimeType == base }) {
+        } else if let format = MediaFormat.allCases.first(where: { $0 != .unknown && $0.mimeType == key }) {
             self = format
         } else {
             return nil
         }
     }
+
+    /// Other names in use for the formats above.
+    private static let aliases: [String: MediaFormat] = [
+        "image/jpg": .jpeg, "image/pjpeg": .jpeg, "image/x-png": .png, "image/heif": .heic,
+        "image/x-ms-bmp": .bmp, "image/x-bmp": .bmp, "image/tif": .tiff,
+        "audio/x-wav": .wav, "audio/wave": .wav, "audio/vnd.wave": .wav, "audio/mp3": .mp3,
+        "audio/x-flac": .flac, "audio/opus": .opus, "audio/x-m4a": .m4a, "audio/m4a": .m4a,
+        "audio/aacp": .aac, "audio/x-aiff": .aiff, "audio/webm": .webm, "video/x-m4v": .mp4,
+        "video/matroska": .matroska, "video/avi": .avi, "application/x-pdf": .pdf,
+    ]
 }

@@ -21,8 +21,8 @@ public struct JSONBody {
         return token + String(media.count - 1)
     }
 
-    /// `object` as compact JSON, keys sorted, slashes not escaped, each placeholder replaced by
-    /// its base64. Swift's own values (String, Bool, integers, Double, Float, arrays,
+    /// `object` as compact JSON, keys sorted, slashes not escaped, each placeholder (alone or
+    /// ending a string) replaced by its base64. Swift's own values (String, Bool, integers, Double, Float, arrays,
     /// dictionaries, NSNull) are written here; anything else (the NSNumbers of a schema parsed
     /// by JSONSerialization) by JSONSerialization, which knows a boolean NSNumber from a number.
     /// Throws for what JSON cannot hold (an infinite number, a type JSONSerialization refuses).
@@ -34,30 +34,16 @@ public struct JSONBody {
     }
 
     private func write(_ value: Any, to out: inout [UInt8]) throws {
-        // First, before the casts below could bridge one into a Bool or an Int.
-        if type(of: value) is NSNumber.Type {
-            return out += try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
-        }
-        switch value {
-        case let text as String:
-            if let data = medium(named: text) {
-                out.append(UInt8(ascii: "\""))
-                out += data.base64EncodedData()
-                out.append(UInt8(ascii: "\""))
-            } else {
-                JSONValue.writeString(text, to: &out)
-            }
-        case let flag as Bool: out += (flag ? "true" : "false").utf8
-        case let n as Int: out += String(n).utf8
-        case let n as Int64: out += String(n).utf8
-        case let n as Int32: out += String(n).utf8
-        case let n as UInt: out += String(n).utf8
-        case let n as UInt64: out += String(n).utf8
-        case let n as UInt32: out += String(n).utf8
-        case let n as Double: try write(number: n, to: &out)
-        case let n as Float: try write(number: Double(n), to: &out)
-        case is NSNull: out += "null".utf8
-        case let object as [String: Any]:
+        // Strings, objects and arrays first: most values are, and each failed cast costs.
+        if let text = value as? String {
+            guard let (head, data) = medium(endingIn: text) else { return JSONValue.writeString(text, to: &out) }
+            // The text before the placeholder (a data URL's "data:…;base64,"), then the base64
+            // in place of the placeholder, inside the string's quotes.
+            JSONValue.writeString(String(head), to: &out)
+            out.removeLast()
+            out += data.base64EncodedData()
+            out.append(UInt8(ascii: "\""))
+        } else if let object = value as? [String: Any] {
             out.append(UInt8(ascii: "{"))
             for (index, key) in object.keys.sorted().enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
@@ -66,15 +52,31 @@ public struct JSONBody {
                 try write(object[key]!, to: &out)
             }
             out.append(UInt8(ascii: "}"))
-        case let array as [Any]:
+        } else if let array = value as? [Any] {
             out.append(UInt8(ascii: "["))
             for (index, element) in array.enumerated() {
                 if index > 0 { out.append(UInt8(ascii: ",")) }
                 try write(element, to: &out)
             }
             out.append(UInt8(ascii: "]"))
-        default:
-            out += try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+        } else if type(of: value) is NSNumber.Type {
+            // Before the casts below, which would bridge it into a Bool or an Int.
+            out += try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed])
+        } else {
+            switch value {
+            case let flag as Bool: out += (flag ? "true" : "false").utf8
+            case let n as Int: out += String(n).utf8
+            case let n as Int64: out += String(n).utf8
+            case let n as Int32: out += String(n).utf8
+            case let n as UInt: out += String(n).utf8
+            case let n as UInt64: out += String(n).utf8
+            case let n as UInt32: out += String(n).utf8
+            case let n as Double: try write(number: n, to: &out)
+            case let n as Float: try write(number: Double(n), to: &out)
+            case is NSNull: out += "null".utf8
+            default:
+                out += try JSONSerialization.data(withJSONObject: value, options: [.fragmentsAllowed, .sortedKeys, .withoutEscapingSlashes])
+            }
         }
     }
 
@@ -83,9 +85,12 @@ public struct JSONBody {
         out += JSONValue.numberText(number).utf8
     }
 
-    /// The medium `text` is the placeholder of, if it is one.
-    private func medium(named text: String) -> Data? {
-        guard !media.isEmpty, text.hasPrefix(token), let index = Int(text.dropFirst(token.count)), media.indices.contains(index) else { return nil }
-        return media[index]
+    /// The text before the placeholder `text` ends with, and its medium; nil without one.
+    private func medium(endingIn text: String) -> (Substring, Data)? {
+        guard !media.isEmpty else { return nil }
+        let digits = text.utf8.reversed().prefix { $0 >= UInt8(ascii: "0") && $0 <= UInt8(ascii: "9") }.count
+        let head = Substring(text.utf8.dropLast(digits))
+        guard digits > 0, head.hasSuffix(token), let index = Int(Substring(text.utf8.suffix(digits))), media.indices.contains(index) else { return nil }
+        return (head.dropLast(token.count), media[index])
     }
 }

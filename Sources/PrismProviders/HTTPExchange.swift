@@ -227,7 +227,7 @@ private func exchange(_ context: UnsafeMutableRawPointer?) -> HTTPExchange {
 
 private let headerCallback: prism_curl_data_fn = { data, size, count, context in
     let n = size * count
-    guard let data, let line = String(bytes: UnsafeRawBufferPointer(start: data, count: n), encoding: .utf8) else { return n }
+    guard let data, let line = String(validating: UnsafeRawBufferPointer(start: data, count: n), as: UTF8.self) else { return n }
     exchange(context).header(String(HTTPExchange.trimmingBlanks(line[...])))
     return n
 }

@@ -24,6 +24,15 @@ final class JSONBodyTests: XCTestCase {
                        String(decoding: try JSONSerialization.data(withJSONObject: plain, options: [.sortedKeys, .withoutEscapingSlashes]), as: UTF8.self))
     }
 
+    /// A placeholder ending a string (a data URL) keeps the text before it.
+    func testPlaceholderEndingADataURL() throws {
+        var body = JSONBody()
+        let png = Data([0x89, 0x50, 0x4E, 0x47])
+        let url = "data:image/png;base64," + body.base64(of: png)
+        let text = String(decoding: try body.serialize(["image_url": ["url": url], "note": "prism-base64-9"]), as: UTF8.self)
+        XCTAssertEqual(text, #"{"image_url":{"url":"data:image/png;base64,iVBORw=="},"note":"prism-base64-9"}"#)
+    }
+
     func testWithoutMediaItIsThePlainSerialization() throws {
         let object: [String: Any] = ["z": 1, "a": ["x/y", true]]
         XCTAssertEqual(try JSONBody().serialize(object), try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys, .withoutEscapingSlashes]))
