@@ -70,9 +70,10 @@ public enum MediaFormat: String, Sendable, Equatable, CaseIterable, Codable {
 
     /// The format a declared MIME type names (aliases included), or nil when it names none we know.
     public init?(mimeType: String) {
+        // The part before any parameters, without the blanks around it, in lower case.
         let essence = mimeType.split(separator: ";", maxSplits: 1).first ?? ""
-        let base = essence.drop(while: { $0 == " " || $0 == "\t" }).reversed().drop(while: { $0 == " " || $0 == "\t" }).reversed()
-        let key = String(base).lowercased()
+        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" }
+        let key = essence.firstIndex { !blank($0) }.map { essence[$0...essence.lastIndex { !blank($0) }!].lowercased() } ?? ""
         if let format = Self.aliases[key] {
             self = format
         } else if let format = MediaFormat.allCases.first(where: { $0 != .unknown && $0.mimeType == key }) {

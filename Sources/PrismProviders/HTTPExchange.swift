@@ -176,8 +176,8 @@ final class HTTPExchange: LoopTransfer, @unchecked Sendable {
     /// `text` without the spaces, tabs, CRs and LFs around it (Foundation's trimming costs more
     /// than the rest of an exchange's setup on Linux).
     static func trimmingBlanks(_ text: Substring) -> Substring {
-        let blank: (Character) -> Bool = { $0 == " " || $0 == "\t" || $0 == "\r\n" || $0 == "\n" || $0 == "\r" }
-        guard let first = text.firstIndex(where: { !blank($0) }), let last = text.lastIndex(where: { !blank($0) }) else { return "" }
+        let blank: (UInt8) -> Bool = { $0 == 0x20 || $0 == 0x09 || $0 == 0x0D || $0 == 0x0A }
+        guard let first = text.utf8.firstIndex(where: { !blank($0) }), let last = text.utf8.lastIndex(where: { !blank($0) }) else { return "" }
         return text[first...last]
     }
 

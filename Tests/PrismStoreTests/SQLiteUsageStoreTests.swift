@@ -20,6 +20,22 @@ final class SQLiteUsageStoreTests: XCTestCase {
         UsageRecord(key: key, model: model, day: day, requests: requests, inputTokens: input, outputTokens: output, costMicros: cost)
     }
 
+    /// The day of a record is the UTC calendar day, as Foundation's Gregorian calendar has it,
+    /// at every hour from 1900 to 2200 (leap years, century rules, before 1970).
+    func testDayIsTheUTCCalendarDay() {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC")!
+        var date = calendar.date(from: DateComponents(year: 1900, month: 1, day: 1))!
+        let end = calendar.date(from: DateComponents(year: 2200, month: 1, day: 1))!
+        while date < end {
+            let parts = calendar.dateComponents([.year, .month, .day], from: date)
+            let expected = String(format: "%04d-%02d-%02d", parts.year!, parts.month!, parts.day!)
+            let got = UsageRecord.day(of: date)
+            if got != expected { return XCTFail("\(date): \(got), expected \(expected)") }
+            date += 3_600 * 23 + 59  // a different hour of the day each time
+        }
+    }
+
     func testRowsAddUpPerKeyModelAndDay() async throws {
         let usage = SQLiteUsageStore(store: try EmbeddedStore(directory: folder))
         try await usage.add(record("alice", "openai/gpt-4o", "2026-12-05"))
