@@ -26,8 +26,8 @@ protocol LoopTransfer: AnyObject {
 
 /// One I/O loop. Other threads only `execute` work on it; everything else runs on its thread.
 final class HostIOLoop: @unchecked Sendable {
-    // @unchecked: `lock` guards `commands` and `wakePending`; `thread` is written once before
-    // init returns; every other var is touched only on the loop's thread.
+    // @unchecked: `lock` guards `commands`, `wakePending` and `runningCount`; `thread` is written
+    // once before init returns; every other var is touched only on the loop's thread.
 
     /// The process's loops, one per core, started on first use and never stopped (as an event
     /// loop group): their number stays the same however many streams run.
@@ -59,11 +59,17 @@ final class HostIOLoop: @unchecked Sendable {
     private let lock = NSLock()
     private var commands: [() -> Void] = []
     private var wakePending = false
+    private var runningCount = 0
+
+    /// The transfers (exchanges, media fetches) running on this loop now, for /metrics.
+    var running: Int { lock.withLock { runningCount } }
 
     // The loop thread's own.
     private var timerAt: UInt64?
     private var watched = Set<Int32>()
-    private var transfers: [UnsafeMutableRawPointer: any LoopTransfer] = [:]
+    private var transfers: [UnsafeMutableRawPointer: any LoopTransfer] = [:] {
+        didSet { lock.withLock { runningCount = transfers.count } }
+    }
     private var deferredEnds: [(any LoopTransfer, prism_status, String)] = []
     private var nextDeadline: UInt64 = .max
 

@@ -131,6 +131,13 @@ public final class PluginHost: @unchecked Sendable {
 
     public var workerPoolUse: WorkerPoolUse { pool.use }
 
+    /// The compute pool's use (PRISM_CALLS_COMPUTE plugins: one thread per core), as `workerPoolUse`.
+    public var computePoolUse: WorkerPoolUse { computePool.use }
+
+    /// The transfers running on each host I/O loop (PRISM_CALLS_NONBLOCKING calls' exchanges and
+    /// media fetches), by loop index. Starts the loops if no call has yet (one idle thread each).
+    public var ioLoopTransfers: [Int] { HostIOLoop.shared.map(\.running) }
+
     // MARK: - The folders
 
     /// Brings the loaded set in line with the folders: loads new files, reloads changed ones

@@ -132,6 +132,13 @@ public final class ProviderMetrics: Sendable {
         registry.makeGauge(descriptor: Family.poolQueued).set(Int64(pool.queued))
         registry.makeGauge(descriptor: Family.poolCapacity).set(Int64(pool.threads))
         registry.makeGauge(descriptor: Family.poolQueueCapacity).set(Int64(pool.queueLimit))
+        let compute = host.computePoolUse
+        registry.makeGauge(descriptor: Family.computeBusy).set(Int64(compute.busy))
+        registry.makeGauge(descriptor: Family.computeQueued).set(Int64(compute.queued))
+        registry.makeGauge(descriptor: Family.computeCapacity).set(Int64(compute.threads))
+        for (index, running) in host.ioLoopTransfers.enumerated() {
+            registry.makeGauge(descriptor: Family.ioLoopTransfers, labels: [("loop", String(index))]).set(Int64(running))
+        }
     }
 
     /// The families: name and help text in one place each (the registry refuses one name with two helps).
@@ -158,6 +165,13 @@ public final class ProviderMetrics: Sendable {
         static var poolCapacity: MetricNameDescriptor { prism("worker_pool_capacity", "", "Plugin worker threads at most (plugins.worker_threads).") }
         static var poolQueueCapacity: MetricNameDescriptor {
             prism("worker_pool_queue_capacity", "", "Plugin calls that may wait for a worker before more are refused (plugins.queued_calls).")
+        }
+
+        static var computeBusy: MetricNameDescriptor { prism("compute_pool_busy", "", "Compute pool threads running a CPU-bound plugin call (OCR, speech).") }
+        static var computeQueued: MetricNameDescriptor { prism("compute_pool_queued", "", "CPU-bound plugin calls waiting for a compute thread.") }
+        static var computeCapacity: MetricNameDescriptor { prism("compute_pool_capacity", "", "Compute pool threads at most (one per core).") }
+        static var ioLoopTransfers: MetricNameDescriptor {
+            prism("io_loop_transfers", "", "HTTP exchanges of non-blocking plugin calls and media fetches running on each host I/O loop (one loop per core).")
         }
 
         private static func prism(_ name: String, _ unit: String, _ help: String) -> MetricNameDescriptor {

@@ -1,8 +1,8 @@
 """The prism_* metrics after real Generate calls through the real OpenAI plugin and the fake OpenAI
 server (tools/fakes), scraped from /metrics with prometheus_client's parser as Prometheus reads it:
 provider calls by outcome, time to first token, tokens and cost, cache decisions, the allow-listed
-request label (kept, its value cut) and the others (dropped), plugin states, calls in flight and
-the worker pool; and the admin listener of `metrics.listen`. The gRPC families are checked in
+request label (kept, its value cut) and the others (dropped), plugin states, calls in flight, the
+worker and compute pools and the host I/O loops' transfers; and the admin listener of `metrics.listen`. The gRPC families are checked in
 test_http1.py."""
 
 from __future__ import annotations
@@ -155,17 +155,24 @@ def test_plugin_states_and_worker_pool(metrics_server):
     assert openai == {"loaded": 1, "draining": 0, "failed": 0, "unloaded": 0}, openai
     assert sample(families, "prism_worker_pool_capacity", "prism_worker_pool_capacity") == WORKER_THREADS
     assert sample(families, "prism_worker_pool_queue_capacity", "prism_worker_pool_queue_capacity") == QUEUED_CALLS
+    # The compute pool and the host I/O loops are both one per core.
+    cores = sample(families, "prism_compute_pool_capacity", "prism_compute_pool_capacity")
+    assert cores >= 1
+    assert len(io_loop_transfers(families)) == cores, io_loop_transfers(families)
+    assert sample(families, "prism_compute_pool_busy", "prism_compute_pool_busy") == 0
 
 
 def test_calls_in_flight_show_while_a_call_runs_and_a_cancelled_call_is_counted(metrics_server):
     def running(families):
         return (sample(families, "prism_rpcs_in_flight", "prism_rpcs_in_flight") >= 1
-                and sample(families, "prism_plugin_calls_in_flight", "prism_plugin_calls_in_flight", plugin="libprism-plugin-openai.so") >= 1)
+                and sample(families, "prism_plugin_calls_in_flight", "prism_plugin_calls_in_flight", plugin="libprism-plugin-openai.so") >= 1
+                and sum(io_loop_transfers(families).values()) >= 1)
 
     def idle(families):
         return (sample(families, "prism_rpcs_in_flight", "prism_rpcs_in_flight") == 0
                 and sample(families, "prism_plugin_calls_in_flight", "prism_plugin_calls_in_flight", plugin="libprism-plugin-openai.so") == 0
-                and sample(families, "prism_worker_pool_busy", "prism_worker_pool_busy") == 0)
+                and sample(families, "prism_worker_pool_busy", "prism_worker_pool_busy") == 0
+                and sum(io_loop_transfers(families).values()) == 0)
 
     poll(metrics_server, idle, "nothing in flight before the call")
     with metrics_server.channel() as channel:
@@ -180,6 +187,12 @@ def test_calls_in_flight_show_while_a_call_runs_and_a_cancelled_call_is_counted(
     poll(metrics_server, idle, "nothing in flight after the cancel")
     poll(metrics_server, lambda f: value(f, "prism_provider_calls", "prism_provider_calls_total", provider=PROVIDER, model=MODEL,
                                           outcome="cancelled", team="stall") == 1, "the cancelled call counted")
+
+
+def io_loop_transfers(families) -> dict[str, float]:
+    """prism_io_loop_transfers by loop index."""
+    family = families.get("prism_io_loop_transfers")
+    return {s.labels["loop"]: s.value for s in (family.samples if family else []) if s.name == "prism_io_loop_transfers"}
 
 
 def _events_until_error(call):
