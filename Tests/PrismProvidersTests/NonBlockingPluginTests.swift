@@ -1,6 +1,6 @@
 // A non-blocking (ABI 2.0) plugin written in C, plugins/tests/relay, against the fake OpenAI
 // server: host->http_start from C, the answer relayed from the host's I/O loop, flow control when
-// nobody reads, and cancellation ending the exchange. C, so that these paths also run under
+// nobody reads, cancellation ending the exchange, and a plugin that ignores it being abandoned. C, so that these paths also run under
 // ThreadSanitizer (tools/tsan.sh), where Swift plugins cannot load.
 import CPrismPlugin
 import Foundation
@@ -11,6 +11,7 @@ import XCTest
 final class NonBlockingPluginTests: XCTestCase {
     /// Events per call the host buffers here. The relay emits one event per received piece.
     private static let budget = 8
+    private static let cancelGrace = 0.5
     private var fake: VendorFake?
     private var host: PluginHost?
     private var folder: String?
@@ -25,6 +26,7 @@ final class NonBlockingPluginTests: XCTestCase {
         var options = PluginHost.Options(directories: [folder])
         options.watch = false
         options.bufferedEventsPerCall = Self.budget
+        options.cancelGraceSeconds = Self.cancelGrace
         let host = try PluginHost(options: options, logger: Logger(label: "test"))
         self.host = host
         host.start()
@@ -88,5 +90,31 @@ final class NonBlockingPluginTests: XCTestCase {
         XCTAssertEqual(end.status, Int32(PRISM_STATUS_CANCELLED.rawValue), "\(end)")
         let disconnected = try await XCTUnwrap(fake).waitForEntry(seconds: 10) { $0["event"] as? String == "disconnected" }
         XCTAssertTrue(disconnected, "the server kept streaming to a cancelled call")
+    }
+
+    /// A non-blocking plugin that ignores a cancel: its exchange still ends (the vendor sees the
+    /// disconnect), the reader gets the abandoned end after the grace period, the loop goes on
+    /// serving, and the plugin's late finish releases the call (and its hold on the library).
+    func testACallWhosePluginIgnoresTheCancelIsAbandonedAndReleasedByItsLateFinish() async throws {
+        let (host, model) = try start()
+        let call = try ask(host, model, "ignore-cancel slow")
+        guard case .event = await call.next() else { return XCTFail("no first piece") }
+        call.cancel()
+        let (_, end) = await drain(call)
+        XCTAssertTrue(end.abandoned, "\(end)")
+        let disconnected = try await XCTUnwrap(fake).waitForEntry(seconds: 10) { $0["event"] as? String == "disconnected" }
+        XCTAssertTrue(disconnected, "the host left the exchange of an abandoned call open")
+        XCTAssertEqual(inFlight(host), 1, "the abandoned call is held until the plugin finishes it")
+        // The next call finishes the abandoned one first, then is relayed as usual.
+        let (text, next) = await drain(try ask(host, model, "hello again"))
+        XCTAssertTrue(next.isOK, "\(next)")
+        XCTAssertTrue(text.contains("data: [DONE]"), text)
+        let deadline = Date().addingTimeInterval(10)
+        while inFlight(host) != 0 && Date() < deadline { try await Task.sleep(nanoseconds: 10_000_000) }  // released on the loop
+        XCTAssertEqual(inFlight(host), 0, "the late finish did not release the abandoned call")
+    }
+
+    private func inFlight(_ host: PluginHost) -> Int {
+        host.plugins().first { $0.fileName == "libprism-plugin-relay.so" }?.callsInFlight ?? -1
     }
 }

@@ -2,7 +2,9 @@
  * model local/relay sends the last user text to the OpenAI-compatible server named by
  * PRISM_RELAY_URL (POST, a Chat Completions body) through host->http_start and emits each piece of
  * the response body as a text delta, unparsed: the host's I/O loop, flow control and cancellation
- * seen from C, without Swift (whose plugins cannot load into a ThreadSanitizer process). */
+ * seen from C, without Swift (whose plugins cannot load into a ThreadSanitizer process). A text
+ * starting "ignore-cancel" makes it a plugin that ignores cancellation: its exchange's on_done
+ * CANCELLED finishes nothing, and the call is finished late, by the next start_call. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -16,15 +18,20 @@ struct prism_plugin {
     uint8_t *info;
     size_t info_len;
     char *url;
+    /* A call whose cancellation was ignored, finished by the next start_call; exchanged
+     * atomically, as calls live on different loops. */
+    prism_call *late;
 };
 
 /* One call's exchange: everything the callbacks need, freed in on_done. Touched only on the
  * call's I/O loop (start_call and the callbacks run there), so it needs no lock. */
 struct exchange {
+    struct prism_plugin *plugin;
     const prism_host_api *host;
     prism_call *call;
     uint32_t status;
     int stopped;
+    int ignore_cancel;
 };
 
 static int on_head(void *ctx, uint32_t status, const prism_http_header *headers, size_t count) {
@@ -54,6 +61,8 @@ static void on_done(void *ctx, prism_status status, const char *message) {
         char reason[64];
         snprintf(reason, sizeof reason, "the server answered HTTP %u", e->status);
         e->host->finish(e->call, PRISM_STATUS_UNAVAILABLE, reason);
+    } else if (status == PRISM_STATUS_CANCELLED && e->ignore_cancel) {
+        __atomic_store_n(&e->plugin->late, e->call, __ATOMIC_SEQ_CST);
     } else {
         e->host->finish(e->call, e->stopped ? PRISM_STATUS_CANCELLED : status, message);
     }
@@ -84,6 +93,8 @@ static prism_status relay_describe(prism_plugin *p, const uint8_t **out, size_t 
 
 /* Runs on the call's I/O loop: starts the exchange and returns. */
 static void relay_start_call(prism_plugin *p, prism_call *call, const uint8_t *request, size_t len) {
+    prism_call *late = __atomic_exchange_n(&p->late, NULL, __ATOMIC_SEQ_CST);
+    if (late != NULL) p->host->finish(late, PRISM_STATUS_CANCELLED, "finished late, after ignoring its cancellation");
     Prism__Plugin__V1__ProviderRequest *req = prism__plugin__v1__provider_request__unpack(NULL, len, request);
     if (req == NULL || req->n_messages == 0) {
         p->host->finish(call, PRISM_STATUS_INVALID_ARGUMENT, "no messages");
@@ -94,6 +105,7 @@ static void relay_start_call(prism_plugin *p, prism_call *call, const uint8_t *r
     Prism__Plugin__V1__Message *last = req->messages[req->n_messages - 1];
     for (size_t i = 0; i < last->n_parts; i++)
         if (last->parts[i]->kind_case == PRISM__PLUGIN__V1__PART__KIND_TEXT) text = last->parts[i]->text;
+    int ignore_cancel = strncmp(text, "ignore-cancel", strlen("ignore-cancel")) == 0;
     char body[1024];
     snprintf(body, sizeof body, "{\"model\":\"relay\",\"stream\":true,\"messages\":[{\"role\":\"user\",\"content\":\"%.900s\"}]}", text);
     prism__plugin__v1__provider_request__free_unpacked(req, NULL);
@@ -102,8 +114,10 @@ static void relay_start_call(prism_plugin *p, prism_call *call, const uint8_t *r
     prism_http_request http = { "POST", p->url, headers, 2, (const uint8_t *)body, strlen(body), 0 };
     struct exchange *e = calloc(1, sizeof *e);
     if (e == NULL) { p->host->finish(call, PRISM_STATUS_INTERNAL, "out of memory"); return; }
+    e->plugin = p;
     e->host = p->host;
     e->call = call;
+    e->ignore_cancel = ignore_cancel;
     prism_status started = p->host->http_start(call, &http, &handler, e);
     if (started != PRISM_STATUS_OK) {
         free(e);
