@@ -14,7 +14,6 @@ final class FolderWatcher: @unchecked Sendable {
     private let lock = NSLock()
     private var running = false
     private var fd: Int32 = -1
-    private var thread: Thread?
     private let finished = DispatchSemaphore(value: 0)
 
     init(directories: [String], logger: Logger, onChange: @escaping @Sendable () -> Void) {
@@ -37,10 +36,7 @@ final class FolderWatcher: @unchecked Sendable {
             self.fd = fd
             running = true
         }
-        let thread = Thread { self.loop(fd) }
-        thread.name = "prism.plugin-watcher"
-        self.thread = thread
-        thread.start()
+        NamedThread.start("prism-watcher", stackSize: nil) { self.loop(fd) }
     }
 
     func stop() {

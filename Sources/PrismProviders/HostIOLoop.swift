@@ -103,14 +103,11 @@ final class HostIOLoop: @unchecked Sendable {
         prism_curl_multi_set_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_NOTHING))
 
         let started = DispatchSemaphore(value: 0)
-        let thread = Thread { [unowned self] in
+        NamedThread.start("prism-io-\(index)") { [unowned self] in
             self.thread = pthread_self()
             started.signal()
             self.run()
         }
-        thread.name = "prism-io-\(index)"
-        thread.stackSize = 1 << 20
-        thread.start()
         started.wait()
     }
 

@@ -95,7 +95,7 @@ public final class PluginHost: @unchecked Sendable {
         self.options = options
         self.logger = logger
         self.pool = WorkerPool(threads: options.workerThreads, queueLimit: options.queuedCalls)
-        self.computePool = WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount, queueLimit: options.queuedCalls, name: "prism.plugin-compute")
+        self.computePool = WorkerPool(threads: ProcessInfo.processInfo.activeProcessorCount, queueLimit: options.queuedCalls, name: "prism-compute")
         self.shadowFolder = try PluginFile.makeShadowFolder()
     }
 

@@ -16,7 +16,7 @@ final class WorkerPool: @unchecked Sendable {
     private let queueLimit: Int
     private let name: String
 
-    init(threads: Int, queueLimit: Int, name: String = "prism.plugin-worker") {
+    init(threads: Int, queueLimit: Int, name: String = "prism-worker") {
         self.maxThreads = max(1, threads)
         self.queueLimit = max(0, queueLimit)
         self.name = name
@@ -41,10 +41,7 @@ final class WorkerPool: @unchecked Sendable {
         // it would wait behind a call that may stream for minutes.
         if queue.count >= idle && started < maxThreads {
             started += 1
-            let thread = Thread { self.loop() }
-            thread.name = name
-            thread.stackSize = 1 << 20
-            thread.start()
+            NamedThread.start(name) { self.loop() }
         } else if queue.count >= queueLimit + idle {
             return false
         }
