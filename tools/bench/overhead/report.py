@@ -3,7 +3,8 @@
 concurrency and target (direct, then each build), TTFT/TTLT p50/p99 over every measured request
 of every round and what each build adds to direct (a difference of percentiles), answers/s and
 the ratio to direct, the build's CPU per answer and per delta over the measuring windows, its
-most threads, and the fake vendor's connections per request; then memory per idle stream.
+most threads, how its CPU splits among its threads (by name), and the fake vendor's connections
+per request; then memory per idle stream.
 Usage: report.py DIR
 """
 import collections
@@ -74,6 +75,27 @@ def target_row(target_runs, hz, deltas_per_answer):
     )
 
 
+# Thread names of Swift's global executor (libdispatch's, the kernel keeping their last 15 bytes).
+DISPATCH_THREADS = {"oot.default-qos", "-qos.overcommit", "r-initiated-qos", "oot.utility-qos", "background-qos"}
+
+
+def thread_split(folder, concurrency, build, cpu_delta_us):
+    """A build's CPU per delta at one concurrency split among its threads by name, in shares of
+    its threads' ticks over whole runs (warm-up included), every round pooled."""
+    path = folder / "threads.tsv"
+    if not path.exists() or not cpu_delta_us:
+        return "-"
+    ticks = collections.Counter()
+    for row in csv.DictReader(open(path), delimiter="\t"):
+        if int(row["concurrency"]) == concurrency and row["target"] == build:
+            name = "dispatch" if row["thread"] in DISPATCH_THREADS else row["thread"]
+            ticks[name] += int(row["ticks"])
+    total = sum(ticks.values())
+    if not total:
+        return "-"
+    return ", ".join("%s %.1f" % (name, cpu_delta_us * count / total) for name, count in ticks.most_common() if count > 0)
+
+
 def main():
     folder = pathlib.Path(sys.argv[1])
     meta = read_meta(folder)
@@ -137,6 +159,8 @@ def main():
                 builds[1], builds[0], number(difference(new["ttft99"], old["ttft99"]), "%+.2f", 0),
                 number(new["rate"] / old["rate"] if new["rate"] and old["rate"] else None, "%.2fx", 0),
                 number(new["cpu_delta_us"] / old["cpu_delta_us"] if new["cpu_delta_us"] and old["cpu_delta_us"] else None, "%.2fx", 0)))
+        for build in builds:
+            print("%s CPU per delta by thread (µs): %s" % (build, thread_split(folder, concurrency, build, rows[build]["cpu_delta_us"])))
         print("fake vendor connections per request: %s" % ", ".join(
             "%s %.3f" % (t, rows[t]["connections"] / rows[t]["vendor_requests"])
             for t in ["direct"] + builds if rows[t]["vendor_requests"]))

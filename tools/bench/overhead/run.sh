@@ -158,11 +158,20 @@ log "direct and via ${BUILDS[*]} all stream $DELTAS text deltas per answer"
 
 # --- Counters read around each run. ---------------------------------------------------------------
 ticks() { awk '{print $14 + $15}' "/proc/$1/stat"; }
+# A server's CPU ticks by thread name, the name's number dropped (prism-io-0 and prism-io-1 are
+# prism-io; NIO-ELT-1-#2 is NIO-ELT): NAME<tab>TICKS lines. A thread that ends between two reads
+# loses its ticks (the host's threads are long-lived; Swift's global executor may retire some).
+thread_ticks() {
+  for task in /proc/"$1"/task/*; do
+    printf '%s\t%s\n' "$(sed -E 's/[-#0-9]+$//' "$task/comm")" "$(awk '{print $14 + $15}' "$task/stat")"
+  done 2>/dev/null | awk -F'\t' '{t[$1] += $2} END {for (n in t) printf "%s\t%d\n", n, t[n]}' | sort
+}
 servers_ticks() { local t=0; for build in "${BUILDS[@]}"; do t=$((t + $(ticks "${PID[$build]}"))); done; echo "$t"; }
 machine_ticks() { awk '/^cpu /{print $2+$3+$4+$7+$8+$9, $2+$3+$4+$5+$6+$7+$8+$9}' /proc/stat; }
 
 TARGETS=(direct "${BUILDS[@]}")
 printf 'concurrency\tround\ttarget\tservers_ticks\tfake_ticks\tbusy_ticks\ttotal_ticks\tconnections\tfake_requests\n' >"$RESULTS/runs.tsv"
+printf 'concurrency\tround\ttarget\tthread\tticks\n' >"$RESULTS/threads.tsv"
 load_start="$(cut -d' ' -f1-3 /proc/loadavg)"
 for concurrency in $CONCURRENCIES; do
   duration="$DURATION"
@@ -177,10 +186,15 @@ for concurrency in $CONCURRENCIES; do
       read -r conns0 requests0 <<<"$(fake_stat "$FAKE_PORT" connections_accepted requests)"
       servers0="$(servers_ticks)" fake0="$(ticks "$FAKE_PID")"
       read -r busy0 total0 <<<"$(machine_ticks)"
+      [[ "$target" == direct ]] || thread_ticks "${PID[$target]}" >"$RESULTS/$name.threads0"
       load_target "$target" --concurrency "$concurrency" --duration "$duration" --warmup "$WARMUP" \
         --samples "$RESULTS/$name.samples" >"$RESULTS/$name.json" 2>"$RESULTS/$name.err" \
         || die "load client failed: see $RESULTS/$name.err"
       read -r busy1 total1 <<<"$(machine_ticks)"
+      if [[ "$target" != direct ]]; then
+        thread_ticks "${PID[$target]}" | join -t $'\t' -a 1 -e 0 -o 0,1.2,2.2 - "$RESULTS/$name.threads0" \
+          | awk -F'\t' -v prefix="$concurrency\t$round\t$target" '{printf "%s\t%s\t%d\n", prefix, $1, $2 - $3}' >>"$RESULTS/threads.tsv"
+      fi
       servers1="$(servers_ticks)" fake1="$(ticks "$FAKE_PID")"
       read -r conns1 requests1 <<<"$(fake_stat "$FAKE_PORT" connections_accepted requests)"
       # The first /stats request is one connection.
