@@ -71,19 +71,31 @@ enum CacheKey {
 
         deinit { EVP_MD_CTX_free(context) }
 
-        func field(_ tag: String, _ value: String) { field(tag, Data(value.utf8)) }
+        // Strings are fed as their UTF-8 bytes in place: a Data per tag and value cost more than
+        // the hashing.
+        func field(_ tag: String, _ value: String) {
+            var value = value
+            value.withUTF8 { field(tag, UnsafeRawBufferPointer($0)) }
+        }
 
         func field(_ tag: String, _ value: Data) {
-            update(Data(tag.utf8))
+            value.withUnsafeBytes { field(tag, $0) }
+        }
+
+        private func field(_ tag: String, _ value: UnsafeRawBufferPointer) {
+            var tag = tag
+            tag.withUTF8 { update(UnsafeRawBufferPointer($0)) }
             var length = UInt64(value.count).bigEndian
-            withUnsafeBytes(of: &length) { _ = EVP_DigestUpdate(context, $0.baseAddress, 8) }
+            withUnsafeBytes(of: &length) { update($0) }
             update(value)
         }
 
         func update(_ data: Data) {
-            data.withUnsafeBytes { bytes in
-                if bytes.count > 0 { _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
-            }
+            data.withUnsafeBytes { update($0) }
+        }
+
+        private func update(_ bytes: UnsafeRawBufferPointer) {
+            if bytes.count > 0 { _ = EVP_DigestUpdate(context, bytes.baseAddress, bytes.count) }
         }
 
         func finish() -> Data {

@@ -83,7 +83,13 @@ public final class PluginHost: @unchecked Sendable {
     private var watcher: FolderWatcher?
 
     private let lock = NSLock()
-    private var entries: [String: Entry] = [:]
+    private var entries: [String: Entry] = [:] {
+        didSet { matrix = nil }
+    }
+    /// The capability matrix as last built, until `entries` changes (a plugin drains only after
+    /// leaving `entries`): planning reads it twice per request, and building it hashes every
+    /// model's name (~40 k instructions with one vendor plugin).
+    private var matrix: [ModelCapability]?
     private var drainingPlugins: [ObjectIdentifier: LoadedPlugin] = [:]
     private var stats = Statistics()
     private var loads = 0
@@ -236,8 +242,13 @@ public final class PluginHost: @unchecked Sendable {
     /// The capability matrix: every model of every loaded (not draining) plugin. When two
     /// plugins claim the same provider/model, the first in path order serves it.
     public func capabilityMatrix() -> [ModelCapability] {
-        var seen = Set<String>()
-        return livePlugins().flatMap(\.description.models).filter { seen.insert($0.name).inserted }
+        lock.withLock {
+            if let matrix { return matrix }
+            var seen = Set<String>()
+            let built = livePluginsLocked().flatMap(\.description.models).filter { seen.insert($0.name).inserted }
+            matrix = built
+            return built
+        }
     }
 
     /// The model families of every loaded (not draining) plugin, in path order, each plugin's
@@ -247,11 +258,14 @@ public final class PluginHost: @unchecked Sendable {
     }
 
     private func livePlugins() -> [LoadedPlugin] {
-        lock.withLock {
-            entries.sorted { $0.key < $1.key }.compactMap { _, entry in
-                if case .loaded(let plugin) = entry, plugin.draining == nil { return plugin }
-                return nil
-            }
+        lock.withLock { livePluginsLocked() }
+    }
+
+    /// The loaded, not draining plugins in path order. Caller holds `lock`.
+    private func livePluginsLocked() -> [LoadedPlugin] {
+        entries.sorted { $0.key < $1.key }.compactMap { _, entry in
+            if case .loaded(let plugin) = entry, plugin.draining == nil { return plugin }
+            return nil
         }
     }
 

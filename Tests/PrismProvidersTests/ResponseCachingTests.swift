@@ -105,6 +105,18 @@ final class ResponseCachingTests: XCTestCase {
                           CacheKey.of(GenerationRequest(messages: []), model: "a/c", operation: .generate))
     }
 
+    func testTheKeyOfAKnownRequestStaysTheSame() {
+        // Pinned: a change of the encoding must bump CacheKey.version, or every entry written
+        // before it silently stops matching (or, worse, matches another request).
+        var request = GenerationRequest(messages: [ChatMessage(role: .user, parts: [
+            .text("Décris ceci 🌈"), .media(MediaInput(mimeType: "image/png", data: Data([1, 2, 3]), name: "a.png"))])])
+        request.system = "Be brief."
+        request.temperature = 0.25
+        request.maxTokens = 64
+        let key = CacheKey.of(request, model: "openai/gpt-4o", operation: .generate)
+        XCTAssertEqual(key.map { String(format: "%02x", $0) }.joined(), "06beca377c70c3b2f53a28489745b1dc359a82038bd1187c338808cdab0a7f0e")
+    }
+
     func testOnlyCompleteAnswersAreRecorded() {
         let recorder = AnswerRecorder(provider: "p", model: "p/m")
         recorder.record(.text("Hel"))
