@@ -33,23 +33,24 @@
  *
  * Threads (the thread map)
  *
- *   Host threads a plugin meets, and what runs on each:
+ *   Host threads a plugin meets, and what runs on each (the host's threads carry the names in
+ *   brackets, as top -H, perf and gdb show them):
  *
  *     loader     the thread that (re)scans the plugin folders: entry, init, describe.
  *     unload     one serial queue for all plugins: shutdown, then dlclose. Never a thread the
  *                plugin started, never inside a host function (not even a finish that ends the
  *                last call), so shutdown may join the plugin's threads, and must: no thread may
  *                still run the plugin's code after it returns.
- *     I/O loops  ABI 2.0, one per core: everything of a PRISM_CALLS_NONBLOCKING call: its
- *                start_call, every callback of its HTTP exchanges (prism_http_handler), its
- *                cancel and the work it posts with host->post. A call stays on one loop for its
- *                life, so a call's own state needs no lock. Nothing here may block: no sleep, no
- *                blocking socket, no waiting for another thread, no read_input.
- *     blocking   the bounded pool (`--plugin-worker-threads`, 1,024 by default): start_call of a
- *      pool      PRISM_CALLS_BLOCKING call (every 1.x plugin's) and work given to
- *                host->run_blocking. May block for as long as a vendor takes.
- *     compute    one thread per core: start_call of a PRISM_CALLS_COMPUTE call (CPU-bound
- *      pool      engines: OCR, speech recognition, synthesis). May block on CPU work.
+ *     I/O loops  [prism-io-N] ABI 2.0, one per core: everything of a PRISM_CALLS_NONBLOCKING
+ *                call: its start_call, every callback of its HTTP exchanges (prism_http_handler),
+ *                its cancel and the work it posts with host->post. A call stays on one loop for
+ *                its life, so a call's own state needs no lock. Nothing here may block: no
+ *                sleep, no blocking socket, no waiting for another thread, no read_input.
+ *     blocking   [prism-worker] the bounded pool (`--plugin-worker-threads`, 1,024 by default):
+ *      pool      start_call of a PRISM_CALLS_BLOCKING call (every 1.x plugin's) and work given
+ *                to host->run_blocking. May block for as long as a vendor takes.
+ *     compute    [prism-compute] one thread per core: start_call of a PRISM_CALLS_COMPUTE call
+ *      pool      (CPU-bound engines: OCR, speech recognition, synthesis). May block on CPU work.
  *
  *   The plugin's own threads may call every host function except where noted (read_input from
  *   one reader per call; emit from one thread at a time per call).
