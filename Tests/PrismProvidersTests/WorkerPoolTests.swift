@@ -1,6 +1,7 @@
 // The plugin worker pool: a burst of calls after a quiet spell gets threads of its own rather
 // than queueing behind calls that may stream for minutes, and the pool size set in the server's
-// settings is the one a gateway runs with (a full pool answers UNAVAILABLE).
+// settings is the one a gateway runs with (a full pool answers UNAVAILABLE); the host's threads
+// carry their names to the kernel.
 import Foundation
 @testable import PrismProviders
 import PrismServer
@@ -32,6 +33,23 @@ final class WorkerPoolTests: XCTestCase {
         // Every thread is busy and nothing may queue: the next item is refused.
         XCTAssertFalse(pool.submit {})
         for _ in 0..<4 { release.signal() }
+    }
+
+    func testHostThreadsCarryTheirNamesToTheKernel() throws {
+        // What top -H, perf and /proc show: the names the thread map in prism_plugin.h gives.
+        let pool = WorkerPool(threads: 1, queueLimit: 0, name: "prism-test-worker-pool")
+        defer { pool.stop() }
+        let ran = DispatchSemaphore(value: 0)
+        XCTAssertTrue(pool.submit { ran.signal() })  // the pool's first thread starts for it
+        XCTAssertEqual(ran.wait(timeout: .now() + 10), .success)
+        let loops = HostIOLoop.shared  // started on first use
+        let names = try FileManager.default.contentsOfDirectory(atPath: "/proc/self/task").compactMap {
+            try? String(contentsOfFile: "/proc/self/task/\($0)/comm", encoding: .utf8)
+        }
+        XCTAssertTrue(names.contains("prism-test-work\n"), "the kernel keeps a name's first 15 bytes: \(names)")
+        for index in loops.indices {
+            XCTAssertTrue(names.contains("prism-io-\(index)\n"), "no thread prism-io-\(index) among \(names)")
+        }
     }
 
     func testConfiguredPoolSizeReachesTheGateway() async throws {
