@@ -8,6 +8,8 @@
 # idle stream. A tool run by hand, never by tests. Settings are environment variables:
 #   BASE_BIN=A/prism-server NEW_BIN=B/prism-server run.sh   two builds (compare.sh runs this)
 #   PRISM_SERVER_BIN=A/prism-server run.sh                   one build ("prism"); built if unset
+#   VENDOR_TLS=1 run.sh   the fake serves HTTPS (HTTP/2 to Prism, whose curl offers it; HTTP/1.1
+#                         to the direct client, as the vendors' SDKs use) with a CA made per run
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -34,6 +36,7 @@ SKIP_BUILD="${SKIP_BUILD:-0}"          # 1: use the binaries already built
 PRISM_SERVER_BIN="${PRISM_SERVER_BIN:-}" # one prism-server to use instead of building one
 BASE_BIN="${BASE_BIN:-}"               # two prism-servers to compare (each with its
 NEW_BIN="${NEW_BIN:-}"                 # libprism-plugin-openai.so in the same folder)
+VENDOR_TLS="${VENDOR_TLS:-0}"          # 1: the fake vendor speaks HTTPS
 
 log() { printf 'overhead: %s\n' "$*" >&2; }
 die() { printf 'overhead: error: %s\n' "$*" >&2; exit 1; }
@@ -71,6 +74,27 @@ fi
 RESULTS="$OUT/results/$(date +%Y%m%d-%H%M%S)"
 mkdir -p "$RESULTS"
 
+# --- The vendor's scheme: HTTP, or HTTPS under a CA of this run (EC keys, an IP name). ----------
+SCHEME=http
+FAKE_TLS=()
+FAKE_CURL=(curl -s)
+LOAD_TLS=()
+PRISM_TLS=()
+if [[ "$VENDOR_TLS" == 1 ]]; then
+  tls="$RESULTS/tls"
+  mkdir -p "$tls"
+  key_args=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
+  openssl req -x509 "${key_args[@]}" -days 2 -subj "/CN=overhead bench CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
+  openssl req "${key_args[@]}" -subj "/CN=127.0.0.1" -keyout "$tls/fake.key" -out "$tls/fake.csr" 2>/dev/null
+  openssl x509 -req -in "$tls/fake.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 -out "$tls/fake.pem" \
+    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') 2>/dev/null || die "cannot make the fake's certificate"
+  SCHEME=https
+  FAKE_TLS=(--tls-cert "$tls/fake.pem" --tls-key "$tls/fake.key")
+  FAKE_CURL=(curl -s --cacert "$tls/ca.pem")
+  LOAD_TLS=(--vendor-ca "$tls/ca.pem")
+  PRISM_TLS=(SSL_CERT_FILE="$tls/ca.pem")
+fi
+
 FAKE_PORT=$((PORT_BASE + 1))
 IDLE_FAKE_PORT=$((PORT_BASE + 8))
 IDLE_PRISM_PORT=$((PORT_BASE + 9))
@@ -93,7 +117,7 @@ wait_listening() {  # port name log
 # start_fake PORT LOG [flags]: sets STARTED.
 start_fake() {
   local port="$1" out="$2"; shift 2
-  "$OUT/fake" --port "$port" --deltas "$DELTAS" --delay "$DELAY" --key "$KEY" "$@" >"$out" 2>&1 &
+  "$OUT/fake" --port "$port" --deltas "$DELTAS" --delay "$DELAY" --key "$KEY" "${FAKE_TLS[@]}" "$@" >"$out" 2>&1 &
   STARTED=$!
   PIDS+=("$STARTED")
   wait_listening "$port" fake "$out"
@@ -108,7 +132,7 @@ start_prism() {
   # shellcheck disable=SC2086 # the flags are split into words on purpose
   # A data folder of its own: two servers sharing one would have their batches turned off.
   mkdir -p "$RESULTS/data-$build"
-  OPENAI_API_KEY="$KEY" OPENAI_BASE_URL="http://127.0.0.1:$fake_port/v1" PRISM_PLUGIN_PATH="$plugins" PRISM_DATA_DIR="$RESULTS/data-$build" \
+  env "${PRISM_TLS[@]}" OPENAI_API_KEY="$KEY" OPENAI_BASE_URL="$SCHEME://127.0.0.1:$fake_port/v1" PRISM_PLUGIN_PATH="$plugins" PRISM_DATA_DIR="$RESULTS/data-$build" \
     "${BIN[$build]}" --listen "127.0.0.1:$port" --log-level warning ${FLAGS[$build]} >"$out" 2>&1 &
   STARTED=$!
   PIDS+=("$STARTED")
@@ -128,7 +152,7 @@ load() {  # target address, then load-client flags
   "$OUT/load" --target "$1" --addr "$2" --model "$MODEL" --key "$KEY" --expect-tokens "$DELTAS" "${@:3}"
 }
 load_target() {  # direct or a build, then load-client flags
-  if [[ "$1" == direct ]]; then load direct "127.0.0.1:$FAKE_PORT" "${@:2}"
+  if [[ "$1" == direct ]]; then load direct "127.0.0.1:$FAKE_PORT" "${LOAD_TLS[@]}" "${@:2}"
   else load prism "127.0.0.1:${PORT[$1]}" --watch-pid "${PID[$1]}" "${@:2}"; fi
 }
 check_answers() {  # name, then load-client flags: three answers in full or die
@@ -138,7 +162,7 @@ check_answers() {  # name, then load-client flags: three answers in full or die
     || die "$1 does not answer with $DELTAS text deltas: $summary"
 }
 fake_stat() {  # port, then /stats keys: their values
-  curl -s "http://127.0.0.1:$1/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(*(s[k] for k in sys.argv[1:]))' "${@:2}"
+  "${FAKE_CURL[@]}" "$SCHEME://127.0.0.1:$1/stats" | python3 -c 'import json,sys; s=json.load(sys.stdin); print(*(s[k] for k in sys.argv[1:]))' "${@:2}"
 }
 # await_open PORT COUNT SECONDS: polls the fake until COUNT streams are open there; false when
 # the deadline passes first.
@@ -152,7 +176,7 @@ await_open() {
 }
 
 # --- Every path answers in full before anything is timed. -----------------------------------------
-check_answers direct direct "127.0.0.1:$FAKE_PORT"
+check_answers direct direct "127.0.0.1:$FAKE_PORT" "${LOAD_TLS[@]}"
 for build in "${BUILDS[@]}"; do check_answers "$build" prism "127.0.0.1:${PORT[$build]}"; done
 log "direct and via ${BUILDS[*]} all stream $DELTAS text deltas per answer"
 
@@ -223,7 +247,7 @@ if ((IDLE_STREAMS > 0)); then
     start_prism "$build" "$IDLE_PRISM_PORT" "$IDLE_FAKE_PORT" "$RESULTS/idle-prism-$build.log"
     prism_pid=$STARTED
     check_answers "$build (idle phase)" prism "127.0.0.1:$IDLE_PRISM_PORT"
-    curl -sf -X POST "http://127.0.0.1:$IDLE_FAKE_PORT/first-delay?d=1h" || die "the fake refused /first-delay"
+    "${FAKE_CURL[@]}" -f -X POST "$SCHEME://127.0.0.1:$IDLE_FAKE_PORT/first-delay?d=1h" || die "the fake refused /first-delay"
     read -r threads0 rss0 <<<"$(status_of "$prism_pid")"
     load prism "127.0.0.1:$IDLE_PRISM_PORT" --concurrency "$IDLE_STREAMS" --requests "$IDLE_STREAMS" \
       --warmup 0s --ramp 1s --timeout 1h >/dev/null 2>"$RESULTS/idle-load-$build.err" &
@@ -245,7 +269,7 @@ fi
   echo "concurrencies=\"$CONCURRENCIES\""
   echo "rounds=$ROUNDS"
   echo "duration=\"$DURATION (concurrency 1: $DURATION_SINGLE), warm-up $WARMUP\""
-  echo "answer=\"$DELTAS deltas, $DELAY apart\""
+  echo "answer=\"$DELTAS deltas, $DELAY apart, over ${SCHEME^^}\""
   echo "deltas=$DELTAS"
   echo "builds=\"${BUILDS[*]}\""
   for build in "${BUILDS[@]}"; do echo "bin_$build=\"${BIN[$build]} ${FLAGS[$build]}\""; done

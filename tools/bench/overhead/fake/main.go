@@ -247,6 +247,9 @@ func main() {
 	// gateway (memory, threads).
 	hold := flag.Duration("first-delay", 0, "pause between the role delta and the first content delta")
 	key := flag.String("key", "", "API key required as 'authorization: Bearer KEY' (empty: any)")
+	// HTTPS as the vendors serve it: TLS, and HTTP/2 for clients that offer it (ALPN).
+	certFile := flag.String("tls-cert", "", "PEM certificate: serve HTTPS (HTTP/2 or 1.1) instead of HTTP")
+	keyFile := flag.String("tls-key", "", "PEM private key of --tls-cert")
 	flag.Parse()
 
 	firstDelay.Store(int64(*hold))
@@ -271,7 +274,11 @@ func main() {
 	}
 	fmt.Printf("PORT %d\n", listener.Addr().(*net.TCPAddr).Port)
 	os.Stdout.Sync()
-	if err := server.Serve(listener); err != nil {
+	serve := func() error { return server.Serve(listener) }
+	if *certFile != "" {
+		serve = func() error { return server.ServeTLS(listener, *certFile, *keyFile) }
+	}
+	if err := serve(); err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		os.Exit(1)
 	}

@@ -1,17 +1,21 @@
 // The direct target: what a client of the vendor does without a gateway. POST
-// /v1/chat/completions with stream:true over keep-alive HTTP/1.1, then read the SSE `data:`
-// frames: a chunk with non-empty delta content is a token, `data: [DONE]` is the end.
+// /v1/chat/completions with stream:true over keep-alive HTTP/1.1 (over TLS with --vendor-ca, as
+// the vendors' Python SDKs do by default), then read the SSE `data:` frames: a chunk with
+// non-empty delta content is a token, `data: [DONE]` is the end.
 package main
 
 import (
 	"bufio"
 	"bytes"
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"net/http"
+	"os"
 )
 
 type direct struct {
@@ -34,7 +38,18 @@ func newDirect(o options) *direct {
 		MaxIdleConnsPerHost: 2 * o.concurrency,
 		DisableCompression:  true,
 	}
-	return &direct{url: "http://" + o.addr + "/v1/chat/completions", key: o.key, body: body,
+	scheme := "http"
+	if o.vendorCA != "" {
+		pem, err := os.ReadFile(o.vendorCA)
+		roots := x509.NewCertPool()
+		if err != nil || !roots.AppendCertsFromPEM(pem) {
+			fmt.Fprintf(os.Stderr, "load: cannot read a CA from %s: %v\n", o.vendorCA, err)
+			os.Exit(2)
+		}
+		scheme = "https"
+		transport.TLSClientConfig = &tls.Config{RootCAs: roots}
+	}
+	return &direct{url: scheme + "://" + o.addr + "/v1/chat/completions", key: o.key, body: body,
 		client: &http.Client{Transport: transport}}
 }
 
