@@ -9,7 +9,8 @@
 #   BASE_BIN=A/prism-server NEW_BIN=B/prism-server run.sh   two builds (compare.sh runs this)
 #   PRISM_SERVER_BIN=A/prism-server run.sh                   one build ("prism"); built if unset
 #   VENDOR_TLS=1 run.sh   the fake serves HTTPS (HTTP/2 to Prism, whose curl offers it; HTTP/1.1
-#                         to the direct client, as the vendors' SDKs use) with a CA made per run
+#                         to the direct client, as the vendors' SDKs use) with a CA made per run;
+#                         DIRECT_HTTP2=1 has the direct client speak HTTP/2 too (one connection)
 set -euo pipefail
 
 BENCH_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -37,6 +38,7 @@ PRISM_SERVER_BIN="${PRISM_SERVER_BIN:-}" # one prism-server to use instead of bu
 BASE_BIN="${BASE_BIN:-}"               # two prism-servers to compare (each with its
 NEW_BIN="${NEW_BIN:-}"                 # libprism-plugin-openai.so in the same folder)
 VENDOR_TLS="${VENDOR_TLS:-0}"          # 1: the fake vendor speaks HTTPS
+DIRECT_HTTP2="${DIRECT_HTTP2:-0}"      # 1 (with VENDOR_TLS=1): the direct client uses HTTP/2
 
 log() { printf 'overhead: %s\n' "$*" >&2; }
 die() { printf 'overhead: error: %s\n' "$*" >&2; exit 1; }
@@ -92,6 +94,7 @@ if [[ "$VENDOR_TLS" == 1 ]]; then
   FAKE_TLS=(--tls-cert "$tls/fake.pem" --tls-key "$tls/fake.key")
   FAKE_CURL=(curl -s --cacert "$tls/ca.pem")
   LOAD_TLS=(--vendor-ca "$tls/ca.pem")
+  [[ "$DIRECT_HTTP2" == 1 ]] && LOAD_TLS+=(--vendor-http2)
   PRISM_TLS=(SSL_CERT_FILE="$tls/ca.pem")
 fi
 
@@ -269,7 +272,7 @@ fi
   echo "concurrencies=\"$CONCURRENCIES\""
   echo "rounds=$ROUNDS"
   echo "duration=\"$DURATION (concurrency 1: $DURATION_SINGLE), warm-up $WARMUP\""
-  echo "answer=\"$DELTAS deltas, $DELAY apart, over ${SCHEME^^}\""
+  echo "answer=\"$DELTAS deltas, $DELAY apart, over ${SCHEME^^}$([[ "$DIRECT_HTTP2" == 1 ]] && echo " (direct: HTTP/2)")\""
   echo "deltas=$DELTAS"
   echo "builds=\"${BUILDS[*]}\""
   for build in "${BUILDS[@]}"; do echo "bin_$build=\"${BIN[$build]} ${FLAGS[$build]}\""; done

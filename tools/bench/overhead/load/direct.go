@@ -48,6 +48,7 @@ func newDirect(o options) *direct {
 		}
 		scheme = "https"
 		transport.TLSClientConfig = &tls.Config{RootCAs: roots}
+		transport.ForceAttemptHTTP2 = o.vendorHTTP2
 	}
 	return &direct{url: scheme + "://" + o.addr + "/v1/chat/completions", key: o.key, body: body,
 		client: &http.Client{Transport: transport}}

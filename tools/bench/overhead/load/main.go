@@ -91,6 +91,7 @@ func timeOne(t target, timeout time.Duration, expectTokens int) sample {
 type options struct {
 	target, addr, model, prompt, key, samples  string
 	vendorCA                                   string
+	vendorHTTP2                                bool
 	concurrency, connections, requests, tokens int
 	watchPID                                   int
 	duration, warmup, ramp, timeout, backoff   time.Duration
@@ -104,6 +105,7 @@ func main() {
 	flag.StringVar(&o.prompt, "prompt", "Say something.", "user text sent")
 	flag.StringVar(&o.key, "key", "bench", "API key sent to the fake (direct)")
 	flag.StringVar(&o.vendorCA, "vendor-ca", "", "PEM CA: reach the fake over HTTPS, trusting this CA (direct)")
+	flag.BoolVar(&o.vendorHTTP2, "vendor-http2", false, "with --vendor-ca: HTTP/2, every stream on one connection (direct)")
 	flag.IntVar(&o.concurrency, "concurrency", 1, "streams kept in flight")
 	flag.IntVar(&o.connections, "connections", 0, "gRPC connections (prism; 0: one per 128 streams, under Prism's 256 per connection)")
 	flag.IntVar(&o.requests, "requests", 0, "measured requests (0: run for --duration)")
