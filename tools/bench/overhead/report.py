@@ -75,8 +75,10 @@ def target_row(target_runs, hz, deltas_per_answer):
     )
 
 
-# Thread names of Swift's global executor (libdispatch's, the kernel keeping their last 15 bytes).
-DISPATCH_THREADS = {"oot.default-qos", "-qos.overcommit", "r-initiated-qos", "oot.utility-qos", "background-qos"}
+def is_dispatch(thread):
+    """Whether a thread is one of libdispatch's (Swift's global executor): its queue names, e.g.
+    com.apple.root.default-qos.overcommit, reach the kernel as their last 15 bytes."""
+    return thread.endswith("-qos") or thread.endswith("qos.overcommit")
 
 
 def thread_split(folder, concurrency, build, cpu_delta_us):
@@ -88,7 +90,7 @@ def thread_split(folder, concurrency, build, cpu_delta_us):
     ticks = collections.Counter()
     for row in csv.DictReader(open(path), delimiter="\t"):
         if int(row["concurrency"]) == concurrency and row["target"] == build:
-            name = "dispatch" if row["thread"] in DISPATCH_THREADS else row["thread"]
+            name = "dispatch" if is_dispatch(row["thread"]) else row["thread"]
             ticks[name] += int(row["ticks"])
     total = sum(ticks.values())
     if not total:

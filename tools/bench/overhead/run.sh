@@ -86,10 +86,11 @@ if [[ "$VENDOR_TLS" == 1 ]]; then
   tls="$RESULTS/tls"
   mkdir -p "$tls"
   key_args=(-newkey ec -pkeyopt ec_paramgen_curve:prime256v1 -nodes)
-  openssl req -x509 "${key_args[@]}" -days 2 -subj "/CN=overhead bench CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" 2>/dev/null
-  openssl req "${key_args[@]}" -subj "/CN=127.0.0.1" -keyout "$tls/fake.key" -out "$tls/fake.csr" 2>/dev/null
-  openssl x509 -req -in "$tls/fake.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 -out "$tls/fake.pem" \
-    -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n') 2>/dev/null || die "cannot make the fake's certificate"
+  { openssl req -x509 "${key_args[@]}" -days 2 -subj "/CN=overhead bench CA" -keyout "$tls/ca.key" -out "$tls/ca.pem" \
+      && openssl req "${key_args[@]}" -subj "/CN=127.0.0.1" -keyout "$tls/fake.key" -out "$tls/fake.csr" \
+      && openssl x509 -req -in "$tls/fake.csr" -CA "$tls/ca.pem" -CAkey "$tls/ca.key" -CAcreateserial -days 2 -out "$tls/fake.pem" \
+        -extfile <(printf 'subjectAltName=IP:127.0.0.1\nbasicConstraints=CA:FALSE\n'); } 2>"$tls/openssl.log" \
+    || die "cannot make the fake's certificate (see $tls/openssl.log)"
   SCHEME=https
   FAKE_TLS=(--tls-cert "$tls/fake.pem" --tls-key "$tls/fake.key")
   FAKE_CURL=(curl -s --cacert "$tls/ca.pem")
