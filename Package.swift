@@ -112,6 +112,8 @@ let package = Package(
         .target(
             name: "PrismProviders",
             dependencies: ["CPrismPlugin", "PrismProto", "PrismMedia", "CCurl", "PrismJSON", "PrismSchema", "PrismStore", "COpenSSL", "PrismHandOff",
+                           // VendorConnection: HTTP/2 to vendors on PrismRPC's nghttp2 session.
+                           "PrismRPC", "CNGHTTP2",
                            .product(name: "Logging", package: "swift-log"),
                            // ProviderMetrics: the prism_* families on the gateway's collector registry.
                            .product(name: "Prometheus", package: "swift-prometheus"),

@@ -1,6 +1,7 @@
 // The host's I/O loops: each is one thread with an epoll set driving a libcurl multi handle through
-// its socket API, so one thread carries thousands of HTTP transfers: the exchanges of ABI 2.0
-// plugin calls and the fetches of Media.uri. A non-blocking plugin call is given one loop for its
+// its socket API and the host's own HTTP/2 vendor connections (VendorConnection), so one thread
+// carries thousands of HTTP transfers: the exchanges of ABI 2.0 plugin calls and the fetches of
+// Media.uri. A non-blocking plugin call is given one loop for its
 // life: its start_call, HTTP exchanges, cancel and posted work all run there (prism_plugin.h, "Threads").
 import CCurl
 import CPrismPlugin
@@ -24,6 +25,19 @@ protocol LoopTransfer: AnyObject {
     func ended(status: prism_status, message: String)
 }
 
+/// A socket the loop watches for someone other than curl (a VendorConnection). Loop thread only.
+protocol LoopSocket: AnyObject {
+    func ready(readable: Bool, writable: Bool, failed: Bool)
+}
+
+/// Something the loop ends when its time is up, besides curl's transfers: an exchange on one of
+/// the host's own HTTP/2 connections, a connection still connecting or idle. Loop thread only.
+protocol LoopTimed: AnyObject {
+    /// Monotonic nanoseconds, `.max` for never.
+    var loopDeadline: UInt64 { get }
+    func expire()
+}
+
 /// One I/O loop. Other threads only `execute` work on it; everything else runs on its thread.
 final class HostIOLoop: @unchecked Sendable {
     // @unchecked: `lock` guards `commands`, `wakePending` and `runningCount`; `thread` is written
@@ -44,8 +58,8 @@ final class HostIOLoop: @unchecked Sendable {
         return shared[index]
     }
 
-    /// Connections a loop keeps open (in use or idle); one per stream in flight, since streams are
-    /// not multiplexed (see HTTPExchange). Idle ones close after 118 s (curl's default).
+    /// Connections curl keeps open per loop (in use or idle); one per stream in flight, since its
+    /// streams are not multiplexed (see below). Idle ones close after 118 s (curl's default).
     static let maxConnections = 4096
     /// The longest a due deadline waits to be noticed when nothing else wakes the loop.
     static let deadlineSlackNanoseconds: UInt64 = 5_000_000
@@ -68,10 +82,18 @@ final class HostIOLoop: @unchecked Sendable {
     private var timerAt: UInt64?
     private var watched = Set<Int32>()
     private var transfers: [UnsafeMutableRawPointer: any LoopTransfer] = [:] {
-        didSet { lock.withLock { runningCount = transfers.count } }
+        didSet { publishRunning() }
     }
     private var deferredEnds: [(any LoopTransfer, prism_status, String)] = []
     private var nextDeadline: UInt64 = .max
+    private var sockets: [Int32: any LoopSocket] = [:]
+    private var timed: [ObjectIdentifier: any LoopTimed] = [:]
+    /// The exchanges among `timed` (those on the host's own HTTP/2 connections).
+    private var timedExchanges = 0 {
+        didSet { publishRunning() }
+    }
+    /// The host's own HTTP/2 connections to vendors from this loop (created on first use).
+    private(set) lazy var vendorConnections = VendorConnections(loop: self)
 
     private static let globalInit: Void = { curl_global_init(Int(CURL_GLOBAL_DEFAULT)) }()
 
@@ -99,12 +121,20 @@ final class HostIOLoop: @unchecked Sendable {
         prism_curl_multi_set_timer_fn(multi, timerCallback)
         prism_curl_multi_set_long(multi, CURLMOPT_MAXCONNECTS, Self.maxConnections)
         // One stream per connection: curl 7.88 ends an abandoned HTTP/2 stream only by closing its
-        // connection (see HTTPExchange), which would cut every stream multiplexed with it.
+        // connection (see CurlExchange), which would cut every stream multiplexed with it, and
+        // buffers a paused stream's answer up to its 32 MB window. Vendors' HTTPS is multiplexed
+        // by the host's own client instead (VendorConnection); curl carries plain HTTP/1.1.
         prism_curl_multi_set_long(multi, CURLMOPT_PIPELINING, Int(CURLPIPE_NOTHING))
 
         let started = DispatchSemaphore(value: 0)
         NamedThread.start("prism-io-\(index)") { [unowned self] in
             self.thread = pthread_self()
+            // OpenSSL writes a VendorConnection's socket with write(2): a vendor that closed it
+            // must be an EPIPE for this thread, not a SIGPIPE for the process.
+            var pipeSignal = sigset_t()
+            sigemptyset(&pipeSignal)
+            sigaddset(&pipeSignal, SIGPIPE)
+            pthread_sigmask(SIG_BLOCK, &pipeSignal, nil)
             started.signal()
             self.run()
         }
@@ -162,12 +192,46 @@ final class HostIOLoop: @unchecked Sendable {
     }
 
     /// Lets a paused exchange read again (after the call's buffer drained).
-    func resume(_ exchange: HTTPExchange) {
+    func resume(_ exchange: CurlExchange) {
         preconditionOnLoop("to resume an exchange")
         guard transfers[exchange.easy] != nil, exchange.paused else { return }
         exchange.paused = false
         curl_easy_pause(exchange.easy, CURLPAUSE_CONT)
         endDeferred()
+    }
+
+    // MARK: - Other sockets and deadlines (loop thread)
+
+    /// Watches `fd` for `owner`, for reading and, when `write`, writing; again to change that.
+    func watchSocket(_ fd: Int32, owner: any LoopSocket, write: Bool) {
+        preconditionOnLoop("to watch a socket")
+        var event = epoll_event()
+        event.events = EPOLLIN.rawValue | (write ? EPOLLOUT.rawValue : 0)
+        event.data.fd = fd
+        let added = sockets.updateValue(owner, forKey: fd) == nil
+        epoll_ctl(epollFD, added ? EPOLL_CTL_ADD : EPOLL_CTL_MOD, fd, &event)
+    }
+
+    /// Stops watching `fd` (before it is closed).
+    func unwatchSocket(_ fd: Int32) {
+        preconditionOnLoop("to unwatch a socket")
+        if sockets.removeValue(forKey: fd) != nil { epoll_ctl(epollFD, EPOLL_CTL_DEL, fd, nil) }
+    }
+
+    /// Has `item` expire at its deadline (read now, and again whenever the loop looks).
+    func track(_ item: any LoopTimed) {
+        preconditionOnLoop("to track a deadline")
+        if timed.updateValue(item, forKey: ObjectIdentifier(item)) == nil, item is HTTPExchange { timedExchanges += 1 }
+        nextDeadline = min(nextDeadline, item.loopDeadline)
+    }
+
+    func untrack(_ item: any LoopTimed) {
+        if timed.removeValue(forKey: ObjectIdentifier(item)) != nil, item is HTTPExchange { timedExchanges -= 1 }
+    }
+
+    private func publishRunning() {
+        let count = transfers.count + timedExchanges
+        lock.withLock { runningCount = count }
     }
 
     // MARK: - The loop
@@ -190,6 +254,11 @@ final class HostIOLoop: @unchecked Sendable {
                     continue
                 }
                 let bits = events[i].events
+                if let owner = sockets[fd] {
+                    owner.ready(readable: bits & EPOLLIN.rawValue != 0, writable: bits & EPOLLOUT.rawValue != 0,
+                                failed: bits & (EPOLLERR.rawValue | EPOLLHUP.rawValue) != 0)
+                    continue
+                }
                 var flags: Int32 = 0
                 if bits & EPOLLIN.rawValue != 0 { flags |= CURL_CSELECT_IN }
                 if bits & EPOLLOUT.rawValue != 0 { flags |= CURL_CSELECT_OUT }
@@ -251,7 +320,8 @@ final class HostIOLoop: @unchecked Sendable {
         }
     }
 
-    /// Ends transfers past their end (an exchange's timeout or its call's deadline).
+    /// Ends transfers past their end (an exchange's timeout or its call's deadline), and
+    /// whatever else is tracked.
     private func endExpired() {
         let now = DispatchTime.now().uptimeNanoseconds
         guard nextDeadline <= now + Self.deadlineSlackNanoseconds else { return }
@@ -263,6 +333,13 @@ final class HostIOLoop: @unchecked Sendable {
                 nextDeadline = min(nextDeadline, transfer.loopDeadline)
             }
         }
+        for item in Array(timed.values) {
+            if item.loopDeadline <= now {
+                untrack(item)
+                item.expire()
+            }
+        }
+        for item in timed.values { nextDeadline = min(nextDeadline, item.loopDeadline) }
     }
 
     // MARK: - curl's callbacks (loop thread, inside socket_action)

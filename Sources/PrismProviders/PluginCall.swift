@@ -253,7 +253,7 @@ public final class PluginCall: @unchecked Sendable {
         condition.unlock()
         exchange.loop.execute { [self] in
             openExchanges[ObjectIdentifier(exchange)] = exchange
-            exchange.loop.add(exchange)
+            exchange.start()
         }
         return PRISM_STATUS_OK
     }
@@ -279,7 +279,7 @@ public final class PluginCall: @unchecked Sendable {
     /// Ends every open exchange of the call with on_done CANCELLED. Loop thread.
     private func endExchanges(message: String) {
         for exchange in Array(openExchanges.values) {
-            exchange.loop.abort(exchange, status: PRISM_STATUS_CANCELLED, message: message)
+            exchange.abort(status: PRISM_STATUS_CANCELLED, message: message)
         }
     }
 

@@ -19,6 +19,7 @@ from conftest import ServerPool
 from harness import RPC_TIMEOUT_S, Certs
 from test_vendors import (ANTHROPIC_KEY, ANTHROPIC_MODEL, GEMINI_KEY, GEMINI_MODEL, OPENAI_KEY, OPENAI_MODEL,  # noqa: F401
                           Fake, fakes, generate, kinds, ok, request, text_of)
+from test_http1 import metrics
 from tls_front import TLSFront
 
 # vendor -> (model, the path its streaming endpoint starts with)
@@ -30,6 +31,13 @@ VENDORS = {
 # How long the fakes' slow scenario may take to show a cancellation (the whole answer takes 10 s,
 # so a fake that logs "completed" instead never saw the client go).
 CANCEL_SEEN_TIMEOUT_S = 15.0
+
+# The OpenAI fake's flood scenario (tools/fakes/openai_fake.py), and the most it may send to a client
+# that reads nothing: one 256 KiB stream window, the TLS front's buffers and the loopback sockets'
+# (a few MiB each way), far below the whole answer.
+FLOOD_DELTAS = 16384
+FLOOD_DELTA_BYTES = 4096
+FLOOD_BOUND_BYTES = 24 << 20
 
 NO_PROXY_ENV = {"HTTP_PROXY": "", "HTTPS_PROXY": "", "http_proxy": "", "https_proxy": "", "ALL_PROXY": "",
                 "all_proxy": "", "NO_PROXY": "127.0.0.1,localhost", "no_proxy": "127.0.0.1,localhost"}
@@ -149,48 +157,68 @@ def test_streaming_over_tls_uses_http2(tls_server, fakes, fronts, vendor):
     assert entry["path"].startswith(path) and entry["status"] == 200, entry
 
 
-def test_sequential_calls_share_one_tls_connection(tls_server, fronts):
+def io_loops(server) -> int:
+    """How many host I/O loops the server runs (one per core): each keeps its own connections."""
+    family = metrics(server).get("prism_io_loop_transfers")
+    loops = {s.labels["loop"] for s in family.samples} if family else set()
+    assert loops, "the server exposes no prism_io_loop_transfers series"
+    return len(loops)
+
+
+def test_sequential_calls_reuse_the_connections_of_each_io_loop(tls_server, fronts):
+    """Each host I/O loop keeps its HTTP/2 connection to an origin: calls one at a time open at
+    most one per loop, and every connection after the server's first resumes its TLS session."""
     front = fronts["openai"]
+    warm_up = "tls connections warm up"
+    events, err = generate(tls_server, request(warm_up, OPENAI_MODEL))
+    ok(events, err, warm_up)
     before = len(front.entries())
-    calls = 4
+    known_ports = {e["port"] for e in front.entries()}
+    loops = io_loops(tls_server)
+    calls = 3 * loops + 1
     for i in range(calls):
-        prompt = f"one tls connection {i}"
+        prompt = f"one tls connection per loop {i}"
         events, err = generate(tls_server, request(prompt, OPENAI_MODEL))
         ok(events, err, prompt)
         assert text_of(events) == f"You said: {prompt}"
     entries = new_entries(front, before, calls)
     ports = {e["port"] for e in entries}
-    assert len(ports) == 1, f"{calls} calls one at a time used {len(ports)} TLS connections: {entries}"
+    assert len(ports) <= loops, f"{calls} calls one at a time on {loops} I/O loops used {len(ports)} TLS connections: {entries}"
     assert all(e["alpn"] == "h2" for e in entries), entries
+    new = [e for e in entries if e["port"] not in known_ports]
+    assert all(e["reused"] == "r" for e in new), f"a connection after the server's first did a full TLS handshake: {new}"
 
 
-def test_a_second_connection_resumes_the_tls_session(tls_server, fronts):
-    """While one call holds the connection, the next opens a second one (HTTPClient's design: a
-    connection busy on one thread is not shared with another), which must resume the TLS session
-    the first handshake left in the client's share instead of doing a full handshake."""
+def test_concurrent_streams_share_connections_and_a_cancel_resets_only_its_own(tls_server, fakes, fronts):
+    """Streams in flight at once are multiplexed on each loop's connection (HTTP/2), and
+    cancelling one resets its stream — the vendor sees it go — while the others stream on."""
     front = fronts["openai"]
+    loops = io_loops(tls_server)
     before = len(front.entries())
-    prompt = "tls session warm up"
-    events, err = generate(tls_server, request(prompt, OPENAI_MODEL))
-    ok(events, err, prompt)
-    new_entries(front, before, 1)
-    known_ports = {e["port"] for e in front.entries()}
-    before = len(front.entries())
-
-    slow = SlowCall(tls_server, "tls session held slow", OPENAI_MODEL)
+    slow = [SlowCall(tls_server, f"multiplexed {i} slow", OPENAI_MODEL) for i in range(2 * loops + 1)]
     try:
-        assert slow.streaming(), f"the slow call did not stream: {slow.error}"
-        [held] = new_entries(front, before, 1)
-        prompt = "tls session second connection"
-        events, err = generate(tls_server, request(prompt, OPENAI_MODEL))
-        ok(events, err, prompt)
-        [second] = new_entries(front, before + 1, 1)
+        for call in slow:
+            assert call.streaming(), f"a slow call did not stream: {call.error}"
+        entries = new_entries(front, before, len(slow))
+        ports = {e["port"] for e in entries}
+        assert len(ports) <= loops, f"{len(slow)} streams at once on {loops} I/O loops used {len(ports)} connections: {entries}"
+
+        cancelled, others = slow[0], slow[1:]
+        counts = [len(call.events) for call in others]
+        cancelled.cancel()
+        assert cancelled.error is not None and cancelled.error.code() == grpc.StatusCode.CANCELLED, cancelled.error
+        assert wait_for_fake_event(fakes["openai"], "multiplexed 0 slow") == "disconnected", \
+            "the fake did not see the cancelled stream go"
+        deadline = time.monotonic() + CANCEL_SEEN_TIMEOUT_S
+        while time.monotonic() < deadline and not all(len(c.events) > n + 2 for c, n in zip(others, counts)):
+            time.sleep(0.05)
+        assert all(c.error is None and len(c.events) > n + 2 for c, n in zip(others, counts)), \
+            f"a stream beside the cancelled one stopped: {[(n, len(c.events), c.error) for c, n in zip(others, counts)]}"
+        gone = [e for e in fakes["openai"].entries() if e.get("event") == "disconnected" and e.get("text", "").startswith("multiplexed ")]
+        assert [e["text"] for e in gone] == ["multiplexed 0 slow"], f"streams beside the cancelled one ended at the fake: {gone}"
     finally:
-        slow.cancel()
-    assert second["port"] != held["port"] and second["port"] not in known_ports, \
-        f"expected a new connection beside the busy one {held} (known client ports {sorted(known_ports)}): {second}"
-    assert second["reused"] == "r", f"the second TLS connection did a full handshake instead of resuming: {second}"
-    assert second["alpn"] == "h2", second
+        for call in slow:
+            call.cancel()
 
 
 @pytest.mark.parametrize("vendor", sorted(VENDORS))
@@ -208,14 +236,51 @@ def test_cancellation_through_tls_reaches_the_fake(tls_server, fakes, fronts, ve
     assert wait_for_fake_event(fakes[vendor], prompt) == "disconnected", \
         f"{vendor}'s fake did not see the cancelled call go (its answer ran on)"
 
-    # The cancelled call's connection was closed (HTTPTransfer's run(): libcurl would keep it open
-    # without telling the vendor); the next call opens another, resuming the TLS session.
+    # Only the stream was reset: the next call is served as usual, on a connection kept open (or a
+    # new one on another I/O loop, resuming the TLS session).
+    known_ports = {e["port"] for e in front.entries()}
     prompt = f"after a cancel over tls {vendor}"
     events, err = generate(tls_server, request(prompt, model))
     ok(events, err, prompt)
     [after] = new_entries(front, before + 1, 1)
-    assert after["port"] != cancelled["port"], f"the call after the cancel reused the aborted connection: {after}"
-    assert after["reused"] == "r", f"the connection after the cancel did a full TLS handshake: {after}"
+    assert after["alpn"] == "h2" and (after["port"] in known_ports or after["reused"] == "r"), after
+
+
+def test_an_unread_stream_holds_the_vendor_back_on_a_shared_connection(tls_server, fakes, fronts):
+    """A client that stops reading pauses its vendor stream only: the host returns none of that
+    stream's HTTP/2 window, so the vendor stops after about one window (plus what the front and
+    the sockets buffer) instead of the 64 MiB answer, while calls beside it complete; once read,
+    the whole answer arrives."""
+    front = fronts["openai"]
+    before = len(front.entries())
+    channel = tls_server.channel()
+    try:
+        flood = prism_pb2_grpc.PrismStub(channel).Generate(request("flood", OPENAI_MODEL), timeout=RPC_TIMEOUT_S)
+        deadline = time.monotonic() + CANCEL_SEEN_TIMEOUT_S
+        blocked = []
+        while time.monotonic() < deadline and not blocked:
+            blocked = [e for e in fakes["openai"].entries() if e.get("event") == "blocked" and e.get("text") == "flood"]
+            time.sleep(0.05)
+        assert blocked, "the vendor never blocked: the host read on for a client that reads nothing"
+        sent = blocked[-1]["sent"] * FLOOD_DELTA_BYTES
+        assert sent < FLOOD_BOUND_BYTES, f"the vendor sent {sent} bytes before it blocked"
+
+        loops = io_loops(tls_server)
+        for i in range(2 * loops):
+            prompt = f"beside a paused stream {i}"
+            events, err = generate(tls_server, request(prompt, OPENAI_MODEL))
+            ok(events, err, prompt)
+        entries = new_entries(front, before, 1 + 2 * loops)
+        flooded = entries[0]
+        assert not [e for e in fakes["openai"].entries() if e.get("event") == "completed" and e.get("text") == "flood"], \
+            "the whole answer went out while nobody read it"
+        assert any(e["port"] == flooded["port"] for e in entries[1:]), \
+            f"no call shared the paused stream's connection: {entries}"
+
+        received = sum(len(e.text.text.encode()) for e in flood if e.WhichOneof("event") == "text")
+        assert received == FLOOD_DELTAS * FLOOD_DELTA_BYTES, received
+    finally:
+        channel.close()
 
 
 def test_a_deadline_through_tls_reaches_the_fake(tls_server, fakes):

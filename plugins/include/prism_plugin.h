@@ -228,8 +228,9 @@ typedef struct prism_http_handler {
      * PRISM_STATUS_DEADLINE_EXCEEDED at the exchange's timeout or the call's deadline;
      * PRISM_STATUS_UNAVAILABLE when the vendor could not be reached or the connection failed
      * (refused, reset, cut mid-body, TLS), with `message` saying how (NUL-terminated, valid
-     * during the callback). The connection of an exchange that did not end OK is closed, so a
-     * vendor stops generating an answer nobody reads. */
+     * during the callback). An exchange that did not end OK is ended at the vendor too, so it
+     * stops generating an answer nobody reads: its HTTP/2 stream is reset (the connection's
+     * other streams go on), an HTTP/1.1 connection is closed. */
     void (*on_done)(void *ctx, prism_status status, const char *message);
 } prism_http_handler;
 
@@ -315,9 +316,11 @@ typedef struct prism_host_api {
      * are copied before http_start returns; `ctx` must stay valid until on_done, which comes
      * even when the plugin finishes the call first (the host then ends the exchange). The host pools
      * connections per vendor, reuses TLS sessions, speaks HTTP/2 over TLS where the vendor
-     * does, trusts the CAs of SSL_CERT_FILE / SSL_CERT_DIR, pauses reading while the call's
-     * events wait for the client, and ends the exchange at its timeout, at the call's deadline
-     * and when the call is cancelled.
+     * does (an I/O loop multiplexes its exchanges to one origin on one connection), trusts the
+     * CAs of SSL_CERT_FILE / SSL_CERT_DIR, pauses reading while the call's events wait for the
+     * client (over HTTP/2 by keeping the stream's 256 KiB window closed: on_body may still bring
+     * what was in flight), and ends the exchange at its timeout, at the call's deadline and
+     * when the call is cancelled.
      *
      * Returns PRISM_STATUS_OK when started (exactly one on_done follows, never inside
      * http_start); PRISM_STATUS_INVALID_ARGUMENT for a missing method or a URL that is not

@@ -6,7 +6,7 @@ import NIOCore
 
 /// What an `NGHTTP2Session` reports. All calls happen inside `receive`/`drain`, on the
 /// connection's event loop.
-protocol NGHTTP2SessionDelegate: AnyObject {
+package protocol NGHTTP2SessionDelegate: AnyObject {
     /// A HEADERS frame opens or continues `streamID`.
     func beginHeaders(streamID: Int32, category: nghttp2_headers_category)
     /// One header field; return false to reset the stream.
@@ -25,26 +25,28 @@ protocol NGHTTP2SessionDelegate: AnyObject {
     func goawayReceived(lastStreamID: Int32)
 }
 
-final class NGHTTP2Session {
-    enum DataRead {
+package final class NGHTTP2Session {
+    package enum DataRead {
         case bytes(Int)
         /// `count` bytes and the end of the body; `trailers` are submitted as the final HEADERS.
         case end(count: Int, trailers: HeaderBlock?)
         case deferred
     }
 
-    struct Settings {
-        var maxConcurrentStreams: UInt32 = 100
-        var initialWindowSize: UInt32 = 1 << 20
-        var connectionWindowSize: Int32 = 16 << 20
-        var maxHeaderListSize: UInt32 = 16 << 10
-        var maxFrameSize: UInt32 = 1 << 14
+    package struct Settings {
+        package var maxConcurrentStreams: UInt32 = 100
+        package var initialWindowSize: UInt32 = 1 << 20
+        package var connectionWindowSize: Int32 = 16 << 20
+        package var maxHeaderListSize: UInt32 = 16 << 10
+        package var maxFrameSize: UInt32 = 1 << 14
+
+        package init() {}
     }
 
-    private(set) var session: OpaquePointer!
-    unowned(unsafe) var delegate: NGHTTP2SessionDelegate
+    package private(set) var session: OpaquePointer!
+    package unowned(unsafe) var delegate: NGHTTP2SessionDelegate
 
-    init(server: Bool, delegate: NGHTTP2SessionDelegate, settings: Settings) {
+    package init(server: Bool, delegate: NGHTTP2SessionDelegate, settings: Settings) {
         self.delegate = delegate
         var callbacks: OpaquePointer?
         nghttp2_session_callbacks_new(&callbacks)
@@ -87,15 +89,21 @@ final class NGHTTP2Session {
     }
 
     /// Feeds received bytes; returns an nghttp2 error code (negative) if the connection must end.
-    func receive(_ buffer: ByteBuffer) -> Int {
+    package func receive(_ buffer: ByteBuffer) -> Int {
         buffer.withUnsafeReadableBytes { bytes in
             let rc = nghttp2_session_mem_recv(session, bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count)
             return rc < 0 ? Int(rc) : 0
         }
     }
 
+    /// Feeds received bytes held outside a ByteBuffer (the vendor client's TLS reads).
+    package func receive(_ bytes: UnsafeRawBufferPointer) -> Int {
+        let rc = nghttp2_session_mem_recv(session, bytes.bindMemory(to: UInt8.self).baseAddress, bytes.count)
+        return rc < 0 ? Int(rc) : 0
+    }
+
     /// Appends every frame nghttp2 has ready to `out`. Returns a negative error on failure.
-    func drain(into out: inout ByteBuffer) -> Int {
+    package func drain(into out: inout ByteBuffer) -> Int {
         while true {
             var pointer: UnsafePointer<UInt8>?
             let n = nghttp2_session_mem_send(session, &pointer)
@@ -105,19 +113,42 @@ final class NGHTTP2Session {
         }
     }
 
-    var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
-    var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
+    /// The same, appending to a byte array (the vendor client, which has no ByteBuffer).
+    package func drain(into out: inout [UInt8]) -> Int {
+        while true {
+            var pointer: UnsafePointer<UInt8>?
+            let n = nghttp2_session_mem_send(session, &pointer)
+            if n < 0 { return Int(n) }
+            if n == 0 { return 0 }
+            out.append(contentsOf: UnsafeBufferPointer(start: pointer, count: n))
+        }
+    }
+
+    package var wantsRead: Bool { nghttp2_session_want_read(session) != 0 }
+    package var wantsWrite: Bool { nghttp2_session_want_write(session) != 0 }
 
     /// Returns received DATA bytes to the peer's flow-control windows.
-    func consume(streamID: Int32, bytes: Int) {
+    package func consume(streamID: Int32, bytes: Int) {
         guard bytes > 0 else { return }
         nghttp2_session_consume(session, streamID, bytes)
+    }
+
+    /// Returns received DATA bytes to the connection's window only (the stream's stays closed).
+    package func consumeConnection(bytes: Int) {
+        guard bytes > 0 else { return }
+        nghttp2_session_consume_connection(session, bytes)
+    }
+
+    /// Returns received DATA bytes to `streamID`'s window only.
+    package func consumeStream(streamID: Int32, bytes: Int) {
+        guard bytes > 0 else { return }
+        nghttp2_session_consume_stream(session, streamID, bytes)
     }
 
     /// Submits response or request headers, optionally followed by a body pulled through
     /// `readData`. Without a body, the HEADERS frame ends the stream.
     @discardableResult
-    func submitHeaders(streamID: Int32, _ headers: HeaderBlock, withBody: Bool) -> Int32 {
+    package func submitHeaders(streamID: Int32, _ headers: HeaderBlock, withBody: Bool) -> Int32 {
         withNameValues(headers) { nva, count in
             var provider = nghttp2_data_provider()
             provider.read_callback = NGHTTP2Session.readCallback
@@ -131,40 +162,40 @@ final class NGHTTP2Session {
         }
     }
 
-    func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) {
+    package func submitTrailers(streamID: Int32, _ trailers: HeaderBlock) {
         withNameValues(trailers) { nva, count in
             _ = nghttp2_submit_trailer(session, streamID, nva, count)
         }
     }
 
-    func resumeData(streamID: Int32) {
+    package func resumeData(streamID: Int32) {
         nghttp2_session_resume_data(session, streamID)
     }
 
-    func resetStream(streamID: Int32, errorCode: nghttp2_error_code) {
+    package func resetStream(streamID: Int32, errorCode: nghttp2_error_code) {
         nghttp2_submit_rst_stream(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), streamID, errorCode.rawValue)
     }
 
-    func ping() {
+    package func ping() {
         nghttp2_submit_ping(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), nil)
     }
 
     /// GOAWAY naming the last stream we accepted, so streams in flight can finish.
-    func goAway(errorCode: nghttp2_error_code = NGHTTP2_NO_ERROR) {
+    package func goAway(errorCode: nghttp2_error_code = NGHTTP2_NO_ERROR) {
         let last = nghttp2_session_get_last_proc_stream_id(session)
         nghttp2_submit_goaway(session, UInt8(NGHTTP2_FLAG_NONE.rawValue), last, errorCode.rawValue, nil, 0)
     }
 
-    func terminate(errorCode: nghttp2_error_code) {
+    package func terminate(errorCode: nghttp2_error_code) {
         nghttp2_session_terminate_session(session, errorCode.rawValue)
     }
 
     /// True while the peer still may send on `streamID`.
-    func isRemoteOpen(streamID: Int32) -> Bool {
+    package func isRemoteOpen(streamID: Int32) -> Bool {
         nghttp2_session_get_stream_remote_close(session, streamID) == 0
     }
 
-    static func errorString(_ code: Int) -> String {
+    package static func errorString(_ code: Int) -> String {
         String(cString: nghttp2_strerror(Int32(code)))
     }
 
@@ -251,11 +282,11 @@ private func withDelegate<T>(_ userData: UnsafeMutableRawPointer?, _ body: (NGHT
 
 /// The header fields of one HEADERS frame: an optional pre-encoded prefix shared by every
 /// call (the usual response headers, `grpc-status: 0`), then per-call fields.
-struct HeaderBlock {
-    var fixed: FixedHeaders?
-    var fields: [(String, String)]
+package struct HeaderBlock {
+    package var fixed: FixedHeaders?
+    package var fields: [(String, String)]
 
-    init(_ fixed: FixedHeaders? = nil, _ fields: [(String, String)] = []) {
+    package init(_ fixed: FixedHeaders? = nil, _ fields: [(String, String)] = []) {
         self.fixed = fixed
         self.fields = fields
     }
@@ -264,7 +295,7 @@ struct HeaderBlock {
 /// Header fields encoded once for nghttp2 and kept for the life of the process, so the
 /// fields every response carries cost no allocation per call.
 // @unchecked: immutable after init (raw pointers, hence unprovable); nghttp2 only reads (and copies) them.
-final class FixedHeaders: @unchecked Sendable {
+package final class FixedHeaders: @unchecked Sendable {
     let nva: UnsafeMutableBufferPointer<nghttp2_nv>
     /// The same fields as text, for HTTP/1.1 responses.
     let pairs: [(String, String)]

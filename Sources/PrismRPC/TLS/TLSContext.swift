@@ -27,8 +27,12 @@ public struct TLSConfiguration: Sendable {
 public struct TLSError: Error, CustomStringConvertible {
     public let description: String
 
+    package init(description: String) {
+        self.description = description
+    }
+
     /// Captures OpenSSL's error queue after `what` failed.
-    static func openSSL(_ what: String) -> TLSError {
+    package static func openSSL(_ what: String) -> TLSError {
         var reasons: [String] = []
         while case let code = ERR_get_error(), code != 0 {
             var buffer = [CChar](repeating: 0, count: 256)
