@@ -26,9 +26,6 @@ final class VendorConnections {
         self.loop = loop
     }
 
-    /// The streams open or waiting on this loop's connections, for /metrics.
-    var connectionCount: Int { byOrigin.values.reduce(0) { $0 + $1.count } }
-
     /// Carries `exchange` on a connection to `origin` (or hands it to curl).
     func submit(_ exchange: HTTPExchange, to origin: VendorOrigin) {
         if http1Only.contains(origin.key) { return exchange.startOverCurl() }

@@ -283,6 +283,37 @@ def test_an_unread_stream_holds_the_vendor_back_on_a_shared_connection(tls_serve
         channel.close()
 
 
+def test_a_stream_cut_behind_the_tls_front_ends_unavailable_after_partial_text(tls_server, fakes):
+    """The fake closes its connection mid-body; the front resets our HTTP/2 stream, which must end
+    the call UNAVAILABLE after the text that came, not OK and not as a hang."""
+    events, err = generate(tls_server, request("cut", OPENAI_MODEL))
+    assert err is not None and err.code() == grpc.StatusCode.UNAVAILABLE, (kinds(events), err)
+    assert text_of(events) == "partial answer", text_of(events)
+    assert "finished" not in kinds(events), kinds(events)
+
+
+def test_a_vendor_without_http2_is_served_over_http1(servers, fakes, fronts, certs, session_dir):
+    """A TLS server whose ALPN offers http/1.1 only: the host's HTTP/2 client hands the origin to
+    curl, which speaks HTTP/1.1 to it, for the first call and the ones after."""
+    front = TLSFront("http1-only", fakes["openai"].port, certs.server_cert, certs.server_key,
+                     session_dir / "vendor-tls-fronts", http2=False).start()
+    try:
+        urls = {name: f.url for name, f in fronts.items()} | {"openai": front.url}
+        server = servers.start("vendors-tls-http1", [], "h2c", env=vendor_env(urls, SSL_CERT_FILE=str(certs.ca_cert)))
+        try:
+            for i in range(3):
+                prompt = f"hello http/1.1 front {i}"
+                events, err = generate(server, request(prompt, OPENAI_MODEL))
+                ok(events, err, prompt)
+                assert text_of(events) == f"You said: {prompt}"
+        finally:
+            server.stop()
+        entries = new_entries(front, 0, 3)
+        assert all(e["alpn"] == "http/1.1" and e["protocol"] == "HTTP/1.1" for e in entries), entries
+    finally:
+        front.stop()
+
+
 def test_a_deadline_through_tls_reaches_the_fake(tls_server, fakes):
     """A call that runs out of time ends its vendor stream too, not only the gRPC call."""
     prompt = "deadline over tls slow"
