@@ -53,7 +53,7 @@ final class VendorConnection: LoopSocket, LoopTimed, NGHTTP2SessionDelegate, @un
     private var endsAfterReceive: [(HTTPExchange, prism_status, String)] = []
     private var connectDeadline: UInt64
     private var idleSince: UInt64?
-    private var readBuffer = [UInt8](repeating: 0, count: 16 << 10)
+    private var readBuffer = [UInt8](repeating: 0, count: 64 << 10)
 
     init(origin: VendorOrigin, loop: HostIOLoop, pool: VendorConnections, tls: VendorTLS) {
         self.origin = origin
@@ -249,29 +249,42 @@ final class VendorConnection: LoopSocket, LoopTimed, NGHTTP2SessionDelegate, @un
         loop.watchSocket(fd, owner: self, write: write)
     }
 
+    /// Reads what the socket holds: as many TLS records as fill the buffer go to nghttp2 at once
+    /// (a vendor sends a small record per delta and stream), until OpenSSL wants more from the
+    /// socket (it reads ahead, so epoll is no guide before that).
     private func readIn() {
         guard state == .open, let ssl, let session else { return }
-        while true {
-            let n = readBuffer.withUnsafeMutableBytes { SSL_read(ssl, $0.baseAddress, Int32($0.count)) }
-            if n > 0 {
+        var drained = false
+        while !drained {
+            var filled = 0
+            var failure: Int32?
+            readBuffer.withUnsafeMutableBytes { buffer in
+                while filled < buffer.count {
+                    let n = SSL_read(ssl, buffer.baseAddress! + filled, Int32(buffer.count - filled))
+                    if n > 0 {
+                        filled += Int(n)
+                        continue
+                    }
+                    let error = SSL_get_error(ssl, n)
+                    drained = true
+                    if error == SSL_ERROR_WANT_WRITE { watch(write: true) } else if error != SSL_ERROR_WANT_READ { failure = error }
+                    break
+                }
+            }
+            if filled > 0 {
                 receiving = true
-                let rc = readBuffer.withUnsafeBytes { session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<Int(n)])) }
+                let rc = readBuffer.withUnsafeBytes { session.receive(UnsafeRawBufferPointer(rebasing: $0[0..<filled])) }
                 receiving = false
                 let ends = endsAfterReceive
                 endsAfterReceive = []
                 for (exchange, status, message) in ends { exchange.ended(status: status, message: message) }
                 if rc < 0 { return fail("HTTP/2 error from \(origin.key): \(NGHTTP2Session.errorString(rc))") }
                 if state != .open { return }
-                continue
             }
-            let error = SSL_get_error(ssl, n)
-            if error == SSL_ERROR_WANT_READ { break }
-            if error == SSL_ERROR_WANT_WRITE {
-                watch(write: true)
-                break
+            if failure != nil {
+                ERR_clear_error()
+                return fail("\(origin.key) closed the connection")
             }
-            ERR_clear_error()
-            return fail("\(origin.key) closed the connection")
         }
         if !sessionKept { sessionKept = tls.keepSession(of: ssl, origin: origin.key) }
         flush()

@@ -29,6 +29,11 @@ final class VendorTLS: @unchecked Sendable {
         // A write may take part of a buffer, and the buffer may move between retries (the
         // connection's outgoing bytes are an array that grows).
         SSL_CTX_ctrl(context, SSL_CTRL_MODE, Int(SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER), nil)
+        // One read(2) takes as many records as the socket holds (a vendor sends a small record per
+        // delta and stream), not two per record (its header, then its body). What is read ahead
+        // waits in OpenSSL, unseen by epoll: VendorConnection reads until SSL_ERROR_WANT_READ.
+        SSL_CTX_ctrl(context, SSL_CTRL_SET_READ_AHEAD, 1, nil)  // SSL_CTX_set_read_ahead is a macro
+        SSL_CTX_set_default_read_buffer_len(context, 64 << 10)
         // Sessions are kept here, per origin, not in OpenSSL's cache (which a client does not use).
         SSL_CTX_ctrl(context, SSL_CTRL_SET_SESS_CACHE_MODE, Int(SSL_SESS_CACHE_CLIENT | SSL_SESS_CACHE_NO_INTERNAL_STORE), nil)
         SSL_CTX_set_verify(context, SSL_VERIFY_PEER, nil)
