@@ -346,6 +346,12 @@ final class VendorConnection: LoopSocket, LoopTimed, NGHTTP2SessionDelegate, @un
 
     private func closeSocket() {
         if let ssl {
+            // close_notify (not waited for) after a handshake that succeeded: OpenSSL drops the
+            // session of a connection freed without it, and the next connection's resumption.
+            if session != nil {
+                SSL_shutdown(ssl)
+                ERR_clear_error()
+            }
             SSL_free(ssl)
             self.ssl = nil
         }

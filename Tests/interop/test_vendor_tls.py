@@ -314,6 +314,42 @@ def test_a_vendor_without_http2_is_served_over_http1(servers, fakes, fronts, cer
         front.stop()
 
 
+def established_connections_to(port: int) -> int:
+    """TCP connections in this network namespace that are established to 127.0.0.1:`port`."""
+    count = 0
+    for line in Path("/proc/net/tcp").read_text().splitlines()[1:]:
+        fields = line.split()
+        if fields[2] == f"0100007F:{port:04X}" and fields[3] == "01":
+            count += 1
+    return count
+
+
+def test_a_connection_the_vendor_closed_while_idle_is_not_reused(servers, fakes, fronts, certs, session_dir):
+    """Vendors close idle connections: the next call must open a new one (resuming the TLS
+    session), not fail on the closed one."""
+    front = TLSFront("idle-closing", fakes["openai"].port, certs.server_cert, certs.server_key,
+                     session_dir / "vendor-tls-fronts", read_timeout="1s").start()
+    try:
+        urls = {name: f.url for name, f in fronts.items()} | {"openai": front.url}
+        server = servers.start("vendors-tls-idle-close", [], "h2c", env=vendor_env(urls, SSL_CERT_FILE=str(certs.ca_cert)))
+        try:
+            events, err = generate(server, request("before the idle close", OPENAI_MODEL))
+            ok(events, err, "before the idle close")
+            deadline = time.monotonic() + CANCEL_SEEN_TIMEOUT_S
+            while established_connections_to(front.port) and time.monotonic() < deadline:
+                time.sleep(0.05)
+            assert established_connections_to(front.port) == 0, "the front did not close the idle connection"
+            events, err = generate(server, request("after the idle close", OPENAI_MODEL))
+            ok(events, err, "after the idle close")
+            assert text_of(events) == "You said: after the idle close"
+        finally:
+            server.stop()
+        first, second = new_entries(front, 0, 2)
+        assert second["port"] != first["port"] and second["reused"] == "r", (first, second)
+    finally:
+        front.stop()
+
+
 def test_a_deadline_through_tls_reaches_the_fake(tls_server, fakes):
     """A call that runs out of time ends its vendor stream too, not only the gRPC call."""
     prompt = "deadline over tls slow"

@@ -37,8 +37,11 @@ class TLSFront:
     """One nghttpx process in front of the plain server on `backend_port`, presenting `cert`/`key`.
     `port` is its TLS port once started; `entries()` reads its access log."""
 
-    def __init__(self, name: str, backend_port: int, cert: Path, key: Path, workdir: Path, *, http2: bool = True):
+    def __init__(self, name: str, backend_port: int, cert: Path, key: Path, workdir: Path, *, http2: bool = True,
+                 read_timeout: str = "5m"):
         self.name = name
+        # How long a client connection may send nothing before the front closes it.
+        self.read_timeout = read_timeout
         # False: ALPN offers http/1.1 only, as a TLS server without HTTP/2 (an nginx without http2).
         self.http2 = http2
         self.backend_port = backend_port
@@ -66,7 +69,7 @@ class TLSFront:
                    "--accesslog-write-early",
                    f"--errorlog-file={self.error_log}", "--no-ocsp",
                    # The streams of the fakes' slow scenarios must not be cut by proxy timeouts.
-                   "--backend-read-timeout=5m", "--frontend-http2-read-timeout=5m"]
+                   "--backend-read-timeout=5m", f"--frontend-http2-read-timeout={self.read_timeout}"]
             cmd += [] if self.http2 else ["--npn-list=http/1.1"]
             cmd += [str(self.key), str(self.cert)]
             self.proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
