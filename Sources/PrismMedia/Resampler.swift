@@ -4,10 +4,14 @@ import CFFmpeg
 import CPrismMedia
 import Foundation
 
-/// A swresample context created from the first frame it sees.
+/// A swresample context created from the first frame it sees, and made again when a frame comes
+/// in another layout, sample format or rate (an MP3 may change from stereo to mono mid-stream:
+/// a context made for two planes would read a second plane the frame does not have).
 final class Resampler {
     let output: PCMFormat
     private var context: OpaquePointer?
+    /// What the context was made for: channels, channel order and mask, sample format, rate.
+    private var madeFor: (channels: Int32, order: UInt32, mask: UInt64, format: Int32, rate: Int32)?
     private var buffer: [UInt8] = []
     private(set) var usedSoxr = false
 
@@ -19,7 +23,14 @@ final class Resampler {
 
     /// Converts one decoded frame; `sink` sees the converted bytes (valid only during the call).
     func convert(_ frame: UnsafeMutablePointer<AVFrame>, _ sink: (UnsafeRawBufferPointer) throws -> Void) throws {
+        let layout = frame.pointee.ch_layout
+        let parameters = (layout.nb_channels, layout.order.rawValue, layout.u.mask, frame.pointee.format, frame.pointee.sample_rate)
+        if let madeFor, madeFor != parameters {
+            try flush(sink)
+            swr_free(&context)
+        }
         if context == nil {
+            madeFor = parameters
             var soxr: Int32 = 0
             context = prism_swr_create(&frame.pointee.ch_layout, frame.pointee.format, frame.pointee.sample_rate,
                                        Int32(output.channels), output.sample.av.rawValue, Int32(output.sampleRate), 1, &soxr)

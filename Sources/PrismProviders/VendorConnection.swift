@@ -229,6 +229,7 @@ final class VendorConnection: LoopSocket, LoopTimed, NGHTTP2SessionDelegate, @un
         for exchange in queued { open(exchange) }
         flush()
         readIn()
+        noteIdle()  // every exchange that waited for it was cancelled meanwhile
     }
 
     // MARK: - I/O

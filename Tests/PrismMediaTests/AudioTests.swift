@@ -94,6 +94,20 @@ final class AudioTests: XCTestCase {
         XCTAssertThrowsError(try AudioEncoder.encode(source.pcm, format: PCMFormat(sampleRate: 44_100, channels: 1), as: .opus))
     }
 
+    /// An MP3 whose frames change from stereo to mono mid-stream (two files joined; the media
+    /// fuzz target found one): the resampler is made again for the new layout, not left reading
+    /// a second plane the mono frames do not have (a crash before).
+    func testAChannelCountChangeMidStreamIsResampledAgain() throws {
+        let f = try Fixtures()
+        try f.ffmpeg("-f", "lavfi", "-i", "sine=frequency=500:duration=1:sample_rate=16000", "-ac", "2", "-c:a", "libmp3lame", f.path("stereo.mp3"))
+        try f.ffmpeg("-f", "lavfi", "-i", "sine=frequency=500:duration=1:sample_rate=16000", "-ac", "1", "-c:a", "libmp3lame", f.path("mono.mp3"))
+        let joined = try f.data("stereo.mp3") + f.data("mono.mp3")
+        let back = try AudioDecoder.decode(joined, to: .speech)
+        XCTAssertEqual(back.duration, 2, accuracy: 0.2)
+        // The join adds the second file's encoder delay (silence), hence the wider margin.
+        XCTAssertEqual(crossingsPerSecond(back), 1_000, accuracy: 80)
+    }
+
     func testSpeechFromEspeakConvertsForSpeechEngines() throws {
         let f = try Fixtures()
         try Fixtures.run("espeak-ng", ["-w", f.path("s.wav"), "The quick brown fox jumps over the lazy dog."])
