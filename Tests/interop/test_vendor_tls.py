@@ -285,10 +285,11 @@ def test_an_unread_stream_holds_the_vendor_back_on_a_shared_connection(tls_serve
 
 def test_a_stream_cut_behind_the_tls_front_ends_unavailable_after_partial_text(tls_server, fakes):
     """The fake closes its connection mid-body; the front resets our HTTP/2 stream, which must end
-    the call UNAVAILABLE after the text that came, not OK and not as a hang."""
+    the call UNAVAILABLE after the text that came, not OK and not as a hang. (The front may drop
+    what it had not yet forwarded when its backend breaks, so the text is a prefix of the fake's.)"""
     events, err = generate(tls_server, request("cut", OPENAI_MODEL))
     assert err is not None and err.code() == grpc.StatusCode.UNAVAILABLE, (kinds(events), err)
-    assert text_of(events) == "partial answer", text_of(events)
+    assert text_of(events) and "partial answer".startswith(text_of(events)), text_of(events)
     assert "finished" not in kinds(events), kinds(events)
 
 
